@@ -1,0 +1,38 @@
+# The README's two commands: `make explore` and `make test`. Each sets up .venv when needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+
+.PHONY: explore test demo-data bench clean
+
+$(RUNTIME_STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# Set up, make the demo sound set if missing, and open the explorer on localhost.
+explore: $(RUNTIME_STAMP)
+	$(PY) -m core make-demo-data
+	$(PY) -m streamlit run explorer/app.py
+
+# Set up (chromium for the browser test, when we may install it) and run the whole suite.
+test: $(DEV_STAMP)
+	bash scripts/ensure-chromium.sh
+	$(PY) -m core make-demo-data
+	$(PY) -m pytest -q -n 2 tests
+
+demo-data: $(RUNTIME_STAMP)
+	$(PY) -m core make-demo-data
+
+bench: $(RUNTIME_STAMP)
+	$(PY) -m core bench
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -1,0 +1,61 @@
+"""``python -m core <command>``: everything that is not the app.
+
+Each command lives in its own module, which defines ``configure(parser)`` and
+``run(args) -> int``. Bad input (an :class:`~core.errors.InputError`) ends the
+command with status 2 and one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from core.errors import InputError
+
+# command name -> (module, one-line help)
+COMMANDS = {
+    "make-demo-data": ("core.demo_data", "synthesise the bundled demo sound set"),
+    "train": ("core.train", "train a model on a dataset folder"),
+    "evaluate": ("core.evaluate", "evaluate a checkpoint on one fold of a dataset"),
+    "predict": ("core.predict", "top-k predictions of a checkpoint for audio files"),
+    "explain-report": ("core.interpret.report", "how faithful each explanation method is"),
+    "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name != module_name:
+                raise
+            command.set_defaults(run=_not_built(name))
+            continue
+        module.configure(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def _not_built(name: str):
+    def run(args) -> int:
+        print(f"python -m core {name}: this command is not built yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
