@@ -24,20 +24,23 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (the others stay cheap to list)."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as missing:
-            if missing.name != module_name:
+            if not module_name.startswith(missing.name or "?"):
                 raise
-            command.set_defaults(run=_not_built(name))
+            parser_of_command.set_defaults(run=_not_built(name))
             continue
-        module.configure(command)
-        command.set_defaults(run=module.run)
+        module.configure(parser_of_command)
+        parser_of_command.set_defaults(run=module.run)
     return parser
 
 
@@ -50,7 +53,9 @@ def _not_built(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if a in COMMANDS), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except InputError as error:
