@@ -9,6 +9,7 @@ ESC-50 reference setting (44.1 kHz, 128 mel bands, ``n_fft`` 2048, hop 512,
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,9 +190,11 @@ def _read(path: Path, cfg: AudioConfig) -> tuple[np.ndarray, int]:
 
 def _read_fallback(path: Path, cfg: AudioConfig) -> tuple[np.ndarray, int]:
     try:
-        data, native_sr = librosa.load(
-            str(path), sr=None, mono=False, duration=cfg.max_duration_s + 1.0, dtype=np.float32
-        )
+        with warnings.catch_warnings():  # librosa warns that it falls back to audioread: expected here
+            warnings.simplefilter("ignore")
+            data, native_sr = librosa.load(
+                str(path), sr=None, mono=False, duration=cfg.max_duration_s + 1.0, dtype=np.float32
+            )
     except Exception as error:
         raise InputError(path, f"not a readable audio file ({_short(error)})") from None
     data = np.atleast_2d(data)
