@@ -1,0 +1,272 @@
+"""Checkpoints: a folder with the weights (safetensors) and one JSON file describing them.
+
+Layout::
+
+    NAME/model.safetensors   the state dict, tensors only
+    NAME/checkpoint.json     kind, model config, preprocessing config, classes, meta
+
+``meta`` holds what the model was trained on and its evaluation. Loading never
+unpickles: weights are read with ``safetensors`` only, so a pickle file named
+``model.safetensors`` is refused, not executed. A folder saved by Hugging Face
+(``config.json`` of an audio spectrogram transformer) loads through
+:mod:`core.models.hf_ast`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.audio import AudioConfig, log_mel
+from core.errors import InputError
+from core.models import build_model, config_from_dict
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE", "Loaded", "save_checkpoint",
+           "load_checkpoint", "read_checkpoint_json"]
+
+FORMAT = "audio-explorer-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "checkpoint.json"
+_BUILDABLE = ("secnn", "ast")
+
+
+@dataclass
+class Loaded:
+    """A loaded checkpoint.
+
+    Attributes
+    ----------
+    model : nn.Module
+        In eval mode.
+    audio_cfg : AudioConfig
+        The preprocessing the model was trained with (for ``"hf-ast"``: the
+        extractor's rate, hop and size, see :func:`core.models.hf_ast.hf_audio_config`).
+    classes : list of str
+        Index = output unit.
+    meta : dict
+        Training data, folds, epochs, time, history, evaluation (as saved).
+    kind : str
+        ``"secnn"``, ``"ast"`` or ``"hf-ast"``.
+    folder : Path
+    """
+
+    model: nn.Module
+    audio_cfg: AudioConfig
+    classes: list[str]
+    meta: dict = field(default_factory=dict)
+    kind: str = ""
+    folder: Path = Path(".")
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def features(self, y: np.ndarray) -> np.ndarray:
+        """The model's input for one mono clip at ``audio_cfg.sr``.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n_samples,)]
+
+        Returns
+        -------
+        np.ndarray [shape=(n_mels, n_frames)], float32
+            :func:`core.audio.log_mel` for our models; the Hugging Face feature
+            extractor for ``"hf-ast"``.
+        """
+        if self.kind == "hf-ast":
+            from core.models.hf_ast import hf_features
+
+            return hf_features(y, self.audio_cfg.sr, extractor=self.model.extractor).numpy()
+        return log_mel(y, self.audio_cfg)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def save_checkpoint(folder: str | Path, model: nn.Module, audio_cfg: AudioConfig, classes: list[str],
+                    meta: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``checkpoint.json`` into ``folder`` (created if missing).
+
+    Parameters
+    ----------
+    folder : str or Path
+    model : nn.Module
+        A ``"secnn"`` or ``"ast"`` model from :func:`core.models.build_model`.
+    audio_cfg : AudioConfig
+    classes : list of str
+        One name per output unit.
+    meta : dict or None
+        Anything JSON-able (numpy scalars and arrays, Paths and dataclasses
+        are converted): training data, folds, history, evaluation.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    kind = getattr(model, "kind", None)
+    if kind not in _BUILDABLE:
+        raise InputError("model", f"only {_BUILDABLE} models are saved this way, got {kind!r}")
+    if len(classes) != model.n_classes:
+        raise InputError("classes", f"{len(classes)} names for a model with {model.n_classes} outputs")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "kind": kind})
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "model_config": _jsonable(model.config),
+        "n_classes": int(model.n_classes),
+        "classes": [str(c) for c in classes],
+        "audio_config": _jsonable(audio_cfg.to_dict()),
+        "meta": _jsonable(meta or {}),
+    }
+    (folder / META_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return folder
+
+
+def read_checkpoint_json(folder: str | Path) -> dict:
+    """The checked contents of ``folder/checkpoint.json`` (no weights are read).
+
+    Raises
+    ------
+    InputError
+        Missing file, malformed JSON, or missing or wrong fields.
+    """
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise InputError(folder, f"no {META_FILE}: not a checkpoint folder")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(path, f"malformed JSON ({error})") from None
+    if not isinstance(doc, dict):
+        raise InputError(path, "malformed checkpoint: the JSON is not an object")
+    if doc.get("format") != FORMAT:
+        raise InputError(path, f"not an explorer checkpoint (format {doc.get('format')!r}, expected {FORMAT!r})")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise InputError(path, f"format version {doc.get('format_version')!r}; this code reads {FORMAT_VERSION}")
+    missing = [k for k in ("kind", "model_config", "n_classes", "classes", "audio_config") if k not in doc]
+    if missing:
+        raise InputError(path, f"malformed checkpoint: missing fields {missing}")
+    if doc["kind"] not in _BUILDABLE:
+        raise InputError(path, f"unknown model kind {doc['kind']!r}; known: {list(_BUILDABLE)}")
+    classes = doc["classes"]
+    if not isinstance(classes, list) or len(classes) != doc["n_classes"]:
+        raise InputError(path, f"malformed checkpoint: {doc['n_classes']} classes declared, names {classes!r}")
+    if not isinstance(doc["model_config"], dict) or not isinstance(doc["audio_config"], dict):
+        raise InputError(path, "malformed checkpoint: model_config and audio_config must be objects")
+    doc.setdefault("meta", {})
+    return doc
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise InputError(path.parent, f"no {WEIGHTS_FILE}: the weights are missing")
+    try:
+        return load_file(str(path))  # safetensors only: never unpickles
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise InputError(path, f"not a safetensors file ({str(error).strip()[:160]}); "
+                               "pickled weights are never loaded") from None
+
+
+def _check_state(path: Path, kind: str, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing and unexpected:
+        raise InputError(path, f"the weights are for another architecture than the {kind!r} the JSON "
+                               f"describes: {len(missing)} tensors missing (e.g. {missing[:3]}), "
+                               f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    if missing:
+        raise InputError(path, f"{len(missing)} tensors missing for {kind!r}: {missing[:5]}")
+    if unexpected:
+        raise InputError(path, f"{len(unexpected)} tensors not in a {kind!r} model: {unexpected[:5]}")
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise InputError(path, f"tensor {name!r} has shape {tuple(found[name].shape)}, the {kind!r} "
+                                   f"config in {META_FILE} makes {tuple(tensor.shape)}")
+
+
+def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
+    """Load a checkpoint folder (ours, or a Hugging Face AST folder).
+
+    Parameters
+    ----------
+    folder : str or Path
+    kind : str or None
+        When given, a checkpoint of another kind is refused.
+
+    Returns
+    -------
+    Loaded
+        The model in eval mode, its preprocessing, classes and meta.
+
+    Raises
+    ------
+    InputError
+        Missing folder or files, malformed JSON, another model kind than asked,
+        weights that are not safetensors, or weights that do not match the
+        configuration (another architecture, missing tensors, other shapes).
+
+    Examples
+    --------
+    >>> loaded = load_checkpoint("checkpoints/secnn-demo")  # doctest: +SKIP
+    >>> loaded.kind, loaded.classes[:2]  # doctest: +SKIP
+    ('secnn', ['bird_chirp', 'dog_bark'])
+    """
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        raise InputError(folder, "checkpoint folder not found")
+    if not folder.is_dir():
+        raise InputError(folder, "a checkpoint is a folder (model.safetensors + checkpoint.json)")
+    if not (folder / META_FILE).exists():
+        from core.models.hf_ast import hf_audio_config, is_hf_ast_folder, load_hf_ast
+
+        if is_hf_ast_folder(folder):
+            if kind is not None and kind != "hf-ast":
+                raise InputError(folder, f"this is a Hugging Face AST checkpoint ('hf-ast'), not {kind!r}")
+            model = load_hf_ast(folder)
+            return Loaded(model, hf_audio_config(model), model.classes, {}, "hf-ast", folder)
+    doc = read_checkpoint_json(folder)
+    if kind is not None and doc["kind"] != kind:
+        raise InputError(folder, f"this checkpoint is a {doc['kind']!r} model, not {kind!r}")
+    try:
+        audio_cfg = AudioConfig.from_dict(doc["audio_config"])
+    except TypeError as error:
+        raise InputError(folder / META_FILE, f"bad audio_config ({error})") from None
+    config = config_from_dict(doc["kind"], doc["model_config"])
+    model = build_model(doc["kind"], config, n_classes=int(doc["n_classes"]))
+    weights_path = folder / WEIGHTS_FILE
+    state = _read_weights(weights_path)
+    _check_state(weights_path, doc["kind"], model.state_dict(), state)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return Loaded(model, audio_cfg, list(doc["classes"]), doc["meta"], doc["kind"], folder)

@@ -1,0 +1,228 @@
+"""``python -m core evaluate``: how well a checkpoint classifies one fold of a dataset.
+
+Accuracy, per-class precision, recall and F1, macro ROC AUC (one class against
+the rest) and the confusion matrix; printed as a table and saved as JSON.
+torch and scikit-learn are imported when used, so that ``python -m core``
+starts fast for the other commands.
+
+    python -m core evaluate --checkpoint checkpoints/secnn-demo --data DIR --fold 5 --out results/eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from core.errors import InputError
+
+__all__ = ["predict_proba", "metrics", "evaluate", "features_for", "spread", "format_report",
+           "configure", "run"]
+
+
+def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (softmax of the logits), without gradients.
+
+    Parameters
+    ----------
+    loaded : core.checkpoint.Loaded or nn.Module
+        The model is used in its current mode (loaded checkpoints are in eval mode).
+    features : np.ndarray or torch.Tensor [shape=(N, n_mels, n_frames) or (N, 1, n_mels, n_frames)]
+    batch_size : int > 0
+
+    Returns
+    -------
+    np.ndarray [shape=(N, n_classes)], float32, rows sum to 1
+    """
+    import torch
+
+    model = getattr(loaded, "model", loaded)
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32) if not isinstance(features, torch.Tensor) else features)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise InputError("features", f"need shape (N, n_mels, n_frames), got {tuple(x.shape)}")
+    if batch_size < 1:
+        raise InputError("batch_size", f"need >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            logits = model(x[i:i + batch_size].to(device))
+            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+    n_classes = getattr(model, "n_classes", 0)
+    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+
+
+def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
+    """Classification metrics from true labels and predicted probabilities.
+
+    Parameters
+    ----------
+    y_true : array-like [shape=(N,)], int in [0, n_classes)
+    proba : np.ndarray [shape=(N, n_classes)]
+    classes : list of str
+
+    Returns
+    -------
+    dict
+        ``n_clips``, ``accuracy``, ``macro_precision``, ``macro_recall``,
+        ``macro_f1``, ``roc_auc_macro`` (over classes with both positives and
+        negatives; ``None`` when there is none), ``per_class`` (list of dicts:
+        class, precision, recall, f1, support, roc_auc), ``confusion_matrix``
+        (rows true, columns predicted), ``classes``, ``y_true``, ``y_pred``.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    y_true = np.asarray(y_true, dtype=int)
+    proba = np.asarray(proba, dtype=np.float64)
+    n = len(classes)
+    if proba.ndim != 2 or proba.shape != (len(y_true), n):
+        raise InputError("proba", f"need shape ({len(y_true)}, {n}), got {proba.shape}")
+    if len(y_true) == 0:
+        raise InputError("records", "nothing to evaluate: no clips")
+    y_pred = proba.argmax(axis=1)
+    labels = list(range(n))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    aucs = []
+    for c in labels:
+        positive = y_true == c
+        aucs.append(float(roc_auc_score(positive, proba[:, c])) if 0 < positive.sum() < len(y_true) else None)
+    present = [a for a in aucs if a is not None]
+    in_data = support > 0
+    return {
+        "n_clips": int(len(y_true)),
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "macro_precision": float(precision[in_data].mean()) if in_data.any() else 0.0,
+        "macro_recall": float(recall[in_data].mean()) if in_data.any() else 0.0,
+        "macro_f1": float(f1[in_data].mean()) if in_data.any() else 0.0,
+        "roc_auc_macro": float(np.mean(present)) if present else None,
+        "per_class": [{"class": classes[c], "precision": float(precision[c]), "recall": float(recall[c]),
+                       "f1": float(f1[c]), "support": int(support[c]), "roc_auc": aucs[c]} for c in labels],
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": list(classes),
+        "y_true": y_true.tolist(),
+        "y_pred": y_pred.tolist(),
+    }
+
+
+def features_for(loaded, records, cfg=None, *, progress: bool = False) -> np.ndarray:
+    """The model's input for dataset records.
+
+    Returns
+    -------
+    np.ndarray [shape=(N, n_mels, n_frames)], float32
+    """
+    from core.datasets import load_features, load_mono
+
+    cfg = cfg or loaded.audio_cfg
+    if loaded.kind != "hf-ast":
+        return load_features(records, cfg, progress=progress)
+    return np.stack([loaded.features(load_mono(r, cfg))
+                     for r in tqdm(records, desc="features", unit="clip", disable=not progress)])
+
+
+def _labels(loaded, records) -> np.ndarray:
+    index = {name: i for i, name in enumerate(loaded.classes)}
+    unknown = sorted({r.category for r in records if r.category not in index})
+    if unknown:
+        raise InputError("records", f"classes {unknown[:5]} are not among the checkpoint's classes {loaded.classes[:10]}")
+    return np.array([index[r.category] for r in records], dtype=int)
+
+
+def evaluate(loaded, records, cfg=None, *, features: np.ndarray | None = None, batch_size: int = 32,
+             progress: bool = False) -> dict:
+    """Evaluate a loaded checkpoint on dataset records.
+
+    Parameters
+    ----------
+    loaded : core.checkpoint.Loaded
+    records : list of core.datasets.ClipRecord
+        Labels are matched to the checkpoint's classes by category name.
+    cfg : AudioConfig or None
+        Preprocessing; ``None`` uses ``loaded.audio_cfg`` (the right choice).
+    features : np.ndarray [shape=(N, n_mels, n_frames)] or None
+        Precomputed input for ``records``; computed when ``None``.
+    batch_size : int > 0
+    progress : bool
+
+    Returns
+    -------
+    dict
+        :func:`metrics` plus ``clip_ids``.
+    """
+    records = list(records)
+    if not records:
+        raise InputError("records", "nothing to evaluate: no clips")
+    y_true = _labels(loaded, records)
+    if features is None:
+        features = features_for(loaded, records, cfg, progress=progress)
+    if len(features) != len(records):
+        raise InputError("features", f"{len(features)} feature rows for {len(records)} records")
+    result = metrics(y_true, predict_proba(loaded, features, batch_size=batch_size), loaded.classes)
+    result["clip_ids"] = [r.clip_id for r in records]
+    return result
+
+
+def spread(records: list, limit: int | None) -> list:
+    """At most ``limit`` records, evenly spaced through the list (all when ``limit`` is None)."""
+    if limit is None or limit >= len(records):
+        return list(records)
+    if limit < 1:
+        raise InputError("--limit", f"need >= 1, got {limit}")
+    return [records[i] for i in np.unique(np.linspace(0, len(records) - 1, limit).round().astype(int))]
+
+
+def format_report(result: dict) -> str:
+    """A plain-text table of :func:`metrics`' result."""
+    auc = result["roc_auc_macro"]
+    lines = [f"clips {result['n_clips']}   accuracy {result['accuracy']:.3f}   macro F1 {result['macro_f1']:.3f}"
+             f"   macro ROC AUC {'n/a' if auc is None else f'{auc:.3f}'}", ""]
+    width = max(12, *(len(c) for c in result["classes"])) + 2
+    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
+    for row in result["per_class"]:
+        lines.append(f"{row['class']:<{width}}{row['precision']:>10.3f}{row['recall']:>8.3f}"
+                     f"{row['f1']:>8.3f}{row['support']:>9d}")
+    lines += ["", "confusion matrix (rows: true, columns: predicted, in class order above)"]
+    for name, row in zip(result["classes"], result["confusion_matrix"]):
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>5d}" for v in row))
+    return "\n".join(lines)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder (ESC-50 layout or class folders)")
+    parser.add_argument("--fold", required=True, type=int, help="fold to evaluate on (1-5)")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate at most N clips, evenly spread")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.checkpoint import load_checkpoint
+    from core.datasets import open_dataset
+
+    loaded = load_checkpoint(args.checkpoint)
+    dataset = open_dataset(args.data)
+    records = dataset.select(args.fold)
+    if not records:
+        raise InputError("--fold", f"fold {args.fold} of {args.data} holds no clips")
+    records = spread(records, args.limit)
+    start = time.perf_counter()
+    result = evaluate(loaded, records, batch_size=args.batch_size, progress=not args.no_progress)
+    result.update(checkpoint=str(args.checkpoint), data=str(args.data), fold=args.fold,
+                  limit=args.limit, time_s=round(time.perf_counter() - start, 2))
+    print(f"checkpoint {args.checkpoint} ({loaded.kind})   data {args.data}   fold {args.fold}")
+    print(format_report(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"saved {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,81 @@
+"""``python -m core predict``: a checkpoint's top-k classes for audio files.
+
+    python -m core predict --checkpoint checkpoints/secnn-demo --top-k 3 dog.wav rain.flac
+
+The first ``n_frames`` of each file (5 s for the shipped models) are
+classified. A file that is not usable audio ends the command with status 2 and
+one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.audio import fit_duration, load_audio
+from core.errors import InputError
+
+__all__ = ["predict_files", "configure", "run"]
+
+
+def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
+    """Top-k classes for each audio file.
+
+    Parameters
+    ----------
+    loaded : core.checkpoint.Loaded
+    paths : iterable of str or Path
+    top_k : int > 0
+        Capped at the number of classes.
+
+    Returns
+    -------
+    list of dict
+        One per file: ``{"file": str, "top": [{"class": str, "probability": float}, ...]}``,
+        most probable first.
+
+    Raises
+    ------
+    InputError
+        For the first file that cannot be read as audio (see :func:`core.audio.load_audio`).
+    """
+    from core.evaluate import predict_proba
+
+    if not isinstance(top_k, int) or top_k < 1:
+        raise InputError("--top-k", f"need a positive integer, got {top_k!r}")
+    cfg = loaded.audio_cfg
+    n_samples = cfg.hop_length * (cfg.n_frames - 1)
+    results = []
+    for path in paths:
+        clip = load_audio(path, cfg, resample_to=cfg.sr)
+        y = fit_duration(clip.mono[:n_samples], n_samples)
+        proba = predict_proba(loaded, loaded.features(y)[None])[0]
+        order = np.argsort(-proba)[:min(top_k, len(proba))]
+        results.append({"file": str(path),
+                        "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})
+    return results
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
+    parser.add_argument("--top-k", type=int, default=5, help="classes shown per file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(args.checkpoint)
+    results = predict_files(loaded, args.files, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        print(result["file"])
+        for rank, row in enumerate(result["top"], start=1):
+            print(f"  {rank}. {row['class']:<24} {row['probability']:.3f}")
+    return 0

@@ -1,0 +1,125 @@
+"""AST-style transformer: tap shapes, exact attention, fused = manual, patch geometry."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
+from core.errors import InputError
+from core.models import build_model
+from core.models.ast import ASTConfig
+from core.taps import extract, record
+
+CFG = AudioConfig(n_mels=32, n_frames=40)
+TINY = {"patch": 8, "stride_f": 8, "stride_t": 4, "dim": 16, "depth": 2, "heads": 2,
+        "n_mels": 32, "n_frames": 40}
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model("ast", TINY, n_classes=3).eval()
+
+
+@pytest.fixture
+def x():
+    return torch.randn(2, 1, 32, 40, generator=torch.Generator().manual_seed(1))
+
+
+def test_default_grid_is_8_by_26():
+    c = ASTConfig()
+    assert (c.patch, c.stride_f, c.stride_t, c.dim, c.depth, c.heads) == (16, 16, 16, 192, 8, 8)
+    assert c.grid == (8, 26)
+
+
+def test_grid_and_taps(model):
+    assert model.grid == (4, 9) and model.n_patches == 36 and model.n_special == 1
+    names = [t.name for t in model.taps()]
+    assert names == ["patches", "layer1.attn", "layer1", "layer2.attn", "layer2", "embedding", "logits"]
+
+
+def test_every_tap_has_the_shape_it_declares(model, x):
+    out = extract(model, x)
+    for tap in model.taps():
+        assert tuple(out[tap.name].shape) == tap.shape(2, CFG), tap.name
+    assert out["layer1.attn"].shape == (2, 2, 37, 37)
+
+
+def test_fused_and_manual_paths_give_the_same_logits(model, x):
+    with torch.no_grad():
+        fused = model(x)
+        manual, attentions = model(x, output_attentions=True)
+    torch.testing.assert_close(fused, manual, atol=1e-5, rtol=1e-5)
+    assert len(attentions) == 2 and attentions[0].shape == (2, 2, 37, 37)
+
+
+def test_attention_rows_sum_to_one_and_match_a_plain_recomputation(model, x):
+    with torch.no_grad():
+        _, attentions = model(x, output_attentions=True)
+        tokens = extract(model, x, ["patches", "layer1"])
+    inputs = [tokens["patches"], tokens["layer1"]]  # what layer 1 and layer 2 receive
+    for k, (a, h) in enumerate(zip(attentions, inputs)):
+        torch.testing.assert_close(a.sum(-1), torch.ones(2, 2, 37))
+        layer = model.layers[k]
+        with torch.no_grad():
+            qkv = F.linear(F.layer_norm(h, (16,), layer.norm1.weight, layer.norm1.bias),
+                           layer.attn.qkv.weight, layer.attn.qkv.bias)
+        q, key = qkv[..., :16], qkv[..., 16:32]
+        for head in range(2):
+            qh, kh = q[..., head * 8:(head + 1) * 8], key[..., head * 8:(head + 1) * 8]
+            expected = torch.softmax(qh @ kh.transpose(1, 2) / np.sqrt(8), dim=-1)
+            torch.testing.assert_close(a[:, head], expected, atol=1e-6, rtol=1e-5)
+
+
+def test_attention_taps_equal_the_returned_probabilities(model, x):
+    with torch.no_grad():
+        _, attentions = model(x, output_attentions=True)
+    out = extract(model, x, ["layer1.attn", "layer2.attn"])
+    torch.testing.assert_close(out["layer1.attn"], attentions[0])
+    torch.testing.assert_close(out["layer2.attn"], attentions[1])
+    assert not any(layer.attn.keep_weights for layer in model.layers)  # switched back
+
+
+def test_hooks_leave_the_output_unchanged(model, x):
+    with torch.no_grad():
+        plain = model(x)
+        with record(model, None):
+            recorded = model(x)
+    torch.testing.assert_close(plain, recorded, atol=1e-5, rtol=1e-5)  # manual path inside the block
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_patch_tokens_are_frequency_major(model, x):
+    tokens = extract(model, x, ["patches"])["patches"]
+    w, b = model.embed.patch.weight, model.embed.patch.bias
+    n_time = model.grid[1]
+    for p in (0, 1, n_time, 2 * n_time + 5, 35):
+        f, t = p // n_time, p % n_time
+        cut = x[:, :, f * 8:f * 8 + 8, t * 4:t * 4 + 8]  # (B, 1, 8, 8)
+        with torch.no_grad():
+            expected = (cut[:, None] * w[None]).sum(dim=(2, 3, 4)) + b + model.embed.pos[0, 1 + p]
+        torch.testing.assert_close(tokens[:, 1 + p], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_patch_box_maps_back_to_time_and_frequency(model):
+    times, freqs = frame_times_s(40, CFG), mel_frequencies_hz(CFG)
+    assert model.patch_box(0, CFG) == pytest.approx((times[0], times[7], freqs[0], freqs[7]))
+    p = 2 * 9 + 3  # frequency row 2, time column 3
+    assert model.patch_box(p, CFG) == pytest.approx((times[12], times[19], freqs[16], freqs[23]))
+    assert model.patch_boxes(CFG).shape == (36, 4)
+    with pytest.raises(InputError):
+        model.patch_box(36, CFG)
+    with pytest.raises(InputError, match="does not match"):
+        model.patch_box(0, AudioConfig())
+
+
+def test_wrong_input_size_is_refused(model):
+    with pytest.raises(InputError, match="32 x 40"):
+        model(torch.zeros(1, 1, 32, 41))
+
+
+@pytest.mark.parametrize("bad", [{"dim": 15}, {"patch": 64}, {"depth": 0}, {"dropout": -0.1}])
+def test_bad_config_is_refused(bad):
+    with pytest.raises(InputError):
+        build_model("ast", {**TINY, **bad}, n_classes=3)

@@ -1,0 +1,181 @@
+"""Training, evaluation and prediction on a tiny synthetic dataset (one epoch, tiny models)."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from core.audio import AudioConfig
+from core.augment import AugmentConfig
+from core.checkpoint import load_checkpoint
+from core.cli import main
+from core.datasets import open_dataset
+from core.errors import InputError
+from core.evaluate import evaluate, metrics, predict_proba, spread
+from core.train import parse_overrides, stratified_split, train
+
+CFG = AudioConfig(sr=8000, n_mels=32, n_fft=256, hop_length=128, n_frames=32)
+SECNN = {"channels": [4, 4, 4, 4, 4], "head": [8, 8], "reduction": 2}
+AST = {"patch": 8, "dim": 8, "depth": 1, "heads": 2}
+
+
+def _write_dataset(root, sr, n_per_class=5, seconds=0.5):
+    """Two classes in class folders: a steady 600 Hz tone and noise bursts."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(sr * seconds)) / sr
+    for name in ("bursts", "tone"):
+        (root / name).mkdir(parents=True)
+        for i in range(n_per_class):
+            if name == "tone":
+                y = 0.5 * np.sin(2 * np.pi * (600 + 20 * i) * t)
+            else:
+                y = rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 3 * t) > 0.5) * 0.3
+            y = y + 0.01 * rng.standard_normal(len(t))
+            sf.write(root / name / f"{i}.wav", y.astype(np.float32), sr)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return _write_dataset(tmp_path_factory.mktemp("tiny"), CFG.sr)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "secnn"
+    meta = train(model="secnn", data=data, test_fold=5, epochs=1, out=out, batch_size=4, seed=0,
+                 val_fraction=0.25, config=SECNN, audio_cfg=CFG, device="cpu", progress=False)
+    return out, meta
+
+
+def test_training_writes_a_checkpoint_with_its_story(trained, data):
+    out, meta = trained
+    loaded = load_checkpoint(out)
+    assert loaded.kind == "secnn" and loaded.classes == ["bursts", "tone"] and loaded.audio_cfg == CFG
+    m = loaded.meta
+    assert m["train_folds"] == [1, 2, 3, 4] and m["test_fold"] == 5
+    assert (m["n_train"], m["n_val"], m["n_test"]) == (6, 2, 2)
+    assert m["epochs_run"] == 1 and len(m["history"]) == 1 and m["best_epoch"] == 1
+    assert set(m["history"][0]) >= {"train_loss", "val_loss", "val_accuracy", "lr"}
+    assert m["time_s"] > 0 and m["data"] == str(data.resolve()) and m["parameters"] > 0
+    assert m["evaluation"]["n_clips"] == 2 and "accuracy" in m["evaluation_se_bypassed"]
+    # the saved evaluation is what evaluating the saved checkpoint gives
+    again = evaluate(loaded, open_dataset(data).select(5))
+    assert again["y_pred"] == m["evaluation"]["y_pred"]
+    assert again["accuracy"] == pytest.approx(m["evaluation"]["accuracy"])
+
+
+def test_training_is_repeatable_with_a_seed(trained, data, tmp_path):
+    out, _ = trained
+    train(model="secnn", data=data, test_fold=5, epochs=1, out=tmp_path / "again", batch_size=4, seed=0,
+          val_fraction=0.25, config=SECNN, audio_cfg=CFG, device="cpu", progress=False)
+    a, b = load_checkpoint(out).model.state_dict(), load_checkpoint(tmp_path / "again").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_an_ast_without_augmentation(data, tmp_path):
+    meta = train(model="ast", data=data, test_fold=1, epochs=1, out=tmp_path / "ast", batch_size=3,
+                 val_fraction=0.25, config=AST, audio_cfg=CFG, augment=AugmentConfig(0.0, 0.0, mixup_alpha=0.0),
+                 device="cpu", progress=False)
+    loaded = load_checkpoint(tmp_path / "ast")
+    assert loaded.kind == "ast" and loaded.model.config.n_frames == 32 and meta["test_fold"] == 1
+    assert "evaluation_se_bypassed" not in meta
+
+
+def test_bad_arguments_are_refused(data, tmp_path):
+    common = dict(data=data, out=tmp_path / "x", audio_cfg=CFG, progress=False)
+    with pytest.raises(InputError, match="fold 7"):
+        train(model="secnn", test_fold=7, epochs=1, **common)
+    with pytest.raises(InputError, match="epochs"):
+        train(model="secnn", test_fold=5, epochs=0, **common)
+    with pytest.raises(InputError, match="unknown model"):
+        train(model="vgg", test_fold=5, epochs=1, **common)
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = np.array([0] * 20 + [1] * 10 + [2] * 1)
+    train_idx, val_idx = stratified_split(labels, 0.2, np.random.default_rng(0))
+    assert sorted(np.concatenate([train_idx, val_idx]).tolist()) == list(range(31))
+    assert np.bincount(labels[val_idx], minlength=3).tolist() == [4, 2, 0]
+    again = stratified_split(labels, 0.2, np.random.default_rng(0))[1]
+    assert again.tolist() == val_idx.tolist()
+    with pytest.raises(InputError):
+        stratified_split(labels, 1.0, np.random.default_rng(0))
+
+
+def test_no_batch_of_one_clip():
+    from core.train import _batches
+    sizes = [len(b) for b in _batches(np.arange(9), 4)]
+    assert sizes == [4, 5]
+    assert [len(b) for b in _batches(np.arange(8), 4)] == [4, 4]
+    assert np.concatenate(_batches(np.arange(9), 4)).tolist() == list(range(9))
+
+
+def test_parse_overrides():
+    assert parse_overrides(["channels=16,32,64", "dropout=0.3", "head=[64]", "name=x"]) == {
+        "channels": [16, 32, 64], "dropout": 0.3, "head": [64], "name": "x"}
+    with pytest.raises(InputError):
+        parse_overrides(["channels"])
+
+
+def test_metrics_against_hand_counts():
+    y_true = [0, 0, 1, 1, 2, 2]
+    proba = np.array([[.8, .1, .1], [.3, .6, .1], [.1, .8, .1], [.2, .7, .1], [.1, .1, .8], [.5, .1, .4]])
+    m = metrics(y_true, proba, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    a = m["per_class"][0]  # precision 1/2, recall 1/2
+    assert (a["precision"], a["recall"], a["f1"], a["support"]) == pytest.approx((0.5, 0.5, 0.5, 2))
+    b = m["per_class"][1]  # precision 2/3, recall 1
+    assert (b["precision"], b["recall"], b["f1"]) == pytest.approx((2 / 3, 1.0, 0.8))
+    from sklearn.metrics import roc_auc_score
+    assert m["roc_auc_macro"] == pytest.approx(roc_auc_score(y_true, proba, multi_class="ovr", average="macro"))
+
+
+def test_predict_proba_rows_sum_to_one(trained):
+    loaded = load_checkpoint(trained[0])
+    p = predict_proba(loaded, np.random.default_rng(0).standard_normal((5, 32, 32)).astype(np.float32),
+                      batch_size=2)
+    assert p.shape == (5, 2) and np.allclose(p.sum(1), 1)
+
+
+def test_spread_picks_evenly():
+    assert spread(list(range(10)), 3) == [0, 4, 9]
+    assert spread(list(range(4)), None) == [0, 1, 2, 3]
+
+
+def test_evaluate_command_prints_and_saves(trained, data, tmp_path, capsys):
+    out_json = tmp_path / "eval.json"
+    code = main(["evaluate", "--checkpoint", str(trained[0]), "--data", str(data), "--fold", "5",
+                 "--out", str(out_json), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "confusion matrix" in printed and "bursts" in printed
+    saved = json.loads(out_json.read_text())
+    assert saved["n_clips"] == 2 and saved["fold"] == 5 and len(saved["confusion_matrix"]) == 2
+
+
+def test_predict_command_top_k_and_bad_files(trained, data, tmp_path, capsys):
+    clip = data / "tone" / "0.wav"
+    assert main(["predict", "--checkpoint", str(trained[0]), "--top-k", "5", str(clip)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == str(clip) and len(lines) == 3  # capped at 2 classes
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    assert main(["predict", "--checkpoint", str(trained[0]), str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0]
+
+
+def test_train_command_end_to_end(tmp_path, capsys):
+    data = _write_dataset(tmp_path / "data", 44100, seconds=0.3)
+    code = main(["train", "--model", "secnn", "--data", str(data), "--test-fold", "2", "--epochs", "1",
+                 "--out", str(tmp_path / "ckpt"), "--batch-size", "8", "--val-fraction", "0.25",
+                 "--config", "channels=4,4,4,4,4", "head=8", "--threads", str(torch.get_num_threads()),
+                 "--no-progress"])
+    assert code == 0
+    assert "accuracy" in capsys.readouterr().err
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.model.config.channels == (4, 4, 4, 4, 4) and loaded.audio_cfg == AudioConfig()
