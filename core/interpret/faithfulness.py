@@ -1,0 +1,327 @@
+"""How faithful a heatmap is: deletion and insertion curves, and the pointing game.
+
+Any method's heatmap on the spectrogram's ``(n_mels, n_frames)`` grid can be
+scored here; nothing depends on how it was made.
+
+Deletion (Petsiuk et al., 2018): remove the most important cells first, in
+``n_steps`` equal steps, filling them with a constant (the clip's minimum by
+default, i.e. silence in a log-mel), rerun the model and follow the target
+class's probability. A faithful map makes it fall fast: a *low* area under the
+curve is good. Insertion starts from the all-filled clip and reveals the most
+important cells first: a *high* area is good. A random heatmap
+(:func:`random_heatmap`) is the baseline every method must beat.
+
+Pointing game (Zhang et al., 2016): a hit when the heatmap's maximum falls in a
+ground-truth event box; boxes in seconds and Hz are mapped to frames and mel
+bands with :func:`core.audio.frame_times_s` and :func:`core.audio.mel_frequencies_hz`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
+from core.errors import InputError
+from core.interpret.maps import check_heatmap
+
+__all__ = [
+    "Curve",
+    "model_predictor",
+    "importance_order",
+    "perturbed_inputs",
+    "deletion_curve",
+    "insertion_curve",
+    "random_heatmap",
+    "box_cells",
+    "pointing_game_hit",
+    "pointing_game",
+]
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+FILLS = ("min", "mean")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A deletion or insertion curve.
+
+    Attributes
+    ----------
+    fractions : np.ndarray [shape=(n_steps + 1,)]
+        Share of cells removed (deletion) or revealed (insertion), 0 to 1.
+    probabilities : np.ndarray [shape=(n_steps + 1,)]
+        The target class's probability at each step.
+    auc : float in [0, 1]
+        Trapezoidal area under ``probabilities`` over ``fractions``.
+    """
+
+    fractions: np.ndarray
+    probabilities: np.ndarray
+    auc: float
+
+
+def model_predictor(model: nn.Module, *, batch_size: int = 32) -> Predictor:
+    """Wrap a classifier as ``spectrograms -> class probabilities``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Takes ``(B, 1, n_mels, n_frames)``, returns logits ``(B, n_classes)``;
+        put it in eval mode first.
+    batch_size : int > 0
+
+    Returns
+    -------
+    callable
+        ``predict(X)`` with ``X`` np.ndarray [shape=(N, n_mels, n_frames)]
+        returning np.ndarray [shape=(N, n_classes)], softmax probabilities.
+    """
+    device = next(iter(model.parameters()), torch.empty(0)).device
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                batch = torch.as_tensor(X[start : start + batch_size], dtype=torch.float32, device=device)
+                logits = model(batch[:, None])  # (b, 1, n_mels, n_frames) -> (b, n_classes)
+                logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        return np.concatenate(out)
+
+    return predict
+
+
+def importance_order(heatmap: np.ndarray) -> np.ndarray:
+    """Flat cell indices, most important first (ties keep row-major order).
+
+    Parameters
+    ----------
+    heatmap : np.ndarray [shape=(n_mels, n_frames)]
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels * n_frames,)], int
+    """
+    return np.argsort(-np.asarray(heatmap, dtype=np.float64).ravel(), kind="stable")
+
+
+def _fill_value(x: np.ndarray, fill: str | float) -> float:
+    if isinstance(fill, str):
+        if fill not in FILLS:
+            raise InputError("fill", f"{fill!r} is not one of {FILLS} or a number")
+        return float(x.min() if fill == "min" else x.mean())
+    return float(fill)
+
+
+def perturbed_inputs(
+    x: np.ndarray, heatmap: np.ndarray, *, mode: str, n_steps: int = 20, fill: str | float = "min"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clips a deletion or insertion curve feeds the model.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_mels, n_frames)]
+        The spectrogram the model sees.
+    heatmap : np.ndarray [shape=(n_mels, n_frames)]
+    mode : {"deletion", "insertion"}
+    n_steps : int > 0
+    fill : {"min", "mean"} or float
+        Value of removed (or not yet revealed) cells: the clip's minimum, its mean, or a number.
+
+    Returns
+    -------
+    inputs : np.ndarray [shape=(n_steps + 1, n_mels, n_frames)], float32
+        Step ``i`` has the ``round(i * n_cells / n_steps)`` most important
+        cells removed (deletion) or revealed (insertion).
+    fractions : np.ndarray [shape=(n_steps + 1,)]
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise InputError("x", f"expected a spectrogram (n_mels, n_frames), got shape {x.shape}")
+    heatmap = check_heatmap(heatmap, x.shape)
+    if mode not in ("deletion", "insertion"):
+        raise InputError("mode", f"{mode!r} is not 'deletion' or 'insertion'")
+    if n_steps < 1:
+        raise InputError("n_steps", f"must be at least 1, got {n_steps}")
+    value = _fill_value(x, fill)
+    order = importance_order(heatmap)
+    n_cells = order.size
+    counts = np.round(np.arange(n_steps + 1) * n_cells / n_steps).astype(int)
+    inputs = np.empty((n_steps + 1, *x.shape), dtype=np.float32)
+    for i, count in enumerate(counts):
+        chosen = np.zeros(n_cells, dtype=bool)
+        chosen[order[:count]] = True
+        chosen = chosen.reshape(x.shape)
+        if mode == "deletion":
+            inputs[i] = np.where(chosen, value, x)
+        else:
+            inputs[i] = np.where(chosen, x, value)
+    return inputs, counts / n_cells
+
+
+def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill) -> Curve:
+    inputs, fractions = perturbed_inputs(x, heatmap, mode=mode, n_steps=n_steps, fill=fill)
+    probabilities = np.asarray(predict(inputs))
+    if probabilities.ndim != 2 or len(probabilities) != len(inputs):
+        raise InputError("predict", f"must return (N, n_classes) probabilities, got shape {probabilities.shape}")
+    if not 0 <= target < probabilities.shape[1]:
+        raise InputError("target", f"classes are 0..{probabilities.shape[1] - 1}, got {target}")
+    p = probabilities[:, target].astype(np.float64)
+    return Curve(fractions=fractions, probabilities=p, auc=float(np.trapezoid(p, fractions)))
+
+
+def deletion_curve(
+    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min"
+) -> Curve:
+    """Probability of ``target`` as the most important cells are removed; lower AUC is better.
+
+    Parameters
+    ----------
+    predict : callable
+        ``(N, n_mels, n_frames) -> (N, n_classes)`` probabilities, e.g. :func:`model_predictor`.
+    x, heatmap : np.ndarray [shape=(n_mels, n_frames)]
+    target : int
+        The class followed.
+    n_steps, fill
+        As in :func:`perturbed_inputs`.
+
+    Returns
+    -------
+    Curve
+    """
+    return _curve(predict, x, heatmap, mode="deletion", target=target, n_steps=n_steps, fill=fill)
+
+
+def insertion_curve(
+    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min"
+) -> Curve:
+    """Probability of ``target`` as the most important cells are revealed; higher AUC is better.
+
+    Parameters are as in :func:`deletion_curve`.
+
+    Returns
+    -------
+    Curve
+    """
+    return _curve(predict, x, heatmap, mode="insertion", target=target, n_steps=n_steps, fill=fill)
+
+
+def random_heatmap(shape: tuple[int, int], *, seed: int = 0) -> np.ndarray:
+    """The baseline: independent uniform noise per cell.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(n_mels, n_frames)``.
+    seed : int
+
+    Returns
+    -------
+    np.ndarray [shape=shape], float32 in [0, 1)
+    """
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def _box_tuple(box) -> tuple[float, float, float, float]:
+    if hasattr(box, "t0_s"):
+        return (box.t0_s, box.t1_s, box.f0_hz, box.f1_hz)
+    if len(box) != 4:
+        raise InputError("box", f"expected (t0_s, t1_s, f0_hz, f1_hz), got {box!r}")
+    return tuple(box)
+
+
+def _span(centres: np.ndarray, low: float, high: float) -> tuple[int, int]:
+    """First and last index whose centre lies in [low, high]; the nearest one if none does."""
+    inside = np.flatnonzero((centres >= low) & (centres <= high))
+    if inside.size:
+        return int(inside[0]), int(inside[-1])
+    nearest = int(np.argmin(np.abs(centres - (low + high) / 2)))
+    return nearest, nearest
+
+
+def box_cells(box, *, shape: tuple[int, int], cfg: AudioConfig = AudioConfig()) -> tuple[slice, slice]:
+    """The mel bands and frames an event box covers.
+
+    Parameters
+    ----------
+    box : Box or (t0_s, t1_s, f0_hz, f1_hz)
+    shape : (int, int)
+        ``(n_mels, n_frames)``; ``n_mels`` must equal ``cfg.n_mels``.
+    cfg : AudioConfig
+
+    Returns
+    -------
+    bands, frames : slice
+        Cells whose centre frequency (Hz) and centre time (s) fall in the box;
+        at least the nearest band and frame when the box is narrower than a cell.
+    """
+    n_mels, n_frames = shape
+    if n_mels != cfg.n_mels:
+        raise InputError("heatmap", f"{n_mels} mel bands but the audio config has {cfg.n_mels}")
+    t0_s, t1_s, f0_hz, f1_hz = _box_tuple(box)
+    if t1_s < t0_s or f1_hz < f0_hz:
+        raise InputError("box", f"{(t0_s, t1_s, f0_hz, f1_hz)} has an end before its start")
+    b0, b1 = _span(mel_frequencies_hz(cfg), f0_hz, f1_hz)
+    t0, t1 = _span(frame_times_s(n_frames, cfg), t0_s, t1_s)
+    return slice(b0, b1 + 1), slice(t0, t1 + 1)
+
+
+def pointing_game_hit(
+    heatmap: np.ndarray, boxes: Sequence, *, cfg: AudioConfig = AudioConfig(), tolerance: int = 0
+) -> bool:
+    """Whether the heatmap's maximum falls in any of the boxes.
+
+    Parameters
+    ----------
+    heatmap : np.ndarray [shape=(n_mels, n_frames)]
+        With ties, the first maximum in row-major order counts (so a constant
+        map points at the lowest band of the first frame).
+    boxes : sequence of Box or (t0_s, t1_s, f0_hz, f1_hz)
+        At least one.
+    cfg : AudioConfig
+    tolerance : int >= 0
+        Cells a hit may lie outside a box, in bands and in frames.
+
+    Returns
+    -------
+    bool
+    """
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if heatmap.ndim != 2:
+        raise InputError("heatmap", f"expected (n_mels, n_frames), got shape {heatmap.shape}")
+    heatmap = check_heatmap(heatmap, heatmap.shape)
+    if len(boxes) == 0:
+        raise InputError("boxes", "the clip has no ground-truth box")
+    band, frame = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    for box in boxes:
+        bands, frames = box_cells(box, shape=heatmap.shape, cfg=cfg)
+        if (bands.start - tolerance <= band < bands.stop + tolerance
+                and frames.start - tolerance <= frame < frames.stop + tolerance):
+            return True
+    return False
+
+
+def pointing_game(
+    heatmaps: Sequence[np.ndarray], boxes: Sequence[Sequence], *, cfg: AudioConfig = AudioConfig(), tolerance: int = 0
+) -> float:
+    """Hit rate over clips.
+
+    Parameters
+    ----------
+    heatmaps : sequence of np.ndarray [shape=(n_mels, n_frames)]
+    boxes : sequence of sequences of boxes
+        ``boxes[i]`` are clip ``i``'s boxes; each clip needs at least one.
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    if len(heatmaps) != len(boxes) or len(heatmaps) == 0:
+        raise InputError("boxes", f"need one box list per heatmap, got {len(boxes)} for {len(heatmaps)}")
+    hits = [pointing_game_hit(h, b, cfg=cfg, tolerance=tolerance) for h, b in zip(heatmaps, boxes)]
+    return float(np.mean(hits))

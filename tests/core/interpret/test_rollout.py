@@ -1,0 +1,151 @@
+"""Rollout against a loop-by-loop implementation of Abnar & Zuidema's formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import InputError
+from core.interpret.rollout import (
+    class_token_relevance,
+    discard_weakest,
+    rollout,
+    rollout_map,
+    stereo_rollout,
+)
+
+
+def reference_rollout(attentions, head_fusion, discard_ratio, n_special=1):
+    """Plain loops over layers, rows and columns; float64 numpy."""
+    attentions = [a.detach().double().numpy() for a in attentions]
+    B, H, S, _ = attentions[0].shape
+    out = []
+    for b in range(B):
+        joint = [[1.0 if i == j else 0.0 for j in range(S)] for i in range(S)]
+        for attention in attentions:
+            fused = [[0.0] * S for _ in range(S)]
+            for i in range(S):
+                for j in range(S):
+                    values = [attention[b, h, i, j] for h in range(H)]
+                    fused[i][j] = {"mean": sum(values) / H, "max": max(values), "min": min(values)}[head_fusion]
+            # weakest links to patches (columns >= n_special), stable by position
+            candidates = [(fused[i][j], i * (S - n_special) + (j - n_special), i, j)
+                          for i in range(S) for j in range(n_special, S)]
+            candidates.sort(key=lambda c: (c[0], c[1]))
+            for _, _, i, j in candidates[: int(discard_ratio * len(candidates))]:
+                fused[i][j] = 0.0
+            a = [[(fused[i][j] + (1.0 if i == j else 0.0)) / 2 for j in range(S)] for i in range(S)]
+            for i in range(S):
+                total = sum(a[i])
+                a[i] = [v / total for v in a[i]]
+            joint = [[sum(a[i][k] * joint[k][j] for k in range(S)) for j in range(S)] for i in range(S)]
+        out.append(joint)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("head_fusion", ["mean", "max", "min"])
+@pytest.mark.parametrize("discard_ratio", [0.0, 0.5, 0.9])
+def test_rollout_equals_loop_formula_on_a_small_model(tiny_attention, head_fusion, discard_ratio):
+    x = torch.randn(2, 1, 8, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        _, attentions = tiny_attention(x, output_attentions=True)
+    joint = rollout(attentions, head_fusion=head_fusion, discard_ratio=discard_ratio)
+    expected = reference_rollout(attentions, head_fusion, discard_ratio)
+    np.testing.assert_allclose(joint.numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(joint.sum(dim=-1).numpy(), 1.0, atol=1e-9)
+
+
+def test_unknown_head_fusion_is_an_input_error(tiny_attention):
+    attentions = [torch.rand(1, 2, 7, 7)]
+    with pytest.raises(InputError, match="head_fusion"):
+        rollout(attentions, head_fusion="median")
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0])
+def test_discard_ratio_out_of_range_is_an_input_error(ratio):
+    with pytest.raises(InputError, match="discard_ratio"):
+        rollout([torch.rand(1, 2, 7, 7)], discard_ratio=ratio)
+
+
+def test_discard_keeps_links_to_the_class_token_and_works_per_item():
+    fused = torch.rand(2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    fused[:, :, 0] = 1e-9  # the weakest values of all sit in the class-token column
+    out = discard_weakest(fused, discard_ratio=0.5, n_special=1)
+    assert torch.equal(out[:, :, 0], fused[:, :, 0])
+    assert ((out[:, :, 1:] == 0).sum(dim=(1, 2)) == 10).all()  # half of 5 x 4 links, in each item
+
+
+def test_class_token_row_reshapes_to_a_non_square_grid():
+    S = 1 + 2 * 3
+    joint = torch.arange(2 * S * S, dtype=torch.float64).reshape(2, S, S)
+    relevance = class_token_relevance(joint, grid=(2, 3))
+    assert relevance.shape == (2, 2, 3)
+    for f in range(2):
+        for t in range(3):
+            assert relevance[1, f, t] == joint[1, 0, 1 + f * 3 + t]
+    with pytest.raises(InputError, match="grid"):
+        class_token_relevance(joint, grid=(3, 3))
+
+
+def test_rollout_map_is_on_the_spectrogram_grid_in_unit_range(tiny_attention):
+    x = torch.randn(1, 1, 8, 12, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        _, attentions = tiny_attention(x, output_attentions=True)
+    heat = rollout_map(attentions, grid=(2, 3), shape=(8, 12))
+    assert heat.shape == (1, 8, 12)
+    assert heat.min() == 0.0 and heat.max() == pytest.approx(1.0)
+    # the map's maximum lies in the block of the most relevant patch
+    relevance = class_token_relevance(rollout(attentions), grid=(2, 3))[0]
+    f, t = divmod(int(relevance.argmax()), 3)
+    band, frame = np.unravel_index(heat[0].argmax(), (8, 12))
+    assert f * 4 <= band < f * 4 + 4 and t * 4 <= frame < t * 4 + 4
+
+
+def test_stereo_rollout_explains_left_right_and_mix():
+    seen = []
+
+    def explain(y):
+        seen.append(y.copy())
+        return np.full((2, 2), float(y.mean()))
+
+    samples = np.stack([np.ones(10, np.float32), np.zeros(10, np.float32)])
+    maps = stereo_rollout(explain, samples)
+    assert set(maps) == {"left", "right", "mix"}
+    assert maps["left"][0, 0] == 1.0 and maps["right"][0, 0] == 0.0 and maps["mix"][0, 0] == 0.5
+    assert set(stereo_rollout(explain, np.ones(10, np.float32))) == {"mix"}
+
+
+def test_rollout_on_the_real_ast_equals_the_loop_formula(real_ast):
+    x = torch.randn(1, 1, 32, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        _, attentions = real_ast(x, output_attentions=True)
+    assert len(attentions) == 2 and attentions[0].shape == (1, 2, 1 + 4 * 8, 1 + 4 * 8)
+    joint = rollout(attentions, head_fusion="max", discard_ratio=0.5)
+    np.testing.assert_allclose(joint.numpy(), reference_rollout(attentions, "max", 0.5), atol=1e-6)
+    from core.interpret.maps import patch_geometry
+
+    heat = rollout_map(attentions, grid=real_ast.grid, shape=(32, 64), geometry=patch_geometry(real_ast))
+    assert heat.shape == (1, 32, 64) and heat.max() == pytest.approx(1.0)
+
+
+def test_stereo_rollout_of_a_loaded_ast(real_ast, real_audio_cfg):
+    import functools
+    from types import SimpleNamespace
+
+    from core.audio import log_mel
+    from core.interpret.rollout import waveform_rollout
+
+    loaded = SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, features=lambda y: log_mel(y, real_audio_cfg))
+    rng = np.random.default_rng(0)
+    samples = (0.1 * rng.standard_normal((2, 128 * 63))).astype(np.float32)
+    maps = stereo_rollout(functools.partial(waveform_rollout, loaded), samples)
+    assert set(maps) == {"left", "right", "mix"} and maps["left"].shape == (32, 64)
+    x = torch.as_tensor(log_mel(samples[1], real_audio_cfg))[None, None]
+    with torch.no_grad():
+        _, attentions = real_ast(x, output_attentions=True)
+    from core.interpret.maps import patch_geometry
+
+    expected = rollout_map(attentions, grid=real_ast.grid, shape=(32, 64), geometry=patch_geometry(real_ast))[0]
+    np.testing.assert_allclose(maps["right"], expected, atol=1e-6)
+    assert not np.allclose(maps["left"], maps["right"])
