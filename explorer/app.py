@@ -1,0 +1,193 @@
+"""The explorer's entry point: ``streamlit run explorer/app.py``.
+
+Sets up the pages and the sidebar with the picks every page shares: the
+dataset (the bundled demo set by default, or a folder), the clip and one or two
+models. The picks live in ``st.session_state`` (see :mod:`explorer.state`), so
+they persist from page to page.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run explorer/app.py` puts explorer/ on the path, not the repository.
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+import streamlit as st  # noqa: E402
+
+from core.errors import InputError  # noqa: E402
+from explorer import cached, state  # noqa: E402
+
+_HERE = Path(__file__).resolve().parent
+
+# (page name, title, icon); the last three pages are written separately and show a
+# placeholder until their file exists. Files: state.page_file(name), i.e. views/<name>.py.
+PAGES = [
+    ("clip", "Clip", ":material/graphic_eq:"),
+    ("layers", "Layers", ":material/layers:"),
+    ("attention", "Attention", ":material/hub:"),
+    ("attribution", "Attribution", ":material/local_fire_department:"),
+    ("embeddings", "Embeddings", ":material/scatter_plot:"),
+    ("decoders", "Decoders", ":material/equalizer:"),
+    ("errors", "Errors", ":material/rule:"),
+]
+
+
+def _placeholder(title: str):
+    def page() -> None:
+        st.title(title)
+        st.info("Coming in this release.")
+
+    page.__name__ = f"placeholder_{title.lower()}"
+    return page
+
+
+def _pages() -> list:
+    pages = []
+    for i, (name, title, icon) in enumerate(PAGES):
+        file = state.page_file(name)
+        if (_HERE / file).is_file():
+            pages.append(st.Page(file, title=title, icon=icon, url_path=name, default=i == 0))
+        else:
+            pages.append(st.Page(_placeholder(title), title=title, icon=icon, url_path=name))
+    return pages
+
+
+def _demo_root() -> str:
+    """The bundled demo set's folder, synthesised with a progress bar the first time."""
+    from core.demo_data import ensure_demo_data
+
+    bar = None
+
+    def progress(fraction: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = st.sidebar.progress(0.0, text="Synthesising the demo sound set (first run only)…")
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"Synthesising the demo sound set… {fraction:.0%}")
+
+    root = ensure_demo_data(progress=progress)
+    if bar is not None:
+        bar.empty()
+    return str(root)
+
+
+def _dataset_picker() -> None:
+    """Dataset source and folder; sets ``state.DATASET_ROOT`` to the dataset in use."""
+    sb = st.sidebar
+    source = state.bound(sb.radio, "Dataset", state.DATASET_SOURCE, options=["demo", "folder"],
+                         format_func={"demo": "bundled demo set", "folder": "a folder on this computer"}.get,
+                         horizontal=True)
+    if source == "folder":
+        folder = state.bound(sb.text_input, "Dataset folder", state.DATASET_FOLDER,
+                             default="", placeholder="/path/to/ESC-50-master",
+                             help="ESC-50's layout (audio/ + meta/esc50.csv) or one sub-folder per class.")
+        if folder.strip():
+            try:
+                data = cached.dataset(str(Path(folder.strip()).expanduser()))
+            except InputError as error:
+                sb.error(str(error))
+                if state.get(state.DATASET_ROOT) is None:
+                    st.session_state[state.DATASET_ROOT] = _demo_root()
+                return
+            st.session_state[state.DATASET_ROOT] = str(data.root)
+            if data.skipped:
+                sb.caption(f"{len(data.skipped)} files skipped (e.g. {data.skipped[0][0]}: {data.skipped[0][1]})")
+            return
+    if source == "demo" or state.get(state.DATASET_ROOT) is None:
+        st.session_state[state.DATASET_ROOT] = _demo_root()
+
+
+def _clip_picker() -> None:
+    sb = st.sidebar
+    root = state.get(state.DATASET_ROOT)
+    try:
+        data = cached.dataset(root)
+    except InputError as error:
+        sb.error(str(error))
+        return
+    class_names = ["all classes"] + list(data.classes)
+    chosen_class = sb.selectbox("Class", class_names, key="_clip_class_filter")
+    records = data.records if chosen_class == "all classes" else [
+        r for r in data.records if r.category == chosen_class]
+    ids = [r.clip_id for r in records] or [r.clip_id for r in data.records]
+    current = state.get(state.CLIP_ID)
+    if current not in ids and current in {r.clip_id for r in data.records} and chosen_class != "all classes":
+        ids = [current] + ids  # keep a clip opened from another page visible
+    by_id = {r.clip_id: r for r in data.records}
+
+    def on_pick() -> None:
+        state.commit(state.CLIP_ID)
+        st.session_state[state.CLIP_ORIGIN] = "dataset"
+
+    value = state.get(state.CLIP_ID)
+    if value not in ids:
+        st.session_state[state.CLIP_ID] = ids[0]
+    st.session_state["_w_" + state.CLIP_ID] = state.get(state.CLIP_ID)
+    sb.selectbox("Clip", ids, key="_w_" + state.CLIP_ID, on_change=on_pick,
+                 format_func=lambda cid: f"{cid} ({by_id[cid].category})" if cid in by_id else cid)
+    upload = state.get(state.UPLOAD)
+    if state.get(state.CLIP_ORIGIN) == "upload" and upload:
+        sb.info(f"Showing the uploaded clip **{upload['name']}**.")
+        if sb.button("Back to the dataset clip", key="_back_to_dataset"):
+            st.session_state[state.CLIP_ORIGIN] = "dataset"
+            st.rerun()
+
+
+def _default_models(found: dict[str, str]) -> list[str]:
+    """One checkpoint of each kind (SE-CNN first), at most two."""
+    picks, kinds = [], set()
+    for name, folder in found.items():
+        kind = _kind_of(folder)
+        if kind not in kinds:
+            picks.append(name)
+            kinds.add(kind)
+    order = {"secnn": 0, "ast": 1, "hf-ast": 2}
+    picks.sort(key=lambda n: order.get(_kind_of(found[n]), 9))
+    return picks[:2]
+
+
+def _kind_of(folder: str) -> str:
+    import json
+
+    try:
+        return str(json.loads((Path(folder) / "checkpoint.json").read_text()).get("kind", "?"))
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
+def _model_picker() -> None:
+    sb = st.sidebar
+    found = cached.checkpoint_folders()
+    if not found:
+        sb.warning("No checkpoints found under `checkpoints/`.")
+        st.session_state[state.MODELS] = []
+        return
+    names = list(found)
+    if state.get(state.MODELS) is None:
+        st.session_state[state.MODELS] = _default_models(found)
+    state.bound(sb.multiselect, "Models (one, or two side by side)", state.MODELS, options=names,
+                default=_default_models(found), max_selections=2,
+                valid=lambda v: isinstance(v, list) and all(n in names for n in v),
+                format_func=lambda n: f"{n} ({_kind_of(found[n])})")
+
+
+def sidebar() -> None:
+    """Draw the shared picks."""
+    st.sidebar.title("Audio classifier explorer")
+    _dataset_picker()
+    _clip_picker()
+    _model_picker()
+
+
+def main() -> None:
+    st.set_page_config(page_title="Audio classifier explorer", page_icon=":material/graphic_eq:", layout="wide")
+    state.init()
+    page = st.navigation(_pages())
+    sidebar()
+    page.run()
+
+
+main()

@@ -1,0 +1,391 @@
+"""Everything slow the pages need, computed once and cached.
+
+Streamlit reruns a page on every interaction, so each function here wraps a
+core computation in a cache:
+
+- ``st.cache_resource`` holds the checkpoints (one shared model per folder;
+  never mutated outside :func:`model_lock`), dataset listings and large
+  read-only tensors;
+- ``st.cache_data`` holds arrays, keyed on the arguments: always plain strings
+  and numbers (a checkpoint *folder*, an audio *path*, an audio config as
+  JSON), never a model or an array (see the Streamlit caching docs on why a
+  model must not be a hashed argument).
+
+A clip is identified by its audio file's path: a dataset file, or the saved
+copy of an upload (named by a hash of its bytes, so a different upload is a
+different key). ``channel`` is "mix" (what the models see), "left" or "right".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
+from core.datasets import Dataset, open_dataset
+from core.paths import CHECKPOINTS_DIR
+
+__all__ = [
+    "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
+    "cfg_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
+    "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "gradcam", "deletion", "masked_audio",
+    "spectrogram_db", "augmented", "augmented_db", "augmented_probabilities",
+]
+
+CHANNELS = ("mix", "left", "right")
+ENV_CHECKPOINTS = "EXPLORER_CHECKPOINTS"
+
+
+# ---------------------------------------------------------------------------
+# checkpoints
+
+
+def checkpoint_folders() -> dict[str, str]:
+    """Checkpoints the app can open: name -> folder.
+
+    Every folder under ``checkpoints/`` that holds ``checkpoint.json``, then
+    those named in ``$EXPLORER_CHECKPOINTS`` (``dir1:dir2``; each a checkpoint
+    folder or a folder of them). Names are folder names, with the parent's
+    name prepended when two would clash. Cheap (a directory listing), so not
+    cached: a checkpoint saved while the app runs shows up on the next rerun.
+    """
+    roots = [CHECKPOINTS_DIR] + [Path(p) for p in os.environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p]
+    folders: list[Path] = []
+    for root in roots:
+        if (root / "checkpoint.json").is_file():
+            folders.append(root)
+        elif root.is_dir():
+            folders += sorted(p.parent for p in root.glob("*/checkpoint.json"))
+    found: dict[str, str] = {}
+    for folder in folders:
+        name = folder.name
+        if name in found and found[name] != str(folder.resolve()):
+            name = f"{folder.parent.name}/{folder.name}"
+        found.setdefault(name, str(folder.resolve()))
+    return found
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the checkpoint…")
+def checkpoint(folder: str):
+    """The loaded checkpoint of a folder (model in eval mode), shared by every session.
+
+    Returns
+    -------
+    core.checkpoint.Loaded
+        ``.model``, ``.audio_cfg``, ``.classes``, ``.meta``, ``.kind``, ``.folder``.
+
+    Raises
+    ------
+    InputError
+        When the folder is not a checkpoint this code can load.
+    """
+    from core.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(folder)
+    loaded.model.eval()
+    return loaded
+
+
+@st.cache_resource
+def model_lock(folder: str) -> threading.Lock:
+    """Held while a session hooks or runs the shared model of ``folder``."""
+    return threading.Lock()
+
+
+def audio_cfg(folder: str | None) -> AudioConfig:
+    """The checkpoint's preprocessing, or the default one when no checkpoint is given."""
+    return checkpoint(folder).audio_cfg if folder else AudioConfig()
+
+
+def cfg_key(cfg: AudioConfig) -> str:
+    """An audio config as a JSON string: a cache key that hashes the same in every session."""
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def _cfg(key: str) -> AudioConfig:
+    return AudioConfig.from_dict(json.loads(key))
+
+
+# ---------------------------------------------------------------------------
+# data and clips
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading the dataset folder…")
+def dataset(root: str) -> Dataset:
+    """The dataset listing of a folder (:func:`core.datasets.open_dataset`), shared and read-only.
+
+    A resource rather than data: ``st.cache_data`` would unpickle a copy of every
+    record on each call (about 2 ms per 400 clips, several calls per rerun).
+    """
+    return open_dataset(root)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def clip_samples(path: str, sr: int) -> tuple[np.ndarray, int, bool]:
+    """A clip's channels at ``sr``.
+
+    Returns
+    -------
+    samples : np.ndarray [shape=(n_channels, n_samples)], float32
+    native_sr : int
+        The file's own rate, in Hz.
+    is_silent : bool
+
+    Raises
+    ------
+    InputError
+        For anything :func:`core.audio.load_audio` refuses.
+    """
+    clip = load_audio(path, AudioConfig(sr=sr), resample_to=sr)
+    return clip.samples, clip.native_sr, clip.is_silent
+
+
+def _channel(samples: np.ndarray, channel: str) -> np.ndarray:
+    if channel == "mix" or samples.shape[0] == 1:
+        return samples.mean(axis=0, dtype=np.float32)
+    return samples[{"left": 0, "right": 1}[channel]]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def steps(path: str, cfg_json: str) -> dict[str, np.ndarray]:
+    """:func:`core.audio.feature_steps` of the clip's mix-down at its own length."""
+    cfg = _cfg(cfg_json)
+    samples, _, _ = clip_samples(path, cfg.sr)
+    return feature_steps(_channel(samples, "mix"), cfg)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def model_input(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray:
+    """What a model with this preprocessing sees: np.ndarray [shape=(n_mels, n_frames)], float32.
+
+    The channel is cut or zero-padded to the model's clip length first, as
+    :func:`core.datasets.load_mono` does for training.
+    """
+    cfg = _cfg(cfg_json)
+    samples, _, _ = clip_samples(path, cfg.sr)
+    y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
+    return log_mel(y, cfg)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def spectrogram_db(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray:
+    """The clip in dB on the model's grid (for listening back): np.ndarray [shape=(n_mels, n_frames)]."""
+    cfg = _cfg(cfg_json)
+    samples, _, _ = clip_samples(path, cfg.sr)
+    y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
+    return feature_steps(y, cfg)["db"][:, : cfg.n_frames]
+
+
+def _x(folder: str, path: str, channel: str) -> torch.Tensor:
+    X = model_input(path, cfg_key(audio_cfg(folder)), channel)
+    return torch.from_numpy(X)[None, None]  # (1, 1, n_mels, n_frames)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def augmented(path: str, sr: int, colour: str, snr_db: float, max_shift: float, seed: int = 0) -> np.ndarray:
+    """The clip with a random time shift (up to ``max_shift`` of its length) and coloured noise at ``snr_db``.
+
+    Uses :func:`core.augment.time_shift` and :func:`core.augment.add_noise`
+    with ``np.random.default_rng(seed)``, so the same settings give the same sound.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_channels, n_samples)], float32, at ``sr``
+    """
+    from core.augment import add_noise, time_shift
+
+    samples, _, _ = clip_samples(path, sr)
+    rng = np.random.default_rng(seed)
+    y = time_shift(samples, max_fraction=max_shift, rng=rng) if max_shift > 0 else samples
+    return add_noise(y, snr_db=snr_db, colour=colour, rng=rng)
+
+
+def _augmented_mix(path: str, cfg: AudioConfig, colour: str, snr_db: float, max_shift: float) -> np.ndarray:
+    samples = augmented(path, cfg.sr, colour, snr_db, max_shift)
+    return fit_duration(_channel(samples, "mix"), cfg.hop_length * (cfg.n_frames - 1))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def augmented_db(path: str, cfg_json: str, colour: str, snr_db: float, max_shift: float) -> np.ndarray:
+    """The augmented mix-down in dB on the model's grid: np.ndarray [shape=(n_mels, n_frames)]."""
+    cfg = _cfg(cfg_json)
+    return feature_steps(_augmented_mix(path, cfg, colour, snr_db, max_shift), cfg)["db"][:, : cfg.n_frames]
+
+
+# ---------------------------------------------------------------------------
+# model outputs
+
+
+def _probabilities(folder: str, X: np.ndarray) -> np.ndarray:
+    loaded = checkpoint(folder)
+    x = torch.from_numpy(X)[None, None]  # (1, 1, n_mels, n_frames)
+    with model_lock(folder), torch.no_grad():
+        logits = loaded.model(x)
+    logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+    return torch.softmax(logits.float(), dim=1)[0].numpy()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def probabilities(folder: str, path: str, channel: str = "mix") -> np.ndarray:
+    """Class probabilities of a clip: np.ndarray [shape=(n_classes,)]."""
+    return _probabilities(folder, model_input(path, cfg_key(audio_cfg(folder)), channel))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def augmented_probabilities(folder: str, path: str, colour: str, snr_db: float, max_shift: float) -> np.ndarray:
+    """Class probabilities of the augmented clip (see :func:`augmented`): np.ndarray [shape=(n_classes,)]."""
+    cfg = audio_cfg(folder)
+    return _probabilities(folder, log_mel(_augmented_mix(path, cfg, colour, snr_db, max_shift), cfg))
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the model…")
+def tap_outputs(folder: str, path: str, names: tuple[str, ...], channel: str = "mix") -> dict[str, np.ndarray]:
+    """Outputs of the named taps for one clip, batch axis dropped.
+
+    Returns
+    -------
+    dict
+        Tap name -> np.ndarray: (C, F, T) for conv taps, (C,) for SE taps,
+        (S, D) for token taps, (H, S, S) for attention taps.
+    """
+    from core.taps import extract
+
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        out = extract(loaded.model, _x(folder, path, channel), list(names))
+    return {name: value[0].float().numpy() for name, value in out.items()}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def feature_maps(folder: str, path: str, tap: str, channel: str = "mix") -> np.ndarray:
+    """A tap's output for one clip, as the Layers page draws it.
+
+    Returns
+    -------
+    np.ndarray
+        (C, F, T) for a conv tap; (D, n_freq_patches, n_time_patches) for a
+        token tap (special tokens dropped, patches on their grid); (C,) for an
+        SE tap (the excitation weights).
+    """
+    value = tap_outputs(folder, path, (tap,), channel)[tap]
+    if value.ndim == 2:  # tokens (S, D)
+        from core.interpret.maps import tokens_to_grid
+
+        model = checkpoint(folder).model
+        grid = tokens_to_grid(torch.from_numpy(value)[None], grid=model.grid, n_special=model.n_special)
+        return grid[0].numpy()
+    return value
+
+
+@st.cache_resource(max_entries=8, show_spinner="Collecting attention…")
+def attentions(folder: str, path: str, channel: str = "mix") -> tuple[torch.Tensor, ...]:
+    """Every layer's attention probabilities for one clip (shared, read-only).
+
+    Returns
+    -------
+    tuple of Tensor [shape=(1, H, 1 + P, 1 + P)], one per layer
+    """
+    loaded = checkpoint(folder)
+    with model_lock(folder), torch.no_grad():
+        _, att = loaded.model(_x(folder, path, channel), output_attentions=True)
+    return tuple(a.detach().float() for a in att)
+
+
+def query_weights(folder: str, path: str, *, layers: tuple[int, ...], heads: tuple[int, ...],
+                  query, channel: str = "mix") -> np.ndarray:
+    """Attention from a query to each patch: np.ndarray [shape=(len(layers), len(heads), P)].
+
+    ``layers`` and ``heads`` count from 1; ``query`` is a patch index or "cls".
+    Cheap (indexing into :func:`attentions`), so not cached itself.
+    """
+    from core.interpret.attention import query_weights as weights_of
+
+    att = attentions(folder, path, channel)
+    n_special = getattr(checkpoint(folder).model, "n_special", 1)
+    return np.stack([np.stack([weights_of(att, layer=l, head=h, query=query, n_special=n_special)
+                               for h in heads]) for l in layers])
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def patch_boxes(folder: str) -> np.ndarray:
+    """np.ndarray [shape=(P, 4)]: (t0_s, t1_s, f0_hz, f1_hz) of each patch of an AST checkpoint."""
+    loaded = checkpoint(folder)
+    return loaded.model.patch_boxes(loaded.audio_cfg)
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the rollout…")
+def rollout(folder: str, path: str, *, head_fusion: str = "mean", discard_ratio: float = 0.0,
+            channel: str = "mix") -> np.ndarray:
+    """Attention rollout on the spectrogram's grid: np.ndarray [shape=(n_mels, n_frames)] in [0, 1]."""
+    from core.interpret.rollout import rollout_map
+
+    loaded = checkpoint(folder)
+    cfg = loaded.audio_cfg
+    att = attentions(folder, path, channel)
+    return rollout_map(att, grid=loaded.model.grid, shape=(cfg.n_mels, cfg.n_frames), head_fusion=head_fusion,
+                       discard_ratio=discard_ratio, n_special=getattr(loaded.model, "n_special", 1))[0]
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
+def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix") -> np.ndarray:
+    """Grad-CAM of class ``target`` at ``tap``: np.ndarray [shape=(n_mels, n_frames)] in [0, 1]."""
+    from core.interpret.gradcam import GradCAM
+
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        heat = GradCAM(loaded.model, [tap])(_x(folder, path, channel), target=int(target))
+    return heat[0]
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring the deletion curve…")
+def deletion(folder: str, path: str, tap: str, target: int, *, n_steps: int = 20,
+             channel: str = "mix") -> dict[str, np.ndarray | float]:
+    """Deletion curve of the Grad-CAM map and of a random map (the baseline).
+
+    Returns
+    -------
+    dict
+        ``fractions``, ``probabilities``, ``auc`` for the map and
+        ``random_probabilities``, ``random_auc`` for the random baseline.
+    """
+    from core.interpret.faithfulness import deletion_curve, model_predictor, random_heatmap
+
+    loaded = checkpoint(folder)
+    cfg = loaded.audio_cfg
+    x = model_input(path, cfg_key(cfg), channel)
+    heat = gradcam(folder, path, tap, target, channel)
+    with model_lock(folder):
+        predict = model_predictor(loaded.model)
+        curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps)
+        base = deletion_curve(predict, x, random_heatmap(x.shape, seed=0), target=int(target), n_steps=n_steps)
+    return {"fractions": curve.fractions, "probabilities": curve.probabilities, "auc": curve.auc,
+            "random_probabilities": base.probabilities, "random_auc": base.auc}
+
+
+@st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")
+def masked_audio(folder: str, path: str, tap: str, target: int, keep_fraction: float,
+                 channel: str = "mix") -> tuple[np.ndarray, float]:
+    """The clip with only the most relevant cells of its Grad-CAM map kept, as sound.
+
+    The mel spectrogram (dB) keeps the ``keep_fraction`` highest-relevance
+    cells; the others drop to the clip's floor; Griffin-Lim turns it back into
+    a waveform (:func:`core.audio.mel_db_to_audio`).
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(n_samples,)], float32, at the checkpoint's rate
+    threshold : float
+        Relevance above which cells were kept.
+    """
+    cfg = audio_cfg(folder)
+    S_db = spectrogram_db(path, cfg_key(cfg), channel)
+    heat = gradcam(folder, path, tap, target, channel)
+    threshold = float(np.quantile(heat, 1.0 - keep_fraction))
+    masked = np.where(heat >= threshold, S_db, S_db.min())
+    return mel_db_to_audio(masked, cfg), threshold

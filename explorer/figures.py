@@ -1,0 +1,803 @@
+"""Plotly figures for the explorer's pages, built from plain arrays.
+
+Pure functions: no Streamlit, no models, no file access, so each can be
+tested on its own. Every axis says its unit: time in s, frequency in Hz (mel
+bands are drawn by index and labelled with their centre frequency), levels in
+dB. Heatmaps follow the spectrogram's convention: rows are mel bands (row 0 =
+lowest), columns are frames (column 0 = start of the clip).
+
+Large arrays are shrunk for drawing (:func:`envelope`, :func:`shrink`): a
+browser cannot show more points than it has pixels, and every rerun sends the
+figure again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Callable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb, sequential
+from plotly.subplots import make_subplots
+
+from core.audio import AudioConfig, mel_frequencies_hz
+
+__all__ = [
+    "HZ_TICKS",
+    "hz_ticks",
+    "hz_to_band",
+    "envelope",
+    "shrink",
+    "waveform",
+    "spectrogram",
+    "feature_steps",
+    "overlay",
+    "top_k_bars",
+    "channel_grid",
+    "se_weights",
+    "strongest_channels",
+    "curve",
+    "attention_grid",
+    "patch_picker",
+    "patch_from_selection",
+    "arc_path",
+    "figure_download",
+    "table_csv",
+    "CHANNEL_ORDERS",
+]
+
+HZ_TICKS = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+CHANNEL_ORDERS = ("mean", "max", "variance")
+_FONT = dict(size=11)
+_MARGIN = dict(l=60, r=10, t=40, b=45)
+# Explicit colour scales for figures built without plotly's validation (which resolves names).
+# Stops are written rgb(...), not hex: Streamlit's chart theme replaces the hex codes #000001..
+# #0000xx with theme colours, and Magma starts at #000004 (it turned zero activations pink).
+_MAGMA_SCALE = [[i / (len(sequential.Magma) - 1), "rgb({},{},{})".format(*hex_to_rgb(c))]
+                for i, c in enumerate(sequential.Magma)]
+_GREYS_SCALE = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
+
+
+# ---------------------------------------------------------------------------
+# axes helpers
+
+
+def hz_to_band(f_hz: np.ndarray | float, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Fractional mel-band index of a frequency, for drawing on a band axis.
+
+    Parameters
+    ----------
+    f_hz : float or np.ndarray, in Hz
+    cfg : AudioConfig
+
+    Returns
+    -------
+    np.ndarray [shape=np.shape(f_hz)]
+        0 is the centre of the lowest band, ``n_mels - 1`` of the highest; edges
+        beyond the outer centres extend to -0.5 and ``n_mels - 0.5``.
+    """
+    centres = mel_frequencies_hz(cfg)
+    bands = np.arange(cfg.n_mels, dtype=np.float64)
+    edges_hz = np.concatenate([[cfg.fmin_hz], centres, [cfg.fmax]])
+    edges_band = np.concatenate([[-0.5], bands, [cfg.n_mels - 0.5]])
+    return np.interp(np.asarray(f_hz, dtype=np.float64), edges_hz, edges_band)
+
+
+def hz_ticks(cfg: AudioConfig = AudioConfig()) -> dict:
+    """Plotly axis settings that label a mel-band axis with frequencies.
+
+    Returns
+    -------
+    dict
+        ``tickvals`` (band positions), ``ticktext`` ("500 Hz", "2 kHz", ...)
+        and the title "frequency (Hz)".
+    """
+    ticks, bands = [], []
+    for f in HZ_TICKS:  # keep ticks at least 6% of the axis apart (the low ones crowd on a mel axis)
+        band = float(hz_to_band(float(f), cfg))
+        if cfg.fmin_hz <= f <= cfg.fmax and (not bands or band - bands[-1] >= 0.06 * cfg.n_mels):
+            ticks.append(f)
+            bands.append(band)
+    return dict(
+        tickmode="array",
+        tickvals=bands,
+        ticktext=[f"{f // 1000} kHz" if f >= 1000 else f"{f} Hz" for f in ticks],
+        title=dict(text="frequency (Hz, mel scale)"),
+    )
+
+
+def envelope(y: np.ndarray, *, n_buckets: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min/max envelope of a waveform, for drawing it with few points.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+    n_buckets : int > 0
+
+    Returns
+    -------
+    index : np.ndarray [shape=(m,)]
+        Sample index of each bucket's start.
+    low, high : np.ndarray [shape=(m,)]
+        Smallest and largest sample of each bucket; ``m <= n_buckets``.
+    """
+    n = y.shape[-1]
+    size = max(1, int(np.ceil(n / n_buckets)))
+    m = int(np.ceil(n / size))
+    padded = np.pad(y, (0, m * size - n), mode="edge").reshape(m, size)
+    return np.arange(m) * size, padded.min(axis=1), padded.max(axis=1)
+
+
+def shrink(X: np.ndarray, *, max_rows: int = 128, max_cols: int = 432) -> np.ndarray:
+    """Block-average a 2-D array down to at most ``max_rows`` x ``max_cols``.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(rows, cols)]
+
+    Returns
+    -------
+    np.ndarray [shape=(ceil(rows / a), ceil(cols / b))], float32, where ``a``
+    and ``b`` are the smallest integer factors that fit the limits.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    a = max(1, int(np.ceil(X.shape[0] / max_rows)))
+    b = max(1, int(np.ceil(X.shape[1] / max_cols)))
+    if a == 1 and b == 1:
+        return X
+    rows, cols = int(np.ceil(X.shape[0] / a)), int(np.ceil(X.shape[1] / b))
+    padded = np.pad(X, ((0, rows * a - X.shape[0]), (0, cols * b - X.shape[1])), mode="edge")
+    return padded.reshape(rows, a, cols, b).mean(axis=(1, 3))
+
+
+def _time_centres(n_cols: int, duration_s: float) -> np.ndarray:
+    return (np.arange(n_cols) + 0.5) * duration_s / n_cols
+
+
+def _band_centres(n_rows: int, n_mels: int) -> np.ndarray:
+    return (np.arange(n_rows) + 0.5) * n_mels / n_rows - 0.5
+
+
+def _layout(fig: go.Figure, *, title: str | None, height: int) -> go.Figure:
+    fig.update_layout(title=dict(text=title, font=dict(size=14)) if title else None,
+                      height=height, margin=_MARGIN, font=_FONT)
+    return fig
+
+
+def _figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain dicts, skipping plotly's per-property validation.
+
+    Validation costs ~5 ms per shape or trace; the grid figures have hundreds and
+    are rebuilt on every rerun. Their dicts use only explicit values (colour
+    scales as lists, not names); the tests validate them once with ``go.Figure(fig.to_dict())``.
+    """
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
+
+
+def _domain(low: float, high: float) -> list[float]:
+    """An axis domain inside [0, 1] (float sums can step a hair outside)."""
+    return [min(max(round(low, 9), 0.0), 1.0), min(max(round(high, 9), 0.0), 1.0)]
+
+
+def _axis_suffix(k: int) -> str:
+    return "" if k == 1 else str(k)
+
+
+def _grid_layout(n_rows: int, n_cols: int, *, hspace: float, vspace: float, cell_titles: Sequence[str] = (),
+                 row_titles: Sequence[str] = (), col_titles: Sequence[str] = (), share: bool = True) -> dict:
+    """Layout of a subplot grid as a plain dict (what ``make_subplots`` makes, 10x faster).
+
+    Cell ``(r, c)`` (0-based) uses axes ``x{k}``/``y{k}`` with ``k = r * n_cols + c + 1``
+    (``x``/``y`` for ``k = 1``). Shared axes follow the first cell's zoom.
+    """
+    width = (1.0 - hspace * (n_cols - 1)) / n_cols
+    height = (1.0 - vspace * (n_rows - 1)) / n_rows
+    layout: dict = {}
+    annotations = []
+    for r in range(n_rows):
+        y1 = 1.0 - r * (height + vspace)
+        for c in range(n_cols):
+            k = r * n_cols + c + 1
+            sfx = _axis_suffix(k)
+            x0 = c * (width + hspace)
+            xaxis = dict(domain=_domain(x0, x0 + width), anchor=f"y{sfx}")
+            yaxis = dict(domain=_domain(y1 - height, y1), anchor=f"x{sfx}")
+            if share and k > 1:
+                xaxis["matches"], yaxis["matches"] = "x", "y"
+            layout[f"xaxis{sfx}"], layout[f"yaxis{sfx}"] = xaxis, yaxis
+            if k - 1 < len(cell_titles):
+                annotations.append(dict(text=cell_titles[k - 1], x=x0 + width / 2, y=y1, xref="paper", yref="paper",
+                                        xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11)))
+        if r < len(row_titles):
+            annotations.append(dict(text=row_titles[r], x=1.0, y=y1 - height / 2, xref="paper", yref="paper",
+                                    xanchor="left", yanchor="middle", textangle=90, showarrow=False,
+                                    xshift=4, font=dict(size=12)))
+    for c, text in enumerate(col_titles):
+        x0 = c * (width + hspace)
+        annotations.append(dict(text=text, x=x0 + width / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
+                                yanchor="bottom", showarrow=False, font=dict(size=12)))
+    layout["annotations"] = annotations
+    return layout
+
+
+# ---------------------------------------------------------------------------
+# clip
+
+
+def waveform(samples: np.ndarray, sr: int, *, title: str | None = "Waveform",
+             n_buckets: int = 2000) -> go.Figure:
+    """The waveform against time, one row per channel (L and R for stereo).
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n_samples,) or (n_channels, n_samples)]
+    sr : int > 0, in Hz
+
+    Returns
+    -------
+    go.Figure
+        Drawn as a min/max envelope of at most ``n_buckets`` points per channel.
+    """
+    samples = np.atleast_2d(samples)
+    names = ["left", "right"] if samples.shape[0] == 2 else ["mono"]
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=names if len(names) > 1 else None)
+    for row, (name, y) in enumerate(zip(names, samples), start=1):
+        index, low, high = envelope(y, n_buckets=n_buckets)
+        t = index / sr
+        # One closed polygon (top edge forward, bottom edge back) per channel.
+        fig.add_trace(go.Scatter(x=np.concatenate([t, t[::-1]]), y=np.concatenate([high, low[::-1]]),
+                                 fill="toself", mode="lines", line=dict(width=0.6, color="#1f77b4"),
+                                 name=name, hoverinfo="skip", showlegend=False), row=row, col=1)
+        fig.update_yaxes(title_text="amplitude (full scale)", row=row, col=1)
+    fig.update_xaxes(title_text="time (s)", row=len(names), col=1)
+    return _layout(fig, title=title, height=170 + 110 * len(names))
+
+
+def spectrogram(S: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
+                unit: str = "dB", boxes: Sequence = (), colorscale: str = "Viridis",
+                duration_s: float | None = None, height: int = 320) -> go.Figure:
+    """A mel spectrogram: time (s) across, mel bands up, labelled in Hz.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n_mels, n_frames)]
+    cfg : AudioConfig
+        Gives the band frequencies and the frame times.
+    unit : str
+        Colour bar title, e.g. "dB", "power", "z-score".
+    boxes : sequence of objects with ``t0_s, t1_s, f0_hz, f1_hz``
+        Ground-truth event boxes, drawn as white outlines.
+    duration_s : float or None
+        Time covered by the columns; ``None`` derives it from ``cfg``.
+
+    Returns
+    -------
+    go.Figure
+    """
+    fig = go.Figure()
+    _add_spectrogram(fig, S, cfg, unit=unit, colorscale=colorscale, duration_s=duration_s)
+    for box in boxes:
+        _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="white", dash="dash")
+    fig.update_xaxes(title_text="time (s)")
+    fig.update_yaxes(**hz_ticks(cfg))
+    return _layout(fig, title=title, height=height)
+
+
+def _add_spectrogram(fig, S, cfg, *, unit, colorscale, duration_s=None, row=None, col=None,
+                     showscale=True, opacity=1.0, max_cols: int = 432):
+    duration_s = duration_s if duration_s is not None else _columns_s(S.shape[1], cfg)
+    S = shrink(S, max_rows=cfg.n_mels, max_cols=max_cols)
+    fig.add_trace(go.Heatmap(
+        z=S, x=_time_centres(S.shape[1], duration_s), y=_band_centres(S.shape[0], cfg.n_mels),
+        colorscale=colorscale, showscale=showscale, opacity=opacity,
+        colorbar=dict(title=dict(text=unit), thickness=12) if showscale else None,
+        hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.2f} " + unit + "<extra></extra>",
+    ), row=row, col=col)
+
+
+def _duration(cfg: AudioConfig, n_cols: int = 1) -> float:
+    """Time covered by the model's ``n_frames`` columns, in s."""
+    return _columns_s(cfg.n_frames, cfg)
+
+
+def _columns_s(n_cols: int, cfg: AudioConfig) -> float:
+    """Time covered by ``n_cols`` frames, in s."""
+    return n_cols * cfg.hop_length / cfg.sr
+
+
+def _add_box(fig, t0_s, t1_s, f0_hz, f1_hz, cfg, *, color, dash="solid", width=2.0, xref="x", yref="y"):
+    y0, y1 = hz_to_band(np.array([f0_hz, f1_hz]), cfg)
+    fig.add_shape(type="rect", x0=t0_s, x1=t1_s, y0=float(y0), y1=float(y1), xref=xref, yref=yref,
+                  line=dict(color=color, width=width, dash=dash))
+
+
+def feature_steps(steps: dict[str, np.ndarray], cfg: AudioConfig = AudioConfig()) -> go.Figure:
+    """The preprocessing steps side by side: mel power, dB, standardised, fixed length.
+
+    Parameters
+    ----------
+    steps : dict
+        :func:`core.audio.feature_steps` output: ``"mel"``, ``"db"``,
+        ``"standardised"``, ``"fixed"``, each (n_mels, t).
+
+    Returns
+    -------
+    go.Figure
+        Four panels; the first three span the clip's own length, the last the
+        model's fixed ``n_frames``.
+    """
+    panels = [("mel", "1. mel power", "power"), ("db", "2. dB (top 80 dB)", "dB"),
+              ("standardised", "3. standardised", "z-score"), ("fixed", "4. padded / trimmed", "z-score")]
+    fig = make_subplots(rows=1, cols=4, subplot_titles=[p[1] for p in panels], horizontal_spacing=0.05)
+    for col, (key, _, unit) in enumerate(panels, start=1):
+        S = steps[key]
+        S = shrink(S, max_rows=cfg.n_mels, max_cols=216)
+        duration_s = steps[key].shape[1] * cfg.hop_length / cfg.sr
+        fig.add_trace(go.Heatmap(
+            z=S, x=_time_centres(S.shape[1], duration_s), y=_band_centres(S.shape[0], cfg.n_mels),
+            colorscale="Viridis", showscale=False,
+            hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.3g} " + unit + "<extra></extra>",
+        ), row=1, col=col)
+        fig.update_xaxes(title_text="time (s)", row=1, col=col)
+        fig.update_yaxes(**(hz_ticks(cfg) if col == 1 else dict(tickmode="array", tickvals=hz_ticks(cfg)["tickvals"],
+                                                                 ticktext=[""] * len(hz_ticks(cfg)["tickvals"]))),
+                         row=1, col=col)
+    return _layout(fig, title=None, height=300)
+
+
+def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
+            unit: str = "relevance (0-1)", boxes: Sequence = (), opacity: float = 0.75,
+            height: int = 320) -> go.Figure:
+    """A heatmap over a spectrogram: grey spectrogram below, transparent-to-red heat above.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n_mels, n_frames)]
+        The spectrogram (any unit; drawn in grey).
+    heat : np.ndarray [shape=(n_mels, n_frames)]
+        Relevance on the same grid; low values are transparent.
+    boxes : sequence of objects with ``t0_s, t1_s, f0_hz, f1_hz``
+
+    Returns
+    -------
+    go.Figure
+    """
+    fig = go.Figure()
+    _add_spectrogram(fig, S, cfg, unit="", colorscale="Greys_r", showscale=False)
+    duration_s = _columns_s(heat.shape[1], cfg)
+    H = shrink(heat, max_rows=cfg.n_mels, max_cols=432)
+    fig.add_trace(go.Heatmap(
+        z=H, x=_time_centres(H.shape[1], duration_s), y=_band_centres(H.shape[0], cfg.n_mels),
+        colorscale=[[0.0, "rgba(255,40,0,0)"], [0.35, "rgba(255,80,0,0.25)"], [1.0, "rgba(255,230,0,0.95)"]],
+        opacity=opacity, colorbar=dict(title=dict(text=unit), thickness=12),
+        hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.3f}<extra></extra>",
+    ))
+    for box in boxes:
+        _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="cyan", dash="dash")
+    fig.update_xaxes(title_text="time (s)")
+    fig.update_yaxes(**hz_ticks(cfg))
+    return _layout(fig, title=title, height=height)
+
+
+def top_k_bars(probs: np.ndarray, classes: Sequence[str], *, k: int = 5, title: str | None = None,
+               true_label: int | None = None) -> go.Figure:
+    """The ``k`` most probable classes as horizontal bars, best on top.
+
+    Parameters
+    ----------
+    probs : np.ndarray [shape=(n_classes,)], in [0, 1]
+    classes : sequence of str [len=n_classes]
+    true_label : int or None
+        Index of the true class; its bar is green, the others blue.
+
+    Returns
+    -------
+    go.Figure
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    k = int(min(k, probs.shape[0]))
+    order = np.argsort(-probs, kind="stable")[:k][::-1]  # plotly draws bottom-up
+    colors = ["#2ca02c" if true_label is not None and i == true_label else "#1f77b4" for i in order]
+    fig = go.Figure(go.Bar(x=probs[order], y=[classes[i] for i in order], orientation="h",
+                           marker_color=colors, text=[f"{probs[i]:.1%}" for i in order],
+                           textposition="auto", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="probability (0-1)", range=[0, 1])
+    return _layout(fig, title=title, height=90 + 28 * k)
+
+
+# ---------------------------------------------------------------------------
+# layers
+
+
+def strongest_channels(maps: np.ndarray, *, n: int, order: str = "mean") -> np.ndarray:
+    """Indices of the ``n`` strongest channels of a feature map, strongest first.
+
+    Parameters
+    ----------
+    maps : np.ndarray [shape=(C, F, T)]
+    n : int > 0
+    order : {"mean", "max", "variance"}
+        Mean activation, largest activation, or variance over the map.
+
+    Returns
+    -------
+    np.ndarray [shape=(min(n, C),)], int
+    """
+    if order not in CHANNEL_ORDERS:
+        raise ValueError(f"order must be one of {CHANNEL_ORDERS}, got {order!r}")
+    flat = maps.reshape(maps.shape[0], -1)
+    score = {"mean": flat.mean, "max": flat.max, "variance": flat.var}[order](axis=1)
+    return np.argsort(-score, kind="stable")[: int(n)]
+
+
+def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = AudioConfig(), *,
+                 n_cols: int = 4, title: str | None = None, unit: str = "activation") -> go.Figure:
+    """Feature maps of chosen channels in a grid, each on the clip's time (s) x frequency (Hz) axes.
+
+    Parameters
+    ----------
+    maps : np.ndarray [shape=(C, F, T)]
+        A conv tap's output for one clip; ``F`` rows span the mel axis and
+        ``T`` columns span the clip.
+    channels : sequence of int
+        Which channels to draw, in order.
+    n_cols : int > 0
+
+    Returns
+    -------
+    go.Figure
+        One panel per channel, titled with its index; shared colour range.
+    """
+    channels = [int(c) for c in channels]
+    n_rows = max(1, int(np.ceil(len(channels) / n_cols)))
+    layout = _grid_layout(n_rows, n_cols, hspace=0.025, vspace=0.16 / n_rows + 0.02,
+                          cell_titles=[f"channel {c}" for c in channels])
+    selected = maps[channels] if channels else maps[:0]
+    zmin, zmax = (float(selected.min()), float(selected.max())) if selected.size else (0.0, 1.0)
+    duration_s = _duration(cfg)
+    ticks = hz_ticks(cfg)
+    data = []
+    for i, c in enumerate(channels):
+        row, col = divmod(i, n_cols)
+        sfx = _axis_suffix(i + 1)
+        Z = shrink(maps[c], max_rows=64, max_cols=128)
+        trace = dict(
+            type="heatmap", z=Z, x=_time_centres(Z.shape[1], duration_s), y=_band_centres(Z.shape[0], cfg.n_mels),
+            xaxis=f"x{sfx}", yaxis=f"y{sfx}", zmin=zmin, zmax=zmax, colorscale=_MAGMA_SCALE, showscale=i == 0,
+            hovertemplate=f"channel {c}<br>" + "%{x:.2f} s<br>%{z:.3g}<extra></extra>")
+        if i == 0:
+            trace["colorbar"] = dict(title=dict(text=unit), thickness=10)
+        data.append(trace)
+        xaxis, yaxis = layout[f"xaxis{sfx}"], layout[f"yaxis{sfx}"]
+        yaxis.update(tickmode="array", tickvals=ticks["tickvals"][::2],
+                     ticktext=ticks["ticktext"][::2] if col == 0 else [""] * len(ticks["tickvals"][::2]))
+        if col == 0 and row == n_rows // 2:
+            yaxis["title"] = dict(text="Hz")
+        if i + n_cols >= len(channels):
+            xaxis["title"] = dict(text="time (s)")
+        else:
+            xaxis["showticklabels"] = False
+    fig = _figure(data, layout)
+    return _layout(fig, title=title, height=70 + 150 * n_rows)
+
+
+def se_weights(weights: np.ndarray, *, n_marked: int = 5, title: str | None = None) -> go.Figure:
+    """Squeeze-and-excitation channel weights of one clip as bars.
+
+    Parameters
+    ----------
+    weights : np.ndarray [shape=(C,)], in [0, 1]
+    n_marked : int >= 0
+        How many of the most boosted (highest, red) and most suppressed
+        (lowest, blue) channels to mark and label.
+
+    Returns
+    -------
+    go.Figure
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    order = np.argsort(-weights, kind="stable")
+    n_marked = min(n_marked, weights.shape[0] // 2)
+    boosted, suppressed = order[:n_marked], order[weights.shape[0] - n_marked:] if n_marked else order[:0]
+    colors = np.full(weights.shape[0], "#bbbbbb", dtype=object)
+    colors[boosted] = "#d62728"
+    colors[suppressed] = "#1f77b4"
+    fig = go.Figure(go.Bar(x=np.arange(weights.shape[0]), y=weights, marker_color=list(colors),
+                           hovertemplate="channel %{x}<br>weight %{y:.3f}<extra></extra>", showlegend=False))
+    for c in boosted:
+        fig.add_annotation(x=int(c), y=float(weights[c]), text=f"{c}", showarrow=False, yshift=9,
+                           font=dict(color="#d62728", size=10))
+    for c in suppressed:
+        fig.add_annotation(x=int(c), y=float(weights[c]), text=f"{c}", showarrow=False, yshift=9,
+                           font=dict(color="#1f77b4", size=10))
+    # Legend entries for the two colours.
+    fig.add_trace(go.Bar(x=[None], y=[None], marker_color="#d62728", name=f"{n_marked} most boosted"))
+    fig.add_trace(go.Bar(x=[None], y=[None], marker_color="#1f77b4", name=f"{n_marked} most suppressed"))
+    fig.update_xaxes(title_text="channel")
+    fig.update_yaxes(title_text="excitation weight (0-1)", range=[0, 1.08])
+    fig.update_layout(legend=dict(orientation="h", y=1.12, x=1, xanchor="right"), bargap=0.1)
+    return _layout(fig, title=title, height=300)
+
+
+# ---------------------------------------------------------------------------
+# attribution
+
+
+def curve(x: np.ndarray, y: np.ndarray, *, x_label: str, y_label: str, title: str | None = None,
+          name: str = "heatmap", baseline: tuple[np.ndarray, np.ndarray] | None = None,
+          baseline_name: str = "random", y_range: tuple[float, float] | None = None) -> go.Figure:
+    """A line chart, optionally with a dashed baseline (deletion and insertion curves).
+
+    Parameters
+    ----------
+    x, y : np.ndarray [shape=(n,)]
+    x_label, y_label : str
+        Axis titles, with their units.
+    baseline : (np.ndarray, np.ndarray) or None
+    y_range : (float, float) or None
+        Fixed y range (e.g. (0, 1) for probabilities); ``None`` fits the data.
+
+    Returns
+    -------
+    go.Figure
+    """
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers", name=name, marker=dict(size=4)))
+    if baseline is not None:
+        fig.add_trace(go.Scatter(x=baseline[0], y=baseline[1], mode="lines", name=baseline_name,
+                                 line=dict(dash="dash", color="grey")))
+    fig.update_xaxes(title_text=x_label)
+    fig.update_yaxes(title_text=y_label, range=list(y_range) if y_range is not None else None)
+    fig.update_layout(legend=dict(orientation="h", y=1.1, x=1, xanchor="right"))
+    return _layout(fig, title=title, height=320)
+
+
+# ---------------------------------------------------------------------------
+# attention
+
+
+def arc_path(x0: float, y0: float, x1: float, y1: float, *, bend: float = 0.25,
+             x_span: float = 1.0, y_span: float = 1.0) -> str:
+    """SVG path of a quadratic curve from (x0, y0) to (x1, y1), bulging to the left of its direction.
+
+    Parameters
+    ----------
+    bend : float
+        Control point offset, as a fraction of the distance between the ends.
+    x_span, y_span : float > 0
+        Axis ranges the figure shows; the bulge is computed in these units so
+        that arcs look alike on axes of different scales (seconds vs bands).
+
+    Returns
+    -------
+    str
+        ``"M x0,y0 Q cx,cy x1,y1"`` for a plotly ``path`` shape.
+    """
+    mx, my = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    dx, dy = (x1 - x0) / x_span, (y1 - y0) / y_span  # in axis fractions
+    cx, cy = mx - bend * dy * x_span, my + bend * dx * y_span
+    return f"M {x0:.4f},{y0:.4f} Q {cx:.4f},{cy:.4f} {x1:.4f},{y1:.4f}"
+
+
+def _patch_centres(patch_boxes: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(time centre s, band centre, band low, band high) of each patch box (t0_s, t1_s, f0_hz, f1_hz)."""
+    b = np.asarray(patch_boxes, dtype=np.float64)
+    y0, y1 = hz_to_band(b[:, 2], cfg), hz_to_band(b[:, 3], cfg)
+    return (b[:, 0] + b[:, 1]) / 2.0, (y0 + y1) / 2.0, y0, y1
+
+
+def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, layers: Sequence[int],
+                   heads: Sequence[int], patch_boxes: np.ndarray, query: int | None, top_k: int = 5,
+                   title: str | None = None) -> go.Figure:
+    """Layers x heads grid: the spectrogram in each cell, the query patch boxed, arcs to its top-k patches.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n_mels, n_frames)]
+        The spectrogram the model saw.
+    weights : np.ndarray [shape=(len(layers), len(heads), P)]
+        Attention from the query to each patch (class token excluded), per
+        drawn layer and head.
+    layers, heads : sequence of int
+        1-based layer and head numbers (titles only).
+    patch_boxes : np.ndarray [shape=(P, 4)]
+        ``(t0_s, t1_s, f0_hz, f1_hz)`` of each patch.
+    query : int or None
+        Patch index of the query; ``None`` for the class token, which has no
+        place on the spectrogram: its top-k patches are filled instead of linked.
+    top_k : int > 0
+        Arcs per cell; width and opacity grow with the weight.
+
+    Returns
+    -------
+    go.Figure
+        Each cell also holds invisible markers on the patch centres with
+        ``customdata`` = patch index, so clicking a patch selects it (see
+        :func:`patch_from_selection`).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    n_rows, n_cols = len(layers), len(heads)
+    if weights.shape[:2] != (n_rows, n_cols):
+        raise ValueError(f"weights has shape {weights.shape}; expected ({n_rows}, {n_cols}, P)")
+    layout = _grid_layout(n_rows, n_cols, hspace=0.006, vspace=0.03,
+                          row_titles=[f"layer {l}" for l in layers], col_titles=[f"head {h}" for h in heads])
+    background = _quantise(shrink(S, max_rows=64, max_cols=108))
+    duration_s = _duration(cfg)
+    bx = _time_centres(background.shape[1], duration_s)
+    by = _band_centres(background.shape[0], cfg.n_mels)
+    tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
+    boxes = np.asarray(patch_boxes, dtype=np.float64)
+    patch_ids = np.arange(len(tx))
+    wmax = float(weights.max()) if weights.size else 1.0
+    qx, qy = (float(tx[query]), float(ty[query])) if query is not None else (0.0, 0.0)
+    data, shapes = [], []
+    for r in range(n_rows):
+        for c in range(n_cols):
+            sfx = _axis_suffix(r * n_cols + c + 1)
+            xref, yref = f"x{sfx}", f"y{sfx}"
+            w = weights[r, c]
+            data.append(dict(type="heatmap", z=background, x=bx, y=by, xaxis=xref, yaxis=yref,
+                             colorscale=_GREYS_SCALE, showscale=False, hoverinfo="skip"))
+            data.append(dict(type="scatter", x=tx, y=ty, xaxis=xref, yaxis=yref, mode="markers",
+                             customdata=patch_ids, text=np.round(w, 4),
+                             marker=dict(size=6, color="rgba(0,0,0,0.01)"), showlegend=False,
+                             hovertemplate=f"layer {layers[r]}, head {heads[c]}<br>patch %{{customdata}}"
+                                           "<br>%{x:.2f} s<br>weight %{text}<extra></extra>"))
+            if query is not None:
+                shapes.append(dict(type="rect", xref=xref, yref=yref, x0=boxes[query, 0], x1=boxes[query, 1],
+                                   y0=y0[query], y1=y1[query], line=dict(color="cyan", width=1.5)))
+            for p in np.argsort(-w, kind="stable")[:top_k]:
+                strength = w[p] / wmax if wmax > 0 else 0.0
+                colour = f"rgba(255,{int(200 - 150 * strength)},0,{0.35 + 0.65 * strength:.2f})"
+                if query is not None:
+                    shapes.append(dict(type="path", xref=xref, yref=yref, fillcolor="rgba(0,0,0,0)",
+                                       path=arc_path(qx, qy, tx[p], ty[p], x_span=duration_s, y_span=cfg.n_mels),
+                                       line=dict(color=colour, width=0.5 + 4.5 * strength)))
+                fill = f"rgba(255,140,0,{0.15 + 0.6 * strength:.2f})" if query is None else "rgba(0,0,0,0)"
+                shapes.append(dict(type="rect", xref=xref, yref=yref, x0=boxes[p, 0], x1=boxes[p, 1],
+                                   y0=y0[p], y1=y1[p], fillcolor=fill, line=dict(color="orange", width=0.8)))
+    for k in range(1, n_rows * n_cols + 1):
+        sfx = _axis_suffix(k)
+        layout[f"xaxis{sfx}"].update(range=[0, duration_s], showticklabels=k > (n_rows - 1) * n_cols,
+                                     tickfont=dict(size=8))
+        layout[f"yaxis{sfx}"].update(range=[-0.5, cfg.n_mels - 0.5], showticklabels=False)
+    layout["shapes"] = shapes
+    layout["annotations"].append(dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; "
+                                           "cyan = query, orange = its top patches (darker = more attention)", xref="paper",
+                                      yref="paper", x=0.5, y=0, yshift=-28, showarrow=False, yanchor="top",
+                                      font=dict(size=11)))
+    layout.update(clickmode="event+select", dragmode=False)
+    fig = _figure(data, layout)
+    _layout(fig, title=title, height=80 + 125 * n_rows)
+    return fig.update_layout(margin=dict(l=10, r=30, t=60 if title else 30, b=50))
+
+
+def _quantise(X: np.ndarray) -> np.ndarray:
+    """Scale to 0..255 uint8 (sent to the browser as 1 byte per cell)."""
+    lo, hi = float(X.min()), float(X.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return np.round((X - lo) * scale).astype(np.uint8)
+
+
+def patch_picker(S: np.ndarray, cfg: AudioConfig, *, patch_boxes: np.ndarray, query: int | None,
+                 title: str | None = None, heat: np.ndarray | None = None,
+                 unit: str = "relevance (0-1)", boxes: Sequence = ()) -> go.Figure:
+    """The spectrogram (optionally under a heatmap) with clickable patch centres and the query boxed.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n_mels, n_frames)]
+    patch_boxes : np.ndarray [shape=(P, 4)]
+        ``(t0_s, t1_s, f0_hz, f1_hz)`` of each patch.
+    query : int or None
+    heat : np.ndarray [shape=(n_mels, n_frames)] or None
+        Drawn over the spectrogram like :func:`overlay`.
+    boxes : sequence of objects with ``t0_s, t1_s, f0_hz, f1_hz``
+        Ground-truth event boxes.
+
+    Returns
+    -------
+    go.Figure
+    """
+    fig = overlay(S, heat, cfg, title=title, unit=unit, boxes=boxes) if heat is not None else spectrogram(
+        S, cfg, title=title, unit="z-score", colorscale="Greys_r", boxes=boxes)
+    tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
+    fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", customdata=np.arange(len(tx)), showlegend=False,
+                             marker=dict(size=7, color="rgba(255,255,255,0.15)",
+                                         line=dict(width=0.5, color="rgba(255,255,255,0.35)")),
+                             hovertemplate="patch %{customdata}<br>%{x:.2f} s<extra>click to query</extra>"))
+    if query is not None:
+        b = np.asarray(patch_boxes, dtype=np.float64)[query]
+        fig.add_shape(type="rect", x0=b[0], x1=b[1], y0=float(y0[query]), y1=float(y1[query]),
+                      line=dict(color="cyan", width=2.5))
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    return fig
+
+
+def patch_from_selection(selection) -> int | None:
+    """The patch index a click selected, from ``st.plotly_chart(..., on_select=...)``'s state.
+
+    Parameters
+    ----------
+    selection : mapping or None
+        The chart's state, ``{"selection": {"points": [{"customdata": ...}, ...]}}``,
+        or its ``"selection"`` part.
+
+    Returns
+    -------
+    int or None
+        The last selected point's ``customdata`` (the patch index), or
+        ``None`` when nothing with a patch index was selected.
+    """
+    if not selection:
+        return None
+    sel = selection.get("selection", selection) if hasattr(selection, "get") else None
+    points = (sel or {}).get("points", []) if hasattr(sel or {}, "get") else []
+    for point in reversed(list(points)):
+        data = point.get("customdata") if hasattr(point, "get") else None
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if isinstance(data, (int, float, np.integer, np.floating)) and not isinstance(data, bool):
+            return int(data)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# downloads
+
+
+def _has_kaleido() -> bool:
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def figure_download(fig: go.Figure, *, stem: str) -> tuple[Callable[[], bytes], str, str]:
+    """How to save a figure: PNG when a static exporter (kaleido) is installed, HTML otherwise.
+
+    Parameters
+    ----------
+    fig : go.Figure
+    stem : str
+        File name without extension.
+
+    Returns
+    -------
+    data : callable
+        Builds the file's bytes when called (so nothing is rendered until the
+        user asks for it).
+    file_name : str
+    mime : str
+    """
+    if _has_kaleido():
+        def png() -> bytes:
+            try:
+                return fig.to_image(format="png", scale=2)
+            except Exception:  # kaleido present but no browser to drive: fall back to HTML content
+                return fig.to_html(include_plotlyjs=True, full_html=True).encode()
+
+        return png, f"{stem}.png", "image/png"
+    return (lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode()), f"{stem}.html", "text/html"
+
+
+def table_csv(rows: Sequence[Sequence], columns: Sequence[str]) -> bytes:
+    """A table as CSV bytes (header first).
+
+    Parameters
+    ----------
+    rows : sequence of sequences, each ``len(columns)`` long
+    columns : sequence of str
+
+    Returns
+    -------
+    bytes, UTF-8
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()

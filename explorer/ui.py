@@ -1,0 +1,138 @@
+"""Small Streamlit pieces every page uses: the current clip and models, intros, downloads, errors.
+
+Pages stay thin: they read widgets, call :mod:`explorer.cached`, draw with
+:mod:`explorer.figures` and these helpers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import streamlit as st
+
+from core.errors import InputError
+from explorer import cached, figures, state
+
+__all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "download_figure",
+           "download_table", "plot", "clip_caption"]
+
+
+def intro(text: str) -> None:
+    """The two or three sentences that open a page: what the figure shows, how to read it."""
+    st.markdown(text)
+
+
+def current_clip() -> state.ClipRef | None:
+    """The clip the user picked (dataset clip or upload), or ``None`` when there is none yet."""
+    if state.get(state.CLIP_ORIGIN) == "upload" and state.get(state.UPLOAD):
+        upload = state.get(state.UPLOAD)
+        if Path(upload["path"]).is_file():
+            return state.ClipRef(path=upload["path"], name=upload["name"], origin="upload")
+    root, clip_id = state.get(state.DATASET_ROOT), state.get(state.CLIP_ID)
+    if not root or not clip_id:
+        return None
+    try:
+        data = cached.dataset(root)
+        record = data.record(clip_id)
+    except InputError:
+        return None
+    return state.ClipRef(path=str(record.path), name=record.clip_id, origin="dataset", label=record.label,
+                         category=record.category, dataset_root=root)
+
+
+def clip_boxes(clip: state.ClipRef) -> list:
+    """Ground-truth event boxes of a dataset clip (empty for uploads and datasets without boxes)."""
+    if clip.dataset_root is None:
+        return []
+    return cached.dataset(clip.dataset_root).boxes(clip.name)
+
+
+def clip_caption(clip: state.ClipRef) -> str:
+    """One line naming the clip and its true class."""
+    if clip.origin == "upload":
+        return f"Clip: **{clip.name}** (uploaded; no ground truth)"
+    return f"Clip: **{clip.name}**, true class **{clip.category}**"
+
+
+def chosen_models(kinds: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """The sidebar's models that exist and load, as (name, folder), optionally only of some kinds.
+
+    A checkpoint that does not load is left out with its message shown.
+    """
+    found = cached.checkpoint_folders()
+    out = []
+    for name in state.get(state.MODELS) or []:
+        if name not in found:
+            continue
+        try:
+            kind = cached.checkpoint(found[name]).kind
+        except InputError as error:
+            st.error(str(error))
+            continue
+        if kinds is None or kind in kinds:
+            out.append((name, found[name]))
+    return out
+
+
+def need_clip() -> state.ClipRef:
+    """The current clip, or stop the page with a message when there is none."""
+    clip = current_clip()
+    if clip is None:
+        st.info("Pick a clip in the sidebar (or upload one on the Clip page).")
+        st.stop()
+    try:
+        cached.clip_samples(clip.path, cached.audio_cfg(None).sr)
+    except InputError as error:
+        st.error(str(error))
+        st.stop()
+    return clip
+
+
+def need_models(kinds: Sequence[str] | None = None, *, what: str = "a model") -> list[tuple[str, str]]:
+    """The chosen models (of ``kinds``), or stop the page with a message naming what to pick."""
+    models = chosen_models(kinds)
+    if not models:
+        found = cached.checkpoint_folders()
+        if not found:
+            st.warning("No checkpoints found. Put a checkpoint folder (model.safetensors + checkpoint.json) "
+                       "under `checkpoints/`, or list folders in `$EXPLORER_CHECKPOINTS`.")
+        else:
+            st.info(f"This page needs {what}: pick one in the sidebar.")
+        st.stop()
+    return models
+
+
+def plot(fig, *, key: str, stem: str, **kwargs):
+    """Draw a figure and offer it for download underneath.
+
+    Returns
+    -------
+    Whatever ``st.plotly_chart`` returns (the selection state when
+    ``on_select`` is given).
+    """
+    event = st.plotly_chart(fig, key=key, **kwargs)
+    download_figure(fig, stem=stem, key=f"{key}_dl")
+    return event
+
+
+def download_figure(fig, *, stem: str, key: str) -> None:
+    """A small 'save' button: PNG when kaleido is installed, else a standalone HTML file.
+
+    The file is only built when the button is pressed.
+    """
+    data, file_name, mime = figures.figure_download(fig, stem=stem)
+    label = "Save figure (PNG)" if file_name.endswith(".png") else "Save figure (HTML)"
+    st.download_button(label, data=data, file_name=file_name, mime=mime, key=key, on_click="ignore",
+                       icon=":material/download:", type="tertiary")
+
+
+def download_table(rows, columns, *, stem: str, key: str) -> None:
+    """Offer a table as CSV."""
+    st.download_button("Save table (CSV)", data=figures.table_csv(rows, columns), file_name=f"{stem}.csv",
+                       mime="text/csv", key=key, on_click="ignore", icon=":material/download:", type="tertiary")
+
+
+def safe_stem(text: str) -> str:
+    """A file-name-safe version of a clip or model name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]

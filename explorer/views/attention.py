@@ -1,0 +1,117 @@
+"""Attention page: where a transformer's heads look, and where attention flows over all layers."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import streamlit as st
+
+from core.errors import InputError
+from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
+from core.interpret.rollout import HEAD_FUSIONS
+from explorer import cached, figures, state, ui
+
+GRID_KEY = "attention_grid_chart"
+PICKER_KEY = "attention_picker_chart"
+
+
+def on_patch_click(chart_key: str) -> None:
+    """Selection callback: a clicked patch becomes the query (runs before the page redraws)."""
+    patch = figures.patch_from_selection(st.session_state.get(chart_key))
+    if patch is not None:
+        st.session_state[state.QUERY] = patch
+
+
+def use_class_token() -> None:
+    st.session_state[state.QUERY] = CLASS_TOKEN
+
+
+st.title("Attention")
+ui.intro(
+    "A transformer cuts the spectrogram into **patches** and lets every patch look at every other one. "
+    "In the grid, each cell is one **head** of one **layer**: the cyan box is the query patch and the "
+    "orange arcs go to the patches it attends to most (thicker = more attention). **Click any patch** to make "
+    "it the query. Below, **attention rollout** multiplies attention through all layers to show "
+    "which parts of the clip reach the class token that makes the decision."
+)
+
+clip = ui.need_clip()
+models = ui.need_models(("ast",), what="a transformer (AST) model")
+names = [name for name, _ in models]
+model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="attention_model")
+folder = dict(models)[model_name]
+loaded = cached.checkpoint(folder)
+cfg = loaded.audio_cfg
+key = cached.cfg_key(cfg)
+n_layers, n_heads = loaded.model.config.depth, loaded.model.config.heads
+boxes = cached.patch_boxes(folder)
+n_patches = boxes.shape[0]
+st.markdown(ui.clip_caption(clip))
+
+samples, _, _ = cached.clip_samples(clip.path, cfg.sr)
+stereo = samples.shape[0] == 2
+c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+channel = c1.radio("Channel", cached.CHANNELS if stereo else ("mix",), horizontal=True, key="attention_channel",
+                   format_func={"mix": "mix-down", "left": "left", "right": "right"}.get,
+                   help="The model hears the mix-down; left and right are fed to it separately to compare.")
+layers = c2.multiselect("Layers", list(range(1, n_layers + 1)),
+                        default=[l for l in DEFAULT_LAYERS if l <= n_layers] or [n_layers], key="attention_layers")
+top_k = c3.slider("Top-k", min_value=1, max_value=10, value=5, key="attention_top_k")
+heads = tuple(range(1, n_heads + 1))
+if c4.checkbox("Fewer heads", value=False, key="attention_fewer_heads", help="Show only heads 1-4."):
+    heads = heads[:4]
+
+query = state.get(state.QUERY)
+if query != CLASS_TOKEN and not (isinstance(query, int) and 0 <= query < n_patches):
+    query = CLASS_TOKEN
+    st.session_state[state.QUERY] = query
+
+X = cached.model_input(clip.path, key, channel)
+if not layers:
+    st.info("Pick at least one layer.")
+else:
+    layers = tuple(sorted(layers))
+    weights = cached.query_weights(folder, clip.path, layers=layers, heads=heads, query=query, channel=channel)
+    fig = figures.attention_grid(X, cfg, weights=weights, layers=layers, heads=heads, patch_boxes=boxes,
+                                 query=None if query == CLASS_TOKEN else query, top_k=top_k)
+    ui.plot(fig, key=GRID_KEY, stem=f"attention_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
+            on_select=partial(on_patch_click, GRID_KEY), selection_mode="points")
+
+roll_col, control_col = st.columns([3, 2], gap="medium")
+with control_col:
+    if query == CLASS_TOKEN:
+        st.markdown("**Query:** the class token; its top patches are filled, darker = more attention. "
+                    "Click a patch (in the grid or on the rollout map) to query it instead.")
+    else:
+        t0, t1, f0, f1 = boxes[query]
+        st.markdown(f"**Query:** patch {query}, {t0:.2f}–{t1:.2f} s, {f0:.0f}–{f1:.0f} Hz")
+        st.button("Query the class token instead", on_click=use_class_token, key="attention_cls")
+    st.markdown("**Rollout**")
+    fusion = st.selectbox("Head fusion", HEAD_FUSIONS, key="attention_fusion",
+                          help="How the heads of a layer are combined: their mean, max or min.")
+    discard = st.slider("Discard weakest links", min_value=0.0, max_value=0.95, value=0.0, step=0.05,
+                        key="attention_discard", help="Share of the weakest attention links dropped in each layer.")
+    st.caption("Bright = much of the class token's information comes from there. Dropping weak links "
+               "sharpens the map; max fusion follows the most focused head.")
+with roll_col:
+    try:
+        heat = cached.rollout(folder, clip.path, head_fusion=fusion, discard_ratio=float(discard), channel=channel)
+    except InputError as error:
+        st.error(str(error))
+        st.stop()
+    picker = figures.patch_picker(X, cfg, patch_boxes=boxes, query=None if query == CLASS_TOKEN else query,
+                                  heat=heat, boxes=ui.clip_boxes(clip),
+                                  title="Attention rollout: what reaches the class token")
+    ui.plot(picker, key=PICKER_KEY, stem=f"rollout_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
+            on_select=partial(on_patch_click, PICKER_KEY), selection_mode="points")
+
+if stereo:
+    st.subheader("Left, right and mix-down")
+    st.caption("Rollout for each channel fed to the model on its own, with the same fusion and discard. "
+               "A sound panned to one side should light up more in that channel.")
+    cols = st.columns(3)
+    for col, ch in zip(cols, ("left", "right", "mix")):
+        with col:
+            h = cached.rollout(folder, clip.path, head_fusion=fusion, discard_ratio=float(discard), channel=ch)
+            st.plotly_chart(figures.overlay(cached.model_input(clip.path, key, ch), h, cfg, title=ch, height=260),
+                            key=f"attention_stereo_{ch}")

@@ -1,0 +1,95 @@
+"""Attribution page: which time-frequency cells a model's decision rests on (Grad-CAM), and how much to trust that."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.errors import InputError
+from explorer import cached, figures, state, ui
+
+CAM_KINDS = ("conv", "tokens")
+PREDICTED = "predicted class"
+
+st.title("Attribution")
+ui.intro(
+    "**Grad-CAM** colours the cells of the spectrogram that push the model towards a class, as seen from one "
+    "layer: yellow = strong evidence, transparent = none. The **deletion curve** checks the map: it blanks the "
+    "most highlighted cells first and reruns the model. If the map is right, the class's probability falls "
+    "fast, faster than when random cells are blanked (dashed), so a lower area under the curve is better."
+)
+
+clip = ui.need_clip()
+models = ui.need_models()
+names = [name for name, _ in models]
+model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="attribution_model")
+folder = dict(models)[model_name]
+loaded = cached.checkpoint(folder)
+cfg = loaded.audio_cfg
+taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]
+if not taps:
+    st.info(f"{model_name} has no layer Grad-CAM can explain.")
+    st.stop()
+labels = {t.name: t.label for t in taps}
+tap_names = list(labels)
+st.markdown(ui.clip_caption(clip))
+
+probs = cached.probabilities(folder, clip.path)
+predicted = int(np.argmax(probs))
+c1, c2 = st.columns([3, 2])
+with c1:
+    tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names, default=tap_names[-1],
+                      format_func=labels.get, help="Deeper layers see larger, more abstract patterns.")
+with c2:
+    options = [PREDICTED] + list(loaded.classes)
+    target_name = state.bound(st.selectbox, "Class explained", state.TARGET_CLASS, options=options,
+                              default=PREDICTED,
+                              format_func=lambda c: f"predicted: {loaded.classes[predicted]} ({probs[predicted]:.0%})"
+                              if c == PREDICTED else f"{c} ({probs[loaded.classes.index(c)]:.0%})")
+target = predicted if target_name == PREDICTED else loaded.classes.index(target_name)
+
+left, right = st.columns([3, 2], gap="medium")
+X = cached.model_input(clip.path, cached.cfg_key(cfg))
+stem = f"gradcam_{ui.safe_stem(model_name)}_{tap}_{ui.safe_stem(clip.name)}"
+try:
+    heat = cached.gradcam(folder, clip.path, tap, target)
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+with left:
+    boxes = ui.clip_boxes(clip)
+    title = f"Grad-CAM for '{loaded.classes[target]}' at {labels[tap]}"
+    ui.plot(figures.overlay(X, heat, cfg, title=title + (" (cyan: true event)" if boxes else ""), boxes=boxes),
+            key="attribution_overlay", stem=stem)
+    if not np.any(heat > 0):
+        st.caption("The map is empty: no cell pushes the model towards this class at this layer.")
+
+with right:
+    curve = cached.deletion(folder, clip.path, tap, target)
+    fig = figures.curve(curve["fractions"], curve["probabilities"], x_label="share of cells blanked (0-1)",
+                        y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
+                        baseline=(curve["fractions"], curve["random_probabilities"]), baseline_name="random order",
+                        title="Deletion curve", y_range=(0.0, 1.0))
+    ui.plot(fig, key="attribution_deletion", stem=f"deletion_{stem}")
+    m1, m2 = st.columns(2)
+    m1.metric("Deletion AUC (Grad-CAM)", f"{curve['auc']:.3f}",
+              delta=f"{curve['auc'] - curve['random_auc']:+.3f} vs random", delta_color="inverse")
+    m2.metric("Deletion AUC (random)", f"{curve['random_auc']:.3f}")
+    ui.download_table(list(zip(curve["fractions"], curve["probabilities"], curve["random_probabilities"])),
+                      ["fraction_blanked", "probability_gradcam_order", "probability_random_order"],
+                      stem=f"deletion_{stem}", key="attribution_deletion_csv")
+
+st.subheader("Listen to the highlighted region")
+st.caption("The mel spectrogram keeps only its most highlighted cells; the rest drop to the clip's floor, "
+           "and the result is turned back into sound (Griffin-Lim, so expect some phasey artefacts).")
+l1, l2 = st.columns([1, 2])
+keep = l1.slider("Share of cells kept", min_value=0.05, max_value=0.5, value=0.2, step=0.05, key="attribution_keep")
+if l1.toggle("Make the sound", value=False, key="attribution_listen",
+             help="Takes a second or two the first time for each setting."):
+    audio, threshold = cached.masked_audio(folder, clip.path, tap, target, float(keep))
+    with l2:
+        st.caption(f"Cells with relevance ≥ {threshold:.2f} kept ({keep:.0%} of the spectrogram).")
+        if np.max(np.abs(audio)) > 0:
+            st.audio(audio, sample_rate=cfg.sr)
+        else:
+            st.warning("Nothing is left to hear at this setting.")

@@ -1,0 +1,194 @@
+"""The explorer's figure builders: pure functions checked against reference computations."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from core.audio import AudioConfig, feature_steps, mel_frequencies_hz
+from explorer import figures
+
+CFG = AudioConfig()
+
+
+def validated(fig: go.Figure) -> go.Figure:
+    """Rebuild with plotly's full validation (the grid figures skip it when built)."""
+    return go.Figure(fig.to_dict())
+
+
+def axis_titles(fig: go.Figure) -> list[str]:
+    layout = fig.to_dict()["layout"]
+    return [v.get("title", {}).get("text") or "" for k, v in layout.items()
+            if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict)]
+
+
+def test_hz_to_band_hits_band_centres_and_edges():
+    centres = mel_frequencies_hz(CFG)
+    np.testing.assert_allclose(figures.hz_to_band(centres, CFG), np.arange(CFG.n_mels), atol=1e-9)
+    assert figures.hz_to_band(CFG.fmin_hz, CFG) == pytest.approx(-0.5)
+    assert figures.hz_to_band(CFG.fmax, CFG) == pytest.approx(CFG.n_mels - 0.5)
+    f = np.linspace(CFG.fmin_hz, CFG.fmax, 500)
+    assert np.all(np.diff(figures.hz_to_band(f, CFG)) > 0)
+
+
+def test_hz_ticks_are_spread_and_labelled_in_hz():
+    ticks = figures.hz_ticks(CFG)
+    vals = np.array(ticks["tickvals"])
+    assert np.all(np.diff(vals) >= 0.06 * CFG.n_mels)
+    assert all(t.endswith("Hz") for t in ticks["ticktext"])
+    assert "Hz" in ticks["title"]["text"]
+
+
+def test_envelope_matches_bucket_min_max():
+    y = np.random.default_rng(0).standard_normal(1003).astype(np.float32)
+    index, low, high = figures.envelope(y, n_buckets=10)
+    size = int(np.ceil(1003 / 10))
+    assert len(index) == len(low) == len(high) <= 10
+    for i, start in enumerate(index):
+        chunk = y[start:start + size]
+        assert low[i] == chunk.min() and high[i] == chunk.max()
+
+
+def test_shrink_is_a_block_mean():
+    X = np.arange(24, dtype=np.float32).reshape(4, 6)
+    out = figures.shrink(X, max_rows=2, max_cols=3)
+    expected = X.reshape(2, 2, 3, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(out, expected)
+    assert figures.shrink(X, max_rows=10, max_cols=10) is not None
+    np.testing.assert_array_equal(figures.shrink(X, max_rows=10, max_cols=10), X)
+    assert figures.shrink(np.ones((128, 431)), max_rows=64, max_cols=108).shape == (64, 108)
+
+
+@pytest.mark.parametrize("order", figures.CHANNEL_ORDERS)
+def test_strongest_channels_match_a_loop(order):
+    maps = np.random.default_rng(1).random((7, 3, 5)).astype(np.float32)
+    score = {"mean": lambda m: m.mean(), "max": lambda m: m.max(), "variance": lambda m: m.var()}[order]
+    expected = sorted(range(7), key=lambda c: -score(maps[c]))[:4]
+    assert list(figures.strongest_channels(maps, n=4, order=order)) == expected
+
+
+def test_strongest_channels_refuses_an_unknown_order():
+    with pytest.raises(ValueError):
+        figures.strongest_channels(np.zeros((2, 2, 2)), n=1, order="median")
+
+
+def test_se_weights_marks_the_most_boosted_and_suppressed():
+    w = np.array([0.5, 0.9, 0.1, 0.6, 0.05, 0.95, 0.4, 0.3])
+    fig = figures.se_weights(w, n_marked=2)
+    colours = fig.data[0].marker.color
+    assert [i for i, c in enumerate(colours) if c == "#d62728"] == [1, 5]
+    assert [i for i, c in enumerate(colours) if c == "#1f77b4"] == [2, 4]
+    assert "excitation weight (0-1)" in axis_titles(fig)
+
+
+def test_top_k_bars_lists_the_best_first_and_colours_the_truth():
+    probs = np.array([0.1, 0.5, 0.05, 0.3, 0.05])
+    fig = figures.top_k_bars(probs, list("abcde"), k=3, true_label=3)
+    assert list(fig.data[0].y) == ["a", "d", "b"]  # bottom-up: best on top
+    assert list(fig.data[0].marker.color) == ["#1f77b4", "#2ca02c", "#1f77b4"]
+
+
+def test_patch_from_selection():
+    assert figures.patch_from_selection(None) is None
+    assert figures.patch_from_selection({"selection": {"points": []}}) is None
+    assert figures.patch_from_selection({"selection": {"points": [{"x": 1.0}]}}) is None
+    state = {"selection": {"points": [{"customdata": 3}, {"customdata": [17]}], "point_indices": [3, 17]}}
+    assert figures.patch_from_selection(state) == 17
+    assert figures.patch_from_selection({"points": [{"customdata": 4.0}]}) == 4
+
+
+def test_arc_path_joins_the_ends_and_bulges_perpendicular_in_axis_units():
+    path = figures.arc_path(0.0, 10.0, 2.0, 10.0, bend=0.25, x_span=4.0, y_span=100.0)
+    parts = path.replace("M", "").replace("Q", "").split()
+    (x0, y0), (cx, cy), (x1, y1) = [tuple(map(float, p.split(","))) for p in parts]
+    assert (x0, y0, x1, y1) == (0.0, 10.0, 2.0, 10.0)
+    assert cx == pytest.approx(1.0)
+    assert cy == pytest.approx(10.0 + 0.25 * (2.0 / 4.0) * 100.0)
+
+
+def _patch_boxes(n_freq=2, n_time=3):
+    t_edges = np.linspace(0, CFG.clip_duration_s, n_time + 1)
+    f_edges = np.geomspace(100, 10000, n_freq + 1)
+    return np.array([(t_edges[t], t_edges[t + 1], f_edges[f], f_edges[f + 1])
+                     for f in range(n_freq) for t in range(n_time)])
+
+
+def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
+    boxes = _patch_boxes()
+    rng = np.random.default_rng(2)
+    weights = rng.random((2, 3, len(boxes)))
+    S = rng.standard_normal((CFG.n_mels, CFG.n_frames)).astype(np.float32)
+    raw = figures.attention_grid(S, CFG, weights=weights, layers=[1, 4], heads=[1, 2, 3],
+                                 patch_boxes=boxes, query=4, top_k=2)
+    fig = validated(raw)
+    shapes = fig.layout.shapes
+    arcs = [s for s in shapes if s.type == "path"]
+    assert len(arcs) == 2 * 3 * 2
+    # the first cell's arcs go to its two strongest patches
+    first = [s for s in arcs if s.xref == "x"]
+    targets = sorted(np.argsort(-weights[0, 0])[:2])
+    ends = sorted(float(s.path.split()[-1].split(",")[0]) for s in first)
+    np.testing.assert_allclose(ends, sorted((boxes[targets, 0] + boxes[targets, 1]) / 2), rtol=1e-3)
+    thickest = max(first, key=lambda s: s.line.width)
+    assert float(thickest.path.split()[-1].split(",")[0]) == pytest.approx(
+        (boxes[np.argmax(weights[0, 0]), 0] + boxes[np.argmax(weights[0, 0]), 1]) / 2, rel=1e-3)
+    cyan = [s for s in shapes if s.type == "rect" and s.line.color == "cyan"]
+    assert len(cyan) == 6 and all(s.x0 == boxes[4, 0] for s in cyan)
+    clickable = [t for t in raw.data if t.type == "scatter"]
+    assert len(clickable) == 6 and list(clickable[0].customdata) == list(range(len(boxes)))
+
+
+def test_attention_grid_for_the_class_token_fills_boxes_without_arcs():
+    boxes = _patch_boxes()
+    weights = np.random.default_rng(3).random((1, 2, len(boxes)))
+    fig = validated(figures.attention_grid(np.zeros((CFG.n_mels, CFG.n_frames)), CFG, weights=weights, layers=[1],
+                                           heads=[1, 2], patch_boxes=boxes, query=None, top_k=3))
+    assert not [s for s in fig.layout.shapes if s.type == "path"]
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 2 * 3
+
+
+def test_channel_grid_draws_the_chosen_channels_on_a_shared_scale():
+    maps = np.random.default_rng(4).random((6, 16, 53)).astype(np.float32)
+    raw = figures.channel_grid(maps, [5, 0, 2], CFG, n_cols=2)
+    fig = validated(raw)
+    heat = [t for t in raw.data if t.type == "heatmap"]
+    assert len(heat) == 3
+    assert {t.zmin for t in heat} == {float(maps[[5, 0, 2]].min())}
+    assert [a.text for a in fig.layout.annotations] == ["channel 5", "channel 0", "channel 2"]
+    assert "time (s)" in axis_titles(fig) and "Hz" in axis_titles(fig)
+
+
+def test_clip_figures_carry_units():
+    y = np.random.default_rng(5).standard_normal((2, 44100)).astype(np.float32) * 0.1
+    wave = figures.waveform(y, 44100)
+    assert len(wave.data) == 2 and "time (s)" in axis_titles(wave)
+    steps = feature_steps(y[0], CFG)
+    spec = figures.spectrogram(steps["db"], CFG)
+    assert "time (s)" in axis_titles(spec) and any("Hz" in t for t in axis_titles(spec))
+    assert spec.data[0].colorbar.title.text == "dB"
+    assert spec.data[0].x[-1] <= steps["db"].shape[1] * CFG.hop_length / CFG.sr
+    validated(figures.feature_steps(steps, CFG))
+    over = figures.overlay(steps["fixed"], np.random.default_rng(6).random(steps["fixed"].shape), CFG)
+    assert len(over.data) == 2 and "time (s)" in axis_titles(over)
+    curve = figures.curve(np.linspace(0, 1, 5), np.linspace(1, 0, 5), x_label="share (0-1)", y_label="p (0-1)",
+                          baseline=(np.linspace(0, 1, 5), np.full(5, 0.5)), y_range=(0, 1))
+    assert len(curve.data) == 2 and list(curve.layout.yaxis.range) == [0, 1]
+
+
+def test_figure_download_falls_back_to_html_without_kaleido(monkeypatch):
+    monkeypatch.setattr(figures, "_has_kaleido", lambda: False)
+    data, name, mime = figures.figure_download(figures.top_k_bars(np.array([0.2, 0.8]), ["a", "b"]), stem="bars")
+    assert (name, mime) == ("bars.html", "text/html")
+    html = data()
+    assert html.lower().startswith(b"<!doctype html>") and b"Plotly.newPlot" in html
+
+
+def test_table_csv_round_trips():
+    rows = [(0, 0.5), (1, 0.25)]
+    out = figures.table_csv(rows, ["channel", "weight"])
+    parsed = list(csv.reader(io.StringIO(out.decode())))
+    assert parsed == [["channel", "weight"], ["0", "0.5"], ["1", "0.25"]]
