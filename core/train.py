@@ -125,7 +125,8 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
           batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
           val_fraction: float = 0.15, patience: int = 10, config: dict | None = None,
           audio_cfg: AudioConfig = AudioConfig(), augment: AugmentConfig = AugmentConfig(),
-          device: str = "auto", progress: bool = True) -> dict:
+          device: str = "auto", progress: bool = True, teacher: str | Path | None = None,
+          distill_weight: float = 0.5, distill_temperature: float = 2.0) -> dict:
     """Train a model on folds other than ``test_fold``, evaluate on it, save a checkpoint.
 
     Parameters
@@ -158,6 +159,16 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
     device : {"auto", "cpu", "cuda"}
     progress : bool
         Show progress bars.
+    teacher : str, Path or None
+        A checkpoint folder whose model teaches this one (knowledge
+        distillation, as DeiT does for vision transformers): the loss becomes
+        ``(1 - w) * cross-entropy + w * T**2 * KL(teacher_T || student_T)``
+        with soft targets at temperature ``T``. The teacher sees the same
+        (augmented, mixed) batch. It must share the classes.
+    distill_weight : float in [0, 1]
+        ``w`` above.
+    distill_temperature : float > 0
+        ``T`` above.
 
     Returns
     -------
@@ -213,6 +224,27 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
     for j in val_idx:  # validation clips are never augmented: keep their features only
         waves[j] = None
 
+    teacher_net = None
+    if teacher is not None:
+        from core.checkpoint import load_checkpoint
+
+        taught_by = load_checkpoint(teacher)
+        if taught_by.classes != dataset.classes:
+            raise InputError(teacher, f"the teacher's classes {taught_by.classes} differ from the data's")
+        teacher_net = taught_by.model.to(device).eval()
+    if not 0.0 <= distill_weight <= 1.0 or not distill_temperature > 0:
+        raise InputError("distill_weight", f"need w in [0, 1] and T > 0, got {distill_weight}, {distill_temperature}")
+
+    def objective(logits, xb, targets, weights):
+        hard = sum(w * F.cross_entropy(logits, t) for t, w in zip(targets, weights))
+        if teacher_net is None:
+            return hard
+        T = distill_temperature
+        with torch.no_grad():
+            soft = F.softmax(teacher_net(xb) / T, dim=1)
+        kl = F.kl_div(F.log_softmax(logits / T, dim=1), soft, reduction="batchmean") * T * T
+        return (1 - distill_weight) * hard + distill_weight * kl
+
     net = build_model(model, _model_config(model, config or {}, audio_cfg), n_classes=len(dataset.classes)).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
@@ -236,10 +268,10 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
             if augment.mixup_alpha > 0 and len(idx) > 1:
                 lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
                 perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
-                logits = net(mixup(xb, xb[perm], lam))
-                loss = lam * F.cross_entropy(logits, yb) + (1 - lam) * F.cross_entropy(logits, yb[perm])
+                xb = mixup(xb, xb[perm], lam)
+                loss = objective(net(xb), xb, (yb, yb[perm]), (lam, 1 - lam))
             else:
-                loss = F.cross_entropy(net(xb), yb)
+                loss = objective(net(xb), xb, (yb,), (1.0,))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -286,6 +318,8 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
         "seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
         "val_fraction": val_fraction, "patience": patience,
         "augment": dataclasses.asdict(augment),
+        "teacher": None if teacher is None else {"checkpoint": Path(teacher).name, "weight": distill_weight,
+                                                 "temperature": distill_temperature},
         "parameters": count_parameters(net_cpu),
         "history": history,
         "evaluation": evaluation,
@@ -318,6 +352,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="checkpoint folder to distil from (soft targets, DeiT-style)")
+    parser.add_argument("--distill-weight", type=float, default=0.5)
+    parser.add_argument("--distill-temperature", type=float, default=2.0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -333,7 +371,8 @@ def run(args: argparse.Namespace) -> int:
     meta = train(model=args.model, data=args.data, test_fold=args.test_fold, epochs=args.epochs, out=args.out,
                  batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
                  val_fraction=args.val_fraction, patience=args.patience, config=parse_overrides(args.config),
-                 augment=augment, device=args.device, progress=not args.no_progress)
+                 augment=augment, device=args.device, progress=not args.no_progress, teacher=args.teacher,
+                 distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
     ev = meta["evaluation"]
     line = (f"saved {args.out}: {meta['epochs_run']} epochs in {meta['time_s']:.0f} s; fold {args.test_fold} "
             f"accuracy {ev['accuracy']:.3f}, macro F1 {ev['macro_f1']:.3f}")

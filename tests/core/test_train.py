@@ -84,6 +84,21 @@ def test_training_an_ast_without_augmentation(data, tmp_path):
     assert "evaluation_se_bypassed" not in meta
 
 
+def test_distillation_from_a_teacher(trained, data, tmp_path):
+    """With weight 1 the student learns only from the teacher's soft targets: a different model."""
+    teacher, _ = trained
+    common = dict(model="ast", data=data, test_fold=5, epochs=1, batch_size=4, val_fraction=0.25, config=AST,
+                  audio_cfg=CFG, device="cpu", progress=False, seed=0)
+    meta = train(out=tmp_path / "taught", teacher=teacher, distill_weight=1.0, **common)
+    train(out=tmp_path / "plain", **common)
+    assert meta["teacher"] == {"checkpoint": teacher.name, "weight": 1.0, "temperature": 2.0}
+    a = load_checkpoint(tmp_path / "taught").model.state_dict()
+    b = load_checkpoint(tmp_path / "plain").model.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InputError, match="need w"):
+        train(out=tmp_path / "bad", teacher=teacher, distill_weight=1.5, **common)
+
+
 def test_bad_arguments_are_refused(data, tmp_path):
     common = dict(data=data, out=tmp_path / "x", audio_cfg=CFG, progress=False)
     with pytest.raises(InputError, match="fold 7"):
