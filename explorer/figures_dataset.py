@@ -1,0 +1,532 @@
+"""Plotly figures for the dataset-wide pages (Embeddings, Decoders, Errors), built from plain arrays.
+
+Pure functions, like :mod:`explorer.figures`: no Streamlit, no models, no
+file access. Every axis says its unit: time in s, frequency in Hz (mel bands
+drawn by index and labelled with their centre frequency, see
+:func:`explorer.figures.hz_ticks`), levels in dB; rates and probabilities
+are marked (0-1).
+
+Clickable figures carry an index in each point's ``customdata[0]`` so a page
+can read the click back from ``st.plotly_chart(..., on_select=...)``'s state
+(:func:`point_from_selection`, :func:`cell_from_selection`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb, qualitative, sequential
+from plotly.subplots import make_subplots
+
+from core.audio import AudioConfig, mel_frequencies_hz
+from explorer.figures import hz_ticks, shrink
+
+__all__ = [
+    "FLAVOUR_TITLES",
+    "embedding_scatter",
+    "point_from_selection",
+    "filter_bank",
+    "filter_responses",
+    "reconstructions",
+    "error_bars",
+    "discriminative_filters",
+    "confusion_matrix",
+    "cell_from_selection",
+    "roc_curves",
+    "metric_rows",
+    "METRIC_COLUMNS",
+    "gradcam_thumbnail",
+    "to_db",
+]
+
+_FONT = dict(size=11)
+_MARGIN = dict(l=60, r=10, t=40, b=45)
+_PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set3
+_RIGHT, _WRONG = "#2ca02c", "#d62728"
+
+
+def _scale(colours: Sequence[str]) -> list:
+    """An explicit colour scale with ``rgb()`` stops: plotly.js misreads Magma's first stop "#000004" (0 shows
+    pink under Streamlit's theme, purple without it)."""
+    return [[i / (len(colours) - 1), "rgb(%d,%d,%d)" % hex_to_rgb(c)] for i, c in enumerate(colours)]
+
+
+_MAGMA = _scale(sequential.Magma)
+_VIRIDIS = _scale(sequential.Viridis)
+_BLUES = [[0.0, "rgb(247,251,255)"], [0.5, "rgb(107,174,214)"], [1.0, "rgb(8,48,107)"]]
+_LOG_TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+FLAVOUR_TITLES = {
+    "nonneg-linear": "non-negative linear",
+    "mel-triangular": "mel triangular",
+    "mel-gaussian": "mel Gaussian",
+    "spectrogram-nmf": "classic NMF (baseline)",
+}
+METRIC_COLUMNS = ("class", "precision", "recall", "f1", "support", "roc_auc")
+
+
+def _layout(fig: go.Figure, *, title: str | None, height: int) -> go.Figure:
+    fig.update_layout(title=dict(text=title, font=dict(size=14)) if title else None,
+                      height=height, margin=_MARGIN, font=_FONT)
+    return fig
+
+
+def _colour(i: int) -> str:
+    return _PALETTE[i % len(_PALETTE)]
+
+
+def _selected_customdata(selection) -> list:
+    """``customdata`` of each selected point, last selected last (empty when nothing usable)."""
+    if not selection or not hasattr(selection, "get"):
+        return []
+    sel = selection.get("selection", selection)
+    points = sel.get("points", []) if hasattr(sel, "get") else []
+    out = []
+    for point in points or []:
+        data = point.get("customdata") if hasattr(point, "get") else None
+        if data is not None:
+            out.append(data if isinstance(data, (list, tuple)) else [data])
+    return out
+
+
+def _as_int(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# embeddings
+
+
+def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names: Sequence[str],
+                      pred_names: Sequence[str], confidence: np.ndarray, colour_by: str = "class",
+                      axis_name: str = "component", highlight: int | None = None,
+                      title: str | None = None, height: int = 560) -> go.Figure:
+    """Clips as points of a 2-D embedding, coloured by true class or by right/wrong.
+
+    Parameters
+    ----------
+    points : np.ndarray [shape=(N, 2)]
+        The projection (:func:`core.embed.project`); its axes have no unit.
+    clip_ids, true_names, pred_names : sequences of str [len=N]
+        Shown on hover: file, label and the model's prediction.
+    confidence : np.ndarray [shape=(N,)], in [0, 1]
+        Probability of the predicted class, shown on hover.
+    colour_by : {"class", "correct"}
+        One colour per true class, or green (right) / red (wrong).
+    axis_name : str
+        E.g. "PCA", "t-SNE", "UMAP": the axes are "<axis_name> 1 (no unit)".
+    highlight : int or None
+        Index of the current clip, ringed in black.
+
+    Returns
+    -------
+    go.Figure
+        Each point's ``customdata[0]`` is its index in ``points``.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    n = points.shape[0]
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2), got {points.shape}")
+    if not (len(clip_ids) == len(true_names) == len(pred_names) == len(confidence) == n):
+        raise ValueError("clip_ids, true_names, pred_names and confidence need one entry per point")
+    if colour_by not in ("class", "correct"):
+        raise ValueError(f"colour_by must be 'class' or 'correct', got {colour_by!r}")
+    true_names, pred_names = list(true_names), list(pred_names)
+    correct = np.array([t == p for t, p in zip(true_names, pred_names)], dtype=bool)
+    if colour_by == "class":
+        names = list(dict.fromkeys(true_names))
+        groups = [(name, np.flatnonzero([t == name for t in true_names]), _colour(i)) for i, name in enumerate(names)]
+    else:
+        groups = [("right", np.flatnonzero(correct), _RIGHT), ("wrong", np.flatnonzero(~correct), _WRONG)]
+    fig = go.Figure()
+    for name, idx, colour in groups:
+        if len(idx) == 0:
+            continue
+        custom = [[int(i), clip_ids[i], true_names[i], pred_names[i], float(confidence[i])] for i in idx]
+        fig.add_trace(go.Scatter(
+            x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"{name} ({len(idx)})",
+            customdata=custom,
+            marker=dict(size=9, color=colour, opacity=0.85,
+                        symbol=["circle" if correct[i] else "x" for i in idx],
+                        line=dict(width=0.5, color="white")),
+            hovertemplate="%{customdata[1]}<br>label: %{customdata[2]}<br>predicted: %{customdata[3]} "
+                          "(%{customdata[4]:.0%})<extra>click to open</extra>",
+        ))
+    if highlight is not None and 0 <= highlight < n:
+        fig.add_trace(go.Scatter(x=[points[highlight, 0]], y=[points[highlight, 1]], mode="markers",
+                                 name="current clip", hoverinfo="skip",
+                                 marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2.5, color="black"))))
+    fig.update_xaxes(title_text=f"{axis_name} 1 (no unit)", zeroline=False)
+    fig.update_yaxes(title_text=f"{axis_name} 2 (no unit)", zeroline=False)
+    fig.update_layout(clickmode="event+select", dragmode="pan", legend=dict(itemsizing="constant"))
+    return _layout(fig, title=title, height=height)
+
+
+def point_from_selection(selection) -> int | None:
+    """The index of the last clicked point of :func:`embedding_scatter`, or ``None``.
+
+    Parameters
+    ----------
+    selection : mapping or None
+        The chart's state, ``{"selection": {"points": [{"customdata": [i, ...]}, ...]}}``,
+        or its ``"selection"`` part.
+
+    Returns
+    -------
+    int or None
+    """
+    for data in reversed(_selected_customdata(selection)):
+        index = _as_int(data[0]) if data else None
+        if index is not None:
+            return index
+    return None
+
+
+# ---------------------------------------------------------------------------
+# decoders
+
+
+def _band_axis(cfg: AudioConfig, *, only_hz: Sequence[float] | None = None) -> dict:
+    """A mel-band axis labelled in Hz; ``only_hz`` keeps just those ticks (for narrow panels)."""
+    ticks = hz_ticks(cfg)
+    pairs = [(v, t) for v, t in zip(ticks["tickvals"], ticks["ticktext"])]
+    if only_hz is not None:
+        wanted = {f"{f // 1000} kHz" if f >= 1000 else f"{f} Hz" for f in only_hz}
+        pairs = [(v, t) for v, t in pairs if t in wanted]
+    return dict(tickmode="array", tickvals=[v for v, _ in pairs], ticktext=[t for _, t in pairs],
+                title=dict(text="frequency (Hz, mel scale)"))
+
+
+def _log_hz_axis(ticks_hz: Sequence[int] = _LOG_TICKS_HZ) -> dict:
+    """A log frequency axis with round ticks (50 Hz ... 20 kHz by default)."""
+    return dict(type="log", title_text="frequency (Hz)", tickmode="array", tickvals=list(ticks_hz),
+                ticktext=[f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks_hz])
+
+
+def filter_bank(bases: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(), *,
+                title: str | None = None, height: int = 340) -> go.Figure:
+    """Every learned filter of each decoder as a heatmap: frequency (Hz) across, one filter per row.
+
+    Filters are sorted by the frequency of their peak, so a filter bank that
+    tiles the spectrum shows as a diagonal. Each filter is scaled to its own
+    peak.
+
+    Parameters
+    ----------
+    bases : mapping of str to np.ndarray [shape=(n_mels, K)]
+        Decoder flavour -> basis ``W`` (non-negative).
+    cfg : AudioConfig
+        Gives the band frequencies.
+
+    Returns
+    -------
+    go.Figure
+        One panel per flavour, side by side; hover gives the filter index.
+    """
+    names = list(bases)
+    titles = [FLAVOUR_TITLES.get(n, n) for n in names]
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=titles, horizontal_spacing=0.04)
+    for col, name in enumerate(names, start=1):
+        W = np.asarray(bases[name], dtype=np.float32)
+        peak = W.max(axis=0)
+        W = W / np.where(peak > 0, peak, 1.0)
+        order = np.argsort(np.argmax(W, axis=0), kind="stable")
+        fig.add_trace(go.Heatmap(
+            z=W[:, order].T, x=np.arange(W.shape[0]), y=np.arange(W.shape[1]), customdata=np.repeat(
+                order[:, None], W.shape[0], axis=1), colorscale=_MAGMA, zmin=0, zmax=1, showscale=col == len(names),
+            colorbar=dict(title=dict(text="response (0-1 of peak)"), thickness=12),
+            hovertemplate="filter %{customdata}<br>band %{x}<br>%{z:.2f} of peak<extra></extra>",
+        ), row=1, col=col)
+        fig.update_xaxes(**_band_axis(cfg, only_hz=(100, 1000, 10000) if len(names) > 2 else None), row=1, col=col)
+        fig.update_yaxes(title_text="filter (sorted by peak frequency)" if col == 1 else None,
+                         showticklabels=col == 1, row=1, col=col)
+    return _layout(fig, title=title, height=height)
+
+
+def filter_responses(responses: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(), *,
+                     title: str | None = None, height: int = 320) -> go.Figure:
+    """Frequency responses as lines over Hz (log axis): one line per named filter.
+
+    Parameters
+    ----------
+    responses : mapping of str to np.ndarray [shape=(n_mels,)]
+        Line name -> a filter (a column of a basis ``W``), scaled to its peak here.
+    cfg : AudioConfig
+
+    Returns
+    -------
+    go.Figure
+    """
+    f_hz = mel_frequencies_hz(cfg)
+    fig = go.Figure()
+    for i, (name, w) in enumerate(responses.items()):
+        w = np.asarray(w, dtype=np.float64)
+        peak = w.max()
+        fig.add_trace(go.Scatter(x=f_hz, y=w / peak if peak > 0 else w, mode="lines", name=name,
+                                 line=dict(color=_colour(i), width=2),
+                                 hovertemplate="%{x:.0f} Hz<br>%{y:.2f} of peak<extra>" + name + "</extra>"))
+    fig.update_xaxes(**_log_hz_axis())
+    fig.update_yaxes(title_text="response (0-1 of peak)", range=[0, 1.05])
+    fig.update_layout(legend=dict(orientation="h", y=-0.3))
+    return _layout(fig, title=title, height=height)
+
+
+def to_db(X01: np.ndarray, *, floor_db: float, peak_db: float) -> np.ndarray:
+    """Map the decoders' [0, 1] target scale back to dB: 0 -> ``floor_db``, 1 -> ``peak_db``.
+
+    The target (:func:`core.interpret.nmf.nonnegative_target`) is the clip's
+    log-mel min-max scaled, an affine map of its dB spectrogram, so this
+    inverts it exactly for the clip itself and puts reconstructions on the
+    same scale.
+
+    Returns
+    -------
+    np.ndarray [shape=X01.shape], float32, in dB
+    """
+    return (floor_db + np.asarray(X01, dtype=np.float32) * (peak_db - floor_db)).astype(np.float32)
+
+
+def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(), *,
+                    errors: Mapping[str, float] | None = None, title: str | None = None,
+                    max_cols: int = 216) -> go.Figure:
+    """The clip's spectrogram and each decoder's reconstruction, one row each: time (s) x frequency (Hz).
+
+    Parameters
+    ----------
+    target_db : np.ndarray [shape=(n_mels, n_frames)]
+        The clip in dB.
+    recons_db : mapping of str to np.ndarray [shape=(n_mels, n_frames)]
+        Flavour -> reconstruction in dB (see :func:`to_db`).
+    errors : mapping of str to float or None
+        Flavour -> relative error on this clip, shown in the panel title.
+    max_cols : int
+        Columns kept for drawing (block-averaged).
+
+    Returns
+    -------
+    go.Figure
+    """
+    panels = [("the clip", target_db)] + [(name, X) for name, X in recons_db.items()]
+    titles = []
+    for name, _ in panels:
+        label = FLAVOUR_TITLES.get(name, name)
+        if errors and name in errors:
+            label += f" (relative error {errors[name]:.2f})"
+        titles.append(label)
+    n = len(panels)
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, shared_yaxes=True, vertical_spacing=0.35 / n,
+                        subplot_titles=titles)
+    lo = float(np.min(target_db))
+    hi = float(np.max(target_db))
+    duration_s = target_db.shape[1] * cfg.hop_length / cfg.sr
+    for row, (_, X) in enumerate(panels, start=1):
+        Z = shrink(np.asarray(X, dtype=np.float32), max_rows=cfg.n_mels, max_cols=max_cols)
+        fig.add_trace(go.Heatmap(
+            z=Z, x=(np.arange(Z.shape[1]) + 0.5) * duration_s / Z.shape[1],
+            y=(np.arange(Z.shape[0]) + 0.5) * cfg.n_mels / Z.shape[0] - 0.5,
+            colorscale=_VIRIDIS, zmin=lo, zmax=hi, showscale=row == 1,
+            colorbar=dict(title=dict(text="dB"), thickness=12),
+            hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.1f} dB<extra></extra>",
+        ), row=row, col=1)
+        fig.update_yaxes(**_band_axis(cfg), row=row, col=1)
+    fig.update_xaxes(title_text="time (s)", row=n, col=1)
+    return _layout(fig, title=title, height=60 + 190 * n)
+
+
+def error_bars(errors: Mapping[str, Mapping[str, float]], *, title: str | None = None) -> go.Figure:
+    """Relative reconstruction error per decoder flavour, one bar group per set of clips.
+
+    Parameters
+    ----------
+    errors : mapping of str to mapping of str to float
+        Series name (e.g. "held-out clips", "this clip") -> flavour -> relative
+        error ``||X - W H|| / ||X||`` (0 = perfect).
+
+    Returns
+    -------
+    go.Figure
+    """
+    fig = go.Figure()
+    for i, (series, values) in enumerate(errors.items()):
+        names = list(values)
+        fig.add_trace(go.Bar(x=[FLAVOUR_TITLES.get(n, n) for n in names], y=[values[n] for n in names], name=series,
+                             marker_color=_colour(i), text=[f"{values[n]:.3f}" for n in names], textposition="auto",
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + series + "</extra>"))
+    fig.update_yaxes(title_text="relative error (0 = perfect)", rangemode="tozero")
+    fig.update_xaxes(title_text="decoder")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    return _layout(fig, title=title, height=320)
+
+
+def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, Sequence[tuple[int, float]]],
+                           cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
+                           height: int = 300) -> go.Figure:
+    """For one class, each decoder's most discriminative filters as frequency responses.
+
+    Parameters
+    ----------
+    bases : mapping of str to np.ndarray [shape=(n_mels, K)]
+    picks : mapping of str to sequence of (int, float)
+        Flavour -> ``[(filter, d'), ...]`` best first
+        (:func:`core.interpret.nmf.discriminative_components`).
+
+    Returns
+    -------
+    go.Figure
+        One panel per flavour; x is frequency (Hz, log axis).
+    """
+    names = [n for n in bases if n in picks]
+    f_hz = mel_frequencies_hz(cfg)
+    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=[FLAVOUR_TITLES.get(n, n) for n in names],
+                        shared_yaxes=True, horizontal_spacing=0.03)
+    for col, name in enumerate(names, start=1):
+        W = np.asarray(bases[name], dtype=np.float64)
+        for rank, (k, score) in enumerate(picks[name]):
+            w = W[:, int(k)]
+            peak = w.max()
+            fig.add_trace(go.Scatter(x=f_hz, y=w / peak if peak > 0 else w, mode="lines",
+                                     name=f"filter {k} (d' {score:.2f})", legendgroup=name, showlegend=True,
+                                     line=dict(color=_colour(rank), width=2),
+                                     hovertemplate=f"filter {k}, d' {score:.2f}<br>" + "%{x:.0f} Hz<br>%{y:.2f}"
+                                                   "<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(**_log_hz_axis((100, 1000, 10000)), row=1, col=col)
+    fig.update_yaxes(title_text="response (0-1 of peak)", range=[0, 1.05], row=1, col=1)
+    fig.update_layout(legend=dict(orientation="h", y=-0.3))
+    return _layout(fig, title=title, height=height)
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+
+def confusion_matrix(cm: np.ndarray, classes: Sequence[str], *, normalise: bool = False,
+                     title: str | None = None, height: int | None = None) -> go.Figure:
+    """A confusion matrix as a heatmap (rows: true class, columns: predicted class), cells clickable.
+
+    Parameters
+    ----------
+    cm : np.ndarray [shape=(n_classes, n_classes)], int
+        Counts, ``cm[i, j]`` = clips of class ``i`` predicted as ``j``.
+    classes : sequence of str [len=n_classes]
+    normalise : bool
+        Colour and label each row as shares of the class's clips (0-1).
+
+    Returns
+    -------
+    go.Figure
+        A transparent marker sits on every cell with ``customdata = [true, predicted, count]``.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    n = len(classes)
+    if cm.shape != (n, n):
+        raise ValueError(f"cm must be ({n}, {n}), got {cm.shape}")
+    rows = cm.sum(axis=1, keepdims=True)
+    shares = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
+    z = shares if normalise else cm
+    names = list(classes)
+    ti, pi = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    text = [[(f"{shares[t, p]:.0%}" if normalise else str(cm[t, p])) if cm[t, p] else "" for p in range(n)]
+            for t in range(n)]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=names, colorscale=_BLUES, zmin=0, zmax=1 if normalise else max(int(cm.max()), 1),
+        text=text, texttemplate="%{text}", textfont=dict(size=11),
+        colorbar=dict(title=dict(text="share of the class (0-1)" if normalise else "clips"), thickness=12),
+        hoverinfo="skip",
+    ))
+    # Invisible click targets, one per cell (a click on a heatmap itself is not a selectable point).
+    fig.add_trace(go.Scatter(
+        x=[names[p] for p in pi.ravel()], y=[names[t] for t in ti.ravel()], mode="markers",
+        customdata=np.stack([ti.ravel(), pi.ravel(), cm.ravel()], axis=1).tolist(),
+        marker=dict(size=24, symbol="square", color="rgba(0,0,0,0)"), showlegend=False,
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata[2]} clips<extra>click to list them</extra>",
+    ))
+    fig.update_xaxes(title_text="predicted class", tickangle=-40, showgrid=False)
+    fig.update_yaxes(title_text="true class", autorange="reversed", showgrid=False)
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    return _layout(fig, title=title, height=height or 200 + 32 * n)
+
+
+def cell_from_selection(selection) -> tuple[int, int] | None:
+    """The (true, predicted) cell last clicked in :func:`confusion_matrix`, or ``None``."""
+    for data in reversed(_selected_customdata(selection)):
+        if len(data) >= 2:
+            t, p = _as_int(data[0]), _as_int(data[1])
+            if t is not None and p is not None:
+                return t, p
+    return None
+
+
+def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float | None]], *, title: str | None = None,
+               height: int = 420) -> go.Figure:
+    """One ROC curve per class (that class against the rest), with the chance diagonal.
+
+    Parameters
+    ----------
+    curves : mapping of str to (np.ndarray, np.ndarray, float or None)
+        Class -> (false positive rates, true positive rates, area under the curve).
+
+    Returns
+    -------
+    go.Figure
+    """
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dash", color="grey"),
+                               hoverinfo="skip"))
+    for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
+        label = f"{name} (AUC {auc:.2f})" if auc is not None else f"{name} (AUC n/a)"
+        fig.add_trace(go.Scatter(x=np.asarray(fpr), y=np.asarray(tpr), mode="lines", name=label,
+                                 line=dict(color=_colour(i), width=1.8, shape="hv"),
+                                 hovertemplate="FPR %{x:.2f}<br>TPR %{y:.2f}<extra>" + name + "</extra>"))
+    fig.update_xaxes(title_text="false positive rate (0-1)", range=[-0.01, 1.01])
+    fig.update_yaxes(title_text="true positive rate (0-1)", range=[-0.01, 1.01])
+    return _layout(fig, title=title, height=height)
+
+
+def metric_rows(result: Mapping) -> list[tuple]:
+    """Per-class rows of :func:`core.evaluate.metrics`' result, in :data:`METRIC_COLUMNS` order.
+
+    Returns
+    -------
+    list of tuple
+        ``(class, precision, recall, f1, support, roc_auc)``; ``roc_auc`` is
+        ``None`` where the class has no positives or no negatives.
+    """
+    return [(row["class"], round(row["precision"], 4), round(row["recall"], 4), round(row["f1"], 4),
+             int(row["support"]), None if row["roc_auc"] is None else round(row["roc_auc"], 4))
+            for row in result["per_class"]]
+
+
+def gradcam_thumbnail(S: np.ndarray, heat: np.ndarray, *, max_rows: int = 64, max_cols: int = 160) -> np.ndarray:
+    """A small RGB image: the spectrogram in grey with the Grad-CAM map blended over it in red to yellow.
+
+    Low frequencies are at the bottom and time runs left to right, as in the
+    other spectrogram figures.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n_mels, n_frames)]
+        Any unit (scaled to its own range).
+    heat : np.ndarray [shape=(n_mels, n_frames)], in [0, 1]
+
+    Returns
+    -------
+    np.ndarray [shape=(rows, cols, 3)], uint8
+    """
+    if np.shape(S) != np.shape(heat) or np.ndim(S) != 2:
+        raise ValueError(f"S and heat must be the same 2-D shape, got {np.shape(S)} and {np.shape(heat)}")
+    S = shrink(S, max_rows=max_rows, max_cols=max_cols)
+    h = np.clip(shrink(heat, max_rows=max_rows, max_cols=max_cols), 0.0, 1.0)
+    lo, hi = float(S.min()), float(S.max())
+    grey = (S - lo) / (hi - lo) if hi > lo else np.zeros_like(S)
+    base = np.repeat((0.15 + 0.6 * grey)[..., None], 3, axis=2)
+    colour = np.stack([np.ones_like(h), 0.2 + 0.7 * h, np.zeros_like(h)], axis=2)  # red -> yellow
+    alpha = (0.85 * h)[..., None]
+    rgb = (1 - alpha) * base + alpha * colour
+    return np.ascontiguousarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)[::-1])

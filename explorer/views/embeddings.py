@@ -1,0 +1,103 @@
+"""Embeddings page: every clip of a fold as a point, placed by what one layer makes of it."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from core.embed import METHODS
+from core.errors import InputError
+from explorer import cached, state, ui
+from explorer import cached_dataset as cd
+from explorer import figures_dataset as fd
+
+CHART_KEY = "embeddings_chart"
+FOLD = "dataset_fold"  # the fold pick shared by the dataset pages (not a widget key: it persists)
+METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
+
+def on_point_click(clip_ids: list[str]) -> None:
+    """Selection callback: the clicked clip becomes the current clip (runs before the page redraws)."""
+    index = fd.point_from_selection(st.session_state.get(CHART_KEY))
+    if index is not None and 0 <= index < len(clip_ids):
+        state.open_clip(clip_ids[index])
+
+
+st.title("Embeddings")
+ui.intro(
+    "Each point is one clip of the dataset, placed by what the chosen layer makes of it: the layer's output is "
+    "pooled to one vector per clip, then squeezed to two dimensions by **PCA**, **t-SNE** or **UMAP**. Clips "
+    "the layer finds alike land close together, so tight one-colour clusters mean the layer already tells the "
+    "classes apart; the two axes have no unit of their own. Hover for the file, its label and the prediction "
+    "(crosses are mistakes); **click a point** to make that clip the current one."
+)
+
+models = ui.need_models()
+names = [name for name, _ in models]
+model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="embeddings_model")
+folder = dict(models)[model_name]
+root = state.get(state.DATASET_ROOT)
+if not root:
+    st.info("Pick a dataset in the sidebar.")
+    st.stop()
+loaded = cached.checkpoint(folder)
+taps = loaded.model.taps()
+labels = {t.name: t.label for t in taps}
+tap_names = list(labels)
+default_tap = next((t.name for t in reversed(taps) if t.kind == "embedding"), tap_names[-1])
+
+c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
+with c1:
+    fold = state.bound(st.selectbox, "Clips", FOLD, options=list(cd.FOLDS), default=5, format_func=cd.fold_label,
+                       help="Fold 5 is the usual test fold; all folds takes longer the first time.")
+with c2:
+    tap = state.bound(st.selectbox, "Layer (tap)", state.TAP, options=tap_names, default=default_tap,
+                      format_func=labels.get, help="Conv maps are averaged over time and frequency; transformer "
+                                                   "layers give their class token.")
+with c3:
+    method = st.radio("Projection", METHODS, horizontal=True, key="embeddings_method", format_func=METHOD_NAMES.get,
+                      help="PCA keeps the widest spreads (fast, linear); t-SNE and UMAP keep neighbours together "
+                           "(slower the first time, distances between clusters mean little).")
+with c4:
+    colour_by = st.radio("Colour by", ["class", "correct"], horizontal=True, key="embeddings_colour",
+                         format_func={"class": "true class", "correct": "right / wrong"}.get)
+
+try:
+    preds = cd.predictions(folder, root, fold)
+    points = cd.embedding(folder, root, fold, tap, method)
+except InputError as error:
+    st.error(str(error))
+    st.stop()
+
+clip_ids = preds["clip_ids"]
+classes = preds["classes"]
+pred_names = [classes[i] for i in preds["y_pred"]]
+confidence = preds["proba"][np.arange(len(clip_ids)), preds["y_pred"]]
+current = state.get(state.CLIP_ID) if state.get(state.CLIP_ORIGIN) == "dataset" else None
+highlight = clip_ids.index(current) if current in clip_ids else None
+n_right = sum(t == p for t, p in zip(preds["categories"], pred_names))
+
+fig = fd.embedding_scatter(points, clip_ids=clip_ids, true_names=preds["categories"], pred_names=pred_names,
+                           confidence=confidence, colour_by=colour_by, axis_name=METHOD_NAMES[method],
+                           highlight=highlight,
+                           title=f"{model_name}, {labels[tap]}: {len(clip_ids)} clips ({cd.fold_label(fold)}), "
+                                 f"{METHOD_NAMES[method]}")
+stem = f"embedding_{ui.safe_stem(model_name)}_{tap}_{method}_{cd.fold_label(fold).replace(' ', '')}"
+ui.plot(fig, key=CHART_KEY, stem=stem, on_select=partial(on_point_click, clip_ids), selection_mode="points")
+st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). "
+           "The ringed point is the current clip.")
+
+if highlight is not None:
+    i = highlight
+    left, right = st.columns([3, 1])
+    left.markdown(f"**Current clip:** {clip_ids[i]}, label **{preds['categories'][i]}**, predicted "
+                  f"**{pred_names[i]}** ({confidence[i]:.0%})")
+    if right.button("Open on the Clip page", key="embeddings_open", icon=":material/open_in_new:"):
+        st.switch_page(state.page_file("clip"))
+
+ui.download_table([(cid, true, pred, round(float(conf), 4), float(x), float(y))
+                   for cid, true, pred, conf, (x, y) in zip(clip_ids, preds["categories"], pred_names, confidence,
+                                                           points)],
+                  ["clip_id", "label", "predicted", "confidence", "x", "y"], stem=stem, key="embeddings_csv")

@@ -1,0 +1,315 @@
+"""The dataset-wide pages (Embeddings, Decoders, Errors) run end to end (Streamlit AppTest).
+
+A small demo set (5 clips per class, so every fold holds one clip of each
+class) is made in a temporary cache, and two tiny random-weight checkpoints
+(an SE-CNN and an AST) are found through ``$EXPLORER_CHECKPOINTS``. The pure
+figure helpers the pages rely on for clicks are checked on tiny inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "explorer" / "app.py")
+TIMEOUT_S = 120
+MODELS = ["tiny-secnn", "tiny-ast"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A 50-clip demo set in a temporary cache and two tiny checkpoints; restores the environment after."""
+    from core.audio import AudioConfig
+    from core.checkpoint import save_checkpoint
+    from core.datasets import open_dataset
+    from core.demo_data import default_demo_dir, make_demo_data
+    from core.models import build_model
+
+    root = tmp_path_factory.mktemp("dataset_pages")
+    saved = {k: os.environ.get(k) for k in ("EXPLORER_CACHE", "EXPLORER_CHECKPOINTS")}
+    os.environ["EXPLORER_CACHE"] = str(root / "cache")
+    os.environ["EXPLORER_CHECKPOINTS"] = str(root / "checkpoints")
+    demo = make_demo_data(default_demo_dir(), clips_per_class=5, workers=1, show_bar=False)
+    data = open_dataset(demo)
+    torch.manual_seed(0)
+    secnn = build_model("secnn", {"channels": [4, 4, 8, 8, 8], "head": [16]}, n_classes=len(data.classes))
+    ast = build_model("ast", {"dim": 16, "depth": 2, "heads": 2, "mlp_ratio": 1.0}, n_classes=len(data.classes))
+    save_checkpoint(root / "checkpoints" / "tiny-secnn", secnn, AudioConfig(), data.classes, {"note": "test"})
+    save_checkpoint(root / "checkpoints" / "tiny-ast", ast, AudioConfig(), data.classes, {"note": "test"})
+    yield {"root": root, "demo": demo, "data": data}
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def start(page: str, models=("tiny-secnn",), **session) -> AppTest:
+    """The app switched to ``page`` (e.g. "views/errors.py") with the given models picked."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["models"] = list(models)
+    for key, value in session.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(page).run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """A figure's data array as JSON gives it: a list, or plotly's typed array ``{"dtype", "bdata", "shape"}``."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.asarray(value)
+
+
+def axis_titles(fig: dict) -> list[str]:
+    layout = fig["layout"]
+    return [layout[k]["title"]["text"] for k in layout
+            if k.startswith(("xaxis", "yaxis")) and layout[k].get("title", {}).get("text")]
+
+
+# ---------------------------------------------------------------------------
+# embeddings
+
+
+def test_embeddings_page(env):
+    at = start("views/embeddings.py")
+    no_exception(at)
+    assert [t.value for t in at.main.title] == ["Embeddings"]
+    assert at.markdown[0].value.startswith("Each point is one clip")
+    assert at.selectbox(key="_w_dataset_fold").value == 5
+    assert at.selectbox(key="_w_tap").value == "embedding"
+    figs = charts(at)
+    assert len(figs) == 1
+    scatter = [t for t in figs[0]["data"] if t.get("customdata")]
+    indices = sorted(p[0] for t in scatter for p in t["customdata"])
+    assert indices == list(range(10))  # fold 5: one clip per class
+    assert set(p[1] for t in scatter for p in t["customdata"]) == {
+        r.clip_id for r in env["data"].records if r.fold == 5}
+    assert "PCA 1 (no unit)" in axis_titles(figs[0])
+    assert any("of 10 clips predicted right" in c.value for c in at.caption)
+    # the work is on disk: every tap was extracted in one pass, so another tap only adds its projections
+    arrays = env["root"] / "cache" / "arrays"
+    n_entries = len(list(arrays.glob("*.npz")))
+    assert n_entries >= 2  # the activations (10 clips fit one chunk) and this projection
+    # another tap, t-SNE, coloured by right / wrong: served without error
+    at.selectbox(key="_w_tap").set_value("block3").run()
+    at.radio(key="embeddings_method").set_value("tsne").run()
+    at.radio(key="embeddings_colour").set_value("correct").run()
+    no_exception(at)
+    assert len(list(arrays.glob("*.npz"))) == n_entries + 2  # PCA and t-SNE of block3, no new extraction
+    names = {t["name"].split(" ")[0] for t in charts(at)[0]["data"] if t.get("customdata")}
+    assert names <= {"right", "wrong"} and names
+    assert at.session_state["tap"] == "block3"
+
+
+def test_embeddings_current_clip_is_ringed_and_opens_on_the_clip_page(env):
+    fold5 = sorted(r.clip_id for r in env["data"].records if r.fold == 5)
+    # a click calls state.open_clip(clip_id) (see point_from_selection below); set its effect directly
+    at = start("views/embeddings.py", clip_id=fold5[3])
+    no_exception(at)
+    ring = [t for t in charts(at)[0]["data"] if t.get("name") == "current clip"]
+    assert len(ring) == 1
+    assert any(m.value.startswith(f"**Current clip:** {fold5[3]}") for m in at.markdown)
+    at.button(key="embeddings_open").click().run()
+    no_exception(at)
+    assert [t.value for t in at.main.title] == ["Clip"]
+    assert at.session_state["clip_id"] == fold5[3]
+
+
+def test_point_and_cell_from_selection():
+    from explorer.figures_dataset import cell_from_selection, point_from_selection
+
+    state = {"selection": {"points": [{"customdata": [2, "a.wav"]}, {"customdata": [7, "b.wav"]}]}}
+    assert point_from_selection(state) == 7
+    assert point_from_selection(state["selection"]) == 7
+    assert point_from_selection({"selection": {"points": [{"x": 1.0}]}}) is None
+    assert point_from_selection(None) is None
+    assert cell_from_selection({"selection": {"points": [{"customdata": [3, 1, 4]}]}}) == (3, 1)
+    assert cell_from_selection({"selection": {"points": [{"customdata": ["x", 1]}]}}) is None
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+
+def test_errors_page_two_models(env):
+    at = start("views/errors.py", models=MODELS)
+    no_exception(at)
+    assert [t.value for t in at.main.title] == ["Errors"]
+    assert at.markdown[0].value.startswith("The **confusion matrix**")
+    figs = charts(at)
+    assert len(figs) == 4  # a confusion matrix per model, then ROC curves per model
+    cm = figs[0]
+    counts = array(cm["data"][0]["z"])
+    assert counts.shape == (10, 10) and counts.sum() == 10
+    assert {"predicted class", "true class"} <= set(axis_titles(cm))
+    assert {"false positive rate (0-1)", "true positive rate (0-1)"} <= set(axis_titles(figs[2]))
+    assert [m.label for m in at.metric] == ["Accuracy", "Macro F1", "Macro ROC AUC"] * 2
+    table = at.dataframe[0].value
+    assert list(table.columns[:2]) == ["class", "support"] and len(table) == 10
+    assert "f1 tiny-secnn" in table.columns and "f1 tiny-ast" in table.columns
+    # misclassified clips with their Grad-CAM thumbnails (random weights: most clips are wrong)
+    images = at.get("image")
+    assert len(images) >= 1
+
+
+def test_errors_cell_lists_clips_each_one_click_from_the_clip_page(env):
+
+    at = start("views/errors.py")
+    no_exception(at)
+    cm = array(charts(at)[0]["data"][0]["z"])
+    t, p = map(int, np.argwhere(cm > 0)[0])
+    at.session_state["errors_cell"] = ["tiny-secnn", t, p]  # what a click on cell (t, p) stores
+    at.run()
+    no_exception(at)
+    classes = env["data"].classes
+    assert any(s.value.startswith(f"tiny-secnn: '{classes[t]}' clips predicted as '{classes[p]}' ({cm[t, p]})")
+               for s in at.subheader)
+    opens = [b for b in at.button if b.key and b.key.startswith("errors_open_cell_")]
+    assert len(opens) == cm[t, p]
+    opens[0].click().run()
+    no_exception(at)
+    assert [x.value for x in at.main.title] == ["Clip"]
+    assert env["data"].record(at.session_state["clip_id"]).label == t
+
+
+# ---------------------------------------------------------------------------
+# decoders
+
+
+def test_decoders_page_trains_once_then_explains(env):
+    at = start("views/decoders.py")
+    no_exception(at)
+    assert [t.value for t in at.main.title] == ["Decoders"]
+    assert at.markdown[0].value.startswith("A **decoder** reads a layer back")
+    assert at.selectbox(key="_w_tap").value == "block3"
+    at.number_input(key="decoders_n_train").set_value(4).run()
+    at.number_input(key="decoders_epochs").set_value(2).run()
+    assert len(charts(at)) == 0 and any(i.value.startswith("No decoders for") for i in at.info)
+    at.button(key="decoders_train").click().run()
+    no_exception(at)
+    figs = charts(at)
+    assert len(figs) == 5  # filter bank, one channel, reconstruction, errors, discriminative filters
+    bank, channel, recon = figs[0], figs[1], figs[2]
+    assert len([t for t in bank["data"] if t["type"] == "heatmap"]) == 4  # 3 flavours + NMF baseline
+    assert "frequency (Hz, mel scale)" in axis_titles(bank)
+    assert "frequency (Hz)" in axis_titles(channel)
+    assert {"time (s)", "frequency (Hz, mel scale)"} <= set(axis_titles(recon))
+    assert recon["data"][0]["colorbar"]["title"]["text"] == "dB"
+    # the decoders are on disk, in the cache, not beside the checkpoint
+    assert list((env["root"] / "cache" / "decoders").rglob("block3-mel-gaussian.safetensors"))
+    assert not (env["root"] / "checkpoints" / "tiny-secnn" / "decoders").exists()
+    # play one pattern
+    at.radio(key="decoders_listen_mode").set_value("steady").run()  # 2 s of sound: quicker to make
+    at.toggle(key="decoders_listen").set_value(True).run()
+    no_exception(at)
+    assert len(at.get("audio")) == 1
+    # a second session finds them trained
+    again = start("views/decoders.py", decoders_n_train=4, decoders_epochs=2)
+    no_exception(again)
+    assert len(charts(again)) == 5
+
+
+# ---------------------------------------------------------------------------
+# errors as messages
+
+
+def test_dataset_pages_show_input_errors_as_messages(env, tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for name in ("alpha", "beta"):  # classes the checkpoints do not know, one clip each (both in fold 1)
+        (tmp_path / name).mkdir()
+        sf.write(str(tmp_path / name / "a.wav"), (0.1 * rng.standard_normal(22050)).astype(np.float32), 22050)
+    at = start("views/embeddings.py", dataset_source="folder", dataset_folder=str(tmp_path))
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == [f"fold 5: holds no clips in {tmp_path}"]
+    at.session_state["dataset_fold"] = 1
+    at.switch_page("views/errors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and "does not know the classes ['alpha', 'beta']" in at.error[0].value
+
+
+# ---------------------------------------------------------------------------
+# the figures behind the pages, on tiny inputs
+
+
+def test_confusion_matrix_cells_carry_true_predicted_and_count():
+    from explorer.figures_dataset import confusion_matrix
+
+    cm = np.array([[3, 1], [0, 2]])
+    fig = confusion_matrix(cm, ["a", "b"]).to_dict()
+    heat, cells = fig["data"]
+    assert np.array_equal(array(heat["z"]), cm)
+    assert heat["text"] == [["3", "1"], ["", "2"]]
+    assert cells["customdata"] == [[0, 0, 3], [0, 1, 1], [1, 0, 0], [1, 1, 2]]
+    assert list(zip(cells["y"], cells["x"])) == [("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")]
+    shares = confusion_matrix(cm, ["a", "b"], normalise=True).to_dict()["data"][0]
+    assert np.allclose(array(shares["z"]), [[0.75, 0.25], [0.0, 1.0]])
+
+
+def test_embedding_scatter_groups_points_and_keeps_their_index():
+    from explorer.figures_dataset import embedding_scatter
+
+    points = np.arange(8, dtype=np.float32).reshape(4, 2)
+    kwargs = dict(clip_ids=["w", "x", "y", "z"], true_names=["a", "b", "a", "b"], pred_names=["a", "a", "a", "b"],
+                  confidence=np.full(4, 0.5))
+    by_class = embedding_scatter(points, **kwargs).to_dict()["data"]
+    assert [[c[0] for c in t["customdata"]] for t in by_class] == [[0, 2], [1, 3]]
+    assert np.array_equal(array(by_class[0]["x"]), [0, 4])
+    right_wrong = embedding_scatter(points, colour_by="correct", highlight=1, **kwargs).to_dict()["data"]
+    assert [t["name"] for t in right_wrong] == ["right (3)", "wrong (1)", "current clip"]
+    assert right_wrong[1]["customdata"][0][:4] == [1, "x", "b", "a"]
+    assert np.array_equal(array(right_wrong[2]["x"]), [2])
+
+
+def test_to_db_inverts_the_decoders_scale():
+    from core.interpret.nmf import nonnegative_target
+    from explorer.figures_dataset import to_db
+
+    S_db = np.random.default_rng(0).uniform(-80, 0, size=(4, 6)).astype(np.float32)
+    X01 = nonnegative_target(((S_db - S_db.mean()) / S_db.std())[None])[0]  # standardised, then min-max
+    assert np.allclose(to_db(X01, floor_db=float(S_db.min()), peak_db=float(S_db.max())), S_db, atol=1e-4)
+
+
+def test_gradcam_thumbnail_puts_low_bands_at_the_bottom_and_colours_the_heat():
+    from explorer.figures_dataset import gradcam_thumbnail
+
+    S = np.zeros((8, 10), dtype=np.float32)
+    heat = np.zeros((8, 10), dtype=np.float32)
+    heat[0, :] = 1.0  # the lowest band
+    img = gradcam_thumbnail(S, heat)
+    assert img.shape == (8, 10, 3) and img.dtype == np.uint8
+    assert img[-1, 0, 0] > 200 and img[-1, 0, 2] < 60  # bottom row: red-yellow
+    assert img[0, 0, 0] == img[0, 0, 1] == img[0, 0, 2]  # top row: grey spectrogram only
+
+
+def test_filter_bank_sorts_filters_by_peak_frequency():
+    from explorer.figures_dataset import filter_bank
+
+    W = np.zeros((5, 3), dtype=np.float32)
+    W[4, 0], W[0, 1], W[2, 2] = 2.0, 1.0, 0.5  # peaks at bands 4, 0, 2
+    z = array(filter_bank({"mel-gaussian": W}).to_dict()["data"][0]["z"])
+    assert np.array_equal(z.argmax(axis=1), [0, 2, 4]) and np.allclose(z.max(axis=1), 1.0)
