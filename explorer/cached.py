@@ -29,11 +29,12 @@ import torch
 
 from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
 from core.datasets import Dataset, open_dataset
+from core.models.hf_ast import is_hf_ast_folder
 from core.paths import CHECKPOINTS_DIR
 
 __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
-    "cfg_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
+    "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "gradcam", "deletion", "masked_audio",
     "spectrogram_db", "augmented", "augmented_db", "augmented_probabilities",
 ]
@@ -49,7 +50,8 @@ ENV_CHECKPOINTS = "EXPLORER_CHECKPOINTS"
 def checkpoint_folders() -> dict[str, str]:
     """Checkpoints the app can open: name -> folder.
 
-    Every folder under ``checkpoints/`` that holds ``checkpoint.json``, then
+    Every folder under ``checkpoints/`` that holds ``checkpoint.json`` (or a
+    saved Hugging Face ``ASTForAudioClassification``), then
     those named in ``$EXPLORER_CHECKPOINTS`` (``dir1:dir2``; each a checkpoint
     folder or a folder of them). Names are folder names, with the parent's
     name prepended when two would clash. Cheap (a directory listing), so not
@@ -58,10 +60,11 @@ def checkpoint_folders() -> dict[str, str]:
     roots = [CHECKPOINTS_DIR] + [Path(p) for p in os.environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p]
     folders: list[Path] = []
     for root in roots:
-        if (root / "checkpoint.json").is_file():
+        if (root / "checkpoint.json").is_file() or is_hf_ast_folder(root):
             folders.append(root)
         elif root.is_dir():
-            folders += sorted(p.parent for p in root.glob("*/checkpoint.json"))
+            folders += sorted(p for p in root.iterdir()
+                              if p.is_dir() and ((p / "checkpoint.json").is_file() or is_hf_ast_folder(p)))
     found: dict[str, str] = {}
     for folder in folders:
         name = folder.name
@@ -108,8 +111,23 @@ def cfg_key(cfg: AudioConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
+def input_key(folder: str) -> str:
+    """What a checkpoint's model sees, as a cache key: its audio config, and its front end.
+
+    Our models see :func:`core.audio.log_mel`; a Hugging Face AST sees its own
+    feature extractor's filterbank, so its key names the checkpoint too.
+    """
+    loaded = checkpoint(folder)
+    d = loaded.audio_cfg.to_dict()
+    if loaded.kind == "hf-ast":
+        d["frontend"] = folder
+    return json.dumps(d, sort_keys=True)
+
+
 def _cfg(key: str) -> AudioConfig:
-    return AudioConfig.from_dict(json.loads(key))
+    d = json.loads(key)
+    d.pop("frontend", None)
+    return AudioConfig.from_dict(d)
 
 
 # ---------------------------------------------------------------------------
@@ -169,6 +187,9 @@ def model_input(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray:
     """
     cfg = _cfg(cfg_json)
     samples, _, _ = clip_samples(path, cfg.sr)
+    frontend = json.loads(cfg_json).get("frontend")
+    if frontend is not None:  # a Hugging Face AST: its extractor takes the clip as it is
+        return checkpoint(frontend).features(_channel(samples, channel))
     y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
     return log_mel(y, cfg)
 
@@ -183,7 +204,7 @@ def spectrogram_db(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray
 
 
 def _x(folder: str, path: str, channel: str) -> torch.Tensor:
-    X = model_input(path, cfg_key(audio_cfg(folder)), channel)
+    X = model_input(path, input_key(folder), channel)
     return torch.from_numpy(X)[None, None]  # (1, 1, n_mels, n_frames)
 
 
@@ -234,7 +255,7 @@ def _probabilities(folder: str, X: np.ndarray) -> np.ndarray:
 @st.cache_data(max_entries=256, show_spinner=False)
 def probabilities(folder: str, path: str, channel: str = "mix") -> np.ndarray:
     """Class probabilities of a clip: np.ndarray [shape=(n_classes,)]."""
-    return _probabilities(folder, model_input(path, cfg_key(audio_cfg(folder)), channel))
+    return _probabilities(folder, model_input(path, input_key(folder), channel))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -358,7 +379,7 @@ def deletion(folder: str, path: str, tap: str, target: int, *, n_steps: int = 20
 
     loaded = checkpoint(folder)
     cfg = loaded.audio_cfg
-    x = model_input(path, cfg_key(cfg), channel)
+    x = model_input(path, input_key(folder), channel)
     heat = gradcam(folder, path, tap, target, channel)
     with model_lock(folder):
         predict = model_predictor(loaded.model)

@@ -483,7 +483,7 @@ def reconstructions(folder: str, root: str, test_fold: int, tap: str, n_train: i
     H = nmf.activation_matrix(nmf.time_activations(value[None], grid=getattr(model, "grid", None),
                                                    n_special=getattr(model, "n_special", 1)),
                               n_frames=cfg.n_frames)  # (1, K, n_frames)
-    X = nmf.nonnegative_target(cached.model_input(path, key)[None])  # (1, n_mels, n_frames)
+    X = nmf.nonnegative_target(cached.model_input(path, cached.input_key(folder))[None])  # (1, n_mels, n_frames)
     S_db = cached.spectrogram_db(path, key)
     out = {"target": X[0], "floor_db": float(S_db.min()), "peak_db": float(S_db.max()), "recon": {},
            "activity": {}, "errors": {}}

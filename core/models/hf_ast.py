@@ -237,6 +237,10 @@ class HFAST(nn.Module):
         return (t0 * shift_s + length_s / 2, (t0 + c.patch - 1) * shift_s + length_s / 2,
                 float(centres[f0]), float(centres[f0 + c.patch - 1]))
 
+    def patch_boxes(self, audio_cfg: AudioConfig | None = None) -> np.ndarray:
+        """np.ndarray [shape=(n_patches, 4)]: :meth:`patch_box` of every patch."""
+        return np.array([self.patch_box(p) for p in range(self.n_patches)])
+
 
 def hf_audio_config(model: HFAST) -> AudioConfig:
     """An :class:`AudioConfig` describing the extractor's axes (16 kHz, 10 ms hop, n_frames).

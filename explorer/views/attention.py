@@ -36,13 +36,13 @@ ui.intro(
 )
 
 clip = ui.need_clip()
-models = ui.need_models(("ast",), what="a transformer (AST) model")
+models = ui.need_models(("ast", "hf-ast"), what="a transformer (AST) model")
 names = [name for name, _ in models]
 model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="attention_model")
 folder = dict(models)[model_name]
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
-key = cached.cfg_key(cfg)
+key = cached.input_key(folder)
 n_layers, n_heads = loaded.model.config.depth, loaded.model.config.heads
 boxes = cached.patch_boxes(folder)
 n_patches = boxes.shape[0]

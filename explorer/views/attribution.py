@@ -49,7 +49,7 @@ with c2:
 target = predicted if target_name == PREDICTED else loaded.classes.index(target_name)
 
 left, right = st.columns([3, 2], gap="medium")
-X = cached.model_input(clip.path, cached.cfg_key(cfg))
+X = cached.model_input(clip.path, cached.input_key(folder))
 stem = f"gradcam_{ui.safe_stem(model_name)}_{tap}_{ui.safe_stem(clip.name)}"
 try:
     heat = cached.gradcam(folder, clip.path, tap, target)

@@ -191,7 +191,7 @@ else:
                 except InputError as error:
                     st.error(str(error))
                     continue
-                S = cached.model_input(path, cached.cfg_key(cfg))
+                S = cached.model_input(path, cached.input_key(cam_folder))
                 empty = "" if np.any(heat > 0) else " (empty map)"
                 st.image(fd.gradcam_thumbnail(S, heat), width="stretch",
                          caption=f"{clip_id}: {classes[y_true[j]]} → {classes[y_pred[j]]} "

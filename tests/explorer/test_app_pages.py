@@ -258,3 +258,28 @@ def test_folder_dataset_with_a_wrong_layout_shows_an_error_and_keeps_working(env
     no_exception(at)
     assert any(str(tmp_path) in e.value for e in at.sidebar.error)
     assert len(charts(at)) == 8  # the demo clip is still shown
+
+
+def test_a_hugging_face_ast_folder_is_explained_too(env, tmp_path, monkeypatch):
+    """A local ASTForAudioClassification folder is discovered and explained with its own features."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    folder = tmp_path / "hf-tiny"
+    labels = {i: c for i, c in enumerate(env["classes"])}
+    config = transformers.ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=64, num_mel_bins=64, max_length=256, patch_size=16,
+                                    frequency_stride=16, time_stride=16, num_labels=len(labels),
+                                    id2label=labels, label2id={c: i for i, c in labels.items()})
+    transformers.ASTForAudioClassification(config).eval().save_pretrained(folder)
+    transformers.ASTFeatureExtractor(num_mel_bins=64, max_length=256).save_pretrained(folder)
+    monkeypatch.setenv("EXPLORER_CHECKPOINTS", os.environ["EXPLORER_CHECKPOINTS"] + os.pathsep + str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["models"] = ["hf-tiny"]
+    at.run()
+    no_exception(at)
+    at.switch_page("views/attention.py").run()
+    no_exception(at)
+    assert at.multiselect(key="attention_layers").value == [1]  # of the default 1, 4, 8, the layers it has
+    assert len(charts(at)) == 2
+    at.switch_page("views/attribution.py").run()
+    no_exception(at)
