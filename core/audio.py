@@ -24,6 +24,7 @@ __all__ = [
     "Clip",
     "check_audio",
     "load_audio",
+    "probe_audio",
     "to_mono",
     "resample",
     "fit_duration",
@@ -223,6 +224,30 @@ def _check_header(path: Path, channels: int, sr: int, frames: int, cfg: AudioCon
 def _short(error: Exception) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text[:160]
+
+
+def probe_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> None:
+    """Check a file's header without reading its samples (cheap: for listing a dataset).
+
+    Raises
+    ------
+    InputError
+        As :func:`load_audio` does for a missing, empty or non-audio file, more
+        than 2 channels, zero samples, a low sample rate or a wrong length.
+        Compressed formats that only librosa reads pass on their size alone.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "the file is empty (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except Exception as error:
+        if path.suffix.lower() in _FALLBACK_EXTENSIONS:
+            return
+        raise InputError(path, f"not a readable audio file ({_short(error)})") from None
+    _check_header(path, info.channels, info.samplerate, info.frames, cfg)
 
 
 def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig(), *, resample_to: int | None = None) -> Clip:

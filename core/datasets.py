@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.audio import AudioConfig, fit_duration, load_audio, log_mel
+from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
 __all__ = ["AUDIO_EXTENSIONS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono", "load_features"]
@@ -124,12 +124,16 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def open_dataset(root: str | Path) -> Dataset:
+def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
     """Read a dataset folder in ESC-50's layout or as a folder of class folders.
 
     Parameters
     ----------
     root : str or Path
+    check_files : bool
+        Read every file's header (about 0.1 ms a file) and skip, with the
+        reason, those that are empty, not audio, or out of the limits of
+        :class:`~core.audio.AudioConfig`.
 
     Returns
     -------
@@ -150,6 +154,16 @@ def open_dataset(root: str | Path) -> Dataset:
         dataset = _open_esc50(root)
     else:
         dataset = _open_folders(root)
+    if check_files:
+        kept = []
+        for r in dataset.records:
+            try:
+                probe_audio(r.path)
+            except InputError as error:
+                dataset.skipped.append((r.clip_id, error.problem))
+                continue
+            kept.append(r)
+        dataset.records = kept
     if not dataset.records:
         reasons = "; ".join(f"{name}: {why}" for name, why in dataset.skipped[:3])
         raise InputError(root, "no audio clips could be listed" + (f" ({reasons})" if reasons else ""))

@@ -62,3 +62,17 @@ def test_all_absent_is_an_error(tmp_path):
     root = esc50(tmp_path / "esc", [("1-a.wav", 1, 0, "dog")])
     with pytest.raises(InputError, match="no audio clips"):
         open_dataset(root)
+
+
+def test_unreadable_files_are_skipped_with_the_reason(tmp_path):
+    for i in range(5):
+        clip(tmp_path / "bird" / f"{i}.wav")
+    (tmp_path / "bird" / "empty.wav").write_bytes(b"")
+    (tmp_path / "bird" / "text.wav").write_text("not audio at all")
+    (tmp_path / "bird" / "trunc.wav").write_bytes((tmp_path / "bird" / "0.wav").read_bytes()[:20])
+    ds = open_dataset(tmp_path)
+    assert len(ds.records) == 5
+    reasons = dict(ds.skipped)
+    assert set(reasons) == {"bird/empty.wav", "bird/text.wav", "bird/trunc.wav"}
+    assert "empty" in reasons["bird/empty.wav"] and "not a readable audio file" in reasons["bird/text.wav"]
+    assert len(open_dataset(tmp_path, check_files=False).records) == 8
