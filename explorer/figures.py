@@ -329,23 +329,28 @@ def feature_steps(steps: dict[str, np.ndarray], cfg: AudioConfig = AudioConfig()
         Four panels; the first three span the clip's own length, the last the
         model's fixed ``n_frames``.
     """
-    panels = [("mel", "1. mel power", "power"), ("db", "2. dB (top 80 dB)", "dB"),
-              ("standardised", "3. standardised", "z-score"), ("fixed", "4. padded / trimmed", "z-score")]
-    fig = make_subplots(rows=1, cols=4, subplot_titles=[p[1] for p in panels], horizontal_spacing=0.05)
+    panels = [("mel", "1. mel power<br>(linear, no unit)", "power"), ("db", "2. dB<br>(top 80 dB)", "dB"),
+              ("standardised", "3. standardised<br>(z-score: standard deviations)", "z-score"),
+              ("fixed", "4. padded / trimmed<br>(z-score)", "z-score")]
+    spacing = 0.09  # room right of each panel for its colour bar (the unit is in the panel's title)
+    fig = make_subplots(rows=1, cols=4, subplot_titles=[p[1] for p in panels], horizontal_spacing=spacing)
     for col, (key, _, unit) in enumerate(panels, start=1):
         S = steps[key]
         S = shrink(S, max_rows=cfg.n_mels, max_cols=216)
         duration_s = steps[key].shape[1] * cfg.hop_length / cfg.sr
+        right = fig.layout[f"xaxis{'' if col == 1 else col}"].domain[1]
         fig.add_trace(go.Heatmap(
             z=S, x=_time_centres(S.shape[1], duration_s), y=_band_centres(S.shape[0], cfg.n_mels),
-            colorscale="Viridis", showscale=False,
+            colorscale="Viridis", showscale=True,
+            colorbar=dict(x=right + 0.005, xanchor="left", thickness=8, len=1.0, tickfont=dict(size=9)),
             hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.3g} " + unit + "<extra></extra>",
         ), row=1, col=col)
         fig.update_xaxes(title_text="time (s)", row=1, col=col)
         fig.update_yaxes(**(hz_ticks(cfg) if col == 1 else dict(tickmode="array", tickvals=hz_ticks(cfg)["tickvals"],
                                                                  ticktext=[""] * len(hz_ticks(cfg)["tickvals"]))),
                          row=1, col=col)
-    return _layout(fig, title=None, height=300)
+    _layout(fig, title=None, height=320)
+    return fig.update_layout(margin=dict(t=55))
 
 
 def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
@@ -357,9 +362,11 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
     ----------
     S : np.ndarray [shape=(n_mels, n_frames)]
         The spectrogram (any unit; drawn in grey).
-    heat : np.ndarray [shape=(n_mels, n_frames)]
-        Relevance on the same grid; low values are transparent.
+    heat : np.ndarray [shape=(n_mels, n_frames)], in [0, 1]
+        Relevance on the same grid; the colour scale runs from 0
+        (transparent) to 1, so an all-zero map leaves the spectrogram bare.
     boxes : sequence of objects with ``t0_s, t1_s, f0_hz, f1_hz``
+        Ground-truth event boxes, drawn as white dashed outlines.
 
     Returns
     -------
@@ -372,11 +379,13 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
     fig.add_trace(go.Heatmap(
         z=H, x=_time_centres(H.shape[1], duration_s), y=_band_centres(H.shape[0], cfg.n_mels),
         colorscale=[[0.0, "rgba(255,40,0,0)"], [0.35, "rgba(255,80,0,0.25)"], [1.0, "rgba(255,230,0,0.95)"]],
+        # Pinned at 0, so that an all-zero map stays transparent (autorange would centre it, tinting everything).
+        zmin=0.0, zmax=max(1.0, float(H.max())),
         opacity=opacity, colorbar=dict(title=dict(text=unit), thickness=12),
         hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.3f}<extra></extra>",
     ))
-    for box in boxes:
-        _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="cyan", dash="dash")
+    for box in boxes:  # white dashed, as on the Clip page (cyan is the attention query)
+        _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="white", dash="dash")
     fig.update_xaxes(title_text="time (s)")
     fig.update_yaxes(**hz_ticks(cfg))
     return _layout(fig, title=title, height=height)
@@ -474,8 +483,10 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = A
         xaxis, yaxis = layout[f"xaxis{sfx}"], layout[f"yaxis{sfx}"]
         yaxis.update(tickmode="array", tickvals=ticks["tickvals"][::2],
                      ticktext=ticks["ticktext"][::2] if col == 0 else [""] * len(ticks["tickvals"][::2]))
+        if col:
+            yaxis["ticks"] = ""  # inner columns: no marks poking into the neighbour on the left
         if col == 0 and row == n_rows // 2:
-            yaxis["title"] = dict(text="Hz")
+            yaxis["title"] = dict(text="frequency (Hz, mel scale)")
         if i + n_cols >= len(channels):
             xaxis["title"] = dict(text="time (s)")
         else:
@@ -658,11 +669,16 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                 fill = f"rgba(255,140,0,{0.15 + 0.6 * strength:.2f})" if query is None else "rgba(0,0,0,0)"
                 shapes.append(dict(type="rect", xref=xref, yref=yref, x0=boxes[p, 0], x1=boxes[p, 1],
                                    y0=y0[p], y1=y1[p], fillcolor=fill, line=dict(color="orange", width=0.8)))
+    hz = hz_ticks(cfg)
     for k in range(1, n_rows * n_cols + 1):
         sfx = _axis_suffix(k)
+        first_col = (k - 1) % n_cols == 0
+        # No tick marks: the cells sit 0.6% apart, so a cell's y ticks would poke into its left neighbour.
         layout[f"xaxis{sfx}"].update(range=[0, duration_s], showticklabels=k > (n_rows - 1) * n_cols,
-                                     tickfont=dict(size=8))
-        layout[f"yaxis{sfx}"].update(range=[-0.5, cfg.n_mels - 0.5], showticklabels=False)
+                                     ticks="", showgrid=False, zeroline=False, tickfont=dict(size=8))
+        layout[f"yaxis{sfx}"].update(range=[-0.5, cfg.n_mels - 0.5], ticks="", showgrid=False, zeroline=False,
+                                     showticklabels=first_col, tickmode="array", tickvals=hz["tickvals"][1::2],
+                                     ticktext=hz["ticktext"][1::2], tickfont=dict(size=8))  # off the edges
     layout["shapes"] = shapes
     layout["annotations"].append(dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; "
                                            "cyan = query, orange = its top patches (darker = more attention)", xref="paper",
@@ -671,7 +687,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     layout.update(clickmode="event+select", dragmode=False)
     fig = _figure(data, layout)
     _layout(fig, title=title, height=80 + 125 * n_rows)
-    return fig.update_layout(margin=dict(l=10, r=30, t=60 if title else 30, b=50))
+    return fig.update_layout(margin=dict(l=48, r=30, t=60 if title else 30, b=50))
 
 
 def _quantise(X: np.ndarray) -> np.ndarray:
@@ -695,7 +711,7 @@ def patch_picker(S: np.ndarray, cfg: AudioConfig, *, patch_boxes: np.ndarray, qu
     heat : np.ndarray [shape=(n_mels, n_frames)] or None
         Drawn over the spectrogram like :func:`overlay`.
     boxes : sequence of objects with ``t0_s, t1_s, f0_hz, f1_hz``
-        Ground-truth event boxes.
+        Ground-truth event boxes, white dashed (the query is solid cyan).
 
     Returns
     -------

@@ -43,7 +43,8 @@ __all__ = [
 
 _FONT = dict(size=11)
 _MARGIN = dict(l=60, r=10, t=40, b=45)
-_PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set3
+# D3's ten first: ten clearly different hues (Plotly's own ten pair up blue/violet and green/lime).
+_PALETTE = qualitative.D3 + qualitative.Plotly + qualitative.Set3
 _RIGHT, _WRONG = "#2ca02c", "#d62728"
 
 
@@ -245,8 +246,10 @@ def filter_bank(bases: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(
             hovertemplate="filter %{customdata}<br>band %{x}<br>%{z:.2f} of peak<extra></extra>",
         ), row=1, col=col)
         fig.update_xaxes(**_band_axis(cfg, only_hz=(100, 1000, 10000) if len(names) > 2 else None), row=1, col=col)
+        # Inner panels: no tick marks either (they would poke into the panel on the left).
         fig.update_yaxes(title_text="filter (sorted by peak frequency)" if col == 1 else None,
-                         showticklabels=col == 1, row=1, col=col)
+                         showticklabels=col == 1, ticks=None if col == 1 else "", showgrid=False,
+                         zeroline=False, row=1, col=col)
     return _layout(fig, title=title, height=height)
 
 
@@ -354,15 +357,22 @@ def error_bars(errors: Mapping[str, Mapping[str, float]], *, title: str | None =
     go.Figure
     """
     fig = go.Figure()
+    top = 0.0
     for i, (series, values) in enumerate(errors.items()):
         names = list(values)
-        fig.add_trace(go.Bar(x=[FLAVOUR_TITLES.get(n, n) for n in names], y=[values[n] for n in names], name=series,
-                             marker_color=_colour(i), text=[f"{values[n]:.3f}" for n in names], textposition="auto",
+        heights = [float(values[n]) for n in names]
+        top = max([top] + [h for h in heights if np.isfinite(h)])
+        fig.add_trace(go.Bar(x=[FLAVOUR_TITLES.get(n, n) for n in names], y=heights, name=series,
+                             marker_color=_colour(i), text=[f"{h:.2f}" for h in heights], textposition="outside",
+                             cliponaxis=False, textfont=dict(size=10),
                              hovertemplate="%{x}: %{y:.3f}<extra>" + series + "</extra>"))
-    fig.update_yaxes(title_text="relative error (0 = perfect)", rangemode="tozero")
+    # Head room above the tallest bar for its value label.
+    fig.update_yaxes(title_text="relative error (0 = perfect)", range=[0, 1.18 * top if top > 0 else 1])
     fig.update_xaxes(title_text="decoder")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
-    return _layout(fig, title=title, height=320)
+    # The legend sits above the plot, under the title, in a top margin made for it (not over the bars).
+    fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom"))
+    _layout(fig, title=title, height=360)
+    return fig.update_layout(margin=dict(t=95), title=dict(y=0.97, yanchor="top"))
 
 
 def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, Sequence[tuple[int, float]]],
@@ -386,20 +396,31 @@ def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, 
     f_hz = mel_frequencies_hz(cfg)
     fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=[FLAVOUR_TITLES.get(n, n) for n in names],
                         shared_yaxes=True, horizontal_spacing=0.03)
+    n_lines = max((len(picks[n]) for n in names), default=0)
     for col, name in enumerate(names, start=1):
         W = np.asarray(bases[name], dtype=np.float64)
+        key = []
         for rank, (k, score) in enumerate(picks[name]):
             w = W[:, int(k)]
             peak = w.max()
+            colour = _colour(rank)
             fig.add_trace(go.Scatter(x=f_hz, y=w / peak if peak > 0 else w, mode="lines",
-                                     name=f"filter {k} (d' {score:.2f})", legendgroup=name, showlegend=True,
-                                     line=dict(color=_colour(rank), width=2),
+                                     name=f"filter {k} (d' {score:.2f})", showlegend=False,
+                                     line=dict(color=colour, width=2),
                                      hovertemplate=f"filter {k}, d' {score:.2f}<br>" + "%{x:.0f} Hz<br>%{y:.2f}"
                                                    "<extra></extra>"), row=1, col=col)
+            key.append(f"<span style='color:{colour}'>━</span> filter {k} (d' {score:.2f})")
         fig.update_xaxes(**_log_hz_axis((100, 1000, 10000)), row=1, col=col)
+        # Each panel's key sits under it, so every entry says which decoder it belongs to.
+        domain = fig.layout[f"xaxis{'' if col == 1 else col}"].domain
+        fig.add_annotation(text="<br>".join(key), x=(domain[0] + domain[1]) / 2, y=0, xref="paper", yref="paper",
+                           xanchor="center", yanchor="top", yshift=-54, align="left", showarrow=False,
+                           font=dict(size=11))
     fig.update_yaxes(title_text="response (0-1 of peak)", range=[0, 1.05], row=1, col=1)
-    fig.update_layout(legend=dict(orientation="h", y=-0.3))
-    return _layout(fig, title=title, height=height)
+    bottom = 62 + 16 * n_lines
+    _layout(fig, title=title, height=height + 16 * n_lines)
+    # Room above the panel titles for the figure's title, and below the x axes for the keys.
+    return fig.update_layout(margin=dict(t=75 if title else 40, b=bottom), title=dict(y=0.98, yanchor="top"))
 
 
 # ---------------------------------------------------------------------------
@@ -434,10 +455,15 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str], *, normalise: bool 
     ti, pi = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     text = [[(f"{shares[t, p]:.0%}" if normalise else str(cm[t, p])) if cm[t, p] else "" for p in range(n)]
             for t in range(n)]
+    zmax = 1 if normalise else max(int(cm.max()), 1)
+    # Counts are whole: ticks at integer steps, about five of them.
+    ticks = dict(tickformat=".1f") if normalise else dict(tick0=0, dtick=max(1, int(np.ceil(zmax / 5))),
+                                                          tickformat="d")
     fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=names, colorscale=_BLUES, zmin=0, zmax=1 if normalise else max(int(cm.max()), 1),
+        z=z, x=names, y=names, colorscale=_BLUES, zmin=0, zmax=zmax,
         text=text, texttemplate="%{text}", textfont=dict(size=11),
-        colorbar=dict(title=dict(text="share of the class (0-1)" if normalise else "clips"), thickness=12),
+        colorbar=dict(title=dict(text="share of the class (0-1)" if normalise else "clips"), thickness=12,
+                      **ticks),
         hoverinfo="skip",
     ))
     # Invisible click targets, one per cell (a click on a heatmap itself is not a selectable point).
@@ -448,10 +474,13 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str], *, normalise: bool 
         selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
         hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata[2]} clips<extra>click to list them</extra>",
     ))
-    fig.update_xaxes(title_text="predicted class", tickangle=-40, showgrid=False)
-    fig.update_yaxes(title_text="true class", autorange="reversed", showgrid=False)
+    # Upright class names (-90 degrees) take one column's width each, so they never overlap; the
+    # margin grows to fit the longest (automargin), and the figure with it.
+    fig.update_xaxes(title_text="predicted class", tickangle=-90, automargin=True, showgrid=False)
+    fig.update_yaxes(title_text="true class", autorange="reversed", automargin=True, showgrid=False)
     fig.update_layout(clickmode="event+select", dragmode=False)
-    return _layout(fig, title=title, height=height or 200 + 32 * n)
+    longest = max((len(c) for c in names), default=0)
+    return _layout(fig, title=title, height=height or 200 + 32 * n + 6 * longest)
 
 
 def cell_from_selection(selection) -> tuple[int, int] | None:

@@ -32,7 +32,8 @@ ui.intro(
     "In the grid, each cell is one **head** of one **layer**: the cyan box is the query patch and the "
     "orange arcs go to the patches it attends to most (thicker = more attention). **Click any patch** to make "
     "it the query. Below, **attention rollout** multiplies attention through all layers to show "
-    "which parts of the clip reach the class token that makes the decision."
+    "which parts of the clip reach the class token that makes the decision; there too the query is cyan, and "
+    "a dashed white box marks where the clip's true event is (demo clips only)."
 )
 
 clip = ui.need_clip()
@@ -91,16 +92,20 @@ with control_col:
                           help="How the heads of a layer are combined: their mean, max or min.")
     discard = st.slider("Discard weakest links", min_value=0.0, max_value=0.95, value=0.0, step=0.05,
                         key="attention_discard", help="Share of the weakest attention links dropped in each layer.")
-    st.caption("Bright = much of the class token's information comes from there. Dropping weak links "
-               "sharpens the map; max fusion follows the most focused head.")
+    marks = (["solid cyan: the query patch"] if query != CLASS_TOKEN else []) + (
+        ["dashed white: the clip's true event"] if ui.clip_boxes(clip) else [])
+    st.caption("Bright = much of the class token's information comes from there" + (
+        f" ({'; '.join(marks)})" if marks else "") + ". Dropping weak links sharpens the map; max fusion follows "
+               "the most focused head.")
 with roll_col:
     try:
         heat = cached.rollout(folder, clip.path, head_fusion=fusion, discard_ratio=float(discard), channel=channel)
     except InputError as error:
         st.error(str(error))
         st.stop()
+    events = ui.clip_boxes(clip)
     picker = figures.patch_picker(X, cfg, patch_boxes=boxes, query=None if query == CLASS_TOKEN else query,
-                                  heat=heat, boxes=ui.clip_boxes(clip),
+                                  heat=heat, boxes=events,
                                   title="Attention rollout: what reaches the class token")
     ui.plot(picker, key=PICKER_KEY, stem=f"rollout_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
             on_select=partial(on_patch_click, PICKER_KEY), selection_mode="points")

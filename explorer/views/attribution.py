@@ -38,8 +38,9 @@ probs = cached.probabilities(folder, clip.path)
 predicted = int(np.argmax(probs))
 c1, c2 = st.columns([3, 2])
 with c1:
-    tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names, default=tap_names[-1],
-                      format_func=labels.get, help="Deeper layers see larger, more abstract patterns.")
+    tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names, default=ui.default_cam_tap(taps),
+                      format_func=labels.get, help="Deeper layers see larger, more abstract patterns. A "
+                                                   "transformer's last layer always gives an empty map.")
 with c2:
     options = [PREDICTED] + list(loaded.classes)
     target_name = state.bound(st.selectbox, "Class explained", state.TARGET_CLASS, options=options,
@@ -58,11 +59,12 @@ except InputError as error:
     st.stop()
 with left:
     boxes = ui.clip_boxes(clip)
-    title = f"Grad-CAM for '{loaded.classes[target]}' at {labels[tap]}"
-    ui.plot(figures.overlay(X, heat, cfg, title=title + (" (cyan: true event)" if boxes else ""), boxes=boxes),
-            key="attribution_overlay", stem=stem)
-    if not np.any(heat > 0):
-        st.caption("The map is empty: no cell pushes the model towards this class at this layer.")
+    empty = not np.any(heat > 0)
+    title = f"Grad-CAM for '{loaded.classes[target]}' at {labels[tap]}" + (
+        ": empty map" if empty else " (dashed white: true event)" if boxes else "")
+    ui.plot(figures.overlay(X, heat, cfg, title=title, boxes=boxes), key="attribution_overlay", stem=stem)
+    if empty:
+        st.caption(ui.EMPTY_MAP)
 
 with right:
     curve = cached.deletion(folder, clip.path, tap, target)

@@ -128,11 +128,12 @@ with right:
                             key=f"pred_{name}")
             top = int(np.argmax(probs))
             verdict = "" if true is None else (" (right)" if top == true else " (wrong)")
-            st.caption(f"{loaded.kind}: predicts **{loaded.classes[top]}** ({probs[top]:.0%}){verdict}")
+            st.caption(f"{name}: predicts **{loaded.classes[top]}** ({probs[top]:.0%}){verdict}")
 
 st.subheader("Preprocessing, step by step")
 st.caption("Step 1: mel power (linear: a few loud cells hide the rest); 2: in dB relative to the clip's peak, "
-           "floored 80 dB below; 3: standardised to zero mean and unit variance; 4: cut or padded to the "
+           "floored 80 dB below; 3: standardised to zero mean and unit variance (a z-score: standard deviations from "
+           "the clip's mean); 4: cut or padded to the "
            f"model's {cfg.n_frames} frames ({cfg.clip_duration_s:.2f} s).")
 ui.plot(figures.feature_steps(steps, cfg), key="clip_steps", stem=f"steps_{ui.safe_stem(clip.name)}")
 

@@ -141,14 +141,15 @@ if not any(picks.values()):
 else:
     ui.plot(fd.discriminative_filters(bases, picks, cfg, title=f"Most '{chosen}'-specific filters"),
             key="decoders_discriminative", stem=f"{stem}_{ui.safe_stem(chosen)}_discriminative")
-    st.caption("For each decoder, the filters whose activity is most higher on this class's held-out clips than on "
+    st.caption("For each decoder (one panel each, its filters listed under it), the filters whose activity is "
+               "most clearly higher on this class's held-out clips than on "
                "the others, ranked by d' (difference of means over the pooled standard deviation; above 1 is a "
                "clear difference). The three decoders share the layer's channels, so they rank the same channels; they "
                "differ in the filter each learned for them. NMF's components are its own.")
 
 # -- listen ---------------------------------------------------------------------------------
 st.subheader("Listen to one pattern")
-l1, l2, l3, l4 = st.columns([2, 1, 2, 1])
+l1, l2, l3 = st.columns([2, 1, 3])
 flavour = l1.selectbox("Decoder", FLAVOURS, format_func=fd.FLAVOUR_TITLES.get, key="decoders_listen_flavour")
 n_filters = bases[flavour].shape[1]
 acts = rec["activity"][flavour]
@@ -157,7 +158,7 @@ component = int(l2.number_input(f"Filter (0-{n_filters - 1})", min_value=0, max_
                                 key=f"decoders_listen_filter_{flavour}_{tap}"))
 mode = l3.radio("As", ["clip", "steady"], horizontal=True, key="decoders_listen_mode",
                 format_func={"clip": "its part of this clip", "steady": "a steady spectrum (2 s)"}.get)
-if l4.toggle("Make the sound", value=False, key="decoders_listen",
+if st.toggle("Make the sound", value=False, key="decoders_listen",
              help="Griffin-Lim: a second or two the first time for each choice."):
     audio = cd.pattern_audio(folder, root, test_fold, tap, n_train, epochs, clip.path, flavour, component,
                              mode == "steady")

@@ -148,7 +148,8 @@ for i, (column, (name, res)) in enumerate(zip(columns, results.items())):
 st.subheader("Misclassified clips and their Grad-CAM")
 st.caption("Each thumbnail is a clip's spectrogram (time 0 to 5 s left to right, frequency from 20 Hz at the "
            "bottom to the top band, mel scale) with the Grad-CAM map of the class explained over it: yellow is "
-           "strong evidence, no colour none. Worst mistakes (most confident) first.")
+           "strong evidence, no colour none; its caption reads true class → predicted class (confidence). "
+           "Worst mistakes (most confident) first; click a clip's name to open it.")
 d1, d2, d3, d4 = st.columns([2, 2, 2, 2])
 n_wrong = [int(np.sum(np.asarray(results[n]["y_true"]) != np.asarray(results[n]["y_pred"]))) for n in names]
 cam_model = names[0] if len(names) == 1 else d1.radio(
@@ -166,11 +167,9 @@ elif len(wrong) == 0:
     st.success(f"{cam_model} gets every clip of {cd.fold_label(fold)} right.")
 else:
     cam_labels = {t.name: t.label for t in cam_taps}
-    # A transformer's last layer feeds the logits through its class token only, so Grad-CAM on its patch
-    # tokens is empty: default to the layer before it.
-    default = len(cam_taps) - (2 if cam_taps[-1].kind == "tokens" and len(cam_taps) > 1 else 1)
-    tap = d2.selectbox("Layer (tap)", list(cam_labels), index=default, format_func=cam_labels.get,
-                       key=f"errors_cam_tap_{loaded.kind}")
+    tap = d2.selectbox("Layer (tap)", list(cam_labels), index=list(cam_labels).index(ui.default_cam_tap(cam_taps)),
+                       format_func=cam_labels.get, key=f"errors_cam_tap_{loaded.kind}",
+                       help="A transformer's last layer always gives an empty map.")
     explain = d3.radio("Class explained", ["predicted", "true"], horizontal=True, key="errors_cam_target",
                        format_func={"predicted": "the wrong answer", "true": "the true class"}.get)
     n_show = d4.slider("Clips shown", min_value=1, max_value=min(24, len(wrong)), value=min(8, len(wrong)),
@@ -180,6 +179,7 @@ else:
     cfg = loaded.audio_cfg
     classes = res["classes"]
     per_row = 4
+    n_empty = 0
     for start in range(0, len(order), per_row):
         cols = st.columns(per_row)
         for col, j in zip(cols, order[start:start + per_row]):
@@ -192,10 +192,16 @@ else:
                     st.error(str(error))
                     continue
                 S = cached.model_input(path, cached.input_key(cam_folder))
-                empty = "" if np.any(heat > 0) else " (empty map)"
+                empty = not np.any(heat > 0)
+                n_empty += empty
+                # The button (named by the clip) goes first, so that buttons and images line up across
+                # the row however the captions below them wrap.
+                open_button(clip_id, key=f"errors_open_cam_{j}", label=clip_id)
                 st.image(fd.gradcam_thumbnail(S, heat), width="stretch",
-                         caption=f"{clip_id}: {classes[y_true[j]]} → {classes[y_pred[j]]} "
-                                 f"({res['proba'][j, y_pred[j]]:.0%}){empty}")
-                open_button(clip_id, key=f"errors_open_cam_{j}")
+                         caption=f"{classes[y_true[j]]} → {classes[y_pred[j]]} ({res['proba'][j, y_pred[j]]:.0%})"
+                                 + (" (empty map: all zero)" if empty else ""))
+    if n_empty:
+        st.caption(f"{n_empty} map{'s are' if n_empty > 1 else ' is'} empty (all zero): nothing at "
+                   f"{cam_labels[tap]} pushes the model towards the class explained. Try an earlier layer.")
     if len(wrong) > n_show:
         st.caption(f"{n_show} of {len(wrong)} misclassified clips shown.")

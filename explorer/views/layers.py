@@ -39,12 +39,7 @@ tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names,
                   default=default_tap, format_func=labels.get,
                   help="From the input (left) to the output (right).")
 
-c1, c2, c3 = st.columns([1, 1, 2])
-n_channels = c1.slider("Channels shown", min_value=4, max_value=32, value=12, step=4, key="layers_n")
-order = c2.radio("Strongest by", figures.CHANNEL_ORDERS, horizontal=True, key="layers_order",
-                 format_func={"mean": "mean", "max": "max activation", "variance": "variance"}.get,
-                 help="How channels are ranked for this clip: mean activation, largest activation, "
-                      "or how much the map varies.")
+c1, c2, c3 = st.columns([1, 1.3, 1.7])
 compare = c3.radio("Side by side", ["nothing", "another layer", "another clip"], horizontal=True,
                    key="layers_compare")
 
@@ -67,6 +62,17 @@ elif compare == "another clip":
         panels.append((tap, labels[tap], state.ClipRef(path=str(r.path), name=r.clip_id, origin="dataset",
                                                         label=r.label, category=r.category,
                                                         dataset_root=str(data.root))))
+
+# The channel controls only act on feature maps: hidden while every panel is an SE tap. Their last values
+# are kept aside, since Streamlit forgets a widget's value on a run that does not draw it.
+n_channels, order = st.session_state.get("_layers_n", 12), st.session_state.get("_layers_order", "mean")
+if any(kinds[name] != "se" for name, _, _ in panels):
+    n_channels = c1.slider("Channels shown", min_value=4, max_value=32, value=n_channels, step=4, key="layers_n")
+    order = c2.radio("Strongest by", figures.CHANNEL_ORDERS, horizontal=True, key="layers_order",
+                     index=figures.CHANNEL_ORDERS.index(order),
+                     help="How channels are ranked for this clip: mean activation, largest (max) activation, "
+                          "or how much the map varies.")
+    st.session_state["_layers_n"], st.session_state["_layers_order"] = n_channels, order
 
 columns = st.columns(len(panels), gap="medium")
 for i, (column, (tap_name, label, panel_clip)) in enumerate(zip(columns, panels)):

@@ -174,10 +174,13 @@ def test_layers_page(env):
     no_exception(at)
     assert at.session_state["tap"] == "block3.se"
     assert any(c.value.startswith("Most boosted:") for c in at.caption)
+    assert not [w for w in list(at.slider) + list(at.radio) if w.key in ("layers_n", "layers_order")]  # no effect
     # two layers side by side
     at.radio(key="layers_compare").set_value("another layer").run()
     no_exception(at)
     assert len(charts(at)) == 2
+    at.select_slider(key="layers_second_tap").set_value("block2").run()
+    assert at.slider(key="layers_n").value == 12  # the second layer has feature maps: the controls are back
     # channel count and order are the user's
     at.radio(key="layers_compare").set_value("another clip").run()
     at.select_slider(key="_w_tap").set_value("block2").run()
@@ -236,6 +239,13 @@ def test_attribution_page(env):
     at.toggle(key="attribution_listen").set_value(True).run()
     no_exception(at)
     assert len(at.get("audio")) == 1
+    # an AST opens on its second-to-last layer: the last one's map is always empty
+    at.radio(key="attribution_model").set_value("tiny-ast").run()
+    no_exception(at)
+    assert at.select_slider(key="_w_tap").value == "layer7"
+    at.select_slider(key="_w_tap").set_value("layer8").run()
+    no_exception(at)
+    assert any(c.value.startswith("The map is empty (all zero)") for c in at.caption)
 
 
 def test_pages_written_by_others_open(env):

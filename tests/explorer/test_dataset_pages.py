@@ -268,6 +268,27 @@ def test_confusion_matrix_cells_carry_true_predicted_and_count():
     assert list(zip(cells["y"], cells["x"])) == [("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")]
     shares = confusion_matrix(cm, ["a", "b"], normalise=True).to_dict()["data"][0]
     assert np.allclose(array(shares["z"]), [[0.75, 0.25], [0.0, 1.0]])
+    # whole counts get whole ticks; class names stand upright so they cannot overlap
+    assert heat["colorbar"]["dtick"] == 1 and heat["colorbar"]["tickformat"] == "d"
+    assert confusion_matrix(np.diag([40, 3]), ["a", "b"]).to_dict()["data"][0]["colorbar"]["dtick"] == 8
+    assert fig["layout"]["xaxis"]["tickangle"] == -90
+
+
+def test_decoder_charts_keep_labels_and_keys_readable():
+    from explorer.figures_dataset import FLAVOUR_TITLES, discriminative_filters, error_bars
+
+    bars = error_bars({"held-out": {"a": 0.5, "b": 2.0}, "this clip": {"a": 0.25, "b": 1.0}}).to_dict()
+    assert all(t["textposition"] == "outside" and t["cliponaxis"] is False for t in bars["data"])
+    assert bars["layout"]["yaxis"]["range"][1] > 2.0  # head room for the tallest bar's label
+    assert bars["layout"]["legend"]["yanchor"] == "bottom" and bars["layout"]["legend"]["y"] > 1
+    W = np.eye(6, 4, dtype=np.float32)
+    picks = {"mel-gaussian": [(1, 2.5), (3, 1.0)], "spectrogram-nmf": [(0, 0.5)]}
+    fig = discriminative_filters({"mel-gaussian": W, "spectrogram-nmf": W}, picks, title="t").to_dict()
+    keys = [a["text"] for a in fig["layout"]["annotations"] if "filter" in a["text"]]
+    assert len(keys) == 2  # one key under each panel, listing that panel's filters
+    assert "filter 1 (d' 2.50)" in keys[0] and "filter 3 (d' 1.00)" in keys[0] and "filter 0" in keys[1]
+    assert [a["text"] for a in fig["layout"]["annotations"]][:2] == [FLAVOUR_TITLES["mel-gaussian"],
+                                                                      FLAVOUR_TITLES["spectrogram-nmf"]]
 
 
 def test_embedding_scatter_groups_points_and_keeps_their_index():
@@ -278,6 +299,10 @@ def test_embedding_scatter_groups_points_and_keeps_their_index():
                   confidence=np.full(4, 0.5))
     by_class = embedding_scatter(points, **kwargs).to_dict()["data"]
     assert [[c[0] for c in t["customdata"]] for t in by_class] == [[0, 2], [1, 3]]
+    ten = [f"c{i}" for i in range(10)]
+    colours = [t["marker"]["color"] for t in embedding_scatter(
+        np.zeros((10, 2)), clip_ids=ten, true_names=ten, pred_names=ten, confidence=np.ones(10)).to_dict()["data"]]
+    assert len(set(c.lower() for c in colours)) == 10
     assert np.array_equal(array(by_class[0]["x"]), [0, 4])
     right_wrong = embedding_scatter(points, colour_by="correct", highlight=1, **kwargs).to_dict()["data"]
     assert [t["name"] for t in right_wrong] == ["right (3)", "wrong (1)", "current clip"]

@@ -140,6 +140,22 @@ def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
     assert len(cyan) == 6 and all(s.x0 == boxes[4, 0] for s in cyan)
     clickable = [t for t in raw.data if t.type == "scatter"]
     assert len(clickable) == 6 and list(clickable[0].customdata) == list(range(len(boxes)))
+    # no tick marks in the grid; frequency labels on the first column only
+    yaxes = [fig.layout[f"yaxis{k if k > 1 else ''}"] for k in range(1, 7)]
+    assert all(a.ticks == "" for a in yaxes)
+    assert [bool(a.showticklabels) for a in yaxes] == [True, False, False, True, False, False]
+    assert all(t.endswith("Hz") for t in yaxes[0].ticktext)
+
+
+def test_event_boxes_are_white_dashed_and_the_query_cyan():
+    from types import SimpleNamespace
+
+    boxes = _patch_boxes()
+    event = SimpleNamespace(t0_s=1.0, t1_s=2.0, f0_hz=200.0, f1_hz=2000.0)
+    S = np.zeros((CFG.n_mels, CFG.n_frames), dtype=np.float32)
+    fig = figures.patch_picker(S, CFG, patch_boxes=boxes, query=3, heat=np.ones_like(S), boxes=[event])
+    lines = sorted((s.line.color, s.line.dash or "solid") for s in fig.layout.shapes)
+    assert lines == [("cyan", "solid"), ("white", "dash")]
 
 
 def test_attention_grid_for_the_class_token_fills_boxes_without_arcs():
@@ -159,7 +175,9 @@ def test_channel_grid_draws_the_chosen_channels_on_a_shared_scale():
     assert len(heat) == 3
     assert {t.zmin for t in heat} == {float(maps[[5, 0, 2]].min())}
     assert [a.text for a in fig.layout.annotations] == ["channel 5", "channel 0", "channel 2"]
-    assert "time (s)" in axis_titles(fig) and "Hz" in axis_titles(fig)
+    assert "time (s)" in axis_titles(fig) and "frequency (Hz, mel scale)" in axis_titles(fig)
+    # inner columns draw no tick marks (they would poke into the panel on their left)
+    assert fig.layout.yaxis2.ticks == "" and fig.layout.yaxis.ticks != ""
 
 
 def test_clip_figures_carry_units():
@@ -174,6 +192,8 @@ def test_clip_figures_carry_units():
     validated(figures.feature_steps(steps, CFG))
     over = figures.overlay(steps["fixed"], np.random.default_rng(6).random(steps["fixed"].shape), CFG)
     assert len(over.data) == 2 and "time (s)" in axis_titles(over)
+    empty = figures.overlay(steps["fixed"], np.zeros(steps["fixed"].shape), CFG)  # stays transparent
+    assert (empty.data[1].zmin, empty.data[1].zmax) == (0.0, 1.0)
     curve = figures.curve(np.linspace(0, 1, 5), np.linspace(1, 0, 5), x_label="share (0-1)", y_label="p (0-1)",
                           baseline=(np.linspace(0, 1, 5), np.full(5, 0.5)), y_range=(0, 1))
     assert len(curve.data) == 2 and list(curve.layout.yaxis.range) == [0, 1]
