@@ -216,6 +216,7 @@ def _fill(value: str) -> str | float:
 def run(args) -> int:
     from core.checkpoint import load_checkpoint
     from core.datasets import load_mono, open_dataset
+    from core.evaluate import spread
     from core.paths import REPO_ROOT
 
     fill = _fill(args.fill)
@@ -226,8 +227,8 @@ def run(args) -> int:
     records = dataset.select(folds=[args.fold])
     if not records:
         raise InputError(args.data, f"no clips in fold {args.fold}")
-    if args.limit is not None:
-        records = records[: args.limit]
+    if args.limit is not None:  # evenly through the fold, so every class is in the slice
+        records = spread(records, args.limit)
     progress = not args.no_progress
     features = np.stack([loaded.features(load_mono(r, loaded.audio_cfg))
                          for r in tqdm(records, desc="features", unit="clip", disable=not progress)])
