@@ -293,3 +293,35 @@ def test_a_hugging_face_ast_folder_is_explained_too(env, tmp_path, monkeypatch):
     assert len(charts(at)) == 2
     at.switch_page("views/attribution.py").run()
     no_exception(at)
+
+
+def test_more_bad_uploads_then_a_96k_float_file(env):
+    """Empty, 3-channel, 10-minute, NaN and over-the-cap uploads are refused in words; 96 kHz float works."""
+    at = start()
+    previous = at.session_state["clip_id"]
+    nan = np.zeros(4410, dtype=np.float32)
+    nan[10] = np.nan
+    bad = [
+        ("empty.wav", b"", "empty"),
+        ("three.wav", wav_bytes(np.zeros((4410, 3), dtype=np.float32), 44100), "3 channels"),
+        ("long.wav", wav_bytes(np.zeros(8000 * 600, dtype=np.float32), 8000), "limit is 60 s"),
+        ("nan.wav", wav_bytes(nan, 44100, "FLOAT"), "NaN"),
+        ("huge.wav", b"RIFF" + bytes(51 * 2**20), "limit is 50 MB"),
+    ]
+    for name, data, words in bad:
+        at.file_uploader(key="_uploader").set_value((name, data, "audio/wav"))
+        at.run()
+        no_exception(at)
+        assert len(at.error) == 1 and at.error[0].value.startswith(name + ":") and words in at.error[0].value, \
+            [e.value for e in at.error]
+        assert at.session_state["clip_id"] == previous and at.session_state["clip_origin"] == "dataset"
+    t = np.arange(96000) / 96000
+    y = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    at.file_uploader(key="_uploader").set_value(("hi-res.wav", wav_bytes(y, 96000, "FLOAT"), "audio/wav"))
+    at.run()
+    no_exception(at)
+    assert not at.error and at.session_state["clip_origin"] == "upload"
+    assert any("96000 Hz" in c.value for c in at.caption)
+    at.switch_page("views/layers.py").run()  # the other pages explain it too
+    no_exception(at)
+    assert any("hi-res.wav" in m.value for m in at.markdown)
