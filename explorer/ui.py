@@ -14,7 +14,7 @@ import streamlit as st
 from core.errors import InputError
 from explorer import cached, figures, state
 
-__all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "download_figure",
+__all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "pick_model", "download_figure",
            "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP"]
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
@@ -127,6 +127,16 @@ def need_models(kinds: Sequence[str] | None = None, *, what: str = "a model") ->
             st.info(f"This page needs {what}: pick one in the sidebar.")
         st.stop()
     return models
+
+
+def pick_model(models: list[tuple[str, str]], *, key: str) -> tuple[str, str]:
+    """One of the chosen models for a page that explains one at a time: (name, folder).
+
+    With a single model there is nothing to pick; with two, a radio named ``key`` picks.
+    """
+    names = [name for name, _ in models]
+    name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key=key)
+    return name, dict(models)[name]
 
 
 def plot(fig, *, key: str, stem: str, **kwargs):

@@ -38,9 +38,7 @@ ui.intro(
 
 clip = ui.need_clip()
 models = ui.need_models(("ast", "hf-ast"), what="a transformer (AST) model")
-names = [name for name, _ in models]
-model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="attention_model")
-folder = dict(models)[model_name]
+model_name, folder = ui.pick_model(models, key="attention_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 key = cached.input_key(folder)

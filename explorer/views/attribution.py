@@ -21,9 +21,7 @@ ui.intro(
 
 clip = ui.need_clip()
 models = ui.need_models()
-names = [name for name, _ in models]
-model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="attribution_model")
-folder = dict(models)[model_name]
+model_name, folder = ui.pick_model(models, key="attribution_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]

@@ -25,9 +25,7 @@ ui.intro(
 
 clip = ui.need_clip()
 models = ui.need_models()
-names = [name for name, _ in models]
-model_name = names[0] if len(names) == 1 else st.radio("Model", names, horizontal=True, key="decoders_model")
-folder = dict(models)[model_name]
+model_name, folder = ui.pick_model(models, key="decoders_model")
 root = state.get(state.DATASET_ROOT)
 if not root:
     st.info("Pick a dataset in the sidebar: the decoders are trained on its clips.")
