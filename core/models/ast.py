@@ -184,7 +184,28 @@ class ASTConfig:
                           stride_f=self.stride_f, stride_t=self.stride_t)
 
 
-class AudioTransformer(nn.Module):
+class PatchGrid:
+    """What every patch transformer shares: its patch grid, read from ``self.config.grid``.
+
+    The class defines ``patch_box(p, audio_cfg)``; this gives all of them.
+    """
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(n_freq_patches, n_time_patches)."""
+        return self.config.grid
+
+    @property
+    def n_patches(self) -> int:
+        n_freq, n_time = self.grid
+        return n_freq * n_time
+
+    def patch_boxes(self, audio_cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+        """np.ndarray [shape=(n_patches, 4)]: :meth:`patch_box` of every patch, (t0_s, t1_s, f0_hz, f1_hz)."""
+        return np.array([self.patch_box(p, audio_cfg) for p in range(self.n_patches)])
+
+
+class AudioTransformer(PatchGrid, nn.Module):
     """AST-style classifier.
 
     Parameters
@@ -208,16 +229,6 @@ class AudioTransformer(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
         self.cls = ClassToken()
         self.head = nn.Linear(config.dim, n_classes)
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(n_freq_patches, n_time_patches)."""
-        return self.config.grid
-
-    @property
-    def n_patches(self) -> int:
-        n_freq, n_time = self.grid
-        return n_freq * n_time
 
     def forward(self, x: torch.Tensor, output_attentions: bool = False):
         """Logits, and on request each layer's attention probabilities.
@@ -303,7 +314,3 @@ class AudioTransformer(nn.Module):
         freqs = mel_frequencies_hz(audio_cfg)
         return (float(times[t0]), float(times[t0 + c.patch - 1]),
                 float(freqs[f0]), float(freqs[f0 + c.patch - 1]))
-
-    def patch_boxes(self, audio_cfg: AudioConfig = AudioConfig()) -> np.ndarray:
-        """np.ndarray [shape=(n_patches, 4)]: :meth:`patch_box` of every patch."""
-        return np.array([self.patch_box(p, audio_cfg) for p in range(self.n_patches)])

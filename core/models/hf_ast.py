@@ -30,7 +30,7 @@ from torch import nn
 from core.audio import AudioConfig, check_audio, resample, to_mono
 from core.errors import InputError
 from core.models import Tap
-from core.models.ast import patch_grid
+from core.models.ast import PatchGrid, patch_grid
 
 __all__ = ["HFASTConfig", "HFAST", "is_hf_ast_folder", "load_hf_ast", "hf_features", "hf_audio_config"]
 
@@ -96,7 +96,7 @@ def _kaldi_mel_centres_hz(n_mels: int, sr: int, fmin_hz: float = 20.0) -> np.nda
     return 700.0 * (np.exp(mel / 1127.0) - 1.0)
 
 
-class HFAST(nn.Module):
+class HFAST(PatchGrid, nn.Module):
     """A Hugging Face ``ASTForAudioClassification`` behind our model interface.
 
     Parameters
@@ -133,16 +133,6 @@ class HFAST(nn.Module):
         if embeddings is None or layers is None:
             raise InputError(self.config.folder, "unrecognised AST module layout in this transformers version")
         return embeddings, layers
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(n_freq_patches, n_time_patches)."""
-        return self.config.grid
-
-    @property
-    def n_patches(self) -> int:
-        n_freq, n_time = self.grid
-        return n_freq * n_time
 
     @property
     def classes(self) -> list[str]:
@@ -236,10 +226,6 @@ class HFAST(nn.Module):
         centres = _kaldi_mel_centres_hz(c.n_mels, c.sr)
         return (t0 * shift_s + length_s / 2, (t0 + c.patch - 1) * shift_s + length_s / 2,
                 float(centres[f0]), float(centres[f0 + c.patch - 1]))
-
-    def patch_boxes(self, audio_cfg: AudioConfig | None = None) -> np.ndarray:
-        """np.ndarray [shape=(n_patches, 4)]: :meth:`patch_box` of every patch."""
-        return np.array([self.patch_box(p) for p in range(self.n_patches)])
 
 
 def hf_audio_config(model: HFAST) -> AudioConfig:
