@@ -9,12 +9,10 @@ figure helpers the pages rely on for clicks are checked on tiny inputs.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from streamlit.testing.v1 import AppTest
 
@@ -23,33 +21,7 @@ APP = str(REPO / "explorer" / "app.py")
 TIMEOUT_S = 120
 MODELS = ["tiny-secnn", "tiny-ast"]
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A 50-clip demo set in a temporary cache and two tiny checkpoints; restores the environment after."""
-    from core.audio import AudioConfig
-    from core.checkpoint import save_checkpoint
-    from core.datasets import open_dataset
-    from core.demo_data import default_demo_dir, make_demo_data
-    from core.models import build_model
-
-    root = tmp_path_factory.mktemp("dataset_pages")
-    saved = {k: os.environ.get(k) for k in ("EXPLORER_CACHE", "EXPLORER_CHECKPOINTS")}
-    os.environ["EXPLORER_CACHE"] = str(root / "cache")
-    os.environ["EXPLORER_CHECKPOINTS"] = str(root / "checkpoints")
-    demo = make_demo_data(default_demo_dir(), clips_per_class=5, workers=1, show_bar=False)
-    data = open_dataset(demo)
-    torch.manual_seed(0)
-    secnn = build_model("secnn", {"channels": [4, 4, 8, 8, 8], "head": [16]}, n_classes=len(data.classes))
-    ast = build_model("ast", {"dim": 16, "depth": 2, "heads": 2, "mlp_ratio": 1.0}, n_classes=len(data.classes))
-    save_checkpoint(root / "checkpoints" / "tiny-secnn", secnn, AudioConfig(), data.classes, {"note": "test"})
-    save_checkpoint(root / "checkpoints" / "tiny-ast", ast, AudioConfig(), data.classes, {"note": "test"})
-    yield {"root": root, "demo": demo, "data": data}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+EXPLORER_ENV = {"clips_per_class": 5, "ast": {"dim": 16, "depth": 2, "heads": 2, "mlp_ratio": 1.0}}
 
 
 def start(page: str, models=("tiny-secnn",), **session) -> AppTest:
