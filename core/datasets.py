@@ -4,7 +4,8 @@ ESC-50 layout (the reference; our demo set uses it too)::
 
     ROOT/audio/*.wav
     ROOT/meta/esc50.csv      filename, fold, target, category[, ...]
-    ROOT/meta/boxes.csv      filename, t0_s, t1_s, f0_hz, f1_hz   (optional ground truth)
+    ROOT/meta/boxes.csv      filename, t0_s, t1_s, f0_hz, f1_hz[, kind, source]   (optional ground truth;
+                             kind is "event" (the labelled evidence, the default) or "distractor")
 
 Folder-of-classes layout::
 
@@ -38,12 +39,14 @@ _BOX_COLUMNS = ("filename", "t0_s", "t1_s", "f0_hz", "f1_hz")
 
 @dataclass(frozen=True)
 class Box:
-    """A ground-truth time-frequency box of a clip's defining event."""
+    """A ground-truth time-frequency box: of a clip's defining event, or of a distractor."""
 
     t0_s: float
     t1_s: float
     f0_hz: float
     f1_hz: float
+    kind: str = "event"  # "event" or "distractor"
+    source: str = ""  # the sound's name, where the metadata gives it
 
     def contains(self, t_s: float, f_hz: float) -> bool:
         return self.t0_s <= t_s <= self.t1_s and self.f0_hz <= f_hz <= self.f1_hz
@@ -100,7 +103,11 @@ class Dataset:
 
     def boxes(self, clip_id: str) -> list[Box]:
         """Ground-truth boxes of a clip's defining event (empty when the dataset has none)."""
-        return list(self._boxes.get(clip_id, []))
+        return [b for b in self._boxes.get(clip_id, []) if b.kind == "event"]
+
+    def distractor_boxes(self, clip_id: str) -> list[Box]:
+        """Boxes of a clip's distractors: sounds of no class (empty when the metadata has none)."""
+        return [b for b in self._boxes.get(clip_id, []) if b.kind == "distractor"]
 
     def select(self, folds=None) -> list[ClipRecord]:
         """Records in the given folds (all when ``folds`` is None)."""
@@ -230,9 +237,13 @@ def _read_boxes(path: Path) -> dict[str, list[Box]]:
         reader = csv.DictReader(f)
         if any(c not in (reader.fieldnames or []) for c in _BOX_COLUMNS):
             raise InputError(path, f"needs the columns {', '.join(_BOX_COLUMNS)}")
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
+            kind = row.get("kind") or "event"
+            if kind not in ("event", "distractor"):
+                raise InputError(path, f"line {line}: kind must be 'event' or 'distractor', got {kind!r}")
             boxes.setdefault(row["filename"], []).append(
-                Box(float(row["t0_s"]), float(row["t1_s"]), float(row["f0_hz"]), float(row["f1_hz"])))
+                Box(float(row["t0_s"]), float(row["t1_s"]), float(row["f0_hz"]), float(row["f1_hz"]),
+                    kind, row.get("source") or ""))
     return boxes
 
 

@@ -1,12 +1,43 @@
-"""The bundled demo sound set, synthesised by our own code, with ground-truth boxes.
+"""The bundled demo sound set (version 2), synthesised by our own code, with ground-truth boxes.
 
-Ten classes of environmental-like sounds, 40 clips each, 5 s, five folds, in
-ESC-50's layout. Each clip has one defining event at a random onset and level,
-over background noise of a random colour, with distractor events from other
-classes at a lower level; a quarter of the clips are stereo with the defining
-event panned to one side. For every clip, the time-frequency boxes (s, Hz) of
-its defining event are written to ``meta/boxes.csv``, so explanations can be
-checked against where the event really is.
+A benchmark for explanations as much as a teaching set. Ten classes in five
+pairs; the two classes of a pair share the same bands and the same sounds and
+differ only in how those sounds are ordered in time, so per-band loudness
+statistics (which do not see order) cannot tell them apart:
+
+=================  =====================  ====================================
+pair               class A                class B
+=================  =====================  ====================================
+resonant clicks    ``clock_tick``         ``keyboard_typing``
+                   (a regular beat)       (the same clicks, irregular gaps)
+low thumps         ``door_knock``         ``heartbeat``
+                   (evenly spaced)        (lub-dub pairs)
+harmonic sweep     ``whistle_rising``     ``whistle_falling`` (its time reverse)
+noise grains       ``rain``               ``crackling_fire``
+                   (grains at random)     (the same grains in bursts)
+inharmonic partials ``church_bell``       ``singing_bowl``
+                   (struck: decays)       (swells: the envelope reversed)
+=================  =====================  ====================================
+
+Each clip's pitch, rate, length (0.3 to 4 s) and level are drawn at random
+within its class. A scene is built like a recording: the event at any onset,
+one to three distractors drawn from a pool of sounds that belong to no class
+(babble, mains hum, ratchet clicks, a passing vehicle, beeps), in at least half
+of the clips one as loud as the event or louder, a synthetic room response, and
+coloured background noise at 0 to 15 dB SNR. A quarter of the clips are stereo,
+with the event panned to one side and the loudest distractor to the other.
+About 3 % of the labels are flipped on purpose, as in a real dataset.
+
+Written in ESC-50's layout, with:
+
+* ``meta/esc50.csv``: the labels as given, flipped ones included;
+* ``meta/boxes.csv``: ``filename, t0_s, t1_s, f0_hz, f1_hz, kind, source``, where
+  ``kind`` is ``event`` (the evidence for the clip's true class) or
+  ``distractor``, and ``source`` names the sound;
+* ``meta/scene.csv``: per clip the channels, the pans of the event and of the
+  loudest distractor (-1 left, 0 centre, 1 right), levels, SNR and RT60;
+* ``meta/label_truth.csv``: the flipped clips and their true class. No model or
+  page reads it; only scoring a label-error finder may (:func:`read_label_truth`).
 
 The set is a pure function of the seed: the same seed gives the same bytes.
 """
@@ -18,6 +49,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,11 +58,14 @@ import soundfile as sf
 from scipy import signal
 from tqdm.auto import tqdm
 
+from core.audio import AudioConfig, mel_power
 from core.augment import NOISE_COLOURS, coloured_noise
 from core.errors import InputError
 from core.paths import cache_dir
 
-__all__ = ["CLASSES", "SR", "DURATION_S", "make_demo_data", "ensure_demo_data", "configure", "run"]
+__all__ = ["CLASSES", "PAIRS", "DISTRACTORS", "SR", "DURATION_S", "VERSION", "Scene", "render_scene",
+           "synth_clip", "pan_gains", "make_demo_data", "ensure_demo_data", "default_demo_dir",
+           "read_scene", "read_label_truth", "configure", "run"]
 
 SR = 44100
 DURATION_S = 5.0
@@ -38,18 +73,27 @@ N_SAMPLES = int(SR * DURATION_S)
 DEFAULT_SEED = 0
 CLIPS_PER_CLASS = 40
 STEREO_SHARE = 0.25
-VERSION = 1  # bump when the synthesis changes, so cached copies are rebuilt
+FLIP_SHARE = 0.03
+LOUD_DISTRACTOR_SHARE = 0.65  # clips whose loudest distractor is at or above the event's level
+_MEL_CFG = AudioConfig()
+VERSION = 2  # bump when the synthesis changes, so cached copies are rebuilt
 
 # An event is (waveform, boxes), boxes as (t0_s, t1_s, f0_hz, f1_hz) relative to the event's start.
 Event = tuple[np.ndarray, list[tuple[float, float, float, float]]]
 
 
+# --- building blocks -------------------------------------------------------------------------
+
 def _t(duration_s: float) -> np.ndarray:
     return np.arange(int(duration_s * SR)) / SR
 
 
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
 def _band_noise(n: int, lo_hz: float, hi_hz: float, rng: np.random.Generator, order: int = 4) -> np.ndarray:
-    sos = signal.butter(order, [lo_hz, min(hi_hz, SR / 2 - 100)], btype="bandpass", fs=SR, output="sos")
+    sos = signal.butter(order, [max(lo_hz, 10.0), min(hi_hz, SR / 2 - 100)], btype="bandpass", fs=SR, output="sos")
     x = signal.sosfilt(sos, rng.standard_normal(n))
     return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
@@ -64,215 +108,461 @@ def _fade(x: np.ndarray, fade_s: float = 0.01) -> np.ndarray:
 
 
 def _harmonic(f0: np.ndarray, amps) -> np.ndarray:
-    """Sum of harmonics of a time-varying fundamental f0 (Hz per sample)."""
+    """Sum of harmonics of a time-varying fundamental f0 (Hz per sample), silent above Nyquist."""
     phase = 2 * np.pi * np.cumsum(f0) / SR
     return sum(a * np.sin(k * phase) * (k * f0 < SR / 2) for k, a in enumerate(amps, start=1))
 
 
-def siren(rng: np.random.Generator) -> Event:
-    dur = rng.uniform(1.5, 3.0)
+def _impulses(onsets_s: np.ndarray, grain: Callable[[int], np.ndarray], length_s: float) -> np.ndarray:
+    """A track of ``length_s`` with ``grain(i)`` added at each onset."""
+    x = np.zeros(int(length_s * SR) + 1)
+    for i, onset in enumerate(onsets_s):
+        g = grain(i)
+        a = int(onset * SR)
+        end = min(len(x), a + len(g))
+        x[a:end] += g[: end - a]
+    return x
+
+
+# --- the classes: five pairs that share bands and differ in temporal order -------------------
+
+def _click_event(rng: np.random.Generator, dur: float, regular: bool) -> Event:
+    """Resonant clicks (a clock's tick, a key's click); the pair differs only in their spacing."""
+    ring_hz = _log_uniform(rng, 1200, 5000)
+    click_s = 0.03
+    n = int(rng.integers(4, 11))
+    span = max(dur - click_s, 0.1 * (n - 1))  # the last click starts at `span`
+    if regular:
+        onsets = np.arange(n) * span / (n - 1) + rng.normal(0, 0.002, n)
+    else:  # first and last where a regular beat would put them, the rest anywhere between
+        onsets = np.concatenate([[0.0], np.sort(rng.uniform(0, span, n - 2)), [span]])
+    onsets = np.clip(onsets, 0.0, span)
+    t = _t(click_s)
+    amps = rng.uniform(0.6, 1.0, n)
+    x = _impulses(onsets, lambda i: amps[i] * np.sin(2 * np.pi * ring_hz * t) * np.exp(-t / 0.004), span + click_s)
+    return x, [(o, o + click_s, 0.7 * ring_hz, 1.4 * ring_hz) for o in onsets]
+
+
+def clock_tick(rng: np.random.Generator, dur: float) -> Event:
+    return _click_event(rng, dur, regular=True)
+
+
+def keyboard_typing(rng: np.random.Generator, dur: float) -> Event:
+    return _click_event(rng, dur, regular=False)
+
+
+def _thump_event(rng: np.random.Generator, dur: float, paired: bool) -> Event:
+    """Low thumps (knuckles on a door, a heart); evenly spaced or in lub-dub pairs."""
+    f = _log_uniform(rng, 55, 160)
+    thump_s = 0.1
+    n = 2 * int(rng.integers(2, 5))  # 4 to 8 thumps
+    span = max(dur - thump_s, 0.15 * (n - 1))
+    if paired:  # pairs: the second beat a short gap after the first, pairs evenly spaced
+        period = span / (n / 2 - 0.5)
+        gap = period * rng.uniform(0.25, 0.35)
+        starts = np.arange(n // 2) * period
+        onsets = np.sort(np.concatenate([starts, starts + gap]))
+    else:
+        onsets = np.arange(n) * span / (n - 1)
+    onsets = np.clip(onsets + rng.normal(0, 0.004, n), 0.0, span)
+    t = _t(thump_s)
+    amps = rng.uniform(0.6, 1.0, n)
+
+    def thump(i: int) -> np.ndarray:
+        body = np.sin(2 * np.pi * f * t * (1 - 0.3 * t / thump_s)) * np.exp(-t / 0.03)
+        return amps[i] * (body + 0.35 * np.sin(2 * np.pi * 2.7 * f * t) * np.exp(-t / 0.012))
+
+    x = _impulses(onsets, thump, span + thump_s)
+    return x, [(o, o + 0.08, 0.7 * f, 3.2 * f) for o in onsets]
+
+
+def door_knock(rng: np.random.Generator, dur: float) -> Event:
+    return _thump_event(rng, dur, paired=False)
+
+
+def heartbeat(rng: np.random.Generator, dur: float) -> Event:
+    return _thump_event(rng, dur, paired=True)
+
+
+def _whistle_event(rng: np.random.Generator, dur: float, rising: bool) -> Event:
+    """A harmonic glide on a log-frequency path; falling is the exact time reverse of rising."""
+    dur = min(dur, 2.5)
+    lo = _log_uniform(rng, 300, 1100)
+    hi = lo * rng.uniform(1.6, 3.0)
     t = _t(dur)
-    lo, hi = rng.uniform(600, 800), rng.uniform(1300, 1700)
-    rate = rng.uniform(0.8, 2.0)  # wails per second
-    f0 = lo + (hi - lo) * 0.5 * (1 - np.cos(2 * np.pi * rate * t))
-    x = _fade(_harmonic(f0, [1.0, 0.5, 0.25]))
-    return x, [(0.0, dur, 0.9 * lo, 3.1 * hi)]
+    f0 = lo * (hi / lo) ** (t / dur)
+    f0 = f0 * (1 + 0.01 * np.sin(2 * np.pi * rng.uniform(4, 7) * t))
+    x = _fade(_harmonic(f0, [1.0, 0.45, 0.2]), 0.02)
+    edges = np.linspace(0, dur, 5)
+    boxes = [(a, b, 0.92 * lo * (hi / lo) ** (a / dur), 3.1 * lo * (hi / lo) ** (b / dur)) for a, b in zip(edges, edges[1:])]
+    if rising:
+        return x, boxes
+    return x[::-1].copy(), [(dur - b, dur - a, f_lo, f_hi) for a, b, f_lo, f_hi in boxes]
 
 
-def dog_bark(rng: np.random.Generator) -> Event:
-    parts, boxes, t0 = [], [], 0.0
-    for _ in range(int(rng.integers(2, 5))):
-        dur = rng.uniform(0.12, 0.25)
-        t = _t(dur)
-        f_start = rng.uniform(450, 700)
-        f0 = f_start * (1.0 - 0.35 * t / dur)
-        env = np.sin(np.pi * t / dur) ** 0.5 * np.exp(-3 * t / dur)
-        voice = _harmonic(f0, [1.0, 0.8, 0.6, 0.5, 0.35, 0.25, 0.15])
-        x = env * (voice + 0.3 * _band_noise(len(t), 600, 3000, rng)[: len(t)])
-        gap = rng.uniform(0.15, 0.45)
-        parts += [x, np.zeros(int(gap * SR))]
-        boxes.append((t0, t0 + dur, 0.6 * f_start, 3800.0))
-        t0 += dur + gap
-    return np.concatenate(parts[:-1]), boxes
+def whistle_rising(rng: np.random.Generator, dur: float) -> Event:
+    return _whistle_event(rng, dur, rising=True)
 
 
-def rain(rng: np.random.Generator) -> Event:
-    dur = rng.uniform(2.0, 3.5)
-    n = int(dur * SR)
-    hiss = _band_noise(n, 2000, 9000, rng)
-    drops = np.zeros(n)
-    for i in rng.integers(0, n - 400, size=int(dur * rng.uniform(40, 80))):
-        drops[i : i + 400] += rng.uniform(0.5, 2.0) * np.exp(-np.arange(400) / 40) * rng.standard_normal(400)
-    x = 0.6 * hiss + signal.sosfilt(signal.butter(2, 1500, "highpass", fs=SR, output="sos"), drops)
-    env = np.minimum(1.0, np.minimum(np.arange(n), n - np.arange(n)) / (0.3 * SR))
-    return x * env, [(0.0, dur, 1500.0, 10000.0)]
+def whistle_falling(rng: np.random.Generator, dur: float) -> Event:
+    return _whistle_event(rng, dur, rising=False)
 
 
-def clock_tick(rng: np.random.Generator) -> Event:
-    dur = rng.uniform(2.0, 3.5)
-    n = int(dur * SR)
-    x = np.zeros(n)
-    period = rng.uniform(0.25, 0.5)
-    ring_hz = rng.uniform(2500, 4000)
-    tick_t = np.arange(int(0.03 * SR)) / SR
-    tick = np.sin(2 * np.pi * ring_hz * tick_t) * np.exp(-tick_t / 0.004)
-    for k, start in enumerate(np.arange(0.02, dur - 0.04, period)):
-        i = int(start * SR)
-        x[i : i + len(tick)] += tick * (1.0 if k % 2 == 0 else 0.7)
-    return x, [(0.0, dur, 0.6 * ring_hz, 1.6 * ring_hz)]
+def _grain_event(rng: np.random.Generator, dur: float, bursts: bool) -> Event:
+    """Band-limited noise grains over a hiss: at random (rain) or gathered in bursts (fire)."""
+    dur = max(dur, 0.5)
+    lo = _log_uniform(rng, 600, 2000)
+    hi = min(lo * rng.uniform(3.5, 6.0), 15000.0)
+    n = max(4, int(dur * rng.uniform(20, 60)))
+    if bursts:
+        n_bursts = max(1, int(round(n / rng.uniform(3, 6))))
+        centres = rng.uniform(0.03, dur - 0.03, n_bursts)
+        onsets = centres[rng.integers(0, n_bursts, n)] + rng.normal(0, 0.02, n)
+    else:
+        onsets = rng.uniform(0.0, dur, n)
+    onsets = np.clip(onsets, 0.0, dur - 0.01)
+    sos = signal.butter(2, [lo, hi], "bandpass", fs=SR, output="sos")
+    length = int(0.008 * SR)
+    decay = np.exp(-np.arange(length) / (0.0015 * SR))
+    amps = rng.uniform(0.4, 1.0, n)
+    x = _impulses(onsets, lambda i: amps[i] * decay * rng.standard_normal(length), dur)
+    x = signal.sosfilt(sos, x)
+    x = x / (np.sqrt(np.mean(x**2)) + 1e-12) + rng.uniform(0.1, 0.3) * _band_noise(len(x), lo, hi, rng)
+    env = np.minimum(1.0, np.minimum(np.arange(len(x)), len(x) - np.arange(len(x))) / (0.05 * SR))
+    return x * env, [(0.0, dur, lo, hi)]
 
 
-def engine(rng: np.random.Generator) -> Event:
-    dur = rng.uniform(2.0, 3.5)
+def rain(rng: np.random.Generator, dur: float) -> Event:
+    return _grain_event(rng, dur, bursts=False)
+
+
+def crackling_fire(rng: np.random.Generator, dur: float) -> Event:
+    return _grain_event(rng, dur, bursts=True)
+
+
+_BELL_RATIOS = np.array([0.5, 1.0, 1.19, 1.5, 2.0, 2.51, 3.0])
+_BELL_AMPS = np.array([0.6, 1.0, 0.7, 0.5, 0.4, 0.25, 0.2])
+
+
+def _bell_event(rng: np.random.Generator, dur: float, struck: bool) -> Event:
+    """Inharmonic partials: struck (instant attack, decay) or swelling (the envelope reversed)."""
+    dur = max(dur, 0.6)
+    f = _log_uniform(rng, 180, 650)
     t = _t(dur)
-    f0 = rng.uniform(35, 60) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t))
-    x = _harmonic(f0, [1.0, 0.9, 0.7, 0.6, 0.45, 0.35, 0.25, 0.2, 0.15, 0.1])
-    x *= 1 + 0.3 * np.sin(2 * np.pi * rng.uniform(6, 12) * t)  # cylinder firing flutter
-    x += 0.2 * _band_noise(len(t), 30, 400, rng)
-    return _fade(x, 0.2), [(0.0, dur, 20.0, 650.0)]
+    tau = np.arange(len(t))[::-1] / SR if not struck else t  # time since the strike, or until the release
+    rate = np.log(10 ** (40 / 20)) / dur  # the fundamental falls 40 dB over the event
+    phases = rng.uniform(0, 2 * np.pi, len(_BELL_RATIOS))
+    x = sum(a * np.sin(2 * np.pi * r * f * t + p) * np.exp(-tau * rate * (0.7 + 0.3 * r))
+            for r, a, p in zip(_BELL_RATIOS, _BELL_AMPS, phases))
+    x = _fade(x, 0.002 if struck else 0.01)
+    loud = 0.6 * dur  # the span where the fundamental is within 24 dB of its peak
+    box = (0.0, loud) if struck else (dur - loud, dur)
+    return x, [(*box, 0.45 * f, 3.1 * f)]
 
 
-def bird_chirp(rng: np.random.Generator) -> Event:
-    parts, boxes, t0 = [], [], 0.0
-    for _ in range(int(rng.integers(3, 7))):
-        dur = rng.uniform(0.05, 0.15)
-        t = _t(dur)
-        f_lo, f_hi = rng.uniform(2500, 3500), rng.uniform(5000, 7000)
-        if rng.random() < 0.5:
-            f_lo, f_hi = f_hi, f_lo
-        f = f_lo + (f_hi - f_lo) * (t / dur) ** 2
-        x = np.sin(2 * np.pi * np.cumsum(f) / SR) * np.sin(np.pi * t / dur)
-        gap = rng.uniform(0.05, 0.3)
-        parts += [x, np.zeros(int(gap * SR))]
-        boxes.append((t0, t0 + dur, 0.9 * min(f_lo, f_hi), 1.1 * max(f_lo, f_hi)))
-        t0 += dur + gap
-    return np.concatenate(parts[:-1]), boxes
+def church_bell(rng: np.random.Generator, dur: float) -> Event:
+    return _bell_event(rng, dur, struck=True)
 
 
-def church_bell(rng: np.random.Generator) -> Event:
-    f = rng.uniform(350, 700)
-    ratios, amps = [0.5, 1.0, 1.19, 1.5, 2.0, 2.51, 3.0], [0.6, 1.0, 0.7, 0.5, 0.4, 0.25, 0.2]
-    dur = rng.uniform(1.5, 2.5)
-    t = _t(dur)
-    x = sum(a * np.sin(2 * np.pi * r * f * t) * np.exp(-t * (1.2 + r)) for r, a in zip(ratios, amps))
-    return _fade(x, 0.002), [(0.0, min(dur, 1.5), 0.45 * f, 3.1 * f)]
+def singing_bowl(rng: np.random.Generator, dur: float) -> Event:
+    return _bell_event(rng, dur, struck=False)
 
 
-def crackling_fire(rng: np.random.Generator) -> Event:
-    dur = rng.uniform(2.0, 3.5)
-    n = int(dur * SR)
-    x = 0.15 * _band_noise(n, 40, 300, rng)
-    crackle_len = int(0.006 * SR)
-    for i in rng.integers(0, n - crackle_len, size=int(dur * rng.uniform(12, 25))):
-        burst = rng.standard_normal(crackle_len) * np.exp(-np.arange(crackle_len) / (0.0015 * SR))
-        x[i : i + crackle_len] += rng.uniform(1.0, 4.0) * burst
-    x = signal.sosfilt(signal.butter(2, [400, 7000], "bandpass", fs=SR, output="sos"), x)
-    return x, [(0.0, dur, 400.0, 7000.0)]
-
-
-def wind(rng: np.random.Generator) -> Event:
-    dur = rng.uniform(2.0, 3.5)
-    n = int(dur * SR)
-    t = np.arange(n) / SR
-    x = _band_noise(n, 150, 1200, rng, order=2)
-    swell = 0.5 * (1 - np.cos(2 * np.pi * t / dur)) * (1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t))
-    return x * swell, [(0.0, dur, 120.0, 1300.0)]
-
-
-def door_knock(rng: np.random.Generator) -> Event:
-    parts, boxes, t0 = [], [], 0.0
-    f = rng.uniform(100, 220)
-    for _ in range(int(rng.integers(2, 6))):
-        dur = 0.12
-        t = _t(dur)
-        x = np.sin(2 * np.pi * f * t) * np.exp(-t / 0.025) + 0.3 * np.sin(2 * np.pi * 2.7 * f * t) * np.exp(-t / 0.01)
-        x[: int(0.003 * SR)] += 0.5 * rng.standard_normal(int(0.003 * SR))
-        gap = rng.uniform(0.12, 0.3)
-        parts += [x, np.zeros(int(gap * SR))]
-        boxes.append((t0, t0 + 0.08, 0.7 * f, 3.0 * f))
-        t0 += dur + gap
-    return np.concatenate(parts[:-1]), boxes
-
-
-CLASSES: dict[str, Callable[[np.random.Generator], Event]] = {
-    "siren": siren, "dog_bark": dog_bark, "rain": rain, "clock_tick": clock_tick, "engine": engine,
-    "bird_chirp": bird_chirp, "church_bell": church_bell, "crackling_fire": crackling_fire,
-    "wind": wind, "door_knock": door_knock,
+CLASSES: dict[str, Callable[[np.random.Generator, float], Event]] = {
+    "clock_tick": clock_tick, "keyboard_typing": keyboard_typing,
+    "door_knock": door_knock, "heartbeat": heartbeat,
+    "whistle_rising": whistle_rising, "whistle_falling": whistle_falling,
+    "rain": rain, "crackling_fire": crackling_fire,
+    "church_bell": church_bell, "singing_bowl": singing_bowl,
 }
 _NAMES = list(CLASSES)
+PAIRS: list[tuple[str, str]] = [(_NAMES[i], _NAMES[i + 1]) for i in range(0, len(_NAMES), 2)]
+
+
+def _partner(label: int) -> int:
+    return label ^ 1
+
+
+# --- the distractor pool: sounds that belong to no class -----------------------------------
+
+def babble(rng: np.random.Generator) -> Event:
+    """Voice-like: a gliding harmonic source through formants that change every syllable."""
+    dur = rng.uniform(0.6, 3.0)
+    t = _t(dur)
+    f0 = _log_uniform(rng, 95, 260) * (1 + 0.08 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t))
+    syllable = rng.uniform(0.15, 0.3)
+    n_syl = int(np.ceil(dur / syllable))
+    f1 = np.repeat(rng.uniform(300, 850, n_syl), int(syllable * SR) + 1)[: len(t)]
+    f2 = np.repeat(rng.uniform(900, 2400, n_syl), int(syllable * SR) + 1)[: len(t)]
+    f1, f2 = (signal.savgol_filter(f, 2 * int(0.02 * SR) + 1, 1) for f in (f1, f2))
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    x = np.zeros(len(t))
+    for k in range(1, 25):
+        fk = k * f0
+        gain = np.exp(-0.5 * ((fk - f1) / 120) ** 2) + 0.6 * np.exp(-0.5 * ((fk - f2) / 200) ** 2) + 0.05 / k
+        x += gain * np.sin(k * phase) * (fk < SR / 2)
+    x *= np.abs(np.sin(np.pi * t / syllable)) ** 0.7  # syllabic rhythm
+    return _fade(x, 0.02), [(0.0, dur, 80.0, 3000.0)]
+
+
+def hum(rng: np.random.Generator) -> Event:
+    """Mains hum: 50 or 60 Hz and its harmonics, steady."""
+    dur = rng.uniform(1.5, 5.0)
+    mains = 50.0 if rng.random() < 0.5 else 60.0
+    amps = rng.uniform(0.2, 1.0, 6)
+    x = _harmonic(np.full(len(_t(dur)), mains), amps)
+    return _fade(x, 0.1), [(0.0, dur, 0.8 * mains, 6.5 * mains)]
+
+
+def ratchet(rng: np.random.Generator) -> Event:
+    """Dry broadband clicks in a fast train (a ratchet, a pen)."""
+    n = int(rng.integers(4, 14))
+    period = rng.uniform(0.015, 0.04)
+    length = int(0.004 * SR)
+    sos = signal.butter(2, [1500, 12000], "bandpass", fs=SR, output="sos")
+    x = _impulses(np.arange(n) * period, lambda i: rng.standard_normal(length) * np.exp(-np.arange(length) / 40),
+                  n * period + 0.01)
+    x = signal.sosfilt(sos, x)
+    return x, [(0.0, n * period + 0.005, 1500.0, 12000.0)]
+
+
+def passing(rng: np.random.Generator) -> Event:
+    """A vehicle passing: low noise swelling and fading, its band sliding down."""
+    dur = rng.uniform(1.5, 4.0)
+    n = int(dur * SR)
+    cutoff = rng.uniform(400, 1500)
+    x = _band_noise(n, 30, cutoff, rng, order=2)
+    t = np.arange(n) / SR
+    x *= np.exp(-0.5 * ((t - dur / 2) / (dur / 5)) ** 2)
+    return x, [(0.1 * dur, 0.9 * dur, 20.0, 1.3 * cutoff)]
+
+
+def beeps(rng: np.random.Generator) -> Event:
+    """One to three steady electronic beeps."""
+    f = _log_uniform(rng, 500, 3000)
+    n = int(rng.integers(1, 4))
+    beep_s, gap_s = rng.uniform(0.15, 0.5), rng.uniform(0.1, 0.3)
+    t = _t(beep_s)
+    tone = _fade(np.sin(2 * np.pi * f * t) + 0.2 * np.sin(4 * np.pi * f * t), 0.005)
+    x = _impulses(np.arange(n) * (beep_s + gap_s), lambda i: tone, n * (beep_s + gap_s))
+    return x, [(k * (beep_s + gap_s), k * (beep_s + gap_s) + beep_s, 0.9 * f, 2.2 * f) for k in range(n)]
+
+
+DISTRACTORS: dict[str, Callable[[np.random.Generator], Event]] = {
+    "babble": babble, "hum": hum, "ratchet": ratchet, "passing": passing, "beeps": beeps,
+}
+
+
+# --- scenes ----------------------------------------------------------------------------------
+
+def pan_gains(pan: float) -> tuple[float, float]:
+    """Constant-power (left, right) gains for a pan in [-1, 1] (-1 fully left)."""
+    theta = (pan + 1) * np.pi / 4
+    return float(np.cos(theta)), float(np.sin(theta))
+
+
+def _room(rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A synthetic room response: the direct path, then exponentially decaying noise."""
+    rt60 = rng.uniform(0.15, 0.8)
+    n = int(min(rt60, 0.6) * SR)
+    t = np.arange(n) / SR
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail[: int(0.003 * SR)] = 0.0  # the first reflection a few ms after the direct sound
+    tail *= 10 ** (-rng.uniform(0, 10) / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)  # direct-to-reverberant 0-10 dB
+    tail[0] = 1.0
+    return tail, rt60
 
 
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x**2)) + 1e-12)
 
 
-def _place(track: np.ndarray, x: np.ndarray, onset: int) -> None:
-    end = min(len(track), onset + len(x))
-    track[onset:end] += x[: end - onset]
+def _peak_level(x: np.ndarray) -> float:
+    """The amplitude of a sound's loudest log-mel cell (the models' own front end): how loud it looks."""
+    return float(np.sqrt(mel_power(x.astype(np.float32), _MEL_CFG).max()) + 1e-12)
 
 
-def synth_clip(label: int, index: int, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, list[tuple]]:
-    """One demo clip and its ground-truth boxes.
+@dataclass
+class Source:
+    """One sound of a scene, as heard in the room (mono), with where it sits in the mix."""
+
+    name: str
+    kind: str  # "event" or "distractor"
+    track: np.ndarray  # (N_SAMPLES,), reverberant, at its level in the mix before the final scaling
+    pan: float
+    boxes: list[tuple[float, float, float, float]]
+    rel_db: float  # level of its loudest log-mel cell relative to the event's (each dry, alone)
+
+
+@dataclass
+class Scene:
+    """A clip before mixing: its sources, background and final scale (see :func:`render_scene`)."""
+
+    label: int
+    sources: list[Source]
+    background: np.ndarray  # (n_channels, N_SAMPLES)
+    scale: float
+    snr_db: float
+    rt60_s: float
+    stereo: bool
+    meta: dict = field(default_factory=dict)
+
+    def mix(self) -> np.ndarray:
+        """np.ndarray [shape=(n_channels, N_SAMPLES)], float32."""
+        out = self.background.copy()
+        for s in self.sources:
+            gains = pan_gains(s.pan) if self.stereo else (1.0,)
+            out += np.stack([g * s.track for g in gains])
+        return (out * self.scale).astype(np.float32)
+
+
+def _place(x: np.ndarray, onset: int) -> np.ndarray:
+    track = np.zeros(N_SAMPLES)
+    end = min(N_SAMPLES, onset + len(x))
+    track[onset:end] = x[: end - onset]
+    return track
+
+
+def _clip_boxes(boxes, onset_s: float, pad_s: float = 0.02) -> list[tuple[float, float, float, float]]:
+    out = []
+    for a, b, lo, hi in boxes:
+        t0, t1 = onset_s + a, min(DURATION_S, onset_s + b + pad_s)
+        if t0 < DURATION_S and t1 > t0:
+            out.append((round(t0, 4), round(t1, 4), round(max(lo, 0.0), 1), round(min(hi, SR / 2), 1)))
+    return out
+
+
+def render_scene(label: int, index: int, seed: int = DEFAULT_SEED) -> Scene:
+    """The sources of one demo clip, before mixing; :meth:`Scene.mix` gives its audio.
 
     Parameters
     ----------
     label : int
-        Index into :data:`CLASSES`.
+        Index into :data:`CLASSES`: the clip's true class.
     index : int
         Clip number within the class.
     seed : int
+    """
+    rng = np.random.default_rng([seed, label, index])
+    room, rt60 = _room(rng)
+
+    def in_room(x: np.ndarray) -> np.ndarray:
+        return signal.fftconvolve(x, room)[: len(x) + len(room) - 1]
+
+    dur = _log_uniform(rng, 0.3, 4.0)
+    event, rel_boxes = CLASSES[_NAMES[label]](rng, dur)
+    event = event[: N_SAMPLES - 1]
+    event_span = len(event)
+    event = in_room(event / _peak_level(event))
+    onset = int(rng.uniform(0, N_SAMPLES - event_span))
+    sources = [Source(_NAMES[label], "event", _place(event, onset), 0.0, _clip_boxes(rel_boxes, onset / SR), 0.0)]
+
+    n_distractors = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
+    loud = rng.random() < LOUD_DISTRACTOR_SHARE
+    top_db = rng.uniform(0.5, 8.0) if loud else rng.uniform(-15.0, -1.0)
+    names = list(DISTRACTORS)
+    for k in range(n_distractors):
+        name = names[int(rng.integers(len(names)))]
+        d, d_boxes = DISTRACTORS[name](rng)
+        d = d[: N_SAMPLES - 1]
+        span = len(d)
+        rel_db = top_db if k == 0 else top_db - rng.uniform(3.0, 15.0)
+        d = in_room(d / _peak_level(d)) * 10 ** (rel_db / 20)
+        d_onset = int(rng.uniform(0, N_SAMPLES - span))
+        sources.append(Source(name, "distractor", _place(d, d_onset), 0.0, _clip_boxes(d_boxes, d_onset / SR), rel_db))
+
+    stereo = index % round(1 / STEREO_SHARE) == (label + seed) % round(1 / STEREO_SHARE)  # a quarter of each class
+    n_channels = 2 if stereo else 1
+    if stereo:  # the event to one side, the loudest distractor to the other, the rest near the centre
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        sources[0].pan = side * rng.uniform(0.5, 1.0)
+        sources[1].pan = -side * rng.uniform(0.5, 1.0)
+        for s in sources[2:]:
+            s.pan = rng.uniform(-0.3, 0.3)
+
+    # Background: noise of a random colour at 0-15 dB under the event (RMS over the event's span).
+    snr_db = rng.uniform(0.0, 15.0)
+    colour = list(NOISE_COLOURS)[int(rng.integers(len(NOISE_COLOURS)))]
+    event_rms = _rms(sources[0].track[onset:onset + event_span])
+    background = np.stack([coloured_noise(N_SAMPLES, colour=colour, rng=rng) for _ in range(n_channels)])
+    background *= event_rms * 10 ** (-snr_db / 20) / np.sqrt(np.mean(background**2))
+
+    scene = Scene(label, sources, background, 1.0, snr_db, rt60, stereo)
+    peak = float(np.max(np.abs(scene.mix())))
+    scene.scale = rng.uniform(0.3, 0.9) / peak
+    distractors = sources[1:]
+    loudest = max(distractors, key=lambda s: s.rel_db)
+    scene.meta = {
+        "channels": n_channels,
+        "event_pan": round(sources[0].pan, 4),
+        "distractor_pan": round(loudest.pan, 4),
+        "event_db": round(20 * np.log10(event_rms * scene.scale), 2),
+        "loudest_distractor_rel_db": round(loudest.rel_db, 2),
+        "snr_db": round(snr_db, 2),
+        "rt60_s": round(rt60, 3),
+    }
+    return scene
+
+
+def synth_clip(label: int, index: int, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, list[tuple]]:
+    """One demo clip and its true class's event boxes.
 
     Returns
     -------
     audio : np.ndarray [shape=(n_channels, 220500)], float32, n_channels 1 or 2
     boxes : list of (t0_s, t1_s, f0_hz, f1_hz)
-        The defining event's boxes, in seconds and Hz from the clip's start.
+        The event's boxes, in seconds and Hz from the clip's start.
     """
-    rng = np.random.default_rng([seed, label, index])
-    event, rel_boxes = CLASSES[_NAMES[label]](rng)
-    event = event[:N_SAMPLES] / _rms(event)
-    onset_s = rng.uniform(0.0, max(0.0, DURATION_S - len(event) / SR))
-    event_gain = 10 ** (rng.uniform(-22, -14) / 20)
-
-    # Background: noise of a random colour, 15 to 30 dB under the event.
-    colour = list(NOISE_COLOURS)[int(rng.integers(len(NOISE_COLOURS)))]
-    background = coloured_noise(N_SAMPLES, colour=colour, rng=rng) * event_gain * 10 ** (-rng.uniform(15, 30) / 20)
-
-    # Distractors: events of other classes, 10 to 20 dB under the defining one.
-    distract = np.zeros(N_SAMPLES)
-    for _ in range(int(rng.choice([0, 1, 1, 2]))):
-        other = int(rng.choice([k for k in range(len(_NAMES)) if k != label]))
-        d, _ = CLASSES[_NAMES[other]](rng)
-        d = d[:N_SAMPLES] / _rms(d) * event_gain * 10 ** (-rng.uniform(10, 20) / 20)
-        _place(distract, d, int(rng.uniform(0, max(1.0, N_SAMPLES - len(d)))))
-
-    main = np.zeros(N_SAMPLES)
-    _place(main, event * event_gain, int(onset_s * SR))
-    if rng.random() < STEREO_SHARE:
-        near, far = 1.0, rng.uniform(0.1, 0.3)  # the defining event panned to one side
-        gains = (near, far) if rng.random() < 0.5 else (far, near)
-        audio = np.stack([g * main + background + distract for g in gains])
-    else:
-        audio = (main + background + distract)[None, :]
-    peak = np.max(np.abs(audio))
-    audio = audio * (min(0.9, rng.uniform(0.3, 0.9)) / peak)
-
-    boxes = [(round(onset_s + a, 4), round(min(DURATION_S, onset_s + b), 4), round(lo, 1), round(min(hi, SR / 2), 1))
-             for a, b, lo, hi in rel_boxes if onset_s + a < DURATION_S]
-    return audio.astype(np.float32), boxes
+    scene = render_scene(label, index, seed)
+    return scene.mix(), list(scene.sources[0].boxes)
 
 
-def _filename(label: int, index: int) -> tuple[str, int]:
-    fold = index % 5 + 1
-    return f"{fold}-{label:02d}{index:03d}-A-{label}.wav", fold
+# --- the set ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Job:
+    label: int  # true class
+    index: int
+    seed: int
+    audio_dir: str
+    given: int  # the label written to esc50.csv (differs from `label` for a flipped clip)
+    uid: int
 
 
-def _write_one(job: tuple[int, int, int, str]) -> tuple[str, int, int, list[tuple]]:
-    label, index, seed, audio_dir = job
-    audio, boxes = synth_clip(label, index, seed)
-    name, fold = _filename(label, index)
-    sf.write(os.path.join(audio_dir, name), audio.T, SR, subtype="PCM_16")
-    return name, fold, label, boxes
+def _filename(job: _Job) -> tuple[str, int]:
+    fold = job.index % 5 + 1
+    # ESC-50's {fold}-{clip id}-{take}-{target}.wav; the clip id is a shuffled number, so it tells nothing.
+    return f"{fold}-{job.uid:05d}-A-{job.given}.wav", fold
+
+
+def _write_one(job: _Job) -> tuple[str, int, _Job, list[tuple], dict]:
+    scene = render_scene(job.label, job.index, job.seed)
+    name, fold = _filename(job)
+    sf.write(os.path.join(job.audio_dir, name), scene.mix().T, SR, subtype="PCM_16")
+    boxes = [(*b, s.kind, s.name) for s in scene.sources for b in s.boxes]
+    return name, fold, job, boxes, scene.meta
+
+
+def _jobs(seed: int, clips_per_class: int, audio_dir: str) -> list[_Job]:
+    """Every clip's true class, index, given label and clip id; ~3 % of labels flipped, spread over the folds."""
+    n_classes = len(_NAMES)
+    rng = np.random.default_rng([seed, 7919])
+    pairs = [(label, i) for label in range(n_classes) for i in range(clips_per_class)]
+    uids = rng.permutation(len(pairs))
+    n_flip = int(round(FLIP_SHARE * len(pairs)))
+    by_fold: dict[int, list[int]] = {}
+    for k, (_, i) in enumerate(pairs):
+        by_fold.setdefault(i % 5 + 1, []).append(k)
+    for fold_list in by_fold.values():
+        rng.shuffle(fold_list)
+    flipped: dict[int, int] = {}
+    folds = sorted(by_fold)
+    for j in range(n_flip):  # fold by fold in turn
+        k = by_fold[folds[j % len(folds)]].pop()
+        label = pairs[k][0]
+        # Half go to the pair's partner (the confusion a tired annotator makes), half anywhere.
+        flipped[k] = _partner(label) if rng.random() < 0.5 else int(rng.choice([c for c in range(n_classes) if c != label]))
+    return [_Job(label, i, seed, audio_dir, flipped.get(k, label), int(uids[k])) for k, (label, i) in enumerate(pairs)]
 
 
 def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class: int = CLIPS_PER_CLASS,
@@ -297,7 +587,7 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
     Returns
     -------
     Path
-        ``out``, holding ``audio/*.wav``, ``meta/esc50.csv`` and ``meta/boxes.csv``.
+        ``out``, holding ``audio/*.wav`` and ``meta/{esc50,boxes,scene,label_truth}.csv``.
     """
     if clips_per_class < 1:
         raise InputError("clips_per_class", f"must be at least 1, got {clips_per_class}")
@@ -306,7 +596,7 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
     for d in (audio_dir, meta_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    jobs = [(label, i, seed, str(audio_dir)) for label in range(len(_NAMES)) for i in range(clips_per_class)]
+    jobs = _jobs(seed, clips_per_class, str(audio_dir))
     workers = workers or os.cpu_count() or 1
     rows = []
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
@@ -317,17 +607,51 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
             if progress is not None:
                 progress(done / len(jobs))
     rows.sort(key=lambda r: r[0])
-    with open(meta_dir / "esc50.csv", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
-        for name, fold, label, _ in rows:
-            w.writerow([name, fold, label, _NAMES[label], "False", name[2:7], "A"])
-    with open(meta_dir / "boxes.csv", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["filename", "t0_s", "t1_s", "f0_hz", "f1_hz"])
-        for name, _, _, boxes in rows:
-            w.writerows([name, *box] for box in boxes)
+    _write_csv(meta_dir / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file", "take"],
+               [[name, fold, job.given, _NAMES[job.given], "False", f"{job.uid:05d}", "A"]
+                for name, fold, job, _, _ in rows])
+    _write_csv(meta_dir / "boxes.csv", ["filename", "t0_s", "t1_s", "f0_hz", "f1_hz", "kind", "source"],
+               [[name, *box] for name, _, _, boxes, _ in rows for box in boxes])
+    scene_cols = ["channels", "event_pan", "distractor_pan", "event_db", "loudest_distractor_rel_db", "snr_db", "rt60_s"]
+    _write_csv(meta_dir / "scene.csv", ["filename", *scene_cols],
+               [[name, *(meta[c] for c in scene_cols)] for name, _, _, _, meta in rows])
+    _write_csv(meta_dir / "label_truth.csv",
+               ["filename", "given_target", "given_category", "true_target", "true_category"],
+               [[name, job.given, _NAMES[job.given], job.label, _NAMES[job.label]]
+                for name, _, job, _, _ in rows if job.given != job.label])
     return out
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def read_scene(root: str | Path) -> dict[str, dict]:
+    """``meta/scene.csv`` of a demo set: filename -> channels, pans, levels, SNR, RT60 (empty if absent)."""
+    path = Path(root) / "meta" / "scene.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {row.pop("filename"): {k: (int(v) if k == "channels" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)}
+
+
+def read_label_truth(root: str | Path) -> dict[str, int]:
+    """The planted label errors: filename -> true target. Only for scoring a label-error finder.
+
+    Raises
+    ------
+    InputError
+        When the folder has no ``meta/label_truth.csv`` (it is not a demo set v2).
+    """
+    path = Path(root) / "meta" / "label_truth.csv"
+    if not path.is_file():
+        raise InputError(path, "no planted label errors here (only the demo set v2 has them)")
+    with open(path, newline="") as f:
+        return {row["filename"]: int(row["true_target"]) for row in csv.DictReader(f)}
 
 
 class _Serial:
@@ -355,7 +679,7 @@ def ensure_demo_data(*, seed: int = DEFAULT_SEED, progress: Callable[[float], No
     interrupted run never leaves a half-written set behind.
     """
     target = default_demo_dir(seed)
-    if (target / "meta" / "boxes.csv").is_file():
+    if (target / "meta" / "label_truth.csv").is_file():
         return target
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -363,7 +687,7 @@ def ensure_demo_data(*, seed: int = DEFAULT_SEED, progress: Callable[[float], No
         try:
             tmp.rename(target)
         except OSError:  # another process finished first
-            if not (target / "meta" / "boxes.csv").is_file():
+            if not (target / "meta" / "label_truth.csv").is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -376,6 +700,7 @@ def configure(parser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--clips-per-class", type=int, default=CLIPS_PER_CLASS)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--no-card", action="store_true", help="skip the difficulty card")
 
 
 def run(args) -> int:
@@ -389,4 +714,8 @@ def run(args) -> int:
                              clips_per_class=args.clips_per_class, workers=args.workers)
     n = len(list((out / "audio").glob("*.wav")))
     print(f"{n} clips of {len(_NAMES)} classes in {out} ({time.perf_counter() - start:.1f} s)")
+    if not args.no_card:
+        from core.difficulty import ensure_card
+
+        print(ensure_card(out).text)
     return 0

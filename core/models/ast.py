@@ -32,11 +32,17 @@ from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
 from core.errors import InputError
 from core.models import Tap
 
-__all__ = ["ASTConfig", "AudioTransformer", "Attention", "Layer", "patch_grid"]
+__all__ = ["ASTConfig", "AudioTransformer", "Attention", "Layer", "patch_grid", "padded_size"]
 
 
-def patch_grid(n_mels: int, n_frames: int, *, patch: int, stride_f: int, stride_t: int) -> tuple[int, int]:
-    """(n_freq_patches, n_time_patches) of a strided patch grid (no padding).
+def patch_grid(n_mels: int, n_frames: int, *, patch: int, stride_f: int, stride_t: int,
+               pad: bool = False) -> tuple[int, int]:
+    """(n_freq_patches, n_time_patches) of a strided patch grid.
+
+    Without ``pad`` the grid stops at the last whole patch, so up to
+    ``stride - 1`` trailing frames or bands are never seen. With ``pad`` the
+    input is padded (see :func:`padded_size`) so that the last patch reaches
+    the last frame and band.
 
     Raises
     ------
@@ -45,7 +51,14 @@ def patch_grid(n_mels: int, n_frames: int, *, patch: int, stride_f: int, stride_
     """
     if n_mels < patch or n_frames < patch:
         raise InputError("patch", f"a {patch}x{patch} patch does not fit a {n_mels}x{n_frames} input")
+    if pad:
+        return -(-(n_mels - patch) // stride_f) + 1, -(-(n_frames - patch) // stride_t) + 1
     return (n_mels - patch) // stride_f + 1, (n_frames - patch) // stride_t + 1
+
+
+def padded_size(n: int, *, patch: int, stride: int) -> int:
+    """The length a padded axis of ``n`` cells takes: ``(ceil((n - patch) / stride)) * stride + patch``."""
+    return -(-(n - patch) // stride) * stride + patch
 
 
 class Attention(nn.Module):
@@ -133,8 +146,8 @@ class ClassToken(nn.Module):
 class ASTConfig:
     """AST-style transformer sizes.
 
-    With the defaults and a 128 x 431 input the patch grid is 8 x 26 (208
-    patches, 209 tokens) and the model has about 3.6 M parameters.
+    With the defaults and a 128 x 431 input the patch grid is 8 x 27 (216
+    patches, 217 tokens) and the model has about 3.6 M parameters.
 
     Attributes
     ----------
@@ -164,6 +177,7 @@ class ASTConfig:
     dropout: float = 0.1
     n_mels: int = 128
     n_frames: int = 431
+    pad: bool = True
 
     def __post_init__(self):
         for name in ("patch", "stride_f", "stride_t", "dim", "depth", "heads", "n_mels", "n_frames"):
@@ -181,7 +195,15 @@ class ASTConfig:
     @property
     def grid(self) -> tuple[int, int]:
         return patch_grid(self.n_mels, self.n_frames, patch=self.patch,
-                          stride_f=self.stride_f, stride_t=self.stride_t)
+                          stride_f=self.stride_f, stride_t=self.stride_t, pad=self.pad)
+
+    @property
+    def padded_shape(self) -> tuple[int, int]:
+        """(n_mels, n_frames) after padding to a whole number of patches (the input's own shape without ``pad``)."""
+        if not self.pad:
+            return self.n_mels, self.n_frames
+        return (padded_size(self.n_mels, patch=self.patch, stride=self.stride_f),
+                padded_size(self.n_frames, patch=self.patch, stride=self.stride_t))
 
 
 class PatchGrid:
@@ -249,7 +271,7 @@ class AudioTransformer(PatchGrid, nn.Module):
         if (n_mels, n_frames) != (self.config.n_mels, self.config.n_frames):
             raise InputError("input", f"the model takes {self.config.n_mels} x {self.config.n_frames} "
                                       f"(mels x frames), got {n_mels} x {n_frames}")
-        h = self.embed(x)  # (B, 1 + P, D)
+        h = self.embed(self.pad_input(x))  # (B, 1 + P, D)
         attentions = []
         for layer in self.layers:
             h = layer(h, need_weights=output_attentions)  # (B, 1 + P, D)
@@ -259,6 +281,20 @@ class AudioTransformer(PatchGrid, nn.Module):
                 layer.pop_weights()
         logits = self.head(self.cls(self.norm(h)))  # (B, n_classes)
         return (logits, tuple(attentions)) if output_attentions else logits
+
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, n_mels, n_frames) -> (B, 1, *config.padded_shape): pad bands and frames with each clip's minimum.
+
+        The minimum is what the preprocessing pads a short clip with, so the
+        padding reads as silence, and the last patch reaches the clip's end.
+        """
+        n_mels, n_frames = self.config.padded_shape
+        extra_f, extra_t = n_mels - x.shape[2], n_frames - x.shape[3]
+        if extra_f == 0 and extra_t == 0:
+            return x
+        floor = x.amin(dim=(2, 3), keepdim=True)  # (B, 1, 1, 1)
+        x = torch.cat([x, floor.expand(-1, -1, x.shape[2], extra_t)], dim=3)  # (B, 1, n_mels_in, n_frames)
+        return torch.cat([x, floor.expand(-1, -1, extra_f, x.shape[3])], dim=2)  # (B, 1, n_mels, n_frames)
 
     @contextmanager
     def keep_attention(self):
@@ -312,5 +348,6 @@ class AudioTransformer(PatchGrid, nn.Module):
         t0, f0 = t * c.stride_t, f * c.stride_f
         times = frame_times_s(c.n_frames, audio_cfg)
         freqs = mel_frequencies_hz(audio_cfg)
-        return (float(times[t0]), float(times[t0 + c.patch - 1]),
-                float(freqs[f0]), float(freqs[f0 + c.patch - 1]))
+        # A padded last patch reaches past the clip: its box ends at the last real frame or band.
+        t1, f1 = min(t0 + c.patch, c.n_frames) - 1, min(f0 + c.patch, c.n_mels) - 1
+        return float(times[t0]), float(times[t1]), float(freqs[f0]), float(freqs[f1])

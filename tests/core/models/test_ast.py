@@ -27,10 +27,30 @@ def x():
     return torch.randn(2, 1, 32, 40, generator=torch.Generator().manual_seed(1))
 
 
-def test_default_grid_is_8_by_26():
+def test_default_grid_is_8_by_27_padded_to_the_whole_clip():
     c = ASTConfig()
     assert (c.patch, c.stride_f, c.stride_t, c.dim, c.depth, c.heads) == (16, 16, 16, 192, 8, 8)
-    assert c.grid == (8, 26)
+    assert c.grid == (8, 27) and c.padded_shape == (128, 432)
+    assert ASTConfig(pad=False).grid == (8, 26)
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_the_last_frames_reach_the_output_only_with_padding(pad):
+    config = {**TINY, "n_frames": 43, "stride_t": 8, "pad": pad}  # 43 frames: 5 whole patches cover 40
+    torch.manual_seed(0)
+    model = build_model("ast", config, n_classes=3).eval()
+    x = torch.randn(1, 1, 32, 43, generator=torch.Generator().manual_seed(2))
+    y = x.clone()
+    y[..., 40:] += 5.0  # change only the frames a 5-patch grid does not cover
+    with torch.no_grad():
+        changed = not torch.allclose(model(x), model(y))
+    assert model.grid == ((4, 6) if pad else (4, 5))
+    assert changed == pad
+    if pad:  # the padded last patch's box ends at the clip's last frame
+        cfg = AudioConfig(n_mels=32, n_frames=43)
+        t0, t1, _, _ = model.patch_box(5, cfg)
+        times = frame_times_s(43, cfg)
+        assert t0 == pytest.approx(times[40]) and t1 == pytest.approx(times[42])
 
 
 def test_grid_and_taps(model):
