@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": ("core.evaluate", "evaluate a checkpoint on one fold of a dataset"),
     "predict": ("core.predict", "top-k predictions of a checkpoint for audio files"),
     "explain-report": ("core.interpret.report", "how faithful each explanation method is"),
+    "se-ablation": ("core.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
 }
 

@@ -28,6 +28,9 @@ class Excitation(nn.Module):
 
     Its output, shape (B, C), is what the ``"blockK.se"`` tap records. With
     ``bypass`` set it returns ones: the block then passes its input unchanged.
+    With ``fixed`` set (a (C,) tensor) it returns those weights for every clip:
+    the mean-excitation ablation, which keeps the scale and removes only the
+    per-clip reweighting.
     """
 
     def __init__(self, channels: int, reduction: int):
@@ -35,11 +38,14 @@ class Excitation(nn.Module):
         hidden = max(1, channels // reduction)
         self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
         self.bypass = False
+        self.fixed: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, _, _ = x.shape
         if self.bypass:
             return x.new_ones(B, C)
+        if self.fixed is not None:
+            return self.fixed.to(x).expand(B, C)
         avg = x.mean(dim=(2, 3))  # (B, C)
         peak = x.amax(dim=(2, 3))  # (B, C)
         return torch.sigmoid(self.mlp(avg) + self.mlp(peak))  # (B, C), shared bottleneck
@@ -201,6 +207,18 @@ class SECNN(nn.Module):
         for block in self.blocks:
             if block.se is not None:
                 block.se.excitation.bypass = bool(on)
+
+    @contextmanager
+    def se_fixed(self, weights: dict[int, torch.Tensor]):
+        """Context manager: block ``k``'s excitation replaced by ``weights[k]`` (shape (C,)) for every clip."""
+        blocks = {k: self.blocks[k - 1].se.excitation for k in weights}
+        for k, excitation in blocks.items():
+            excitation.fixed = torch.as_tensor(weights[k], dtype=torch.float32)
+        try:
+            yield self
+        finally:
+            for excitation in blocks.values():
+                excitation.fixed = None
 
     @contextmanager
     def se_bypassed(self):
