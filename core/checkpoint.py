@@ -262,7 +262,10 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
         audio_cfg = AudioConfig.from_dict(doc["audio_config"])
     except TypeError as error:
         raise InputError(folder / META_FILE, f"bad audio_config ({error})") from None
-    config = config_from_dict(doc["kind"], doc["model_config"])
+    model_config = dict(doc["model_config"])
+    if doc["kind"] == "ast" and "pad" not in model_config:
+        model_config["pad"] = False  # saved before the AST padded its input to whole patches
+    config = config_from_dict(doc["kind"], model_config)
     model = build_model(doc["kind"], config, n_classes=int(doc["n_classes"]))
     weights_path = folder / WEIGHTS_FILE
     state = _read_weights(weights_path)
