@@ -71,7 +71,7 @@ SR = 44100
 DURATION_S = 5.0
 N_SAMPLES = int(SR * DURATION_S)
 DEFAULT_SEED = 0
-CLIPS_PER_CLASS = 40
+CLIPS_PER_CLASS = 60
 STEREO_SHARE = 0.25
 FLIP_SHARE = 0.03
 LOUD_DISTRACTOR_SHARE = 0.65  # clips whose loudest distractor is at or above the event's level
@@ -127,19 +127,24 @@ def _impulses(onsets_s: np.ndarray, grain: Callable[[int], np.ndarray], length_s
 # --- the classes: five pairs that share bands and differ in temporal order -------------------
 
 def _click_event(rng: np.random.Generator, dur: float, regular: bool) -> Event:
-    """Resonant clicks (a clock's tick, a key's click); the pair differs only in their spacing."""
+    """Resonant clicks (a clock's tick, a key's click); the pair differs only in their spacing.
+
+    A clock ticks at one steady period (0.12-0.4 s); typing mixes quick double
+    strokes (40-70 ms apart) with pauses. Both draw the number of clicks and
+    their levels from the same distribution, so they hold the same frames.
+    """
     ring_hz = _log_uniform(rng, 1200, 5000)
     click_s = 0.03
-    n = int(rng.integers(4, 11))
-    span = max(dur - click_s, 0.1 * (n - 1))  # the last click starts at `span`
+    n = int(rng.integers(4, 12))
     if regular:
-        onsets = np.arange(n) * span / (n - 1) + rng.normal(0, 0.002, n)
-    else:  # first and last where a regular beat would put them, the rest anywhere between
-        onsets = np.concatenate([[0.0], np.sort(rng.uniform(0, span, n - 2)), [span]])
-    onsets = np.clip(onsets, 0.0, span)
+        gaps = np.full(n - 1, rng.uniform(0.12, 0.4)) + rng.normal(0, 0.002, n - 1)
+    else:
+        gaps = np.where(rng.random(n - 1) < 0.45, rng.uniform(0.04, 0.07, n - 1), rng.uniform(0.1, 0.45, n - 1))
+    gaps *= min(1.0, 3.9 / gaps.sum())  # at most 4 s long
+    onsets = np.concatenate([[0.0], np.cumsum(gaps)])
     t = _t(click_s)
     amps = rng.uniform(0.6, 1.0, n)
-    x = _impulses(onsets, lambda i: amps[i] * np.sin(2 * np.pi * ring_hz * t) * np.exp(-t / 0.004), span + click_s)
+    x = _impulses(onsets, lambda i: amps[i] * np.sin(2 * np.pi * ring_hz * t) * np.exp(-t / 0.004), onsets[-1] + click_s)
     return x, [(o, o + click_s, 0.7 * ring_hz, 1.4 * ring_hz) for o in onsets]
 
 
@@ -152,19 +157,20 @@ def keyboard_typing(rng: np.random.Generator, dur: float) -> Event:
 
 
 def _thump_event(rng: np.random.Generator, dur: float, paired: bool) -> Event:
-    """Low thumps (knuckles on a door, a heart); evenly spaced or in lub-dub pairs."""
+    """Low thumps (knuckles on a door, a heart); evenly spaced (0.22-0.45 s) or in lub-dub pairs.
+
+    A heartbeat's two sounds lie 0.13-0.2 s apart, its beats 0.55-1 s apart.
+    Both classes draw the number of thumps and their levels alike.
+    """
     f = _log_uniform(rng, 55, 160)
     thump_s = 0.1
     n = 2 * int(rng.integers(2, 5))  # 4 to 8 thumps
-    span = max(dur - thump_s, 0.15 * (n - 1))
-    if paired:  # pairs: the second beat a short gap after the first, pairs evenly spaced
-        period = span / (n / 2 - 0.5)
-        gap = period * rng.uniform(0.25, 0.35)
-        starts = np.arange(n // 2) * period
-        onsets = np.sort(np.concatenate([starts, starts + gap]))
+    if paired:
+        starts = np.arange(n // 2) * rng.uniform(0.55, 1.0)
+        onsets = np.sort(np.concatenate([starts, starts + rng.uniform(0.13, 0.2)]))
     else:
-        onsets = np.arange(n) * span / (n - 1)
-    onsets = np.clip(onsets + rng.normal(0, 0.004, n), 0.0, span)
+        onsets = np.arange(n) * rng.uniform(0.22, 0.45)
+    onsets = np.maximum(onsets + rng.normal(0, 0.004, n), 0.0)
     t = _t(thump_s)
     amps = rng.uniform(0.6, 1.0, n)
 
@@ -172,7 +178,7 @@ def _thump_event(rng: np.random.Generator, dur: float, paired: bool) -> Event:
         body = np.sin(2 * np.pi * f * t * (1 - 0.3 * t / thump_s)) * np.exp(-t / 0.03)
         return amps[i] * (body + 0.35 * np.sin(2 * np.pi * 2.7 * f * t) * np.exp(-t / 0.012))
 
-    x = _impulses(onsets, thump, span + thump_s)
+    x = _impulses(onsets, thump, onsets.max() + thump_s)
     return x, [(o, o + 0.08, 0.7 * f, 3.2 * f) for o in onsets]
 
 
@@ -213,11 +219,11 @@ def _grain_event(rng: np.random.Generator, dur: float, bursts: bool) -> Event:
     dur = max(dur, 0.5)
     lo = _log_uniform(rng, 600, 2000)
     hi = min(lo * rng.uniform(3.5, 6.0), 15000.0)
-    n = max(4, int(dur * rng.uniform(20, 60)))
-    if bursts:
-        n_bursts = max(1, int(round(n / rng.uniform(3, 6))))
+    n = max(5, int(dur * rng.uniform(25, 60)))
+    if bursts:  # pops of 5-10 grains within a few tens of ms
+        n_bursts = max(1, int(round(n / rng.uniform(5, 10))))
         centres = rng.uniform(0.03, dur - 0.03, n_bursts)
-        onsets = centres[rng.integers(0, n_bursts, n)] + rng.normal(0, 0.02, n)
+        onsets = centres[rng.integers(0, n_bursts, n)] + rng.normal(0, 0.008, n)
     else:
         onsets = rng.uniform(0.0, dur, n)
     onsets = np.clip(onsets, 0.0, dur - 0.01)
@@ -459,7 +465,7 @@ def render_scene(label: int, index: int, seed: int = DEFAULT_SEED) -> Scene:
 
     n_distractors = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
     loud = rng.random() < LOUD_DISTRACTOR_SHARE
-    top_db = rng.uniform(0.5, 8.0) if loud else rng.uniform(-15.0, -1.0)
+    top_db = rng.uniform(0.5, 6.0) if loud else rng.uniform(-15.0, -1.0)
     names = list(DISTRACTORS)
     for k in range(n_distractors):
         name = names[int(rng.integers(len(names)))]
