@@ -183,3 +183,45 @@ def test_exports_hold_what_was_saved(env, tmp_path, downloads):
     assert clip in page and "correct after all" in page and "the &lt;label&gt; is right" in page
     assert page.count("data:image/png;base64,") >= 1 and page.count("data:audio/wav;base64,") == 1
     assert "http://" not in page and "https://" not in page  # opens offline
+
+
+def test_counterfactual_lab_on_the_clip_page(env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["models"] = ["tiny-secnn"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Counterfactual lab" in [s.value for s in at.subheader]
+    n_audio = len(at.get("audio"))
+    at.radio(key="lab_region").set_value("box").run()
+    at.radio(key="lab_mode").set_value("keep").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("audio")) == n_audio + 2  # before and after
+    metric = at.metric[0]
+    assert "probability of" in metric.label and "was" in metric.delta
+    assert len(at.get("plotly_chart")) >= 4 + 4  # the page's own charts, then two maps and two top-5s
+
+
+def test_a_recording_is_checked_like_an_upload(env):
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["models"] = ["tiny-secnn"]
+    at.run()
+    recorder = at.audio_input(key="_recorder")
+    buffer = io.BytesIO()
+    sf.write(buffer, np.full(20000, np.nan, dtype=np.float32), 44100, format="WAV", subtype="FLOAT")
+    recorder.set_value(("recording.wav", buffer.getvalue(), "audio/wav")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("NaN" in e.value or "not finite" in e.value or "infinite" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert at.session_state["clip_origin"] == "dataset"  # the bad recording did not replace the clip
+    t = np.arange(44100) / 44100
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 44100, format="WAV")
+    at.audio_input(key="_recorder").set_value(("recording.wav", buffer.getvalue(), "audio/wav")).run()
+    assert not at.exception and not at.error
+    assert at.session_state["clip_origin"] == "upload"
+    assert at.session_state["upload"]["name"].startswith("recording-")
