@@ -27,7 +27,7 @@ import numpy as np
 
 from core.errors import InputError
 
-__all__ = ["MODES", "Region", "Edits", "edit_region", "shift", "apply_edits"]
+__all__ = ["MODES", "Region", "Edits", "edit_region", "shift", "apply_edits", "control_region"]
 
 MODES = ("mute", "keep", "attenuate")
 
@@ -103,6 +103,32 @@ def _check(y: np.ndarray) -> np.ndarray:
     if y.ndim != 1 or y.size == 0:
         raise InputError("audio", f"expected a non-empty mono clip (n_samples,), got shape {y.shape}")
     return y
+
+
+def control_region(region: Region, *, duration_s: float, fmax_hz: float) -> Region:
+    """The baseline for a region edit: a region of the same size in seconds and Hz, as far from it as fits.
+
+    It moves to the other half of the clip in time and the other half of the
+    band range in frequency (a span stays a span, a band a band). The same
+    edit on it says how much of the change any edit of that size would make.
+
+    Examples
+    --------
+    >>> control_region(Region(1.0, 2.0, 500.0, 1500.0), duration_s=5.0, fmax_hz=22050.0)
+    Region(t0_s=4.0, t1_s=5.0, f0_hz=21050.0, f1_hz=22050.0)
+    """
+    t0, t1, f0, f1 = region.t0_s, region.t1_s, region.f0_hz, region.f1_hz
+    if t0 is not None or t1 is not None:
+        t0, t1 = (0.0 if t0 is None else t0), (duration_s if t1 is None else t1)
+        width = t1 - t0
+        t0 = 0.0 if (t0 + t1) / 2 > duration_s / 2 else max(duration_s - width, 0.0)
+        t1 = t0 + width
+    if f0 is not None or f1 is not None:
+        f0, f1 = (0.0 if f0 is None else f0), (fmax_hz if f1 is None else f1)
+        height = f1 - f0
+        f0 = 0.0 if (f0 + f1) / 2 > fmax_hz / 2 else max(fmax_hz - height, 0.0)
+        f1 = f0 + height
+    return Region(t0, t1, f0, f1)
 
 
 def edit_region(y: np.ndarray, sr: int, region: Region, *, mode: str = "mute", attenuate_db: float = 20.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -183,7 +184,7 @@ st.caption("Change the sound and see whether the model changes its mind: mute a 
 if not models:
     st.info("Pick a model in the sidebar to use the lab.")
     st.stop()
-from core.counterfactual import MODES, Edits, Region  # noqa: E402
+from core.counterfactual import MODES, Edits, Region, control_region  # noqa: E402
 from explorer import cached_review  # noqa: E402
 
 lab_name, lab_folder = ui.pick_model(models, key="lab_model")
@@ -237,8 +238,21 @@ cam_tap = ui.default_cam_tap(cam_taps) if cam_taps else None
 shown = [Region(region.t0_s if region.t0_s is not None else 0.0, region.t1_s if region.t1_s is not None else duration_s,
                 region.f0_hz if region.f0_hz is not None else 0.0,
                 region.f1_hz if region.f1_hz is not None else nyquist_hz)] if region else []
-st.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",
+g1, g2 = st.columns(2)
+g1.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",
           delta=f"{100 * (after[focus] - before[focus]):+.1f} points (was {before[focus]:.1%})")
+if region is not None:
+    control = control_region(region, duration_s=duration_s, fmax_hz=nyquist_hz)
+    control_path = cached_review.counterfactual_path(
+        clip.path, lab_cfg.sr, dataclasses.replace(edits, region=control).to_json())
+    p_control = cached.probabilities(lab_folder, control_path)[focus]
+    g2.metric("The same edits on a region of the same size elsewhere (the baseline)", f"{p_control:.1%}",
+              delta=f"{100 * (p_control - before[focus]):+.1f} points", delta_color="off",
+              help=f"Region {control.t0_s if control.t0_s is not None else 0:.2f}-"
+                   f"{control.t1_s if control.t1_s is not None else duration_s:.2f} s, "
+                   f"{control.f0_hz if control.f0_hz is not None else 0:.0f}-"
+                   f"{control.f1_hz if control.f1_hz is not None else nyquist_hz:.0f} Hz. If it moves the "
+                   "probability as much, the region itself is not what matters.")
 for col, (title, path_, probs_) in zip(st.columns(2, gap="medium"),
                                         (("Before", clip.path, before), ("After", edited, after))):
     with col:

@@ -67,9 +67,9 @@ from core.review import review_queue  # noqa: E402
 queue = review_queue(issues, n_suspects=n_suspects, order=order)
 n_wrong = int(np.sum(issues.model_proba.argmax(axis=1) != issues.labels))
 st.caption(f"{len(queue)} clips in the queue: {n_wrong} misclassified by {model_name}, {int(issues.flagged.sum())} "
-           f"flagged by confident learning, plus the top {n_suspects} of the ranking. A random clip's label is "
-           f"suspect by chance alone at the same rate as any other: the ranking is only evidence where its top "
-           f"holds more errors than that.")
+           f"flagged by confident learning, plus the top {n_suspects} of the ranking. The ranking is evidence only "
+           f"where its top holds more label errors than a random pick would; on a dataset with planted errors, "
+           f"`python -m core label-issues` reports both.")
 if not queue:
     st.success("Nothing to review: the model gets every clip right and no label is suspect.")
     st.stop()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.counterfactual import Edits, Region, apply_edits, edit_region, shift
+from core.counterfactual import Edits, Region, apply_edits, control_region, edit_region, shift
 from core.errors import InputError
 
 SR = 8000
@@ -60,6 +60,16 @@ def test_shift_pitch_stretch_and_noise():
     assert Edits.from_json(Edits(region=Region(1, 2, None, 300)).to_json()) == Edits(region=Region(1, 2, None, 300))
 
 
+def test_the_control_region_has_the_same_size_and_does_not_overlap():
+    box = Region(1.0, 2.0, 500.0, 1500.0)
+    other = control_region(box, duration_s=5.0, fmax_hz=4000.0)
+    assert (other.t1_s - other.t0_s, other.f1_hz - other.f0_hz) == (1.0, 1000.0)
+    assert other.t0_s >= box.t1_s and other.f0_hz >= box.f1_hz
+    assert control_region(Region(t0_s=3.5, t1_s=4.5), duration_s=5.0, fmax_hz=4000.0) == Region(0.0, 1.0, None, None)
+    assert control_region(Region(f0_hz=3000.0, f1_hz=4000.0), duration_s=5.0, fmax_hz=4000.0) == Region(
+        None, None, 0.0, 1000.0)
+
+
 def test_bad_edits_are_refused():
     y = tones(440)
     with pytest.raises(InputError, match="empty"):
@@ -68,14 +78,6 @@ def test_bad_edits_are_refused():
         edit_region(y, SR, Region(t0_s=0.1, t1_s=0.2), mode="erase")
     with pytest.raises(InputError, match="stretch_rate"):
         apply_edits(y, SR, Edits(stretch_rate=0))
-
-
-def _elsewhere(box, duration_s: float, fmax_hz: float) -> Region:
-    """A box of the same size in time and Hz, as far from the event as fits (other half of the clip, other band)."""
-    width, height = box.t1_s - box.t0_s, box.f1_hz - box.f0_hz
-    t0 = 0.0 if (box.t0_s + box.t1_s) / 2 > duration_s / 2 else max(duration_s - width, 0.0)
-    f0 = 0.0 if (box.f0_hz + box.f1_hz) / 2 > fmax_hz / 2 else max(fmax_hz - height, 0.0)
-    return Region(t0, t0 + width, f0, f0 + height)
 
 
 def test_muting_the_event_box_hurts_the_shipped_secnn_more_than_muting_elsewhere(demo_dir):
@@ -102,7 +104,7 @@ def test_muting_the_event_box_hurts_the_shipped_secnn_more_than_muting_elsewhere
         y = load_mono(r, cfg)
         box = max(data.boxes(r.clip_id), key=lambda b: (b.t1_s - b.t0_s) * (b.f1_hz - b.f0_hz))
         event = Region(box.t0_s, box.t1_s, box.f0_hz, box.f1_hz)
-        other = _elsewhere(box, len(y) / cfg.sr, cfg.sr / 2)
+        other = control_region(event, duration_s=len(y) / cfg.sr, fmax_hz=cfg.sr / 2)
         p_event = p_class(edit_region(y, cfg.sr, event, n_fft=cfg.n_fft, hop_length=cfg.hop_length), r.label)
         p_other = p_class(edit_region(y, cfg.sr, other, n_fft=cfg.n_fft, hop_length=cfg.hop_length), r.label)
         wins.append(p_event < p_other)
