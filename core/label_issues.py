@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -68,6 +68,8 @@ class LabelIssues:
     order : np.ndarray [shape=(N,)], int
         Indices of clips, most suspect first.
     tap : str
+    classes : list of str
+        What ``labels`` and the probabilities' columns index.
     model_proba : np.ndarray [shape=(N, n_classes)] or None
         The checkpoint's own probabilities (its softmax), for its mistakes.
     folds : np.ndarray [shape=(N,)] or None
@@ -81,6 +83,7 @@ class LabelIssues:
     flagged: np.ndarray
     order: np.ndarray
     tap: str
+    classes: list[str] = field(default_factory=list)
     model_proba: np.ndarray | None = None
     folds: np.ndarray | None = None
     method: str = METHOD
@@ -221,7 +224,10 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
     ----------
     loaded : core.checkpoint.Loaded
     data : core.datasets.Dataset
-        Its classes must be the checkpoint's (the same names, any order).
+        When its classes are the checkpoint's (any order), labels index the
+        checkpoint's classes and ``model_proba`` holds the model's answers;
+        otherwise (the embedding of a model trained on other classes) labels
+        index ``data.classes`` and ``model_proba`` is ``None``.
     tap : str or None
         The tap whose vectors are classified; default :func:`embedding_tap`.
     progress : callable or None
@@ -239,16 +245,17 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
     vectors, logits = out[tap], out[logits_tap(loaded.model)].astype(np.float64)
     model_proba = np.exp(logits - logits.max(axis=1, keepdims=True))
     model_proba /= model_proba.sum(axis=1, keepdims=True)
-    index = {c: i for i, c in enumerate(loaded.classes)}
-    unknown = sorted({r.category for r in records} - set(index))
-    if unknown:
-        raise InputError(data.root, f"holds classes the checkpoint does not know: {unknown[:5]}")
+    if {r.category for r in records} <= set(loaded.classes):
+        classes = list(loaded.classes)  # the model's own order, so its probabilities line up
+    else:  # another model's embedding: the ranking still works, the model's own answers mean nothing here
+        classes, model_proba = list(data.classes), None
+    index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[r.category] for r in records], dtype=np.int64)
     folds = np.array([r.fold for r in records])
-    proba = out_of_fold_probabilities(vectors, labels, folds, n_classes=len(loaded.classes))
+    proba = out_of_fold_probabilities(vectors, labels, folds, n_classes=len(classes))
     order, flagged, quality = rank_label_issues(labels, proba)
-    return LabelIssues([r.clip_id for r in records], labels, proba, quality, flagged, order, tap,
-                       model_proba=model_proba.astype(np.float32), folds=folds)
+    return LabelIssues([r.clip_id for r in records], labels, proba, quality, flagged, order, tap, classes=classes,
+                       model_proba=None if model_proba is None else model_proba.astype(np.float32), folds=folds)
 
 
 # ---------------------------------------------------------------------------
@@ -340,7 +347,9 @@ def run(args) -> int:
     with torch.no_grad(), tqdm(total=len(data.records), desc="embeddings", unit="clip", file=sys.stderr) as bar:
         result = find_label_issues(loaded, data, tap=args.tap,
                                    progress=lambda f: bar.update(round(f * len(data.records)) - bar.n))
-    classes = loaded.classes
+    classes = result.classes
+    if result.model_proba is None:
+        print(f"note: {Path(args.checkpoint).name} was trained on other classes; only its embedding is used")
     print(f"method: {result.method}")
     print(f"tap: {result.tap}; {len(result.clip_ids)} clips; {int(result.flagged.sum())} flagged by confident "
           f"learning")

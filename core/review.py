@@ -392,7 +392,8 @@ def review_queue(issues, *, n_suspects: int = 10, order: str = "suspicion") -> l
     if order not in QUEUE_ORDERS:
         raise InputError("order", f"{order!r} is not one of {', '.join(QUEUE_ORDERS)}")
     if issues.model_proba is None:
-        raise InputError("issues", "the ranking carries no model probabilities")
+        raise InputError("model", "was trained on other classes than this dataset's, so its mistakes cannot be "
+                                  "listed; pick a model trained on these classes")
     predicted = issues.model_proba.argmax(axis=1)
     wrong = predicted != issues.labels
     rank = np.empty(len(issues.order), dtype=np.int64)

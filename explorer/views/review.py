@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
-from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, verdicts_csv
+from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
 from explorer import cached, figures, state, ui
 from explorer import cached_review as cr
 
@@ -62,9 +62,11 @@ c1, c2, c3 = st.columns([2, 2, 1])
 order = c1.selectbox("Order", QUEUE_ORDERS, format_func=ORDER_LABELS.get, key="review_order")
 n_suspects = c2.slider("Top suspects always in the queue", 0, 50, 10, key="review_suspects",
                        help="Besides every clip the model gets wrong and every clip confident learning flags.")
-from core.review import review_queue  # noqa: E402
-
-queue = review_queue(issues, n_suspects=n_suspects, order=order)
+try:
+    queue = review_queue(issues, n_suspects=n_suspects, order=order)
+except InputError as error:
+    st.error(f"{model_name}: {error}")
+    st.stop()
 n_wrong = int(np.sum(issues.model_proba.argmax(axis=1) != issues.labels))
 st.caption(f"{len(queue)} clips in the queue: {n_wrong} misclassified by {model_name}, {int(issues.flagged.sum())} "
            f"flagged by confident learning, plus the top {n_suspects} of the ranking. The ranking is evidence only "

@@ -116,3 +116,10 @@ def test_nearest_clips_leave_out_the_query_and_non_candidates():
     v = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 3.0], [0.2, 0.1], [0.05, 0.0]])
     assert nearest_clips(v, 0, np.array([0, 1, 2, 3]), k=2) == [1, 3]
     assert nearest_clips(v, 0, np.array([0]), k=2) == []
+
+
+def test_the_queue_needs_a_model_that_knows_the_classes():
+    issues = _Issues([0, 1], [[0.5, 0.5], [0.5, 0.5]], order=[0, 1], flagged=[0, 0])
+    issues.model_proba = None  # find_label_issues with another model's embedding
+    with pytest.raises(InputError, match="other classes"):
+        review_queue(issues)
