@@ -21,6 +21,7 @@ COMMANDS = {
     "predict": ("core.predict", "top-k predictions of a checkpoint for audio files"),
     "explain-report": ("core.interpret.report", "how faithful each explanation method is"),
     "se-ablation": ("core.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
+    "label-issues": ("core.label_issues", "rank a dataset's clips by how likely their label is wrong"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
 }
 

@@ -33,6 +33,7 @@ PAGES = [
     ("embeddings", "Embeddings", ":material/scatter_plot:"),
     ("decoders", "Decoders", ":material/equalizer:"),
     ("errors", "Errors", ":material/rule:"),
+    ("review", "Review", ":material/fact_check:"),
 ]
 
 

@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
 # multipage mode before st.navigation runs, so a deep link (/layers) on a fresh server runs the
 # page without app.py and AppTest loses the sidebar on every rerun.
 PAGES_DIR = "views"
-PAGE_NAMES = ("clip", "layers", "attention", "attribution", "embeddings", "decoders", "errors")
+PAGE_NAMES = ("clip", "layers", "attention", "attribution", "embeddings", "decoders", "errors", "review")
 PAGE_FILES = {name: f"{PAGES_DIR}/{name}.py" for name in PAGE_NAMES}
 
 
