@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono", "load_features"]
+__all__ = ["AUDIO_EXTENSIONS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono", "load_features",
+           "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 N_FOLDS = 5
@@ -291,3 +292,28 @@ def load_features(records: list[ClipRecord], cfg: AudioConfig = AudioConfig(), *
     for i, r in enumerate(tqdm(records, desc="features", unit="clip", disable=not progress)):
         out[i] = log_mel(load_mono(r, cfg), cfg)
     return out
+
+
+def read_scene(root: str | Path) -> dict[str, dict]:
+    """``meta/scene.csv`` of a demo set: filename -> channels, pans, levels, SNR, RT60 (empty if absent)."""
+    path = Path(root) / "meta" / "scene.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {row.pop("filename"): {k: (int(v) if k == "channels" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)}
+
+
+def read_label_truth(root: str | Path) -> dict[str, int]:
+    """The planted label errors: filename -> true target. Only for scoring a label-error finder.
+
+    Raises
+    ------
+    InputError
+        When the folder has no ``meta/label_truth.csv`` (it is not a demo set v2).
+    """
+    path = Path(root) / "meta" / "label_truth.csv"
+    if not path.is_file():
+        raise InputError(path, "no planted label errors here (only the demo set v2 has them)")
+    with open(path, newline="") as f:
+        return {row["filename"]: int(row["true_target"]) for row in csv.DictReader(f)}

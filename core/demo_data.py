@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 
 from core.audio import AudioConfig, mel_power
 from core.augment import NOISE_COLOURS, coloured_noise
+from core.datasets import read_label_truth, read_scene  # the readers of what this module writes
 from core.errors import InputError
 from core.paths import cache_dir
 
@@ -633,31 +634,6 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         w.writerows(rows)
-
-
-def read_scene(root: str | Path) -> dict[str, dict]:
-    """``meta/scene.csv`` of a demo set: filename -> channels, pans, levels, SNR, RT60 (empty if absent)."""
-    path = Path(root) / "meta" / "scene.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {row.pop("filename"): {k: (int(v) if k == "channels" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)}
-
-
-def read_label_truth(root: str | Path) -> dict[str, int]:
-    """The planted label errors: filename -> true target. Only for scoring a label-error finder.
-
-    Raises
-    ------
-    InputError
-        When the folder has no ``meta/label_truth.csv`` (it is not a demo set v2).
-    """
-    path = Path(root) / "meta" / "label_truth.csv"
-    if not path.is_file():
-        raise InputError(path, "no planted label errors here (only the demo set v2 has them)")
-    with open(path, newline="") as f:
-        return {row["filename"]: int(row["true_target"]) for row in csv.DictReader(f)}
 
 
 class _Serial:

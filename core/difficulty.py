@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from core.audio import AudioConfig, fix_frames, mel_power, power_to_db
-from core.datasets import Dataset, load_mono, open_dataset
+from core.datasets import Dataset, load_mono, open_dataset, read_scene
 from core.errors import InputError
 
 __all__ = ["Card", "FEATURE_SETS", "clip_features", "difficulty_card", "ensure_card"]
@@ -120,8 +120,6 @@ def difficulty_card(data: Dataset, cfg: AudioConfig = AudioConfig(), *, progress
         When the dataset has no boxes or no clip in fold 5 or in folds 1-4.
     """
     from tqdm.auto import tqdm
-
-    from core.demo_data import read_scene
 
     if not data.has_boxes:
         raise InputError(data.root, "the difficulty card needs ground-truth boxes (meta/boxes.csv)")

@@ -265,23 +265,16 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
 def read_truth(root: str | Path) -> dict[str, int] | None:
     """The planted label errors of a dataset, ``filename -> true target``, or ``None`` without a truth file.
 
-    Uses :func:`core.demo_data.read_label_truth` when it exists; otherwise reads
-    ``meta/label_truth.csv`` (columns ``filename``, ``true_target``) itself.
-    Only scoring reads this.
+    Only scoring reads this (:func:`core.datasets.read_label_truth`).
     """
-    import core.demo_data as demo_data
+    from core.datasets import read_label_truth
 
-    path = Path(root) / "meta" / "label_truth.csv"
-    if not path.is_file():
+    if not (Path(root) / "meta" / "label_truth.csv").is_file():
         return None
-    reader = getattr(demo_data, "read_label_truth", None)
-    if reader is not None:
-        return dict(reader(root))
     try:
-        with open(path, newline="") as f:
-            return {row["filename"]: int(row["true_target"]) for row in csv.DictReader(f)}
-    except (OSError, KeyError, ValueError) as error:
-        raise InputError(path, f"cannot read the planted label errors ({error})") from None
+        return read_label_truth(root)
+    except (KeyError, ValueError) as error:
+        raise InputError(Path(root) / "meta" / "label_truth.csv", f"cannot read the planted label errors ({error})") from None
 
 
 def score_ranking(ranked_ids: Sequence[str], wrong_ids: set[str], *, ks: Sequence[int] = (10, 20)) -> dict:
