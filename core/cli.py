@@ -22,6 +22,8 @@ COMMANDS = {
     "explain-report": ("core.interpret.report", "how faithful each explanation method is"),
     "se-ablation": ("core.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
     "label-issues": ("core.label_issues", "rank a dataset's clips by how likely their label is wrong"),
+    "fit-decoders": ("core.interpret.decoder_fit", "fit NMF-style decoders for every tap of a checkpoint"),
+    "decoder-report": ("core.interpret.decoder_report", "score a checkpoint's saved decoders on held-out clips"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
 }
 

@@ -6,9 +6,9 @@ Two layers of cache, as in :mod:`explorer.cached`:
   restart: tap activations (:func:`core.cache.cached_activations`, one entry
   per chunk of :data:`CHUNK` clips so that a progress bar can follow the
   first extraction), 2-D projections (:class:`core.cache.ArrayCache`) and
-  trained decoders (``cache_dir()/decoders/<key>/decoders/<tap>-<flavour>``,
-  written by :func:`core.interpret.nmf.save_decoder`; never inside the
-  git-tracked ``checkpoints/``);
+  decoders the page trained (``cache_dir()/decoders/<key>/decoders/<tap>-<flavour>``,
+  written by :func:`core.interpret.decoder_fit.fit_decoders`; never inside the
+  git-tracked ``checkpoints/``, whose ``decoders/`` are read first);
 - **in memory** (``st.cache_data`` / ``st.cache_resource``), keyed on plain
   strings and numbers: a checkpoint *folder*, a dataset *root*, a *fold*
   (1 to 5, or :data:`ALL_FOLDS`), a tap *name*, a clip *path*.
@@ -36,19 +36,15 @@ from core.errors import InputError
 from explorer import cached
 
 __all__ = [
-    "ALL_FOLDS", "FOLDS", "CHUNK", "NMF_MAX_COMPONENTS", "NMF_FRAME_STEP", "DECODER_FLAVOURS",
+    "ALL_FOLDS", "FOLDS", "CHUNK", "DECODER_FLAVOURS",
     "fold_label", "records", "ensure_vectors", "predictions", "embedding", "evaluation",
-    "decoder_taps", "train_records", "test_records", "decoders_trained", "train_decoders", "decoders",
+    "decoder_taps", "decoder_source", "train_decoders", "decoders",
     "reconstructions", "pattern_audio", "progress_bar",
 ]
 
 ALL_FOLDS = 0  # the fold pick meaning "every clip of the dataset"
 FOLDS = (1, 2, 3, 4, 5, ALL_FOLDS)
 CHUNK = 16  # clips per on-disk activation entry (and per progress step)
-NMF_MAX_COMPONENTS = 32  # the classic NMF baseline's components, at most (sklearn's NMF is slow on 2 cores)
-NMF_FRAME_STEP = 8  # the baseline is fitted on every 8th frame of the training clips
-MAX_TEST_CLIPS = 80  # held-out clips scored per decoder, at most (evenly spread)
-DECODER_TOP = 3  # discriminative filters kept per class
 DECODER_FLAVOURS = ("nonneg-linear", "mel-triangular", "mel-gaussian", "spectrogram-nmf")
 DECODER_TAP_KINDS = ("conv", "tokens")
 
@@ -293,173 +289,81 @@ def decoder_taps(folder: str) -> list:
     return [t for t in cached.checkpoint(folder).model.taps() if t.kind in DECODER_TAP_KINDS]
 
 
-def train_records(root: str, test_fold: int, n_train: int) -> list:
-    """At most ``n_train`` clips from the folds other than ``test_fold``, evenly spread."""
-    from core.evaluate import spread
-
-    data = cached.dataset(root)
-    rest = [r for r in data.records if r.fold != test_fold]
-    if not rest:
-        raise InputError("training clips", f"every clip of {data.root} is in fold {test_fold}")
-    return spread(rest, max(int(n_train), 1))
-
-
-def test_records(root: str, test_fold: int) -> list:
-    """At most :data:`MAX_TEST_CLIPS` clips of ``test_fold``, evenly spread (the held-out set)."""
-    from core.evaluate import spread
-
-    return spread(records(root, test_fold), MAX_TEST_CLIPS)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _decoder_dir(folder: str, root: str, test_fold: int, n_train: int, epochs: int, seed: int) -> str:
-    """The folder of one decoder set: a hash of the checkpoint, the clips and the training settings."""
+def _page_decoder_dir(folder: str, root: str, test_fold: int, max_steps: int) -> Path:
+    """Where the page keeps decoders it trained: a hash of the checkpoint, the clips and the held-out fold."""
     from core.cache import checkpoint_fingerprint, dataset_fingerprint
     from core.paths import cache_dir
 
     loaded = cached.checkpoint(folder)
     payload = json.dumps({
         "checkpoint": checkpoint_fingerprint(loaded.folder),
-        "train": dataset_fingerprint(train_records(root, test_fold, n_train)),
-        "test": dataset_fingerprint(test_records(root, test_fold)),
-        "preprocessing": loaded.audio_cfg.to_dict(), "epochs": epochs, "seed": seed,
-        "nmf": [NMF_MAX_COMPONENTS, NMF_FRAME_STEP],
+        "clips": dataset_fingerprint(cached.dataset(root).records),
+        "preprocessing": loaded.audio_cfg.to_dict(), "test_fold": test_fold, "max_steps": max_steps, "version": 2,
     }, sort_keys=True)
-    return str(cache_dir() / "decoders" / hashlib.sha256(payload.encode()).hexdigest()[:24])
+    return cache_dir() / "decoders" / hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def _names(tap: str) -> dict[str, str]:
-    return {flavour: f"{tap}-{flavour}" for flavour in DECODER_FLAVOURS}
+def decoder_source(folder: str, root: str, test_fold: int, tap: str, max_steps: int = 800) -> str | None:
+    """The folder whose ``decoders/`` holds every flavour for ``tap``, or None.
+
+    First the checkpoint's own ``decoders/`` (shipped, or saved by ``python -m
+    core fit-decoders``), then those the page trained for this dataset and
+    held-out fold (:func:`train_decoders`).
+    """
+    from core.interpret.decoder_fit import saved_taps
+
+    for candidate in (Path(folder), _page_decoder_dir(folder, root, test_fold, max_steps)):
+        if tap in saved_taps(candidate):
+            return str(candidate)
+    return None
 
 
-def decoders_trained(folder: str, root: str, test_fold: int, tap: str, *, n_train: int, epochs: int,
-                     seed: int = 0) -> bool:
-    """Whether every decoder of this set is on disk (a few file checks)."""
-    from core.interpret.nmf import DECODER_FOLDER
+def train_decoders(folder: str, root: str, test_fold: int, tap: str, max_steps: int = 800) -> str:
+    """Fit the three decoder flavours for one tap on this dataset, with a progress bar, and save them in the cache.
 
-    base = Path(_decoder_dir(folder, root, test_fold, n_train, epochs, seed)) / DECODER_FOLDER
-    return all((base / f"{name}.json").is_file() and (base / f"{name}.safetensors").is_file()
-               for name in _names(tap).values())
+    The same fitting as ``python -m core fit-decoders``
+    (:func:`core.interpret.decoder_fit.fit_decoders`): the held-out fold is
+    ``test_fold``, the fold before it stops training early, the rest train.
 
-
-def _features(recs: list, cfg, report, start: float, span: float) -> np.ndarray:
-    from core.datasets import load_features
-
-    X = np.empty((len(recs), cfg.n_mels, cfg.n_frames), dtype=np.float32)
-    for i in range(0, len(recs), CHUNK):
-        X[i:i + CHUNK] = load_features(recs[i:i + CHUNK], cfg, progress=False)
-        report(start + span * min(i + CHUNK, len(recs)) / len(recs), f"spectrograms: {min(i + CHUNK, len(recs))} "
-                                                                    f"of {len(recs)} clips")
-    return X
-
-
-def train_decoders(folder: str, root: str, test_fold: int, tap: str, *, n_train: int, epochs: int,
-                   seed: int = 0) -> None:
-    """Train the three decoder flavours and the NMF baseline for one tap, with a progress bar, and save them.
-
-    Training clips: :func:`train_records`; errors and discriminative filters
-    are measured on :func:`test_records`. The classic NMF baseline has
-    ``min(K, NMF_MAX_COMPONENTS)`` components, fitted on every
-    ``NMF_FRAME_STEP``-th frame. Saved with
-    :func:`core.interpret.nmf.save_decoder` / ``save_nmf_basis`` in the
-    on-disk cache, with each one's held-out errors, discriminative filters
-    and training losses in its json.
+    Returns
+    -------
+    str
+        The folder (see :func:`decoder_source`).
 
     Raises
     ------
     InputError
         A tap a decoder cannot read, too few clips, unreadable audio.
     """
-    from core.interpret import nmf
+    from core.interpret.decoder_fit import fit_decoders
 
-    loaded = cached.checkpoint(folder)
-    cfg, model = loaded.audio_cfg, loaded.model
-    if tap not in {t.name for t in decoder_taps(folder)}:
-        raise InputError("tap", f"{tap!r} is not a conv or token tap of {Path(folder).name}")
-    train, test = train_records(root, test_fold, n_train), test_records(root, test_fold)
-    if len(train) < 2 or len(test) < 2:
-        raise InputError("clips", f"need at least 2 training and 2 held-out clips, got {len(train)} and {len(test)}")
-    classes = list(cached.dataset(root).classes)
-    out = Path(_decoder_dir(folder, root, test_fold, n_train, epochs, seed))
-    names = _names(tap)
-    grid, n_special = getattr(model, "grid", None), getattr(model, "n_special", 1)
-
-    def matrices(recs, start, span, report):
-        acts = _extract(folder, recs, (tap,), "time", report, start=start, span=span * 0.5)
-        H = nmf.activation_matrix(acts[tap], n_frames=cfg.n_frames)  # (N, K, n_frames)
-        X = nmf.nonnegative_target(_features(recs, cfg, report, start + span * 0.5, span * 0.5))
-        return H, X, acts["labels"]
-
-    with progress_bar(f"Training decoders for {tap} ({len(train)} clips, {epochs} epochs)…") as report:
-        H_train, X_train, _ = matrices(train, 0.0, 0.45, report)
-        H_test, X_test, labels_test = matrices(test, 0.45, 0.2, report)
-        K = H_train.shape[1]
-        common = {"tap": tap, "kind": getattr(model, "kind", ""), "epochs": epochs, "seed": seed,
-                  "n_train": len(train), "n_test": len(test), "test_fold": test_fold, "classes": classes,
-                  "grid": list(grid) if grid is not None else None, "n_special": n_special}
-        for i, flavour in enumerate(nmf.FLAVOURS):
-            report(0.65 + 0.08 * i, f"training the {flavour} decoder")
-            decoder = nmf.build_decoder(flavour, n_mels=cfg.n_mels, n_components=K, seed=seed)
-            losses = nmf.train_decoder(decoder, H_train, X_train, epochs=epochs, seed=seed, progress=False)
-            errors = nmf.reconstruction_error(decoder, H_test, X_test)
-            picks = nmf.discriminative_components(nmf.clip_activations(H_test), labels_test, top=DECODER_TOP)
-            nmf.save_decoder(decoder, out, name=names[flavour], meta={
-                **common, **errors, "train_losses": losses,
-                "discriminative": {str(c): v for c, v in picks.items()}})
-        report(0.9, "fitting the classic NMF baseline")
-        k_nmf = min(K, cfg.n_mels, NMF_MAX_COMPONENTS)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter
-            basis = nmf.fit_spectrogram_nmf(X_train[:, :, ::NMF_FRAME_STEP], n_components=k_nmf, seed=seed)
-            acts = nmf.spectrogram_nmf_activations(X_test, basis)
-        X_hat = np.einsum("mk,nkt->nmt", basis, acts)
-        errors = {"mse": float(np.mean((X_test - X_hat) ** 2)),
-                  "relative_error": float(np.linalg.norm(X_test - X_hat) / max(np.linalg.norm(X_test), 1e-12))}
-        picks = nmf.discriminative_components(nmf.clip_activations(acts), labels_test, top=DECODER_TOP)
-        nmf.save_nmf_basis(basis, out, name=names["spectrogram-nmf"], meta={
-            **common, **errors, "frame_step": NMF_FRAME_STEP,
-            "discriminative": {str(c): v for c, v in picks.items()}})
-        report(1.0, "done")
+    out = _page_decoder_dir(folder, root, test_fold, max_steps)
+    with progress_bar(f"Fitting decoders for {tap}…") as report:
+        report(0.05, "reading the clips through the model")
+        fit_decoders(cached.checkpoint(folder), cached.dataset(root), taps=[tap], test_fold=test_fold, out=out,
+                     progress=False, report=report, max_steps=max_steps, warmup=min(150, max_steps // 3))
+    return str(out)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the decoders…")
-def decoders(folder: str, root: str, test_fold: int, tap: str, n_train: int, epochs: int, seed: int = 0) -> dict:
-    """A trained decoder set (shared, read-only: never modify it).
+def decoders(source: str, tap: str) -> dict:
+    """A saved decoder set (shared, read-only: never modify it).
 
     Returns
     -------
     dict
-        Flavour (:data:`DECODER_FLAVOURS`) -> ``{"basis": np.ndarray [shape=(n_mels, K)],
-        "meta": dict, "decoder": Decoder or None}`` (``None`` for the NMF baseline);
-        ``meta["discriminative"]`` is ``{class index: [(filter, d'), ...]}``.
-
-    Raises
-    ------
-    InputError
-        When the set is not on disk (see :func:`decoders_trained`).
+        As :func:`core.interpret.decoder_fit.load_tap`: flavour -> ``{"basis":
+        np.ndarray [shape=(n_mels, K)], "meta": dict, "decoder": Decoder or
+        None}`` (``None`` for the NMF oracle), plus ``"report"``: the tap's
+        scores (:func:`core.interpret.decoder_fit.score_tap`) or None.
     """
-    from core.interpret import nmf
+    from core.interpret.decoder_fit import load_tap
 
-    out = _decoder_dir(folder, root, test_fold, n_train, epochs, seed)
-    sets = {}
-    for flavour, name in _names(tap).items():
-        if flavour == "spectrogram-nmf":
-            basis, meta = nmf.load_nmf_basis(out, name=name)
-            decoder = None
-        else:
-            decoder, meta = nmf.load_decoder(out, name=name)
-            with torch.no_grad():
-                basis = decoder.basis().numpy().copy()
-        meta = dict(meta)
-        meta["discriminative"] = {int(c): [(int(k), float(s)) for k, s in v]
-                                  for c, v in meta.get("discriminative", {}).items()}
-        sets[flavour] = {"basis": basis, "meta": meta, "decoder": decoder}
-    return sets
+    return load_tap(source, tap)
 
 
 @st.cache_data(max_entries=32, show_spinner="Reconstructing the clip…")
-def reconstructions(folder: str, root: str, test_fold: int, tap: str, n_train: int, epochs: int, path: str,
-                    seed: int = 0) -> dict:
+def reconstructions(folder: str, source: str, tap: str, path: str) -> dict:
     """One clip read back through each decoder of a set.
 
     Returns
@@ -475,7 +379,7 @@ def reconstructions(folder: str, root: str, test_fold: int, tap: str, n_train: i
     """
     from core.interpret import nmf
 
-    sets = decoders(folder, root, test_fold, tap, n_train, epochs, seed)
+    sets = decoders(source, tap)
     loaded = cached.checkpoint(folder)
     cfg, model = loaded.audio_cfg, loaded.model
     key = cached.cfg_key(cfg)
@@ -488,8 +392,13 @@ def reconstructions(folder: str, root: str, test_fold: int, tap: str, n_train: i
     out = {"target": X[0], "floor_db": float(S_db.min()), "peak_db": float(S_db.max()), "recon": {},
            "activity": {}, "errors": {}}
     for flavour, item in sets.items():
+        if flavour == "report":
+            continue
         if item["decoder"] is not None:
             decoder = item["decoder"]
+            if decoder.n_components != H.shape[1] or decoder.n_mels != X.shape[1]:
+                raise InputError(f"{tap}-{flavour}", f"was fitted for {decoder.n_components} channels and "
+                                                     f"{decoder.n_mels} bands, not {H.shape[1]} and {X.shape[1]}")
             with torch.no_grad():
                 X_hat = decoder(torch.from_numpy(H))[0].numpy()
                 activity = (torch.from_numpy(H[0]) / decoder.h_scale[:, None]).numpy()
@@ -505,8 +414,7 @@ def reconstructions(folder: str, root: str, test_fold: int, tap: str, n_train: i
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the pattern into sound…")
-def pattern_audio(folder: str, root: str, test_fold: int, tap: str, n_train: int, epochs: int, path: str,
-                  flavour: str, component: int, steady: bool, seed: int = 0,
+def pattern_audio(folder: str, source: str, tap: str, path: str, flavour: str, component: int, steady: bool,
                   steady_s: float = 2.0) -> np.ndarray:
     """One decoder filter as sound.
 
@@ -523,7 +431,7 @@ def pattern_audio(folder: str, root: str, test_fold: int, tap: str, n_train: int
     """
     from core.audio import mel_db_to_audio
 
-    sets = decoders(folder, root, test_fold, tap, n_train, epochs, seed)
+    sets = decoders(source, tap)
     cfg = cached.checkpoint(folder).audio_cfg
     W = sets[flavour]["basis"]
     if not 0 <= component < W.shape[1]:
@@ -533,7 +441,7 @@ def pattern_audio(folder: str, root: str, test_fold: int, tap: str, n_train: int
         n_frames = max(2, int(round(steady_s * cfg.sr / cfg.hop_length)))
         pattern = np.repeat(w[:, None], n_frames, axis=1)
     else:
-        activity = reconstructions(folder, root, test_fold, tap, n_train, epochs, path, seed)["activity"][flavour]
+        activity = reconstructions(folder, source, tap, path)["activity"][flavour]
         pattern = np.outer(w, activity[component])
     peak = float(pattern.max())
     if peak <= 0:

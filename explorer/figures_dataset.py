@@ -62,7 +62,7 @@ FLAVOUR_TITLES = {
     "nonneg-linear": "non-negative linear",
     "mel-triangular": "mel triangular",
     "mel-gaussian": "mel Gaussian",
-    "spectrogram-nmf": "classic NMF (baseline)",
+    "spectrogram-nmf": "classic NMF (oracle)",
 }
 METRIC_COLUMNS = ("class", "precision", "recall", "f1", "support", "roc_auc")
 
@@ -375,17 +375,61 @@ def error_bars(errors: Mapping[str, Mapping[str, float]], *, title: str | None =
     return fig.update_layout(margin=dict(t=95), title=dict(y=0.97, yanchor="top"))
 
 
+def decoder_scores(row: Mapping, *, title: str | None = None) -> go.Figure:
+    """Held-out relative error of each decoder beside the baselines and the oracle, with 95 % intervals.
+
+    Parameters
+    ----------
+    row : mapping
+        One tap's scores (:func:`core.interpret.decoder_fit.score_tap`):
+        ``"flavours"`` -> flavour -> ``{"relative_error": {"value", "low", "high"}, "beats_mean"}``,
+        ``"mean"``, ``"zeros"``, and optionally ``"oracle"`` (with ``"k"``).
+
+    Returns
+    -------
+    go.Figure
+        Horizontal bars, the training-mean spectrum also drawn as a dashed line.
+    """
+    names, values, lows, highs, colours = [], [], [], [], []
+
+    def add(name, score, colour):
+        names.append(name)
+        values.append(score["value"])
+        lows.append(score["value"] - score["low"])
+        highs.append(score["high"] - score["value"])
+        colours.append(colour)
+
+    for i, (flavour, f) in enumerate(row["flavours"].items()):
+        add(FLAVOUR_TITLES.get(flavour, flavour) + ("" if f["beats_mean"] else " (does not beat the mean)"),
+            f["relative_error"], _colour(i))
+    add("training-mean spectrum (baseline)", row["mean"], "rgb(150,150,150)")
+    add("zeros (baseline)", row["zeros"], "rgb(200,200,200)")
+    if row.get("oracle"):
+        add(f"classic NMF, K = {row['oracle']['k']} (oracle)", row["oracle"], "rgb(90,90,90)")
+    fig = go.Figure(go.Bar(
+        y=names, x=values, orientation="h", marker_color=colours,
+        error_x=dict(type="data", symmetric=False, array=highs, arrayminus=lows, color="black", thickness=1.2),
+        text=[f"{v:.3f}" for v in values], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.add_vline(x=row["mean"]["value"], line_dash="dash", line_color="rgb(120,120,120)")
+    fig.update_xaxes(title_text="held-out relative error (0 = perfect; 95 % interval)", range=[0, 1.15])
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title=title, height=70 + 34 * len(names))
+
+
 def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, Sequence[tuple[int, float]]],
                            cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
-                           height: int = 300) -> go.Figure:
+                           height: int = 300, score_name: str = "d'") -> go.Figure:
     """For one class, each decoder's most discriminative filters as frequency responses.
 
     Parameters
     ----------
     bases : mapping of str to np.ndarray [shape=(n_mels, K)]
     picks : mapping of str to sequence of (int, float)
-        Flavour -> ``[(filter, d'), ...]`` best first
-        (:func:`core.interpret.nmf.discriminative_components`).
+        Flavour -> ``[(filter, score), ...]`` best first (e.g. Welch's t,
+        :func:`core.interpret.nmf.discriminative_channels`).
+    score_name : str
+        What the score is called in the key.
 
     Returns
     -------
@@ -405,11 +449,11 @@ def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, 
             peak = w.max()
             colour = _colour(rank)
             fig.add_trace(go.Scatter(x=f_hz, y=w / peak if peak > 0 else w, mode="lines",
-                                     name=f"filter {k} (d' {score:.2f})", showlegend=False,
+                                     name=f"filter {k} ({score_name} {score:.2f})", showlegend=False,
                                      line=dict(color=colour, width=2),
-                                     hovertemplate=f"filter {k}, d' {score:.2f}<br>" + "%{x:.0f} Hz<br>%{y:.2f}"
-                                                   "<extra></extra>"), row=1, col=col)
-            key.append(f"<span style='color:{colour}'>━</span> filter {k} (d' {score:.2f})")
+                                     hovertemplate=f"filter {k}, {score_name} {score:.2f}<br>"
+                                                   + "%{x:.0f} Hz<br>%{y:.2f}<extra></extra>"), row=1, col=col)
+            key.append(f"<span style='color:{colour}'>━</span> filter {k} ({score_name} {score:.2f})")
         fig.update_xaxes(**_log_hz_axis((100, 1000, 10000)), row=1, col=col)
         # Each panel's key sits under it, so every entry says which decoder it belongs to.
         domain = fig.layout[f"xaxis{'' if col == 1 else col}"].domain

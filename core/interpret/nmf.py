@@ -1,53 +1,61 @@
-"""NMF-style decoders: read a tap's activations back as a mel spectrogram, ``X ≈ W H``.
+"""NMF-style decoders: read a tap's activations back as a mel spectrogram, ``X ≈ W H + b``.
 
 A tap's activations become ``H``, a non-negative ``(K, T)`` time-activation
 matrix at the spectrogram's frame rate; a decoder learns a non-negative basis
-``W`` ``(n_mels, K)`` so that ``W H`` reconstructs the clip's mel spectrogram.
-Column ``k`` of ``W`` is then what channel ``k`` "hears" (a spectral template),
-and ``H[k]`` when it hears it.
+``W`` ``(n_mels, K)`` and a non-negative background spectrum ``b`` so that
+``W H + b`` reconstructs the clip's mel spectrogram. Column ``k`` of ``W`` is
+then what channel ``k`` adds to the sound when it fires (a spectral
+template), and ``H[k]`` when it fires.
 
 From activations to ``H`` (:func:`activation_matrix`)
     * conv tap ``(C, F', T')``: mean over the frequency axis ``F'``, so ``K = C``;
     * token tap ``(n_special + P, D)``: special tokens dropped, patches put on
       their ``(n_freq, n_time)`` grid, mean over ``n_freq``, so ``K = D``;
-    * then linear interpolation along time from ``T'`` to ``n_frames`` (the
-      tap's coarse time steps are stretched over the clip, cell centres on cell
-      centres), and ``max(0, .)``: a no-op for conv taps (they follow a ReLU),
-      a clip for tokens, whose values are signed.
-    Each decoder also divides ``H`` by a fixed per-channel scale, ``K`` times
-    the channel's mean on the training clips, so every flavour starts with
-    ``W H`` on the scale of the target.
+    * then linear interpolation along time from ``T'`` to ``n_frames``, and
+      ``max(0, .)``: a no-op for conv taps (they follow a ReLU), a clip for
+      tokens, whose values are signed.
+    Each decoder divides ``H`` by a fixed per-channel scale, ``K`` times the
+    channel's mean on the training clips.
 
 The target ``X`` (:func:`nonnegative_target`): the model's standardised log-mel,
-min-max scaled per clip to [0, 1] (0 = the clip's floor), so that a
-non-negative product can reach it and errors compare across clips.
+min-max scaled per clip to [0, 1] (0 = the clip's floor).
 
 Flavours of ``W`` (all non-negative by construction):
-    * ``"nonneg-linear"`` (:class:`NonNegLinear`): ``W = softplus(V)``, ``V``
-      Xavier-initialised, no bias;
-    * ``"mel-triangular"`` (:class:`MelTriangular`): ``K`` triangular filters
-      with learnable centres and bandwidths, in mel-band units (the bands are
-      evenly spaced in mel, so a band index is a mel position);
-    * ``"mel-gaussian"`` (:class:`MelGaussian`): a Gaussian mel-like filter
-      bank whose centres and widths may only adapt a little.
-    Plus the baseline, classic NMF of the spectrogram itself
-    (:func:`fit_spectrogram_nmf`, scikit-learn).
+    * ``"nonneg-linear"`` (:class:`NonNegLinear`): free, ``W = softplus(V)``;
+    * ``"mel-triangular"`` (:class:`MelTriangular`): one triangular filter per
+      channel with a learnable centre, half-width and gain, in mel-band units;
+    * ``"mel-gaussian"`` (:class:`MelGaussian`): one Gaussian filter per channel,
+      likewise.
+    The filter banks' centres start at the band each channel's activation
+    correlates with most (:meth:`Moments.band_correlation`), not at the
+    channel's index (conv channels have no frequency order), and a fading tail
+    gives them a gradient from every band early in training.
+
+Training (:func:`train_decoder`) is full-batch Adam on sums over all training
+frames (:class:`Moments`), with early stopping on held-out clips. Scores
+(:func:`decoder_clip_errors`, :func:`error_interval`) sit beside two
+baselines that use nothing of the clip (the training-mean spectrum, and zeros,
+whose relative error is 1) and beside classic NMF of the spectrogram
+(:func:`fit_spectrogram_nmf`), an oracle: its activations are optimised on the
+very clip it reconstructs.
 
 Decoders are saved beside a checkpoint as ``decoders/<name>.safetensors`` and
-``decoders/<name>.json`` (:func:`save_decoder`, :func:`load_decoder`).
+``decoders/<name>.json`` (:func:`save_decoder`, :func:`load_decoder`); the
+dataset-level fitting and report are in :mod:`core.interpret.decoder_fit`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -58,26 +66,34 @@ from core.interpret.maps import tokens_to_grid
 
 __all__ = [
     "FLAVOURS",
+    "ORACLE",
+    "DECODER_FOLDER",
     "time_activations",
     "activation_matrix",
     "nonnegative_target",
+    "Moments",
     "Decoder",
     "NonNegLinear",
     "MelTriangular",
     "MelGaussian",
+    "bands_to_hz",
     "build_decoder",
     "train_decoder",
-    "reconstruction_error",
+    "clip_errors",
+    "decoder_clip_errors",
+    "relative_error",
+    "error_interval",
+    "difference_interval",
     "fit_spectrogram_nmf",
     "spectrogram_nmf_activations",
+    "centre_spread",
+    "selective_channels",
     "clip_activations",
-    "discriminative_components",
+    "discriminative_channels",
     "save_decoder",
     "load_decoder",
     "save_nmf_basis",
     "load_nmf_basis",
-    "decoder_report",
-    "fit_decoders",
 ]
 
 DECODER_FOLDER = "decoders"
@@ -159,15 +175,106 @@ def nonnegative_target(X: np.ndarray) -> np.ndarray:
     return np.where(span > 0, (X - low) / np.where(span > 0, span, 1), 0).astype(np.float32)
 
 
+# -- second-order statistics -------------------------------------------------------------
+
+
+@dataclass
+class Moments:
+    """Sums over every frame of many clips: all the squared error of ``X ≈ W H + b`` needs.
+
+    With ``h_t`` ``(K,)`` and ``x_t`` ``(n_mels,)`` the activations and the
+    target at frame ``t`` (all frames of all clips), the sums are
+    ``hh = Σ h hᵀ``, ``xh = Σ x hᵀ``, ``h_sum = Σ h``, ``x_sum = Σ x``,
+    ``xx_band = Σ x²`` per band and ``count``, the number of frames. Training
+    on them costs ``O(n_mels K²)`` a step, whatever the number of clips.
+
+    Attributes
+    ----------
+    hh : Tensor [shape=(K, K)], float64
+    xh : Tensor [shape=(n_mels, K)], float64
+    h_sum : Tensor [shape=(K,)], float64
+    x_sum : Tensor [shape=(n_mels,)], float64
+    xx_band : Tensor [shape=(n_mels,)], float64
+    count : int
+    """
+
+    hh: torch.Tensor
+    xh: torch.Tensor
+    h_sum: torch.Tensor
+    x_sum: torch.Tensor
+    xx_band: torch.Tensor
+    count: int
+
+    @classmethod
+    def of(cls, H: np.ndarray, X: np.ndarray, *, chunk: int = 32) -> "Moments":
+        """The sums of a set of clips.
+
+        Parameters
+        ----------
+        H : np.ndarray [shape=(N, K, T)], >= 0
+        X : np.ndarray [shape=(N, n_mels, T)]
+        chunk : int > 0
+            Clips summed at a time.
+        """
+        H, X = _check_pair(H, X)
+        K, M = H.shape[1], X.shape[1]
+        out = cls(torch.zeros(K, K, dtype=torch.float64), torch.zeros(M, K, dtype=torch.float64),
+                  torch.zeros(K, dtype=torch.float64), torch.zeros(M, dtype=torch.float64),
+                  torch.zeros(M, dtype=torch.float64), 0)
+        for i in range(0, len(H), chunk):
+            h = H[i : i + chunk].double().transpose(0, 1).reshape(K, -1)  # (K, n * T)
+            x = X[i : i + chunk].double().transpose(0, 1).reshape(M, -1)  # (M, n * T)
+            out.hh += h @ h.T
+            out.xh += x @ h.T
+            out.h_sum += h.sum(dim=1)
+            out.x_sum += x.sum(dim=1)
+            out.xx_band += (x**2).sum(dim=1)
+            out.count += h.shape[1]
+        return out
+
+    def to(self, dtype: torch.dtype) -> "Moments":
+        """The same sums in another dtype."""
+        return Moments(self.hh.to(dtype), self.xh.to(dtype), self.h_sum.to(dtype), self.x_sum.to(dtype),
+                       self.xx_band.to(dtype), self.count)
+
+    @property
+    def xx(self) -> float:
+        """``Σ x²`` over every cell: the squared norm of the targets."""
+        return float(self.xx_band.sum())
+
+    def mean_spectrum(self) -> torch.Tensor:
+        """Tensor [shape=(n_mels,)]: the mean of ``X`` over every frame (the training-mean baseline)."""
+        return self.x_sum / max(self.count, 1)
+
+    def band_correlation(self) -> torch.Tensor:
+        """Tensor [shape=(K, n_mels)]: Pearson correlation of each channel's activation with each band, over frames.
+
+        Dead channels and silent bands correlate 0.
+        """
+        n = max(self.count, 1)
+        mean_h, mean_x = self.h_sum / n, self.x_sum / n
+        cov = self.xh.T / n - mean_h[:, None] * mean_x[None, :]  # (K, M)
+        var_h = (torch.diagonal(self.hh) / n - mean_h**2).clamp(min=0)
+        var_x = (self.xx_band / n - mean_x**2).clamp(min=0)
+        scale = torch.sqrt(var_h[:, None] * var_x[None, :])
+        return torch.where(scale > 1e-12, cov / scale.clamp(min=1e-12), torch.zeros_like(cov))
+
+
 # -- decoders ----------------------------------------------------------------------------
 
 
-def _inverse_softplus(y: float) -> float:
-    return y + math.log(-math.expm1(-y))
+def _inverse_softplus(y: torch.Tensor | float) -> torch.Tensor:
+    y = torch.as_tensor(y, dtype=torch.float32).clamp(min=1e-4)
+    return y + torch.log(-torch.expm1(-y))
 
 
 class Decoder(nn.Module):
-    """Base decoder: ``X_hat = W (H / h_scale)`` with ``W`` ``(n_mels, K)`` non-negative.
+    """Base decoder: ``X_hat = W (H / h_scale) + b`` with ``W`` ``(n_mels, K)`` and ``b`` ``(n_mels,)`` non-negative.
+
+    ``b``, the background, is a spectrum constant over time; it starts at the
+    training-mean spectrum, so a decoder whose channels add nothing scores the
+    training-mean baseline, and the filters ``W`` are what the channels add
+    above it.
 
     Parameters
     ----------
@@ -179,7 +286,10 @@ class Decoder(nn.Module):
     ----------
     flavour : str
     h_scale : Tensor [shape=(K,)]
-        Fixed per-channel divisor of ``H``; set by :meth:`fit_scale`.
+        Fixed per-channel divisor of ``H``: ``K`` times the channel's mean on
+        the training clips (dead channels: 1).
+    train_mean : Tensor [shape=(n_mels,)]
+        The training clips' mean spectrum (the baseline), kept with the decoder.
     """
 
     flavour = ""
@@ -191,22 +301,29 @@ class Decoder(nn.Module):
         self.n_mels = n_mels
         self.n_components = n_components
         self.register_buffer("h_scale", torch.ones(n_components))
+        self.register_buffer("train_mean", torch.zeros(n_mels))
+        self.raw_background = nn.Parameter(_inverse_softplus(torch.full((n_mels,), 0.1)))
 
-    def basis(self) -> torch.Tensor:
-        """Tensor [shape=(n_mels, K)], >= 0: column ``k`` is channel ``k``'s spectral template."""
+    def basis(self, *, tail: float = 0.0) -> torch.Tensor:
+        """Tensor [shape=(n_mels, K)], >= 0: column ``k`` is channel ``k``'s spectral template.
+
+        ``tail`` > 0 (filter banks, during the first steps of training only)
+        adds a long, low tail to each filter so that its centre gets a gradient
+        from every band.
+        """
         raise NotImplementedError
 
-    @torch.no_grad()
-    def fit_scale(self, H: np.ndarray | torch.Tensor) -> None:
-        """Set ``h_scale`` to ``K`` times each channel's mean over clips and time (dead channels: 1).
+    def background(self) -> torch.Tensor:
+        """Tensor [shape=(n_mels,)], >= 0."""
+        return F.softplus(self.raw_background)
 
-        Parameters
-        ----------
-        H : array [shape=(N, K, T)]
-        """
-        H = torch.as_tensor(np.asarray(H), dtype=torch.float32)
-        mean = H.mean(dim=(0, 2))
+    @torch.no_grad()
+    def initialise(self, stats: Moments) -> None:
+        """Set ``h_scale``, ``train_mean`` and the background from the training clips' sums."""
+        mean = (stats.h_sum / max(stats.count, 1)).float()
         self.h_scale.copy_(torch.where(mean > 0, mean * self.n_components, torch.ones_like(mean)))
+        self.train_mean.copy_(stats.mean_spectrum().float())
+        self.raw_background.copy_(_inverse_softplus(self.train_mean))
 
     def forward(self, H: torch.Tensor) -> torch.Tensor:
         """Reconstruct spectrograms.
@@ -221,135 +338,178 @@ class Decoder(nn.Module):
         """
         if H.ndim != 3 or H.shape[1] != self.n_components:
             raise InputError("H", f"expected (B, {self.n_components}, T), got shape {tuple(H.shape)}")
-        return torch.einsum("mk,bkt->bmt", self.basis(), H / self.h_scale[:, None])
+        recon = torch.einsum("mk,bkt->bmt", self.basis(), H / self.h_scale[:, None])
+        return recon + self.background()[None, :, None]
+
+    def squared_error(self, stats: Moments, *, tail: float = 0.0) -> torch.Tensor:
+        """``Σ (X - X_hat)²`` over every cell of the clips summed in ``stats``, from the sums alone.
+
+        Computed in the dtype of ``stats`` (:meth:`Moments.to` float32 for speed while training).
+        """
+        dtype = stats.hh.dtype
+        W = (self.basis(tail=tail) / self.h_scale[None, :]).to(dtype)  # (M, K), acts on raw H
+        b = self.background().to(dtype)
+        fit = (W * stats.xh).sum() + b @ stats.x_sum  # <X, X_hat>
+        energy = ((W @ stats.hh) * W).sum() + 2 * b @ (W @ stats.h_sum) + stats.count * (b @ b)  # ||X_hat||²
+        return stats.xx - 2 * fit + energy
+
+    def peaks(self) -> np.ndarray:
+        """np.ndarray [shape=(K,)], float: the band where each filter peaks."""
+        with torch.no_grad():
+            return self.basis().argmax(dim=0).double().numpy()
 
     def extra_config(self) -> dict:
         return {}
 
 
 class NonNegLinear(Decoder):
-    """``W = softplus(V)``, ``V`` Xavier-uniform initialised; no bias."""
+    """Free non-negative filters: ``W = softplus(V)``, starting small (0.01 to 0.02 per cell)."""
 
     flavour = "nonneg-linear"
 
     def __init__(self, *, n_mels: int, n_components: int):
         super().__init__(n_mels=n_mels, n_components=n_components)
-        self.raw = nn.Parameter(torch.empty(n_mels, n_components))
-        nn.init.xavier_uniform_(self.raw)
+        start = 0.01 + 0.01 * torch.rand(n_mels, n_components)
+        self.raw = nn.Parameter(_inverse_softplus(start))
 
-    def basis(self) -> torch.Tensor:
+    def basis(self, *, tail: float = 0.0) -> torch.Tensor:
         return F.softplus(self.raw)
 
 
 class _FilterBank(Decoder):
     """Shared by the mel filter banks: ``W[m, k] = gain_k * shape((m - centre_k) / width_k)``.
 
-    Positions are in mel-band units: band ``m`` sits at ``m``, centres range over
-    ``[0, n_mels - 1]``. Initial centres are evenly spaced, ``spacing`` apart.
+    Positions are in mel-band units (the bands are evenly spaced in mel, so a
+    band index is a mel position): band ``m`` sits at ``m``, centres are kept
+    in ``[0, n_mels - 1]``. Centres start evenly spaced (channel ``k`` at
+    ``k * spacing``), which means nothing for a conv channel, so
+    :meth:`initialise` moves each to the band its channel's activation
+    correlates with most. During the first training steps a long tail
+    ``tail * exp(-|m - centre| / (n_mels / 4))`` is added to every filter, so
+    that a centre far from its band still gets a gradient; drawn and scored
+    filters never have it.
     """
 
-    coverage = 1.0  # sum over filters of the initial shapes at a band
-
-    def __init__(self, *, n_mels: int, n_components: int):
+    def __init__(self, *, n_mels: int, n_components: int, width: float):
         super().__init__(n_mels=n_mels, n_components=n_components)
-        self.spacing = (n_mels - 1) / max(n_components - 1, 1)
+        top = n_mels - 1
+        self.spacing = top / max(n_components - 1, 1)
         self.register_buffer("positions", torch.arange(n_mels, dtype=torch.float32))
-        # Each band starts near (K / 2) * (1 / K) * coverage / coverage = 0.5 after h_scale.
-        gain = _inverse_softplus(n_components / (2 * self.coverage))
-        self.raw_gain = nn.Parameter(torch.full((n_components,), gain))
+        start = torch.linspace(0, top, n_components) if n_components > 1 else torch.tensor([top / 2])
+        self.centre = nn.Parameter(start.float())  # in bands; kept in range by clamp_centres
+        self.raw_width = nn.Parameter(torch.full((n_components,), float(_inverse_softplus(width))))
+        self.raw_gain = nn.Parameter(torch.full((n_components,), float(_inverse_softplus(0.05))))
+
+    min_width = 1.0
 
     def gains(self) -> torch.Tensor:
         """Tensor [shape=(K,)], > 0."""
         return F.softplus(self.raw_gain)
 
     def centres(self) -> torch.Tensor:
-        """Tensor [shape=(K,)]: filter centres in mel-band units."""
+        """Tensor [shape=(K,)]: filter centres in mel-band units, in ``[0, n_mels - 1]``."""
+        return self.centre
+
+    def widths(self) -> torch.Tensor:
+        """Tensor [shape=(K,)], >= ``min_width``: half-widths (triangles) or sigmas (Gaussians), in bands."""
+        return self.min_width + F.softplus(self.raw_width)
+
+    @torch.no_grad()
+    def clamp_centres(self) -> None:
+        self.centre.clamp_(0.0, self.n_mels - 1.0)
+
+    @torch.no_grad()
+    def initialise(self, stats: Moments, *, centres: np.ndarray | None = None) -> None:
+        """As :meth:`Decoder.initialise`, and each centre at the band its channel correlates with most.
+
+        Parameters
+        ----------
+        stats : Moments
+        centres : np.ndarray [shape=(K,)] or None
+            Start here instead (bands), e.g. to test recovery from a wrong start.
+        """
+        super().initialise(stats)
+        if centres is None:
+            centres = stats.band_correlation().argmax(dim=1).numpy()
+        self.centre.copy_(torch.as_tensor(np.asarray(centres, dtype=np.float32)))
+        self.clamp_centres()
+
+    def shape(self, z: torch.Tensor) -> torch.Tensor:
+        """The filter's profile at ``z = (m - centre) / width``, 1 at the centre."""
         raise NotImplementedError
+
+    def basis(self, *, tail: float = 0.0) -> torch.Tensor:
+        distance = self.positions[:, None] - self.centres()[None, :]  # (n_mels, K)
+        widths = self.widths() + tail * self.n_mels  # (K,): wider while the tail fades
+        return self.gains()[None, :] * self.shape(distance / widths[None, :])
+
+    def peaks(self) -> np.ndarray:
+        return self.centres().detach().double().numpy()
 
     def centres_hz(self, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
         """np.ndarray [shape=(K,)]: filter centres in Hz (band positions mapped through the mel scale)."""
         if cfg.n_mels != self.n_mels:
             raise InputError("audio config", f"{cfg.n_mels} mel bands; the decoder has {self.n_mels}")
-        mels = librosa.hz_to_mel(np.array([cfg.fmin_hz, cfg.fmax]))
-        band_mels = np.linspace(mels[0], mels[1], self.n_mels + 2)[1:-1]  # as core.audio.mel_frequencies_hz
-        centres = self.centres().detach().double().numpy()
-        return librosa.mel_to_hz(np.interp(centres, np.arange(self.n_mels), band_mels))
+        return bands_to_hz(self.centres().detach().double().numpy(), cfg)
 
 
 class MelTriangular(_FilterBank):
     """Triangular filters with learnable centres and half-widths, always triangular and in range.
 
-    ``centre_k = (n_mels - 1) * sigmoid(u_k)``, ``half_width_k = 1 + softplus(v_k)``
-    (at least one band, so a filter never falls between bands),
-    ``W[m, k] = gain_k * max(0, 1 - |m - centre_k| / half_width_k)``.
-    Initially centres are evenly spaced and half-widths equal the spacing (at
-    least 1.5 bands), as in a mel filter bank.
+    ``W[m, k] = gain_k * max(0, 1 - |m - centre_k| / half_width_k)``, with
+    ``half_width_k = 1 + softplus(v_k)`` (at least one band, so a filter
+    never falls between bands); half-widths start at 4 bands.
     """
 
     flavour = "mel-triangular"
 
     def __init__(self, *, n_mels: int, n_components: int):
-        super().__init__(n_mels=n_mels, n_components=n_components)
-        top = n_mels - 1
-        centres = torch.linspace(0, top, n_components) if n_components > 1 else torch.tensor([top / 2])
-        fraction = (centres / max(top, 1)).clamp(1e-3, 1 - 1e-3)  # stay off the sigmoid's flat ends
-        self.raw_centre = nn.Parameter(torch.logit(fraction))
-        half_width = max(self.spacing, 1.5)  # > 1: the floor of 1 band is reached only by learning
-        self.raw_width = nn.Parameter(torch.full((n_components,), _inverse_softplus(half_width - 1.0)))
-
-    def centres(self) -> torch.Tensor:
-        return (self.n_mels - 1) * torch.sigmoid(self.raw_centre)
+        super().__init__(n_mels=n_mels, n_components=n_components, width=3.0)
 
     def half_widths(self) -> torch.Tensor:
         """Tensor [shape=(K,)], >= 1: half the base of each triangle, in bands."""
-        return 1.0 + F.softplus(self.raw_width)
+        return self.widths()
 
-    def basis(self) -> torch.Tensor:
-        distance = (self.positions[:, None] - self.centres()[None, :]).abs()  # (n_mels, K)
-        return self.gains()[None, :] * torch.relu(1 - distance / self.half_widths()[None, :])
+    def shape(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.relu(1 - z.abs())
 
     def extra_config(self) -> dict:
         return {"centres_band": self.centres().tolist(), "half_widths_band": self.half_widths().tolist()}
 
 
 class MelGaussian(_FilterBank):
-    """A Gaussian mel-like filter bank with small learnable adaptations.
+    """Gaussian filters with learnable centres and widths.
 
-    Starts as Gaussians evenly spaced in mel (``sigma`` = the spacing, at least
-    one band). Each centre may move at most half a spacing
-    (``centre_k = c0_k + spacing / 2 * tanh(u_k)``), each width may change by a
-    factor in ``[e^-0.5, e^0.5]`` (``sigma_k = sigma0 * exp(0.5 tanh(v_k))``);
-    gains are free and positive.
+    ``W[m, k] = gain_k * exp(-(m - centre_k)² / (2 sigma_k²))``, with
+    ``sigma_k = 0.5 + softplus(v_k)`` bands; sigmas start at 2 bands.
     """
 
     flavour = "mel-gaussian"
-    coverage = math.sqrt(2 * math.pi)
+    min_width = 0.5
 
     def __init__(self, *, n_mels: int, n_components: int):
-        super().__init__(n_mels=n_mels, n_components=n_components)
-        top = n_mels - 1
-        initial = torch.linspace(0, top, n_components) if n_components > 1 else torch.tensor([top / 2])
-        self.register_buffer("initial_centres", initial.float())
-        self.sigma0 = max(self.spacing, 1.0)
-        self.raw_shift = nn.Parameter(torch.zeros(n_components))
-        self.raw_width = nn.Parameter(torch.zeros(n_components))
-
-    def centres(self) -> torch.Tensor:
-        return self.initial_centres + self.spacing / 2 * torch.tanh(self.raw_shift)
+        super().__init__(n_mels=n_mels, n_components=n_components, width=1.5)
 
     def sigmas(self) -> torch.Tensor:
         """Tensor [shape=(K,)]: standard deviations in bands."""
-        return self.sigma0 * torch.exp(0.5 * torch.tanh(self.raw_width))
+        return self.widths()
 
-    def basis(self) -> torch.Tensor:
-        z = (self.positions[:, None] - self.centres()[None, :]) / self.sigmas()[None, :]  # (n_mels, K)
-        return self.gains()[None, :] * torch.exp(-0.5 * z**2)
+    def shape(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * z**2)
 
     def extra_config(self) -> dict:
         return {"centres_band": self.centres().tolist(), "sigmas_band": self.sigmas().tolist()}
 
 
 FLAVOURS = {cls.flavour: cls for cls in (NonNegLinear, MelTriangular, MelGaussian)}
+ORACLE = "spectrogram-nmf"
+
+
+def bands_to_hz(bands: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Fractional mel-band positions (0 to ``n_mels - 1``) to Hz, as :func:`core.audio.mel_frequencies_hz`."""
+    mels = librosa.hz_to_mel(np.array([cfg.fmin_hz, cfg.fmax]))
+    band_mels = np.linspace(mels[0], mels[1], cfg.n_mels + 2)[1:-1]
+    return librosa.mel_to_hz(np.interp(np.asarray(bands, dtype=np.float64), np.arange(cfg.n_mels), band_mels))
 
 
 def build_decoder(flavour: str, *, n_mels: int, n_components: int, seed: int = 0) -> Decoder:
@@ -385,94 +545,194 @@ def _check_pair(H: np.ndarray, X: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
 
 def train_decoder(
     decoder: Decoder,
-    H: np.ndarray,
-    X: np.ndarray,
+    train: Moments,
+    val: Moments,
     *,
-    epochs: int = 30,
-    batch_size: int = 16,
-    lr: float = 0.02,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[float]:
-    """Fit a decoder by Adam on the mean squared error of ``W H`` against ``X``.
+    max_steps: int = 800,
+    warmup: int = 150,
+    patience: int = 100,
+    lr: float = 0.1,
+    centre_lr: float = 0.3,
+    tail: float = 1.0,
+    eval_every: int = 10,
+    initialise: bool = True,
+    progress: bool = False,
+) -> dict:
+    """Fit a decoder by full-batch Adam on the training clips' squared error, stopping early on held-out clips.
 
-    Sets ``h_scale`` from ``H`` first (see :meth:`Decoder.fit_scale`).
+    The loss is ``||X - X_hat||² / ||X||²`` over the training clips, computed
+    from their :class:`Moments`. Every ``eval_every`` steps the held-out
+    relative error ``||X - X_hat|| / ||X||`` of ``val`` is measured; the best
+    state after the warm-up is kept, and training stops when it has not
+    improved for ``patience`` steps. During the warm-up (filter banks) each
+    filter has a long tail, fading linearly from ``tail`` to 0, so centres
+    get a gradient from every band; the learning rate then decays linearly to
+    a tenth.
 
     Parameters
     ----------
     decoder : Decoder
-    H : np.ndarray [shape=(N, K, T)], >= 0
-        From :func:`activation_matrix`.
-    X : np.ndarray [shape=(N, n_mels, T)]
-        From :func:`nonnegative_target`.
-    epochs, batch_size : int > 0
+    train, val : Moments
+        Training and held-out (validation) clips.
+    max_steps, warmup, patience, eval_every : int > 0
     lr : float > 0
-    seed : int
-        Seeds the batch order.
+        Adam's step for the raw (softplus) parameters.
+    centre_lr : float > 0
+        Adam's step for filter centres, in bands.
+    tail : float >= 0
+        Height of the warm-up tail, relative to the filter's peak.
+    initialise : bool
+        Call ``decoder.initialise(train)`` first (set False after your own).
     progress : bool
-        Show a tqdm bar over epochs.
-
-    Returns
-    -------
-    list of float
-        Mean training loss per epoch.
-    """
-    H, X = _check_pair(H, X)
-    if X.shape[1] != decoder.n_mels or H.shape[1] != decoder.n_components:
-        raise InputError("H, X", f"the decoder is {decoder.n_mels} bands x {decoder.n_components} components")
-    decoder.fit_scale(H)
-    decoder.train()
-    optimiser = torch.optim.Adam(decoder.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    bar = tqdm(range(epochs), desc=f"decoder {decoder.flavour}", disable=not progress, leave=False)
-    for _ in bar:
-        order = torch.randperm(len(H), generator=generator)
-        total = 0.0
-        for start in range(0, len(H), batch_size):
-            idx = order[start : start + batch_size]
-            loss = F.mse_loss(decoder(H[idx]), X[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(H))
-        bar.set_postfix(mse=f"{losses[-1]:.4f}")
-    decoder.eval()
-    return losses
-
-
-def _errors(X: np.ndarray, X_hat: np.ndarray) -> dict[str, float]:
-    X = np.asarray(X, dtype=np.float64)
-    X_hat = np.asarray(X_hat, dtype=np.float64)
-    return {
-        "mse": float(np.mean((X - X_hat) ** 2)),
-        "relative_error": float(np.linalg.norm(X - X_hat) / max(np.linalg.norm(X), 1e-12)),
-    }
-
-
-def reconstruction_error(decoder: Decoder, H: np.ndarray, X: np.ndarray) -> dict[str, float]:
-    """How well a decoder reconstructs held-out clips.
-
-    Parameters
-    ----------
-    decoder : Decoder
-    H : np.ndarray [shape=(N, K, T)]
-    X : np.ndarray [shape=(N, n_mels, T)]
+        A tqdm bar over steps.
 
     Returns
     -------
     dict
-        ``"mse"``: mean squared error per cell; ``"relative_error"``:
-        ``||X - W H||_F / ||X||_F``.
+        ``"steps"`` run, ``"best_step"``, ``"stopped_early"``,
+        ``"val_relative_error"`` (best), ``"history"``: ``[(step, train, val)]``
+        relative errors.
     """
+    if train.xh.shape != (decoder.n_mels, decoder.n_components) or val.xh.shape != train.xh.shape:
+        raise InputError("moments", f"the decoder is {decoder.n_mels} bands x {decoder.n_components} components")
+    if initialise:
+        decoder.initialise(train)
+    bank = isinstance(decoder, _FilterBank)
+    centre = [decoder.centre] if bank else []
+    rest = [p for p in decoder.parameters() if all(p is not c for c in centre)]
+    groups = [{"params": rest, "lr": lr}] + ([{"params": centre, "lr": centre_lr}] if bank else [])
+    optimiser = torch.optim.Adam(groups)
+    warmup = warmup if bank else 0
+    decay = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: 1.0 if s < warmup else max(0.1, 1 - 0.9 * (s - warmup) / max(max_steps - warmup, 1)))
+    train_norm, val_norm = max(train.xx, 1e-12), max(val.xx, 1e-12)
+    fast = train.to(torch.float32)  # the loss's gradient; errors are measured in float64
+    best, best_step, best_state, history = math.inf, -1, None, []
+    decoder.train()
+    bar = tqdm(range(max_steps), desc=f"decoder {decoder.flavour}", disable=not progress, leave=False)
+    step = 0
+    for step in bar:
+        fade = tail * max(0.0, 1 - step / warmup) if warmup else 0.0
+        loss = decoder.squared_error(fast, tail=fade) / train_norm
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        decay.step()
+        if bank:
+            decoder.clamp_centres()
+        if step % eval_every == eval_every - 1 or step == max_steps - 1:
+            with torch.no_grad():
+                val_error = math.sqrt(max(float(decoder.squared_error(val)), 0.0) / val_norm)
+            history.append((step + 1, math.sqrt(max(loss.item(), 0.0)), val_error))
+            bar.set_postfix(val=f"{val_error:.4f}")
+            if step >= warmup and val_error < best:
+                best, best_step = val_error, step + 1
+                best_state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
+            elif step >= warmup and step + 1 - best_step >= patience:
+                break
+    if best_state is not None:
+        decoder.load_state_dict(best_state)
+    decoder.eval()
+    return {"steps": step + 1, "best_step": best_step, "stopped_early": step + 1 < max_steps,
+            "val_relative_error": best, "history": history}
+
+
+# -- errors, baselines and their intervals -----------------------------------------------
+
+
+def clip_errors(X: np.ndarray, X_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip, the squared error and the squared norm of the target.
+
+    Parameters
+    ----------
+    X, X_hat : np.ndarray [shape=(N, n_mels, T)]
+        ``X_hat`` may also be ``(n_mels,)`` (one spectrum for every frame) or a scalar.
+
+    Returns
+    -------
+    errors, norms : np.ndarray [shape=(N,)], float64
+        ``Σ (X - X_hat)²`` and ``Σ X²`` per clip.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    X_hat = np.asarray(X_hat, dtype=np.float64)
+    if X_hat.ndim == 1:
+        X_hat = X_hat[None, :, None]
+    return ((X - X_hat) ** 2).sum(axis=(1, 2)), (X**2).sum(axis=(1, 2))
+
+
+def decoder_clip_errors(decoder: Decoder, H: np.ndarray, X: np.ndarray, *, chunk: int = 32):
+    """:func:`clip_errors` of a decoder's reconstructions, a chunk of clips at a time."""
     H, X = _check_pair(H, X)
+    errors, norms = [], []
     with torch.no_grad():
-        X_hat = decoder(H)
-    return _errors(X.numpy(), X_hat.numpy())
+        for i in range(0, len(H), chunk):
+            e, n = clip_errors(X[i : i + chunk].numpy(), decoder(H[i : i + chunk]).numpy())
+            errors.append(e)
+            norms.append(n)
+    return np.concatenate(errors), np.concatenate(norms)
 
 
-# -- classic NMF baseline ----------------------------------------------------------------
+def relative_error(errors: np.ndarray, norms: np.ndarray) -> float:
+    """``sqrt(Σ errors / Σ norms)``: ``||X - X_hat||_F / ||X||_F`` over all the clips."""
+    return float(np.sqrt(np.sum(errors) / max(np.sum(norms), 1e-12)))
+
+
+def _ratio(errors, norms, axis=-1):
+    return np.sqrt(np.sum(errors, axis=axis) / np.maximum(np.sum(norms, axis=axis), 1e-12))
+
+
+def _difference(errors_a, errors_b, norms, axis=-1):
+    return _ratio(errors_a, norms, axis) - _ratio(errors_b, norms, axis)
+
+
+def error_interval(errors: np.ndarray, norms: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 2000,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """The relative error over clips and a bootstrap interval (clips resampled, percentile method).
+
+    Parameters
+    ----------
+    errors, norms : np.ndarray [shape=(N,)]
+        From :func:`clip_errors`.
+    confidence : float in (0, 1)
+    n_resamples : int > 0
+    seed : int
+
+    Returns
+    -------
+    (value, low, high) : float
+    """
+    from scipy.stats import bootstrap
+
+    value = relative_error(errors, norms)
+    if len(errors) < 2 or np.allclose(_ratio(errors[:, None], norms[:, None], axis=1), value):
+        return value, value, value  # one clip, or every clip scores the same: no spread to resample
+    ci = bootstrap((errors, norms), _ratio, paired=True, vectorized=True, confidence_level=confidence,
+                   n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    return value, float(ci.low), float(ci.high)
+
+
+def difference_interval(errors_a: np.ndarray, errors_b: np.ndarray, norms: np.ndarray, *, confidence: float = 0.95,
+                        n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Relative error of A minus that of B on the same clips, with a paired bootstrap interval.
+
+    A ``high`` below 0 means A beats B on these clips (at the given confidence).
+
+    Returns
+    -------
+    (value, low, high) : float
+    """
+    from scipy.stats import bootstrap
+
+    value = relative_error(errors_a, norms) - relative_error(errors_b, norms)
+    if len(norms) < 2:
+        return value, value, value
+    ci = bootstrap((errors_a, errors_b, norms), _difference, paired=True, vectorized=True,
+                   confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return value, float(ci.low), float(ci.high)
+
+
+# -- classic NMF: the oracle -------------------------------------------------------------
 
 
 def _frames(X: np.ndarray) -> np.ndarray:
@@ -483,7 +743,12 @@ def _frames(X: np.ndarray) -> np.ndarray:
 
 
 def fit_spectrogram_nmf(X: np.ndarray, *, n_components: int, seed: int = 0, max_iter: int = 300) -> np.ndarray:
-    """Classic NMF of the spectrograms themselves (the baseline).
+    """Classic NMF of the spectrograms themselves.
+
+    It is an oracle, not a baseline: its activations are optimised on each
+    clip it reconstructs (:func:`spectrogram_nmf_activations`), so it bounds
+    from above what any ``K``-component non-negative reconstruction can do;
+    the decoders must take their activations from the model.
 
     Parameters
     ----------
@@ -505,13 +770,14 @@ def fit_spectrogram_nmf(X: np.ndarray, *, n_components: int, seed: int = 0, max_
     return model.components_.T.astype(np.float32)  # (n_mels, K)
 
 
-def spectrogram_nmf_activations(X: np.ndarray, basis: np.ndarray, *, max_iter: int = 300) -> np.ndarray:
-    """Activations of a fixed NMF basis for spectrograms (held-out clips).
+def spectrogram_nmf_activations(X: np.ndarray, basis: np.ndarray, *, max_iter: int = 200) -> np.ndarray:
+    """Activations of a fixed NMF basis, optimised on each clip (what makes NMF an oracle).
 
     Parameters
     ----------
     X : np.ndarray [shape=(N, n_mels, n_frames)], >= 0
     basis : np.ndarray [shape=(n_mels, K)]
+    max_iter : int > 0
 
     Returns
     -------
@@ -528,7 +794,48 @@ def spectrogram_nmf_activations(X: np.ndarray, basis: np.ndarray, *, max_iter: i
     return acts.reshape(N, T, -1).transpose(0, 2, 1).astype(np.float32)
 
 
-# -- discriminative filters --------------------------------------------------------------
+# -- what the filters say ----------------------------------------------------------------
+
+
+def centre_spread(peaks: dict[str, np.ndarray]) -> np.ndarray:
+    """Per channel, how far apart the flavours put its filter: ``max - min`` of the centres, in bands.
+
+    Parameters
+    ----------
+    peaks : dict
+        Flavour -> np.ndarray [shape=(K,)], each filter's centre (or, for
+        free filters, its peak) in bands (:meth:`Decoder.peaks`).
+
+    Returns
+    -------
+    np.ndarray [shape=(K,)]
+    """
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in peaks.values()])  # (n_flavours, K)
+    return stacked.max(axis=0) - stacked.min(axis=0)
+
+
+def selective_channels(W: np.ndarray, *, window: int = 8, share: float = 0.5) -> np.ndarray:
+    """Which free filters are frequency-selective: at least ``share`` of their mass within ``window`` bands of the peak.
+
+    A flat filter over 128 bands keeps 17 / 128 = 13 % within 8 bands of its peak.
+
+    Parameters
+    ----------
+    W : np.ndarray [shape=(n_mels, K)], >= 0
+        The free (non-negative linear) decoder's filters.
+    window : int >= 0
+    share : float in (0, 1]
+
+    Returns
+    -------
+    np.ndarray [shape=(K,)], bool
+    """
+    W = np.asarray(W, dtype=np.float64)
+    peaks = W.argmax(axis=0)
+    m = np.arange(W.shape[0])[:, None]
+    near = np.abs(m - peaks[None, :]) <= window
+    total = W.sum(axis=0)
+    return np.where(total > 0, (W * near).sum(axis=0) / np.maximum(total, 1e-12), 0.0) >= share
 
 
 def clip_activations(H: np.ndarray) -> np.ndarray:
@@ -548,10 +855,17 @@ def clip_activations(H: np.ndarray) -> np.ndarray:
     return H.mean(axis=2)
 
 
-def discriminative_components(
-    clip_acts: np.ndarray, labels: np.ndarray, *, top: int = 3, score: str = "dprime"
-) -> dict[int, list[tuple[int, float]]]:
-    """Per class, the components whose activation is most higher in that class than in the rest.
+def discriminative_channels(
+    clip_acts: np.ndarray, labels: np.ndarray, *, top: int = 3, alpha: float = 0.05
+) -> dict[int, list[tuple[int, float, float]]]:
+    """Per class, the channels whose mean activation is higher in that class than in the rest, significantly.
+
+    For each class ``c`` and channel ``k``: Welch's t-test (one-sided,
+    unequal variances) of the clip activations of class ``c`` against all
+    other clips. The p-values of every (class, channel) test are corrected
+    together for the false discovery rate (Benjamini-Hochberg); a channel is
+    discriminative for ``c`` when its corrected value ``q`` is below
+    ``alpha``. Up to ``top`` per class, largest t first.
 
     Parameters
     ----------
@@ -559,39 +873,35 @@ def discriminative_components(
         From :func:`clip_activations`.
     labels : np.ndarray [shape=(N,)], int
     top : int > 0
-    score : {"dprime", "auc"}
-        ``"dprime"``: ``(mean_in - mean_out) / sqrt((var_in + var_out) / 2)``
-        (0 where both variances are 0); ``"auc"``: ROC AUC of the activation as
-        a score for "this class" (0.5 = no separation).
+    alpha : float in (0, 1)
 
     Returns
     -------
     dict
-        ``class -> [(component, score), ...]``, best first, for each class
-        present with at least one clip in and one out.
+        ``class -> [(channel, t, q), ...]`` for each class with at least two
+        clips in and two out (possibly an empty list).
     """
+    from scipy.stats import false_discovery_control, ttest_ind
+
     A = np.asarray(clip_acts, dtype=np.float64)
     labels = np.asarray(labels)
     if A.ndim != 2 or labels.shape != (A.shape[0],):
         raise InputError("labels", f"need (N, K) activations and N labels, got {A.shape} and {labels.shape}")
-    if score not in ("dprime", "auc"):
-        raise InputError("score", f"{score!r} is not 'dprime' or 'auc'")
+    classes = [c for c in np.unique(labels) if 2 <= np.sum(labels == c) <= len(labels) - 2]
+    if not classes:
+        return {}
+    t = np.zeros((len(classes), A.shape[1]))
+    p = np.ones_like(t)
+    for i, c in enumerate(classes):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result = ttest_ind(A[labels == c], A[labels != c], equal_var=False, alternative="greater", axis=0)
+        ok = np.isfinite(result.statistic)  # constant channels: no test
+        t[i, ok], p[i, ok] = result.statistic[ok], result.pvalue[ok]
+    q = false_discovery_control(p.ravel(), method="bh").reshape(p.shape)
     out = {}
-    for c in np.unique(labels):
-        inside = labels == c
-        if inside.all():
-            continue
-        if score == "dprime":
-            a_in, a_out = A[inside], A[~inside]
-            pooled = np.sqrt((a_in.var(axis=0) + a_out.var(axis=0)) / 2)
-            diff = a_in.mean(axis=0) - a_out.mean(axis=0)
-            scores = np.divide(diff, pooled, out=np.zeros_like(diff), where=pooled > 0)
-        else:
-            from sklearn.metrics import roc_auc_score
-
-            scores = np.array([roc_auc_score(inside, A[:, k]) for k in range(A.shape[1])])
-        best = np.argsort(-scores, kind="stable")[:top]
-        out[int(c)] = [(int(k), float(scores[k])) for k in best]
+    for i, c in enumerate(classes):
+        order = [k for k in np.argsort(-t[i], kind="stable") if q[i, k] < alpha][:top]
+        out[int(c)] = [(int(k), float(t[i, k]), float(q[i, k])) for k in order]
     return out
 
 
@@ -616,7 +926,7 @@ def save_decoder(decoder: Decoder, folder: str | Path, *, name: str, meta: dict 
     name : str
         File stem, e.g. ``"block4-mel-triangular"``.
     meta : dict or None
-        JSON-able extras (tap, training losses, errors).
+        JSON-able extras (tap, training, held-out errors).
 
     Returns
     -------
@@ -627,8 +937,8 @@ def save_decoder(decoder: Decoder, folder: str | Path, *, name: str, meta: dict 
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in decoder.state_dict().items()}, str(weights))
     config = {"flavour": decoder.flavour, "n_mels": decoder.n_mels, "n_components": decoder.n_components,
-              "filters": decoder.extra_config(), "meta": meta or {}}
-    info.write_text(json.dumps(config, indent=2))
+              "meta": meta or {}}
+    info.write_text(json.dumps(config, indent=1))
     return weights
 
 
@@ -650,7 +960,7 @@ def load_decoder(folder: str | Path, *, name: str) -> tuple[Decoder, dict]:
         raise InputError(info, f"not a decoder description ({error})") from None
     try:
         decoder.load_state_dict(load_file(str(weights)))
-    except RuntimeError as error:
+    except (RuntimeError, OSError, ValueError, SafetensorError) as error:
         raise InputError(weights, f"does not match its json ({str(error).splitlines()[0]})") from None
     return decoder.eval(), config.get("meta", {})
 
@@ -660,8 +970,8 @@ def save_nmf_basis(basis: np.ndarray, folder: str | Path, *, name: str, meta: di
     weights, info = _paths(folder, name)
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_file({"basis": torch.as_tensor(np.ascontiguousarray(basis, dtype=np.float32))}, str(weights))
-    info.write_text(json.dumps({"flavour": "spectrogram-nmf", "n_mels": int(basis.shape[0]),
-                                "n_components": int(basis.shape[1]), "meta": meta or {}}, indent=2))
+    info.write_text(json.dumps({"flavour": ORACLE, "n_mels": int(basis.shape[0]),
+                                "n_components": int(basis.shape[1]), "meta": meta or {}}, indent=1))
     return weights
 
 
@@ -670,136 +980,7 @@ def load_nmf_basis(folder: str | Path, *, name: str) -> tuple[np.ndarray, dict]:
     weights, info = _paths(folder, name)
     if not weights.is_file() or not info.is_file():
         raise InputError(weights.parent / name, "no saved NMF basis (.safetensors + .json) of that name")
-    return load_file(str(weights))["basis"].numpy(), json.loads(info.read_text()).get("meta", {})
-
-
-# -- the report --------------------------------------------------------------------------
-
-
-def decoder_report(
-    H_train: np.ndarray,
-    X_train: np.ndarray,
-    H_test: np.ndarray,
-    X_test: np.ndarray,
-    labels_test: np.ndarray,
-    *,
-    flavours: Sequence[str] = tuple(FLAVOURS),
-    nmf_components: int | None = None,
-    epochs: int = 30,
-    top: int = 3,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict:
-    """Train every flavour and the NMF baseline; score them on held-out clips.
-
-    Parameters
-    ----------
-    H_train, H_test : np.ndarray [shape=(N, K, T)]
-        From :func:`activation_matrix`.
-    X_train, X_test : np.ndarray [shape=(N, n_mels, T)]
-        From :func:`nonnegative_target`.
-    labels_test : np.ndarray [shape=(N_test,)]
-    flavours : sequence of str
-    nmf_components : int or None
-        Components of the baseline; ``None`` uses ``min(K, n_mels)``.
-    epochs, top, seed, progress
-        Training epochs; filters listed per class; seed; progress bars.
-
-    Returns
-    -------
-    dict
-        ``flavour -> {"mse", "relative_error", "discriminative": {class: [(k, dprime)]},
-        "decoder": Decoder or "basis": np.ndarray}``; the baseline is ``"spectrogram-nmf"``.
-    """
-    n_mels, K = np.shape(X_train)[1], np.shape(H_train)[1]
-    report = {}
-    for flavour in flavours:
-        decoder = build_decoder(flavour, n_mels=n_mels, n_components=K, seed=seed)
-        losses = train_decoder(decoder, H_train, X_train, epochs=epochs, seed=seed, progress=progress)
-        report[flavour] = {
-            **reconstruction_error(decoder, H_test, X_test),
-            "discriminative": discriminative_components(clip_activations(H_test), labels_test, top=top),
-            "train_losses": losses,
-            "decoder": decoder,
-        }
-    k_nmf = nmf_components or min(K, n_mels)
-    basis = fit_spectrogram_nmf(X_train, n_components=k_nmf, seed=seed)
-    acts = spectrogram_nmf_activations(X_test, basis)
-    report["spectrogram-nmf"] = {
-        **_errors(X_test, np.einsum("mk,nkt->nmt", basis, acts)),
-        "discriminative": discriminative_components(clip_activations(acts), labels_test, top=top),
-        "basis": basis,
-    }
-    return report
-
-
-def fit_decoders(
-    loaded,
-    train_records: Sequence,
-    test_records: Sequence,
-    *,
-    tap: str,
-    flavours: Sequence[str] = tuple(FLAVOURS),
-    epochs: int = 30,
-    top: int = 3,
-    seed: int = 0,
-    batch_size: int = 16,
-    progress: bool = True,
-    save: bool = True,
-    cache=None,
-) -> dict:
-    """Decoders for one tap of a checkpoint, from the dataset's cached activations, saved beside it.
-
-    Activations come from :func:`core.cache.cached_activations` with
-    ``reduction="time"`` (extracted once, then read from disk); spectrograms
-    from :func:`core.datasets.load_features`. Each decoder is saved as
-    ``<checkpoint>/decoders/<tap>-<flavour>`` and the baseline as
-    ``<tap>-spectrogram-nmf``, with their held-out errors and discriminative
-    filters in the json.
-
-    Parameters
-    ----------
-    loaded : core.checkpoint.Loaded
-    train_records, test_records : sequence of ClipRecord
-    tap : str
-        A conv or token tap.
-    flavours, epochs, top, seed
-        As in :func:`decoder_report`.
-    batch_size : int
-        Extraction batch size.
-    progress, save : bool
-    cache : core.cache.ArrayCache or None
-
-    Returns
-    -------
-    dict
-        As :func:`decoder_report`.
-    """
-    from core.cache import cached_activations
-    from core.datasets import load_features
-
-    cfg = loaded.audio_cfg
-    model = loaded.model
-
-    def matrices(records):
-        acts = cached_activations(loaded, records, [tap], cfg, batch_size=batch_size, progress=progress,
-                                  reduction="time", cache=cache)
-        H = activation_matrix(acts[tap], n_frames=cfg.n_frames)
-        X = nonnegative_target(load_features(list(records), cfg, progress=progress))
-        return H, X, acts["labels"]
-
-    H_train, X_train, _ = matrices(train_records)
-    H_test, X_test, labels_test = matrices(test_records)
-    report = decoder_report(H_train, X_train, H_test, X_test, labels_test, flavours=flavours, epochs=epochs,
-                            top=top, seed=seed, progress=progress)
-    if save:
-        for flavour, row in report.items():
-            meta = {"tap": tap, "kind": getattr(model, "kind", ""), "epochs": epochs, "seed": seed,
-                    "n_train": len(train_records), "n_test": len(test_records),
-                    "mse": row["mse"], "relative_error": row["relative_error"],
-                    "discriminative": {str(c): v for c, v in row["discriminative"].items()}}
-            if "decoder" in row:
-                save_decoder(row["decoder"], loaded.folder, name=f"{tap}-{flavour}", meta=meta)
-            else:
-                save_nmf_basis(row["basis"], loaded.folder, name=f"{tap}-{flavour}", meta=meta)
-    return report
+    try:
+        return load_file(str(weights))["basis"].numpy(), json.loads(info.read_text()).get("meta", {})
+    except (KeyError, OSError, ValueError, SafetensorError) as error:
+        raise InputError(weights, f"not an NMF basis ({error})") from None

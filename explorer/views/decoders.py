@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -12,15 +14,17 @@ from explorer import figures_dataset as fd
 
 FLAVOURS = cd.DECODER_FLAVOURS
 CHANNEL_FLAVOURS = FLAVOURS[:3]  # the decoders whose filter k belongs to the layer's channel k
+ORACLE = FLAVOURS[3]
 
 st.title("Decoders")
 ui.intro(
     "A **decoder** reads a layer back as sound. It learns one spectral filter per channel so that each channel's "
-    "activity over time, times its filter, adds up to the clip's spectrogram (X ≈ W H). A filter, drawn as a "
-    "response over frequency (Hz), is what its channel listens for; the reconstruction shows how much of the clip "
-    "the layer still holds. Three flavours are compared: free non-negative filters, triangular and Gaussian "
-    "mel-like filters, and classic NMF of the spectrogram itself as the baseline (its filters are not tied to "
-    "the model's channels)."
+    "activity over time, times its filter, plus a constant background spectrum, adds up to the clip's spectrogram "
+    "(X ≈ W H + b). A filter, drawn as a response over frequency (Hz), is what its channel adds to the sound when "
+    "it fires. Three flavours: free non-negative filters, and one triangular or one Gaussian filter per channel, "
+    "whose centre starts at the band the channel's activity correlates with most. Each is scored on held-out clips "
+    "beside the training-mean spectrum (which knows nothing of the clip) and beside classic NMF of the spectrogram, "
+    "an oracle: its activations are fitted to each clip it reconstructs, so no decoder is expected to reach it."
 )
 
 clip = ui.need_clip()
@@ -43,31 +47,33 @@ c1, c2 = st.columns([2, 3])
 with c1:
     tap = state.bound(st.selectbox, "Layer (tap)", state.TAP, options=tap_names,
                       default=tap_names[len(tap_names) // 2], format_func=labels.get,
-                      help="Each layer gets its own decoders, trained once.")
+                      help="Each layer has its own decoders.")
 with c2:
-    with st.expander("Training settings", expanded=False):
-        s1, s2, s3 = st.columns(3)
+    with st.expander("Training on this dataset", expanded=False):
+        s1, s2 = st.columns(2)
         test_fold = s1.selectbox("Held-out fold", [1, 2, 3, 4, 5], index=4, key="decoders_test_fold",
-                                 help="Errors and discriminative filters are measured on this fold; the "
-                                      "decoders learn from the others.")
-        n_available = max(1, sum(1 for r in cached.dataset(root).records if r.fold != test_fold))
-        n_train = int(s2.number_input("Training clips (at most)", min_value=2, max_value=max(2, n_available),
-                                      value=min(160, max(2, n_available)), step=8, key="decoders_n_train"))
-        epochs = int(s3.number_input("Epochs", min_value=1, max_value=200, value=20, key="decoders_epochs"))
+                                 help="Used when this page trains decoders itself: errors and discriminative "
+                                      "filters are measured on this fold, the fold before it stops training, "
+                                      "the decoders learn from the rest.")
+        max_steps = int(s2.number_input("Training steps (at most)", min_value=30, max_value=5000, value=800,
+                                        step=100, key="decoders_steps",
+                                        help="Full-batch steps per decoder; training stops earlier when the "
+                                             "held-out error stops improving."))
 st.markdown(ui.clip_caption(clip))
 
 try:
-    trained = cd.decoders_trained(folder, root, test_fold, tap, n_train=n_train, epochs=epochs)
+    source = cd.decoder_source(folder, root, test_fold, tap, max_steps)
 except InputError as error:
     st.error(str(error))
     st.stop()
-if not trained:
-    st.info(f"No decoders for **{labels[tap]}** of {model_name} yet (with these settings). Training reads "
-            f"{n_train} clips through the model, then fits the three decoders and the NMF baseline: about a "
-            "minute on a laptop, once; they are kept for next time.")
+if source is None:
+    st.info(f"No decoders for **{labels[tap]}** of {model_name} yet. Training reads every clip of the dataset "
+            "through the model, then fits the three decoders and the NMF oracle: about a minute on a laptop, "
+            "once; they are kept for next time. (`python -m core fit-decoders` does the same for every layer "
+            "and saves them beside the checkpoint.)")
     if st.button("Train the decoders", key="decoders_train", type="primary", icon=":material/model_training:"):
         try:
-            cd.train_decoders(folder, root, test_fold, tap, n_train=n_train, epochs=epochs)
+            cd.train_decoders(folder, root, test_fold, tap, max_steps)
         except InputError as error:
             st.error(str(error))
             st.stop()
@@ -75,33 +81,75 @@ if not trained:
     st.stop()
 
 try:
-    sets = cd.decoders(folder, root, test_fold, tap, n_train, epochs)
-    rec = cd.reconstructions(folder, root, test_fold, tap, n_train, epochs, clip.path)
+    sets = cd.decoders(source, tap)
+    rec = cd.reconstructions(folder, source, tap, clip.path)
 except InputError as error:
     st.error(str(error))
     st.stop()
-bases = {flavour: sets[flavour]["basis"] for flavour in FLAVOURS}
-K = bases[CHANNEL_FLAVOURS[0]].shape[1]
+report = sets.get("report") or {}
+meta = sets[CHANNEL_FLAVOURS[0]]["meta"]
+shipped = source == str(folder)
+st.caption(f"Decoders {'saved with the checkpoint' if shipped else 'trained on this page'}: fitted on "
+           f"{meta.get('n_train', '?')} clips of `{Path(str(meta.get('data', '?'))).name}`, stopped early on fold "
+           f"{meta.get('val_fold', '?')}, scored on the {meta.get('n_test', '?')} clips of fold "
+           f"{meta.get('test_fold', '?')}.")
+scores = report.get("flavours", {})
+beaten = [f for f in CHANNEL_FLAVOURS if f in scores and not scores[f]["beats_mean"]]
+trusted = [f for f in CHANNEL_FLAVOURS if f not in beaten]
 stem = f"decoders_{ui.safe_stem(model_name)}_{tap}"
 
+# -- scores ---------------------------------------------------------------------------------
+st.subheader("How much of the sound the layer keeps")
+if scores:
+    ui.plot(fd.decoder_scores(report), key="decoders_scores", stem=f"{stem}_scores")
+    st.caption("Held-out relative error ||X − X̂|| / ||X|| on the decoders' 0-1 scale of each clip's dB range "
+               "(0 = perfect), with 95 % bootstrap intervals over clips. Zeros score 1; the training-mean spectrum "
+               "uses nothing of the clip; classic NMF is an oracle with its K stated.")
+    for f in beaten:
+        d = scores[f]["vs_mean"]
+        st.warning(f"On {labels[tap]}, the **{fd.FLAVOUR_TITLES[f]}** decoder does not beat the training-mean "
+                   f"spectrum on held-out clips (difference {d['value']:+.3f}, 95 % interval "
+                   f"[{d['low']:+.3f}, {d['high']:+.3f}]): what the channels add is not told apart from noise, so "
+                   "its filters are not interpreted here.")
+    if not beaten:
+        gains = ", ".join(f"{fd.FLAVOUR_TITLES[f]} {-scores[f]['vs_mean']['value']:.3f}" for f in CHANNEL_FLAVOURS)
+        st.markdown(f"Every decoder beats the training-mean spectrum on held-out clips (whole interval below it); "
+                    f"error removed beyond it: {gains}.")
+else:
+    st.info("These decoders carry no held-out scores (report.json is missing): refit them to see them.")
+if not trusted:
+    st.stop()
+
 # -- filters --------------------------------------------------------------------------------
+bases = {f: sets[f]["basis"] for f in trusted + [ORACLE] if f in sets}
+K = bases[trusted[0]].shape[1]
 st.subheader("Learned filters")
-st.caption(f"Each row is one filter ({K} for the decoders, one per channel; "
-           f"{bases['spectrogram-nmf'].shape[1]} for NMF), scaled to its own peak and sorted by the frequency of "
-           "that peak. A mel filter bank shows as a clean diagonal; free filters may listen to several bands at once.")
+oracle_k = bases[ORACLE].shape[1] if ORACLE in bases else None
+st.caption(f"Each row is one filter ({K} for the decoders, one per channel"
+           + (f"; {oracle_k} for NMF" if oracle_k else "") + "), scaled to its own peak and sorted by the "
+           "frequency of that peak. A channel that listens to one band shows as one bright cell in its row.")
 ui.plot(fd.filter_bank(bases, cfg), key="decoders_bank", stem=f"{stem}_filters")
 
-activity = rec["activity"][CHANNEL_FLAVOURS[0]]  # (K, n_frames)
-busiest = int(np.argmax(activity.mean(axis=1)))
+spread = np.asarray(report.get("spread", [np.nan] * K), dtype=float)
+selective = np.asarray(report.get("selective", [False] * K), dtype=bool)
+activity = rec["activity"][trusted[0]]  # (K, n_frames)
+busy = activity.mean(axis=1)
+default = int(np.argmax(np.where(selective, busy, -1))) if selective.any() else int(np.argmax(busy))
 f1, f2 = st.columns([1, 3])
 with f1:
-    channel = int(st.number_input(f"Channel (0-{K - 1})", min_value=0, max_value=K - 1, value=busiest,
+    channel = int(st.number_input(f"Channel (0-{K - 1})", min_value=0, max_value=K - 1, value=default,
                                   key=f"decoders_channel_{tap}",
-                                  help="Starts at the channel most active on this clip."))
-    st.caption("The same channel's filter as each decoder learned it: where they agree, the channel's "
-               "frequency range is clear.")
+                                  help="Starts at the frequency-selective channel most active on this clip."))
+    if report.get("spread") is not None:
+        median = report.get("spread_median")
+        st.caption(
+            f"Channel {channel}'s filter centres (free filter: its peak) lie **{spread[channel]:.1f} mel bands** "
+            f"apart across the three decoders; its free filter is "
+            f"{'frequency-selective' if selective[channel] else 'not frequency-selective'} (half its weight within "
+            f"8 bands of its peak). Over the {report.get('n_selective', 0)} selective channels of this layer the "
+            f"median spread is " + ("n/a." if median is None else f"{median:.1f} bands."))
 with f2:
-    ui.plot(fd.filter_responses({fd.FLAVOUR_TITLES[f]: bases[f][:, channel] for f in CHANNEL_FLAVOURS}, cfg,
+    ui.plot(fd.filter_responses({fd.FLAVOUR_TITLES[f]: bases[f][:, channel] for f in trusted}, cfg,
                                 title=f"Channel {channel} of {labels[tap]}"),
             key="decoders_channel_plot", stem=f"{stem}_channel{channel}")
 
@@ -115,40 +163,43 @@ with r1:
     ui.plot(fd.reconstructions(target_db, recons_db, cfg, errors=rec["errors"]), key="decoders_recon",
             stem=f"{stem}_{ui.safe_stem(clip.name)}_reconstruction")
 with r2:
-    held_out = {f: sets[f]["meta"].get("relative_error", float("nan")) for f in FLAVOURS}
-    meta = sets[CHANNEL_FLAVOURS[0]]["meta"]
-    ui.plot(fd.error_bars({f"held-out clips ({meta.get('n_test', '?')}, fold {test_fold})": held_out,
-                           "this clip": rec["errors"]}, title="Reconstruction error"),
+    ui.plot(fd.error_bars({"this clip": rec["errors"]}, title="Reconstruction error, this clip"),
             key="decoders_errors", stem=f"{stem}_errors")
-    st.caption("Relative error ||X − X̂|| / ||X|| on the decoders' 0-1 scale of the clip's dB range (0 = perfect). "
-               "A layer that keeps the sound's detail reconstructs well; deep layers keep what matters for the "
-               "class and drop the rest. Reconstructions are clipped to the clip's dB range for drawing.")
-    ui.download_table([(fd.FLAVOUR_TITLES[f], held_out[f], rec["errors"][f]) for f in FLAVOURS],
-                      ["decoder", "relative_error_held_out", "relative_error_this_clip"], stem=f"{stem}_errors",
-                      key="decoders_errors_csv")
+    st.caption("Relative error ||X − X̂|| / ||X|| on this clip (0 = perfect); the held-out scores above say how "
+               "the decoders do in general. Reconstructions are clipped to the clip's dB range for drawing.")
+    ui.download_table([(fd.FLAVOUR_TITLES[f], rec["errors"][f]) for f in rec["errors"]],
+                      ["decoder", "relative_error_this_clip"], stem=f"{stem}_errors", key="decoders_errors_csv")
 
 # -- discriminative filters -----------------------------------------------------------------
-st.subheader("Filters that single out a class")
+st.subheader("Channels that single out a class")
 class_names = meta.get("classes") or list(cached.dataset(root).classes)
 default_class = clip.category if clip.category in class_names else class_names[0]
 chosen = st.selectbox("Class", class_names, index=class_names.index(default_class), key="decoders_class")
 c = class_names.index(chosen)
-picks = {f: sets[f]["meta"]["discriminative"].get(c, []) for f in FLAVOURS}
-if not any(picks.values()):
-    st.info(f"The held-out fold has no clip of '{chosen}' (or only clips of it), so no filter can be scored.")
+picks = [(int(k), float(t)) for k, t, _ in report.get("discriminative", {}).get(str(c), [])]
+st.caption("A channel singles out a class when its mean activation over a held-out clip is higher on that class's "
+           "clips than on the others by Welch's t-test (one-sided), with the p-values of every class and channel "
+           "corrected together for the false discovery rate (Benjamini-Hochberg, q < 0.05); at most three per "
+           "class, largest t first. The decoders share the layer's channels, so they pick the same channels and "
+           "differ in the filter each learned for them.")
+if not picks:
+    st.info(f"No channel of {labels[tap]} singles out '{chosen}' on the held-out clips at q < 0.05.")
 else:
-    ui.plot(fd.discriminative_filters(bases, picks, cfg, title=f"Most '{chosen}'-specific filters"),
+    ui.plot(fd.discriminative_filters({f: bases[f] for f in trusted}, {f: picks for f in trusted}, cfg,
+                                      title=f"Channels that single out '{chosen}'", score_name="t"),
             key="decoders_discriminative", stem=f"{stem}_{ui.safe_stem(chosen)}_discriminative")
-    st.caption("For each decoder (one panel each, its filters listed under it), the filters whose activity is "
-               "most clearly higher on this class's held-out clips than on "
-               "the others, ranked by d' (difference of means over the pooled standard deviation; above 1 is a "
-               "clear difference). The three decoders share the layer's channels, so they rank the same channels; they "
-               "differ in the filter each learned for them. NMF's components are its own.")
+check = report.get("class_bands") or {}
+if check.get("chance"):
+    parts = ", ".join(f"{fd.FLAVOUR_TITLES[f]} {check[f]['hits']} of {check[f]['picks']}"
+                      for f in trusted if f in check and check[f]["picks"])
+    st.caption(f"Checked against the dataset's event boxes: over every class, the picked channels whose filter "
+               f"centre lies inside that class's event band: {parts or 'none picked'}; a centre placed at random "
+               f"would land there {100 * check['chance']:.0f} % of the time.")
 
 # -- listen ---------------------------------------------------------------------------------
 st.subheader("Listen to one pattern")
 l1, l2, l3 = st.columns([2, 1, 3])
-flavour = l1.selectbox("Decoder", FLAVOURS, format_func=fd.FLAVOUR_TITLES.get, key="decoders_listen_flavour")
+flavour = l1.selectbox("Decoder", list(bases), format_func=fd.FLAVOUR_TITLES.get, key="decoders_listen_flavour")
 n_filters = bases[flavour].shape[1]
 acts = rec["activity"][flavour]
 component = int(l2.number_input(f"Filter (0-{n_filters - 1})", min_value=0, max_value=n_filters - 1,
@@ -158,8 +209,7 @@ mode = l3.radio("As", ["clip", "steady"], horizontal=True, key="decoders_listen_
                 format_func={"clip": "its part of this clip", "steady": "a steady spectrum (2 s)"}.get)
 if st.toggle("Make the sound", value=False, key="decoders_listen",
              help="Griffin-Lim: a second or two the first time for each choice."):
-    audio = cd.pattern_audio(folder, root, test_fold, tap, n_train, epochs, clip.path, flavour, component,
-                             mode == "steady")
+    audio = cd.pattern_audio(folder, source, tap, clip.path, flavour, component, mode == "steady")
     if np.max(np.abs(audio)) > 0:
         st.audio(audio, sample_rate=cfg.sr)
         st.caption(f"The pattern is scaled to its own peak and spread over {cfg.top_db:.0f} dB, then turned "
