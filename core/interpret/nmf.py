@@ -52,9 +52,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from core.activations import time_activations  # re-exported: decoders read it from here
 from core.audio import AudioConfig
 from core.errors import InputError
-from core.interpret.maps import tokens_to_grid
 
 __all__ = [
     "FLAVOURS",
@@ -84,38 +84,6 @@ DECODER_FOLDER = "decoders"
 
 
 # -- activations and target --------------------------------------------------------------
-
-
-def time_activations(
-    activation: np.ndarray | torch.Tensor,
-    *,
-    grid: tuple[int, int] | None = None,
-    n_special: int = 1,
-) -> np.ndarray:
-    """Pool a tap's output over frequency, keeping channels and the tap's own time steps.
-
-    Parameters
-    ----------
-    activation : array [shape=(N, C, F', T')] or [shape=(N, n_special + P, D)]
-        A conv tap or a token tap.
-    grid : (int, int) or None
-        ``(n_freq_patches, n_time_patches)``, needed for token taps.
-    n_special : int >= 0
-        Special tokens before the patches (token taps).
-
-    Returns
-    -------
-    np.ndarray [shape=(N, K, T')], float32
-        ``K = C`` and ``T' = T'`` for conv taps; ``K = D``, ``T' = n_time_patches`` for tokens.
-    """
-    a = torch.as_tensor(np.asarray(activation), dtype=torch.float32)
-    if a.ndim == 3:
-        if grid is None:
-            raise InputError("grid", "token activations need the patch grid (n_freq, n_time)")
-        a = tokens_to_grid(a, grid=grid, n_special=n_special)  # (N, D, n_freq, n_time)
-    if a.ndim != 4:
-        raise InputError("activation", f"expected (N, C, F, T) or (N, S, D), got shape {tuple(a.shape)}")
-    return a.mean(dim=2).numpy()  # (N, K, T')
 
 
 def activation_matrix(time_acts: np.ndarray, *, n_frames: int) -> np.ndarray:
@@ -750,8 +718,8 @@ def fit_decoders(
 ) -> dict:
     """Decoders for one tap of a checkpoint, from the dataset's cached activations, saved beside it.
 
-    Activations come from :func:`core.cache.cached_activations` with
-    ``reduction="time"`` (extracted once, then read from disk); spectrograms
+    Activations come from :func:`core.activations.extract` with
+    ``reduce="time"`` (extracted once, then read from disk); spectrograms
     from :func:`core.datasets.load_features`. Each decoder is saved as
     ``<checkpoint>/decoders/<tap>-<flavour>`` and the baseline as
     ``<tap>-spectrogram-nmf``, with their held-out errors and discriminative
@@ -775,15 +743,15 @@ def fit_decoders(
     dict
         As :func:`decoder_report`.
     """
-    from core.cache import cached_activations
+    from core.activations import extract
     from core.datasets import load_features
 
     cfg = loaded.audio_cfg
     model = loaded.model
 
     def matrices(records):
-        acts = cached_activations(loaded, records, [tap], cfg, batch_size=batch_size, progress=progress,
-                                  reduction="time", cache=cache)
+        acts = extract(loaded, records, [tap], reduce="time", batch_size=batch_size, progress=progress,
+                       cache=cache)
         H = activation_matrix(acts[tap], n_frames=cfg.n_frames)
         X = nonnegative_target(load_features(list(records), cfg, progress=progress))
         return H, X, acts["labels"]
