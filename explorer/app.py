@@ -21,10 +21,7 @@ import streamlit as st  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from explorer import cached, state  # noqa: E402
 
-_HERE = Path(__file__).resolve().parent
-
-# (page name, title, icon); the last three pages are written separately and show a
-# placeholder until their file exists. Files: state.page_file(name), i.e. views/<name>.py.
+# (page name, title, icon); files: state.page_file(name), i.e. views/<name>.py.
 PAGES = [
     ("clip", "Clip", ":material/graphic_eq:"),
     ("layers", "Layers", ":material/layers:"),
@@ -37,24 +34,9 @@ PAGES = [
 ]
 
 
-def _placeholder(title: str):
-    def page() -> None:
-        st.title(title)
-        st.info("Coming in this release.")
-
-    page.__name__ = f"placeholder_{title.lower()}"
-    return page
-
-
 def _pages() -> list:
-    pages = []
-    for i, (name, title, icon) in enumerate(PAGES):
-        file = state.page_file(name)
-        if (_HERE / file).is_file():
-            pages.append(st.Page(file, title=title, icon=icon, url_path=name, default=i == 0))
-        else:
-            pages.append(st.Page(_placeholder(title), title=title, icon=icon, url_path=name))
-    return pages
+    return [st.Page(state.page_file(name), title=title, icon=icon, url_path=name, default=i == 0)
+            for i, (name, title, icon) in enumerate(PAGES)]
 
 
 def _demo_root() -> str:
@@ -175,6 +157,20 @@ def _model_picker() -> None:
                 format_func=lambda n: f"{n} ({_kind_of(found[n])})")
 
 
+def _cache_box() -> None:
+    """The on-disk cache's size, and a button that clears it (the work is redone when next asked for)."""
+    from core.cache import default_cache, format_size
+
+    with st.sidebar.expander("Cache on disk"):
+        cache = default_cache()
+        st.caption(f"{format_size(cache.size_bytes())} of extracted activations and projections in `{cache.root}`.")
+        if st.button("Clear the cache", key="_clear_cache",
+                     help="Deletes the stored activations and projections; pages recompute them when opened."):
+            freed = cache.clear()
+            st.cache_data.clear()
+            st.toast(f"Cleared {format_size(freed)}.")
+
+
 def sidebar() -> None:
     """Draw the shared picks."""
     st.sidebar.title("Audio classifier explorer")
@@ -189,6 +185,7 @@ def main() -> None:
     page = st.navigation(_pages())
     sidebar()
     page.run()
+    _cache_box()  # after the page, so the size counts what it just stored
 
 
 main()

@@ -89,3 +89,16 @@ def test_size_and_clear(tmp_path):
     assert size > 8000
     assert cache.clear() == size
     assert cache.size_bytes() == 0 and cache.load("a") is None
+
+
+def test_the_cache_command_reports_the_size_and_clears(tmp_path, monkeypatch, capsys):
+    from core.cache import default_cache
+    from core.cli import main
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    default_cache().save("k", {"x": np.zeros(10_000)})
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out.startswith("80.")  # kB, plus the npz header
+    assert main(["cache", "--clear"]) == 0
+    assert "cleared 80." in capsys.readouterr().out
+    assert default_cache().size_bytes() == 0

@@ -350,3 +350,20 @@ def test_cli_evaluate_and_the_errors_page_share_one_cache_entry(env, monkeypatch
     no_exception(at)
     assert lookups[0] is False and len(lookups) >= 2 and all(lookups[1:])  # the app only read that entry
     assert stored.stat().st_mtime_ns == written
+
+
+def test_the_sidebar_shows_the_cache_size_and_clears_it(env):
+    from core.cache import default_cache
+
+    at = start("views/errors.py")  # fills the cache with the fold's activations
+    no_exception(at)
+    assert default_cache().size_bytes() > 0
+    assert any(c.value.endswith(f"of extracted activations and projections in `{default_cache().root}`.")
+               and not c.value.startswith("0 B") for c in at.sidebar.caption)
+    before = {p: p.stat().st_mtime_ns for p in default_cache().root.glob("*.np?")}
+    assert before
+    at.sidebar.button(key="_clear_cache").click().run()
+    no_exception(at)
+    after = {p: p.stat().st_mtime_ns for p in default_cache().root.glob("*.np?")}
+    # everything was deleted; the page, rerun, stored only what it needs again
+    assert all(p not in before or after[p] > before[p] for p in after)
