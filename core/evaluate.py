@@ -254,7 +254,8 @@ def format_report(result: dict) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
-    parser.add_argument("--data", required=True, type=Path, help="dataset folder (ESC-50 layout or class folders)")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="dataset: ESC-50 or UrbanSound8K folder, a CSV of path and label, or class folders")
     parser.add_argument("--fold", required=True, type=int, help="fold to evaluate on (1-5)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most N clips, evenly spread")
@@ -268,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data)
+    print(f"{args.data}: {dataset.describe()}", file=sys.stderr)
     records = dataset.select(args.fold)
     if not records:
         raise InputError("--fold", f"fold {args.fold} of {args.data} holds no clips")

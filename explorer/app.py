@@ -66,7 +66,9 @@ def _dataset_picker() -> None:
     if source == "folder":
         folder = state.bound(sb.text_input, "Dataset folder", state.DATASET_FOLDER,
                              default="", placeholder="/path/to/ESC-50-master",
-                             help="ESC-50's layout (audio/ + meta/esc50.csv) or one sub-folder per class.")
+                             help="ESC-50's layout (audio/ + meta/esc50.csv), UrbanSound8K's "
+                                  "(metadata/UrbanSound8K.csv + audio/fold1..10), a CSV with path and label "
+                                  "columns, or one sub-folder per class.")
         if folder.strip():
             try:
                 data = cached.dataset(str(Path(folder.strip()).expanduser()))
@@ -75,7 +77,8 @@ def _dataset_picker() -> None:
                 if state.get(state.DATASET_ROOT) is None:
                     st.session_state[state.DATASET_ROOT] = _demo_root()
                 return
-            st.session_state[state.DATASET_ROOT] = str(data.root)
+            st.session_state[state.DATASET_ROOT] = str(Path(folder.strip()).expanduser())
+            sb.caption(data.describe())
             if data.skipped:
                 sb.caption(f"{len(data.skipped)} files skipped (e.g. {data.skipped[0][0]}: {data.skipped[0][1]})")
             return
