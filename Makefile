@@ -27,6 +27,7 @@ test: $(DEV_STAMP)
 	bash scripts/ensure-chromium.sh
 	$(PY) -m core make-demo-data
 	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -p no:xdist --doctest-modules core
 
 demo-data: $(RUNTIME_STAMP)
 	$(PY) -m core make-demo-data

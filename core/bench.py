@@ -199,9 +199,9 @@ def _umap(X):
 
 def bench_explorer(repeats: int) -> list[dict]:
     """Warm re-render per page (AppTest, median) and the cold start (a real server + browser)."""
-    script = REPO_ROOT / "explorer" / "bench_pages.py"
+    script = REPO_ROOT / "scripts" / "bench_pages.py"
     if not script.exists():
-        return [{"name": "explorer", "note": "explorer/bench_pages.py is missing"}]
+        return [{"name": "explorer", "note": "scripts/bench_pages.py is missing"}]
     result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats)], capture_output=True,
                             text=True, cwd=REPO_ROOT)
     if result.returncode != 0:

@@ -1,21 +1,36 @@
-"""An on-disk cache of numpy arrays, keyed by what they were computed from.
+"""An on-disk cache of numpy arrays, keyed by what they were computed from; it stores and fingerprints only.
 
 A key is a hash of four things: the checkpoint (:func:`checkpoint_fingerprint`:
 its files' contents), the dataset (:func:`dataset_fingerprint`: the records'
 ids, labels, folds, sizes and modification times), the preprocessing config
-(``AudioConfig.to_dict()``) and an extra key naming the product (taps, a
-reduction, a projection method and seed, a decoder flavour...). Change any of
-them and the key changes; nothing is ever invalidated by hand.
+(``AudioConfig.to_dict()``) and an extra key naming the product (a tap and its
+reduction, a projection method and seed, ...). Change any of them and the key
+changes; nothing is ever invalidated by hand. What to compute is decided by the
+callers (:mod:`core.activations`, :mod:`core.embed`); this module imports none
+of them.
 
-Each entry is one ``.npz`` file (``np.savez``, read with ``allow_pickle=False``)
-under ``core.paths.cache_dir() / "arrays"``. Every lookup counts a hit or a
-miss in ``cache.stats``, so a test can check that a second call was served
-from disk.
+Two kinds of entry live under ``core.paths.cache_dir() / "arrays"``:
 
->>> cache = ArrayCache()  # doctest: +SKIP
->>> acts = cached_activations(loaded, records, ["block3"], loaded.audio_cfg, cache=cache)  # doctest: +SKIP
->>> cache.stats  # doctest: +SKIP
-CacheStats(hits=0, misses=1)
+- ``<key>.npz``: a few small arrays (:meth:`ArrayCache.save`, read with
+  ``allow_pickle=False``);
+- ``<key>.npy``: one large array, built from shards (``<key>.parts/<start>-<stop>.npy``,
+  each written to a temporary file and renamed into place as it is
+  computed) and read memory-mapped (:meth:`ArrayCache.load_array`).
+
+Every write is a temporary file renamed into place, so a killed process leaves
+either a whole file or none. Lookups through :meth:`ArrayCache.get_or_compute`
+and :meth:`ArrayCache.count` add to ``cache.stats``, so a test can check that a
+second call was served from disk.
+
+>>> import tempfile
+>>> cache = ArrayCache(tempfile.mkdtemp())
+>>> key = cache.key(checkpoint="c", dataset="d", preprocessing={"sr": 44100}, extra="demo")
+>>> cache.get_or_compute(key=key, compute=lambda: {"x": np.arange(3)})["x"]
+array([0, 1, 2])
+>>> cache.get_or_compute(key=key, compute=lambda: {"x": np.zeros(3)})["x"]
+array([0, 1, 2])
+>>> cache.stats
+CacheStats(hits=1, misses=1)
 """
 
 from __future__ import annotations
@@ -23,16 +38,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from core.audio import AudioConfig, log_mel
 from core.errors import InputError
 
 __all__ = [
@@ -41,11 +55,8 @@ __all__ = [
     "default_cache",
     "checkpoint_fingerprint",
     "dataset_fingerprint",
-    "REDUCTIONS",
-    "cached_activations",
+    "format_size",
 ]
-
-REDUCTIONS = ("raw", "time", "vector")
 
 
 @dataclass
@@ -61,8 +72,38 @@ def _digest(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def format_size(n_bytes: int) -> str:
+    """A byte count for people: ``"12.3 MB"``.
+
+    >>> format_size(0), format_size(1536), format_size(12_345_678)
+    ('0 B', '1.5 kB', '12.3 MB')
+    """
+    size = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def _atomic_write(path: Path, write: Callable[[object], None], suffix: str) -> Path:
+    """Write through ``write(file)`` to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=suffix + ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
 class ArrayCache:
-    """Arrays on disk, one ``.npz`` per key.
+    """Arrays on disk: ``<key>.npz`` for a few small arrays, ``<key>.npy`` (from shards) for a large one.
 
     Parameters
     ----------
@@ -88,6 +129,15 @@ class ArrayCache:
         return _digest({"checkpoint": checkpoint, "dataset": dataset, "preprocessing": preprocessing,
                         "extra": extra})
 
+    def count(self, hit: bool) -> None:
+        """Count one lookup of an entry made by a caller that reads the files itself."""
+        if hit:
+            self.stats.hits += 1
+        else:
+            self.stats.misses += 1
+
+    # -- small entries: one .npz of named arrays ------------------------------------------
+
     def path(self, key: str) -> Path:
         return self.root / f"{key}.npz"
 
@@ -99,59 +149,165 @@ class ArrayCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {name: data[name] for name in data.files}
-        except (OSError, ValueError):  # a truncated or foreign file: recompute
+        except (OSError, ValueError, EOFError):  # a truncated or foreign file: recompute
             return None
 
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
         """Store arrays atomically (written to a temporary file, then renamed)."""
         if not arrays or not all(isinstance(k, str) for k in arrays):
             raise InputError("arrays", "give a non-empty dict of name -> array")
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-            os.replace(tmp, self.path(key))
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return self.path(key)
+        return _atomic_write(self.path(key), lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}),
+                             ".npz")
 
     def get_or_compute(
         self,
         *,
-        checkpoint: str,
-        dataset: str,
-        preprocessing: dict,
-        extra,
         compute: Callable[[], dict[str, np.ndarray]],
+        key: str | None = None,
+        checkpoint: str | None = None,
+        dataset: str | None = None,
+        preprocessing: dict | None = None,
+        extra=None,
     ) -> dict[str, np.ndarray]:
-        """Load the entry for this key, or compute, store and return it.
+        """Load the ``.npz`` entry for this key, or compute, store and return it.
 
         Parameters
         ----------
+        compute : callable
+            ``() -> dict[str, np.ndarray]``, called only on a miss.
+        key : str or None
+            The entry; ``None`` builds it with :meth:`key` from the four parts below.
         checkpoint, dataset : str
             Fingerprints (:func:`checkpoint_fingerprint`, :func:`dataset_fingerprint`).
         preprocessing : dict
             ``AudioConfig.to_dict()``.
         extra : JSON-able
             Names the product.
-        compute : callable
-            ``() -> dict[str, np.ndarray]``, called only on a miss.
 
         Returns
         -------
         dict[str, np.ndarray]
         """
-        key = self.key(checkpoint=checkpoint, dataset=dataset, preprocessing=preprocessing, extra=extra)
+        if key is None:
+            key = self.key(checkpoint=checkpoint, dataset=dataset, preprocessing=preprocessing, extra=extra)
         arrays = self.load(key)
+        self.count(arrays is not None)
         if arrays is not None:
-            self.stats.hits += 1
             return arrays
-        self.stats.misses += 1
         arrays = compute()
         self.save(key, arrays)
         return arrays
+
+    # -- large entries: one .npy, built from shards ---------------------------------------
+
+    def array_path(self, key: str) -> Path:
+        return self.root / f"{key}.npy"
+
+    def shard_dir(self, key: str) -> Path:
+        return self.root / f"{key}.parts"
+
+    def _shard_path(self, key: str, start: int, stop: int) -> Path:
+        return self.shard_dir(key) / f"{start:08d}-{stop:08d}.npy"
+
+    def load_array(self, key: str, *, mmap: bool = True) -> np.ndarray | None:
+        """A whole stored array (memory-mapped, read-only), or ``None``. Counts nothing."""
+        path = self.array_path(key)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)  # copy-on-write: the file stays as stored
+        except (OSError, ValueError, EOFError):
+            return None
+
+    def has_shard(self, key: str, start: int, stop: int) -> bool:
+        return self._shard_path(key, start, stop).is_file()
+
+    @contextmanager
+    def shard_writer(self, key: str, start: int, stop: int) -> Iterator[Callable[[int, np.ndarray], None]]:
+        """Write rows ``start:stop`` of an array piece by piece; renamed into place when the block ends.
+
+        Yields ``write(offset, rows)``, which puts ``rows`` at ``start + offset``
+        in a memory-mapped temporary ``.npy`` (created at the first write, so
+        only the rows given are ever in memory). If the block raises, or the
+        process dies, no shard appears.
+        """
+        shard = self._shard_path(key, start, stop)
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=shard.parent, suffix=".npy.tmp")
+        os.close(fd)
+        state: dict = {"out": None, "rows": 0}
+
+        def write(offset: int, rows: np.ndarray) -> None:
+            rows = np.asarray(rows)
+            if state["out"] is None:
+                state["out"] = np.lib.format.open_memmap(tmp, mode="w+", dtype=rows.dtype,
+                                                         shape=(stop - start, *rows.shape[1:]))
+            state["out"][offset:offset + len(rows)] = rows
+            state["rows"] += len(rows)
+
+        try:
+            yield write
+            if state["rows"] != stop - start:
+                raise InputError("shard", f"{state['rows']} rows written for clips {start} to {stop}")
+            state["out"].flush()
+            state["out"] = None
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, shard)
+        finally:
+            state["out"] = None
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def assemble(self, key: str, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Join the shards at ``bounds`` into ``<key>.npy`` (memory-mapped, one shard in memory at a time).
+
+        The joined file is written under a temporary name and renamed into
+        place; the shards are removed after. Returns the array, memory-mapped.
+        """
+        path = self.array_path(key)
+        try:
+            return self._assemble(key, bounds, path)
+        except FileNotFoundError:  # another process assembled it and removed the shards first
+            done = self.load_array(key)
+            if done is None:
+                raise
+            return done
+
+    def _assemble(self, key: str, bounds: Sequence[tuple[int, int]], path: Path) -> np.ndarray:
+        first = np.load(self._shard_path(key, *bounds[0]), mmap_mode="r")
+        n = bounds[-1][1]
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".npy.tmp")
+        os.close(fd)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, *first.shape[1:]))
+            for start, stop in bounds:
+                out[start:stop] = np.load(self._shard_path(key, start, stop), mmap_mode="r")
+            out.flush()
+            del out
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        shutil.rmtree(self.shard_dir(key), ignore_errors=True)
+        return np.load(path, mmap_mode="c")
+
+    # -- the whole cache --------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        """Bytes on disk under :attr:`root` (entries, shards and leftovers)."""
+        if not self.root.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def clear(self) -> int:
+        """Remove every entry; returns the bytes freed."""
+        freed = self.size_bytes()
+        if self.root.is_dir():
+            shutil.rmtree(self.root)
+        return freed
 
 
 _DEFAULT: ArrayCache | None = None
@@ -160,7 +316,9 @@ _DEFAULT: ArrayCache | None = None
 def default_cache() -> ArrayCache:
     """The process-wide cache under ``core.paths.cache_dir()`` (one shared ``stats``)."""
     global _DEFAULT
-    if _DEFAULT is None:
+    from core.paths import cache_dir
+
+    if _DEFAULT is None or _DEFAULT.root != cache_dir() / "arrays":  # EXPLORER_CACHE may change (tests)
         _DEFAULT = ArrayCache()
     return _DEFAULT
 
@@ -220,99 +378,3 @@ def dataset_fingerprint(records: Sequence) -> str:
         stat = Path(r.path).stat()
         rows.append((r.clip_id, int(r.label), int(r.fold), stat.st_size, stat.st_mtime_ns))
     return _digest(rows)
-
-
-def _reduce(value: torch.Tensor, tap, model, reduction: str) -> np.ndarray:
-    a = value.float().cpu().numpy()
-    if reduction == "raw":
-        return a
-    n_special = getattr(model, "n_special", 1)
-    if reduction == "time":
-        from core.interpret.nmf import time_activations
-
-        if tap.kind not in ("conv", "tokens"):
-            raise InputError("reduction", f"'time' needs a conv or token tap; {tap.name!r} is {tap.kind}")
-        return time_activations(a, grid=getattr(model, "grid", None), n_special=n_special)
-    from core.embed import pool_tap
-
-    return pool_tap(a, kind=tap.kind, n_special=n_special)
-
-
-def cached_activations(
-    loaded,
-    records: Sequence,
-    tap_names: Sequence[str],
-    cfg: AudioConfig,
-    *,
-    batch_size: int = 16,
-    progress: bool = True,
-    reduction: str = "raw",
-    cache: ArrayCache | None = None,
-) -> dict[str, np.ndarray]:
-    """A dataset's tap outputs for one checkpoint, extracted once in batches, then read from disk.
-
-    Parameters
-    ----------
-    loaded : core.checkpoint.Loaded
-        Uses ``.model`` (in eval mode), ``.folder`` and, for ``"hf-ast"``, ``.features``.
-    records : sequence of ClipRecord
-    tap_names : sequence of str
-    cfg : AudioConfig
-        Preprocessing: features are ``log_mel(load_mono(record, cfg), cfg)``.
-    batch_size : int > 0
-    progress : bool
-        tqdm bar over batches.
-    reduction : {"raw", "time", "vector"}
-        Stored per clip: the tap's full output; ``"time"``, a conv or token tap
-        pooled over frequency, ``(N, K, T')`` (see
-        :func:`core.interpret.nmf.time_activations`); ``"vector"``, one vector
-        per clip (see :func:`core.embed.pool_tap`). Raw conv taps of a whole
-        dataset can take gigabytes: reduce when you can.
-    cache : ArrayCache or None
-        ``None`` uses :func:`default_cache`.
-
-    Returns
-    -------
-    dict[str, np.ndarray]
-        Tap name -> array with N = ``len(records)`` first, plus ``"labels"``
-        ``(N,)`` int64.
-    """
-    from core.datasets import load_mono
-    from core.models import find_tap
-    from core.taps import extract
-
-    if reduction not in REDUCTIONS:
-        raise InputError("reduction", f"{reduction!r} is not one of {', '.join(REDUCTIONS)}")
-    if len(records) == 0:
-        raise InputError("records", "no clips selected")
-    if batch_size < 1:
-        raise InputError("batch_size", f"must be at least 1, got {batch_size}")
-    if "labels" in tap_names:
-        raise InputError("taps", "'labels' is reserved for the clips' labels")
-    model = loaded.model
-    taps = [find_tap(model, name) for name in tap_names]
-    features = loaded.features if getattr(loaded, "kind", "") == "hf-ast" else (lambda y: log_mel(y, cfg))
-    device = next(iter(model.parameters()), torch.empty(0)).device
-
-    def compute() -> dict[str, np.ndarray]:
-        parts: dict[str, list[np.ndarray]] = {tap.name: [] for tap in taps}
-        starts = range(0, len(records), batch_size)
-        for start in tqdm(starts, desc="activations", unit="batch", disable=not progress):
-            batch = records[start : start + batch_size]
-            x = np.stack([features(load_mono(r, cfg)) for r in batch])  # (b, n_mels, n_frames)
-            x = torch.as_tensor(x, dtype=torch.float32, device=device)[:, None]  # (b, 1, n_mels, n_frames)
-            outputs = extract(model, x, [tap.name for tap in taps])
-            for tap in taps:
-                parts[tap.name].append(_reduce(outputs[tap.name], tap, model, reduction))
-        arrays = {name: np.concatenate(chunks) for name, chunks in parts.items()}
-        arrays["labels"] = np.array([r.label for r in records], dtype=np.int64)
-        return arrays
-
-    cache = default_cache() if cache is None else cache
-    return cache.get_or_compute(
-        checkpoint=checkpoint_fingerprint(loaded.folder),
-        dataset=dataset_fingerprint(records),
-        preprocessing=cfg.to_dict(),
-        extra={"what": "activations", "taps": list(tap_names), "reduction": reduction},
-        compute=compute,
-    )

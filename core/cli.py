@@ -25,6 +25,7 @@ COMMANDS = {
     "fit-decoders": ("core.interpret.decoder_fit", "fit NMF-style decoders for every tap of a checkpoint"),
     "decoder-report": ("core.interpret.decoder_report", "score a checkpoint's saved decoders on held-out clips"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
+    "cache": ("core.cache_command", "the on-disk cache's size; --clear deletes it"),
 }
 
 
@@ -36,24 +37,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
         if name != command:
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:
-            if not module_name.startswith(missing.name or "?"):
-                raise
-            parser_of_command.set_defaults(run=_not_built(name))
-            continue
+        module = importlib.import_module(module_name)
         module.configure(parser_of_command)
         parser_of_command.set_defaults(run=module.run)
     return parser
-
-
-def _not_built(name: str):
-    def run(args) -> int:
-        print(f"python -m core {name}: this command is not built yet", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,26 @@
-"""Dataset folders: ESC-50's layout and a plain folder of class folders.
+"""Dataset folders in four layouts, detected in this order.
 
-ESC-50 layout (the reference; our demo set uses it too)::
+ESC-50 layout (the reference; our demo set uses it too), ``"esc50"``::
 
     ROOT/audio/*.wav
     ROOT/meta/esc50.csv      filename, fold, target, category[, ...]
     ROOT/meta/boxes.csv      filename, t0_s, t1_s, f0_hz, f1_hz[, kind, source]   (optional ground truth;
                              kind is "event" (the labelled evidence, the default) or "distractor")
 
-Folder-of-classes layout::
+UrbanSound8K layout, ``"urbansound8k"`` (10 folds)::
+
+    ROOT/metadata/UrbanSound8K.csv   slice_file_name, fold, classID, class[, ...]
+    ROOT/audio/fold<k>/<slice_file_name>
+
+A generic CSV, ``"csv"`` (ROOT is the CSV file, or a folder holding exactly one
+CSV with a ``path`` column)::
+
+    path, label[, fold]      path relative to the CSV's folder; fold 1, 2, ... (optional)
+    path, labels[, fold]     several labels separated by ";" (as FSD50K)
+
+Without a ``fold`` column, clips are dealt to folds 1 to 5 in turn within each class.
+
+Folder-of-classes layout, ``"folders"``::
 
     ROOT/<class name>/*.{wav,flac,ogg,mp3}
 
@@ -29,13 +42,19 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono", "load_features",
-           "read_scene", "read_label_truth"]
+__all__ = ["AUDIO_EXTENSIONS", "LAYOUTS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono",
+           "load_features", "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 N_FOLDS = 5
 _REQUIRED_COLUMNS = ("filename", "fold", "target", "category")
 _BOX_COLUMNS = ("filename", "t0_s", "t1_s", "f0_hz", "f1_hz")
+_US8K_CSV = Path("metadata") / "UrbanSound8K.csv"
+_US8K_COLUMNS = ("slice_file_name", "fold", "classID", "class")
+LABEL_SEPARATOR = ";"
+# layout -> what people call it
+LAYOUTS = {"esc50": "ESC-50", "urbansound8k": "UrbanSound8K", "csv": "a CSV of paths and labels",
+           "folders": "a folder per class"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +85,10 @@ class ClipRecord:
         Index into ``Dataset.classes``.
     category : str
     fold : int
-        1 to 5.
+        1 to 5 (1 to 10 in UrbanSound8K; as the CSV says).
+    labels : tuple of int
+        Every label of a multi-label clip (a CSV's ``labels`` column); empty
+        for single-label clips, whose one label is ``label``.
     """
 
     clip_id: str
@@ -74,6 +96,7 @@ class ClipRecord:
     label: int
     category: str
     fold: int
+    labels: tuple[int, ...] = ()
 
 
 @dataclass
@@ -83,7 +106,8 @@ class Dataset:
     Attributes
     ----------
     root : Path
-    layout : {"esc50", "folders"}
+    layout : {"esc50", "urbansound8k", "csv", "folders"}
+        See :data:`LAYOUTS`.
     classes : list of str
         Class names; a record's ``label`` indexes this list.
     records : list of ClipRecord
@@ -110,6 +134,14 @@ class Dataset:
         """Boxes of a clip's distractors: sounds of no class (empty when the metadata has none)."""
         return [b for b in self._boxes.get(clip_id, []) if b.kind == "distractor"]
 
+    def describe(self) -> str:
+        """What was found, in one line: layout, clips, classes and folds."""
+        folds = sorted({r.fold for r in self.records})
+        fold_text = f"folds {folds[0]}-{folds[-1]}" if folds == list(range(folds[0], folds[-1] + 1)) else \
+            "folds " + ", ".join(map(str, folds))
+        return (f"{LAYOUTS[self.layout]} layout: {len(self.records)} clips, {len(self.classes)} classes, "
+                f"{fold_text}" + (f" ({len(self.skipped)} files skipped)" if self.skipped else ""))
+
     def select(self, folds=None) -> list[ClipRecord]:
         """Records in the given folds (all when ``folds`` is None)."""
         if folds is None:
@@ -133,7 +165,7 @@ class Dataset:
 
 
 def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
-    """Read a dataset folder in ESC-50's layout or as a folder of class folders.
+    """Read a dataset in one of the layouts of the module docstring; ``Dataset.layout`` says which.
 
     Parameters
     ----------
@@ -150,16 +182,21 @@ def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
     Raises
     ------
     InputError
-        When ``root`` is missing, is not a folder, or matches neither layout;
-        or when no clip could be loaded.
+        When ``root`` is missing or matches no layout; or when no clip could be loaded.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise InputError(root, "folder not found")
-    if not root.is_dir():
-        raise InputError(root, "not a folder")
-    if (root / "meta").is_dir() or (root / "audio").is_dir():
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise InputError(root, "not a folder or a .csv file")
+        dataset = _open_csv(root)
+    elif (root / _US8K_CSV).is_file():
+        dataset = _open_urbansound8k(root)
+    elif (root / "meta").is_dir() or (root / "audio").is_dir():
         dataset = _open_esc50(root)
+    elif (table := _path_csv(root)) is not None:
+        dataset = _open_csv(table)
     else:
         dataset = _open_folders(root)
     if check_files:
@@ -230,6 +267,83 @@ def _open_esc50(root: Path) -> Dataset:
     return Dataset(root, "esc50", classes, records, skipped, _read_boxes(root / "meta" / "boxes.csv"))
 
 
+def _read_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(path, f"not a readable CSV ({error})") from None
+    if not rows or any(c not in rows[0] for c in required):
+        raise InputError(path, f"needs the columns {', '.join(required)}")
+    return rows
+
+
+def _open_urbansound8k(root: Path) -> Dataset:
+    csv_path = root / _US8K_CSV
+    rows = _read_rows(csv_path, _US8K_COLUMNS)
+    names: dict[int, str] = {}
+    records, skipped = [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            target, fold = int(row["classID"]), int(row["fold"])
+        except (TypeError, ValueError):
+            skipped.append((f"{csv_path.name}:{line}", "classID or fold is not an integer"))
+            continue
+        if names.setdefault(target, row["class"]) != row["class"]:
+            raise InputError(csv_path, f"classID {target} names two classes: {names[target]!r} and {row['class']!r}")
+        clip_id = f"fold{fold}/{row['slice_file_name']}"
+        path = root / "audio" / clip_id
+        if not path.is_file():
+            skipped.append((clip_id, "listed in the metadata but absent"))
+            continue
+        records.append(ClipRecord(clip_id, path, target, row["class"], fold))
+    if sorted(names) != list(range(len(names))):
+        raise InputError(csv_path, f"classIDs must be 0..{len(names) - 1} without gaps, got {sorted(names)}")
+    return Dataset(root, "urbansound8k", [names[i] for i in range(len(names))], records, skipped)
+
+
+def _path_csv(root: Path) -> Path | None:
+    """The one CSV directly in ``root`` with a ``path`` column, if there is exactly one."""
+    found = [p for p in sorted(root.glob("*.csv")) if _has_columns(p, ("path",))]
+    if len(found) > 1:
+        raise InputError(root, f"holds {len(found)} CSV files with a 'path' column; open one of them")
+    return found[0] if found else None
+
+
+def _open_csv(csv_path: Path) -> Dataset:
+    with open(csv_path, newline="") as f:
+        header = next(csv.reader(f), [])
+    label_column = "labels" if "labels" in header else "label"
+    rows = _read_rows(csv_path, ("path", label_column))
+    has_fold = "fold" in header
+    parsed = []
+    for line, row in enumerate(rows, start=2):
+        names = [n.strip() for n in (row[label_column] or "").split(LABEL_SEPARATOR) if n.strip()]
+        if not names:
+            raise InputError(f"{csv_path}:{line}", f"no {label_column}")
+        parsed.append((line, row, names))
+    classes = sorted({n for _, _, names in parsed for n in names})
+    index = {name: i for i, name in enumerate(classes)}
+    records, skipped, dealt = [], [], {}
+    for line, row, names in parsed:
+        if has_fold:
+            try:
+                fold = int(row["fold"])
+            except (TypeError, ValueError):
+                skipped.append((f"{csv_path.name}:{line}", "fold is not an integer"))
+                continue
+        else:  # folds 1..5 dealt in turn within each (first) class
+            fold = dealt.get(names[0], 0) % N_FOLDS + 1
+            dealt[names[0]] = dealt.get(names[0], 0) + 1
+        path = (csv_path.parent / row["path"]).resolve()
+        if not path.is_file():
+            skipped.append((row["path"], "listed in the CSV but absent"))
+            continue
+        labels = tuple(index[n] for n in names) if label_column == "labels" else ()
+        records.append(ClipRecord(row["path"], path, index[names[0]], names[0], fold, labels))
+    return Dataset(csv_path.parent, "csv", classes, records, skipped)
+
+
 def _read_boxes(path: Path) -> dict[str, list[Box]]:
     if not path.is_file():
         return {}
@@ -251,7 +365,9 @@ def _read_boxes(path: Path) -> dict[str, list[Box]]:
 def _open_folders(root: Path) -> Dataset:
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
-        raise InputError(root, "expected ESC-50's layout (audio/ and meta/esc50.csv) or one sub-folder per class")
+        raise InputError(root, "expected ESC-50's layout (audio/ and meta/esc50.csv), UrbanSound8K's "
+                               "(metadata/UrbanSound8K.csv), a CSV with path and label columns, "
+                               "or one sub-folder per class")
     classes, records, skipped = [], [], []
     loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
     skipped += [(name, "audio file outside any class folder") for name in loose]

@@ -1,6 +1,6 @@
 """Embeddings: any tap pooled to one vector per clip, then projected to 2-D.
 
-Pooling (:func:`pool_tap`), by the tap's kind:
+Pooling (:func:`core.activations.pool_tap`, re-exported here), by the tap's kind:
     * ``"conv"`` ``(N, C, F, T)``: mean over frequency and time -> ``(N, C)``;
     * ``"tokens"`` ``(N, S, D)``: the class token (``token="cls"``) or the mean
       of the patch tokens (``token="mean"``) -> ``(N, D)``;
@@ -16,53 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.activations import extract, pool_tap
 from core.errors import InputError
 
 __all__ = ["METHODS", "pool_tap", "project", "embed", "cached_embedding"]
 
 METHODS = ("pca", "tsne", "umap")
-
-
-def pool_tap(activation: np.ndarray, *, kind: str, token: str = "cls", n_special: int = 1) -> np.ndarray:
-    """One vector per clip from a tap's output.
-
-    Parameters
-    ----------
-    activation : np.ndarray [shape=(N, ...)]
-        A tap's output for N clips (see the module docstring for the shapes).
-    kind : {"conv", "tokens", "attention", "se", "embedding", "logits"}
-        The tap's kind (``Tap.kind``).
-    token : {"cls", "mean"}
-        For token taps: the class token or the mean of the patch tokens.
-    n_special : int >= 0
-        Special tokens before the patches.
-
-    Returns
-    -------
-    np.ndarray [shape=(N, D)], float32
-    """
-    a = np.asarray(activation, dtype=np.float32)
-    if a.ndim < 2:
-        raise InputError("activation", f"expected (N, ...), got shape {a.shape}")
-    if kind == "conv":
-        if a.ndim != 4:
-            raise InputError("activation", f"a conv tap is (N, C, F, T), got shape {a.shape}")
-        return a.mean(axis=(2, 3))
-    if kind == "tokens":
-        if a.ndim != 3:
-            raise InputError("activation", f"a token tap is (N, S, D), got shape {a.shape}")
-        if token == "cls":
-            return a[:, 0]
-        if token == "mean":
-            return a[:, n_special:].mean(axis=1)
-        raise InputError("token", f"{token!r} is not 'cls' or 'mean'")
-    if kind == "attention":
-        if a.ndim != 4 or a.shape[-1] != a.shape[-2]:
-            raise InputError("activation", f"an attention tap is (N, H, S, S), got shape {a.shape}")
-        return a[:, :, 0, n_special:].mean(axis=1)
-    if kind in ("se", "embedding", "logits"):
-        return a.reshape(len(a), -1)
-    raise InputError("kind", f"{kind!r} is not a tap kind")
 
 
 def project(
@@ -97,7 +56,9 @@ def project(
 
     Examples
     --------
-    >>> points = project(pool_tap(acts, kind="conv"), method="umap", seed=0)  # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> project(rng.normal(size=(20, 4, 3, 5)).mean(axis=(2, 3)), method="pca").shape
+    (20, 2)
     """
     X = np.asarray(vectors, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 3 or X.shape[1] < 2:
@@ -143,30 +104,32 @@ def cached_embedding(
     loaded,
     records,
     tap: str,
-    cfg,
     *,
     method: str = "pca",
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = True,
+    progress: bool = False,
+    on_progress=None,
     cache=None,
 ) -> dict[str, np.ndarray]:
     """A dataset's 2-D embedding at one tap, computed once per checkpoint, data, tap, method and seed.
 
-    The tap is pooled per clip (:func:`pool_tap`, class token for token taps)
-    through :func:`core.cache.cached_activations` with ``reduction="vector"``,
-    then projected; both steps are cached on disk.
+    The tap is pooled per clip by :func:`core.activations.extract` with
+    ``reduce="vector"`` (class token for token taps), then projected; both
+    steps are cached on disk, under the same keys from the CLI and the app.
 
     Parameters
     ----------
     loaded : core.checkpoint.Loaded
     records : sequence of ClipRecord
     tap : str
-    cfg : AudioConfig
     method : {"pca", "tsne", "umap"}
     seed : int
     batch_size : int
     progress : bool
+        A tqdm bar while extracting.
+    on_progress : callable or None
+        ``on_progress(done, total)`` in clips while extracting.
     cache : core.cache.ArrayCache or None
         ``None`` uses :func:`core.cache.default_cache`.
 
@@ -176,20 +139,21 @@ def cached_embedding(
         ``"points"`` np.ndarray [shape=(N, 2)], ``"vectors"`` [shape=(N, D)],
         ``"labels"`` [shape=(N,)].
     """
-    from core.cache import cached_activations, checkpoint_fingerprint, dataset_fingerprint, default_cache
+    from core.cache import checkpoint_fingerprint, dataset_fingerprint, default_cache
 
     if method not in METHODS:
         raise InputError("method", f"{method!r} is not one of {', '.join(METHODS)}")
     cache = default_cache() if cache is None else cache
-    pooled = cached_activations(loaded, records, [tap], cfg, batch_size=batch_size, progress=progress,
-                                reduction="vector", cache=cache)
+    pooled = extract(loaded, records, [tap], reduce="vector", batch_size=batch_size, progress=progress,
+                     on_progress=on_progress, cache=cache)
 
     def compute() -> dict[str, np.ndarray]:
-        return {"points": project(pooled[tap], method=method, seed=seed)}
+        return {"points": project(np.asarray(pooled[tap]), method=method, seed=seed)}
 
     points = cache.get_or_compute(
         checkpoint=checkpoint_fingerprint(loaded.folder), dataset=dataset_fingerprint(records),
-        preprocessing=cfg.to_dict(), extra={"what": "embedding", "tap": tap, "method": method, "seed": seed},
+        preprocessing=loaded.audio_cfg.to_dict(),
+        extra={"what": "embedding", "tap": tap, "method": method, "seed": seed},
         compute=compute,
     )["points"]
     return {"points": points, "vectors": pooled[tap], "labels": pooled["labels"]}

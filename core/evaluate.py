@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from core.errors import InputError
 
-__all__ = ["predict_proba", "metrics", "evaluate", "features_for", "spread", "format_report",
-           "configure", "run"]
+__all__ = ["predict_proba", "logits_tap", "dataset_proba", "metrics", "evaluate", "features_for", "spread",
+           "format_report", "configure", "run"]
 
 
 def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
@@ -57,6 +57,53 @@ def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
             out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     n_classes = getattr(model, "n_classes", 0)
     return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+
+
+def logits_tap(model) -> str:
+    """The name of the model's (last) logits tap.
+
+    Raises
+    ------
+    InputError
+        When the model lists no logits tap.
+    """
+    names = [t.name for t in model.taps() if t.kind == "logits"] if hasattr(model, "taps") else []
+    if not names:
+        raise InputError(type(model).__name__, "the model lists no logits tap")
+    return names[-1]
+
+
+def dataset_proba(loaded, records, *, batch_size: int = 32, cache=None, on_progress=None,
+                  progress: bool = False) -> np.ndarray:
+    """Class probabilities for dataset records, from the logits stored by :func:`core.activations.extract`.
+
+    The logits tap is extracted (``reduce="vector"``) through the on-disk
+    cache, so the CLI's ``evaluate`` and the explorer's Errors page share one
+    entry: whichever runs first does the work.
+
+    Parameters
+    ----------
+    loaded : core.checkpoint.Loaded
+    records : sequence of ClipRecord
+    batch_size : int > 0
+    cache : core.cache.ArrayCache or None
+    on_progress : callable or None
+        ``on_progress(done, total)`` in clips.
+    progress : bool
+        A tqdm bar.
+
+    Returns
+    -------
+    np.ndarray [shape=(N, n_classes)], float32, rows sum to 1
+    """
+    import torch
+
+    from core.activations import extract
+
+    tap = logits_tap(loaded.model)
+    logits = extract(loaded, records, [tap], reduce="vector", batch_size=batch_size, cache=cache,
+                     on_progress=on_progress, progress=progress)[tap]
+    return torch.softmax(torch.from_numpy(np.array(logits, dtype=np.float32)), dim=1).numpy()
 
 
 def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
@@ -137,7 +184,7 @@ def _labels(loaded, records) -> np.ndarray:
 
 
 def evaluate(loaded, records, cfg=None, *, features: np.ndarray | None = None, batch_size: int = 32,
-             progress: bool = False) -> dict:
+             progress: bool = False, use_cache: bool = False) -> dict:
     """Evaluate a loaded checkpoint on dataset records.
 
     Parameters
@@ -151,6 +198,12 @@ def evaluate(loaded, records, cfg=None, *, features: np.ndarray | None = None, b
         Precomputed input for ``records``; computed when ``None``.
     batch_size : int > 0
     progress : bool
+    use_cache : bool
+        Read the logits from the on-disk cache (:func:`dataset_proba`, shared
+        with the explorer) instead of running the model. Only for a
+        checkpoint as loaded: the cache is keyed by the checkpoint's files, so
+        a model changed in memory (SE blocks bypassed, weights edited) must
+        not use it.
 
     Returns
     -------
@@ -161,11 +214,15 @@ def evaluate(loaded, records, cfg=None, *, features: np.ndarray | None = None, b
     if not records:
         raise InputError("records", "nothing to evaluate: no clips")
     y_true = _labels(loaded, records)
-    if features is None:
-        features = features_for(loaded, records, cfg, progress=progress)
-    if len(features) != len(records):
-        raise InputError("features", f"{len(features)} feature rows for {len(records)} records")
-    result = metrics(y_true, predict_proba(loaded, features, batch_size=batch_size), loaded.classes)
+    if use_cache and features is None and (cfg is None or cfg == loaded.audio_cfg):
+        proba = dataset_proba(loaded, records, batch_size=batch_size, progress=progress)
+    else:
+        if features is None:
+            features = features_for(loaded, records, cfg, progress=progress)
+        if len(features) != len(records):
+            raise InputError("features", f"{len(features)} feature rows for {len(records)} records")
+        proba = predict_proba(loaded, features, batch_size=batch_size)
+    result = metrics(y_true, proba, loaded.classes)
     result["clip_ids"] = [r.clip_id for r in records]
     return result
 
@@ -197,7 +254,8 @@ def format_report(result: dict) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
-    parser.add_argument("--data", required=True, type=Path, help="dataset folder (ESC-50 layout or class folders)")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="dataset: ESC-50 or UrbanSound8K folder, a CSV of path and label, or class folders")
     parser.add_argument("--fold", required=True, type=int, help="fold to evaluate on (1-5)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most N clips, evenly spread")
@@ -211,12 +269,13 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data)
+    print(f"{args.data}: {dataset.describe()}", file=sys.stderr)
     records = dataset.select(args.fold)
     if not records:
         raise InputError("--fold", f"fold {args.fold} of {args.data} holds no clips")
     records = spread(records, args.limit)
     start = time.perf_counter()
-    result = evaluate(loaded, records, batch_size=args.batch_size, progress=not args.no_progress)
+    result = evaluate(loaded, records, batch_size=args.batch_size, progress=not args.no_progress, use_cache=True)
     result.update(checkpoint=str(args.checkpoint), data=str(args.data), fold=args.fold,
                   limit=args.limit, time_s=round(time.perf_counter() - start, 2))
     print(f"checkpoint {args.checkpoint} ({loaded.kind})   data {args.data}   fold {args.fold}")

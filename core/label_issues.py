@@ -102,28 +102,25 @@ def embedding_tap(model) -> str:
 
 def clip_vectors(loaded, records: Sequence, taps: Sequence[str], *,
                  progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
-    """One vector per clip at each tap (pooled, :func:`core.embed.pool_tap`), through the on-disk cache.
+    """One vector per clip at each tap (pooled, :func:`core.activations.pool_tap`), through the on-disk cache.
 
-    Extracted :data:`CHUNK` clips at a time (one pass for all taps) so that
-    ``progress(fraction)`` can follow; a second call reads from disk.
+    :func:`core.activations.extract` with ``reduce="vector"``: one pass for
+    all taps, ``progress(fraction)`` after each batch, and the same cache
+    entries as the Embeddings and Errors pages and ``evaluate``.
 
     Returns
     -------
     dict
         Tap name -> np.ndarray [shape=(len(records), D)], float32.
     """
-    from core.cache import cached_activations
+    from core.activations import extract
 
-    parts: dict[str, list[np.ndarray]] = {t: [] for t in taps}
-    for start in range(0, len(records), CHUNK):
-        chunk = list(records[start:start + CHUNK])
-        out = cached_activations(loaded, chunk, list(taps), loaded.audio_cfg, batch_size=CHUNK, progress=False,
-                                 reduction="vector")
-        for t in taps:
-            parts[t].append(out[t])
+    def on_progress(done: int, total: int) -> None:
         if progress is not None:
-            progress(min(start + CHUNK, len(records)) / len(records))
-    return {t: np.concatenate(v).astype(np.float32) for t, v in parts.items()}
+            progress(done / max(total, 1))
+
+    out = extract(loaded, list(records), list(taps), reduce="vector", batch_size=CHUNK, on_progress=on_progress)
+    return {t: np.asarray(out[t], dtype=np.float32) for t in taps}
 
 
 def logits_tap(model) -> str:

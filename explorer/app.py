@@ -21,10 +21,7 @@ import streamlit as st  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from explorer import cached, state  # noqa: E402
 
-_HERE = Path(__file__).resolve().parent
-
-# (page name, title, icon); the last three pages are written separately and show a
-# placeholder until their file exists. Files: state.page_file(name), i.e. views/<name>.py.
+# (page name, title, icon); files: state.page_file(name), i.e. views/<name>.py.
 PAGES = [
     ("clip", "Clip", ":material/graphic_eq:"),
     ("layers", "Layers", ":material/layers:"),
@@ -37,24 +34,9 @@ PAGES = [
 ]
 
 
-def _placeholder(title: str):
-    def page() -> None:
-        st.title(title)
-        st.info("Coming in this release.")
-
-    page.__name__ = f"placeholder_{title.lower()}"
-    return page
-
-
 def _pages() -> list:
-    pages = []
-    for i, (name, title, icon) in enumerate(PAGES):
-        file = state.page_file(name)
-        if (_HERE / file).is_file():
-            pages.append(st.Page(file, title=title, icon=icon, url_path=name, default=i == 0))
-        else:
-            pages.append(st.Page(_placeholder(title), title=title, icon=icon, url_path=name))
-    return pages
+    return [st.Page(state.page_file(name), title=title, icon=icon, url_path=name, default=i == 0)
+            for i, (name, title, icon) in enumerate(PAGES)]
 
 
 def _demo_root() -> str:
@@ -84,7 +66,9 @@ def _dataset_picker() -> None:
     if source == "folder":
         folder = state.bound(sb.text_input, "Dataset folder", state.DATASET_FOLDER,
                              default="", placeholder="/path/to/ESC-50-master",
-                             help="ESC-50's layout (audio/ + meta/esc50.csv) or one sub-folder per class.")
+                             help="ESC-50's layout (audio/ + meta/esc50.csv), UrbanSound8K's "
+                                  "(metadata/UrbanSound8K.csv + audio/fold1..10), a CSV with path and label "
+                                  "columns, or one sub-folder per class.")
         if folder.strip():
             try:
                 data = cached.dataset(str(Path(folder.strip()).expanduser()))
@@ -93,7 +77,8 @@ def _dataset_picker() -> None:
                 if state.get(state.DATASET_ROOT) is None:
                     st.session_state[state.DATASET_ROOT] = _demo_root()
                 return
-            st.session_state[state.DATASET_ROOT] = str(data.root)
+            st.session_state[state.DATASET_ROOT] = str(Path(folder.strip()).expanduser())
+            sb.caption(data.describe())
             if data.skipped:
                 sb.caption(f"{len(data.skipped)} files skipped (e.g. {data.skipped[0][0]}: {data.skipped[0][1]})")
             return
@@ -175,6 +160,20 @@ def _model_picker() -> None:
                 format_func=lambda n: f"{n} ({_kind_of(found[n])})")
 
 
+def _cache_box() -> None:
+    """The on-disk cache's size, and a button that clears it (the work is redone when next asked for)."""
+    from core.cache import default_cache, format_size
+
+    with st.sidebar.expander("Cache on disk"):
+        cache = default_cache()
+        st.caption(f"{format_size(cache.size_bytes())} of extracted activations and projections in `{cache.root}`.")
+        if st.button("Clear the cache", key="_clear_cache",
+                     help="Deletes the stored activations and projections; pages recompute them when opened."):
+            freed = cache.clear()
+            st.cache_data.clear()
+            st.toast(f"Cleared {format_size(freed)}.")
+
+
 def sidebar() -> None:
     """Draw the shared picks."""
     st.sidebar.title("Audio classifier explorer")
@@ -189,6 +188,7 @@ def main() -> None:
     page = st.navigation(_pages())
     sidebar()
     page.run()
+    _cache_box()  # after the page, so the size counts what it just stored
 
 
 main()

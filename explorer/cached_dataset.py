@@ -3,11 +3,11 @@
 Two layers of cache, as in :mod:`explorer.cached`:
 
 - **on disk**, under ``core.paths.cache_dir()``, so the work survives a
-  restart: tap activations (:func:`core.cache.cached_activations`, one entry
-  per chunk of :data:`CHUNK` clips so that a progress bar can follow the
-  first extraction), 2-D projections (:class:`core.cache.ArrayCache`) and
-  decoders the page trained (``cache_dir()/decoders/<key>/decoders/<tap>-<flavour>``,
-  written by :func:`core.interpret.decoder_fit.fit_decoders`; never inside the
+  restart: tap activations (:func:`core.activations.extract`, the same
+  entries the command line reads and writes), 2-D projections
+  (:func:`core.embed.cached_embedding`) and decoders the page trained
+  (``cache_dir()/decoders/<key>/decoders/<tap>-<flavour>``, written by
+  :func:`core.interpret.decoder_fit.fit_decoders`; never inside the
   git-tracked ``checkpoints/``, whose ``decoders/`` are read first);
 - **in memory** (``st.cache_data`` / ``st.cache_resource``), keyed on plain
   strings and numbers: a checkpoint *folder*, a dataset *root*, a *fold*
@@ -44,7 +44,7 @@ __all__ = [
 
 ALL_FOLDS = 0  # the fold pick meaning "every clip of the dataset"
 FOLDS = (1, 2, 3, 4, 5, ALL_FOLDS)
-CHUNK = 16  # clips per on-disk activation entry (and per progress step)
+CHUNK = 16  # clips per progress step
 DECODER_FLAVOURS = ("nonneg-linear", "mel-triangular", "mel-gaussian", "spectrogram-nmf")
 DECODER_TAP_KINDS = ("conv", "tokens")
 
@@ -101,28 +101,22 @@ def _done() -> set:
 def _extract(folder: str, recs: list, taps: tuple[str, ...], reduction: str,
              report: Callable[[float, str], None] | None = None, *, start: float = 0.0,
              span: float = 1.0) -> dict[str, np.ndarray]:
-    """Tap outputs of many clips, through the on-disk cache, one chunk of :data:`CHUNK` clips at a time.
+    """:func:`core.activations.extract` under the model's lock, its progress drawn on ``report``'s bar.
 
     Returns
     -------
     dict
-        Tap name -> np.ndarray with ``len(recs)`` rows (see
-        :func:`core.cache.cached_activations` for each reduction), plus
-        ``"labels"`` (the dataset's labels).
+        Tap name -> np.ndarray with ``len(recs)`` rows, plus ``"labels"``.
     """
-    from core.cache import cached_activations
+    from core.activations import extract
+
+    def on_progress(done: int, total: int) -> None:
+        if report is not None:
+            report(start + span * done / max(total, 1), f"{done} of {total} clips")
 
     loaded = cached.checkpoint(folder)
-    chunks = [recs[i:i + CHUNK] for i in range(0, len(recs), CHUNK)]
-    parts = []
-    for i, chunk in enumerate(chunks):
-        with cached.model_lock(folder):
-            parts.append(cached_activations(loaded, chunk, list(taps), loaded.audio_cfg, batch_size=CHUNK,
-                                            progress=False, reduction=reduction))
-        if report is not None:
-            done = min((i + 1) * CHUNK, len(recs))
-            report(start + span * (i + 1) / len(chunks), f"{done} of {len(recs)} clips")
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    with cached.model_lock(folder):
+        return extract(loaded, recs, list(taps), reduce=reduction, on_progress=on_progress)
 
 
 # ---------------------------------------------------------------------------
@@ -133,19 +127,12 @@ def _all_taps(folder: str) -> tuple[str, ...]:
     return tuple(t.name for t in cached.checkpoint(folder).model.taps())
 
 
-def _logits_tap(folder: str) -> str:
-    names = [t.name for t in cached.checkpoint(folder).model.taps() if t.kind == "logits"]
-    if not names:
-        raise InputError(Path(folder).name, "the model lists no logits tap")
-    return names[-1]
-
-
 def ensure_vectors(folder: str, root: str, fold: int) -> None:
     """Extract every tap of the model, pooled to one vector per clip, for a fold (once; progress bar).
 
     One pass through the model gives every tap's embedding and the logits, so
     changing the tap or opening the Errors page later costs nothing. Pooling:
-    :func:`core.embed.pool_tap` (class token for token taps).
+    :func:`core.activations.pool_tap` (class token for token taps).
 
     Raises
     ------
@@ -162,17 +149,14 @@ def ensure_vectors(folder: str, root: str, fold: int) -> None:
     _done().add(key)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _vectors(folder: str, root: str, fold: int) -> dict[str, np.ndarray]:
-    return _extract(folder, records(root, fold), _all_taps(folder), "vector")
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _predictions(folder: str, root: str, fold: int) -> dict:
+    from core.evaluate import dataset_proba
+
     loaded = cached.checkpoint(folder)
     recs = records(root, fold)
-    logits = torch.from_numpy(_vectors(folder, root, fold)[_logits_tap(folder)]).float()
-    proba = torch.softmax(logits, dim=1).numpy()
+    with cached.model_lock(folder):
+        proba = dataset_proba(loaded, recs)  # the logits ensure_vectors stored: a cache hit
     index = {name: i for i, name in enumerate(loaded.classes)}
     y_true = np.array([index.get(r.category, -1) for r in recs], dtype=np.int64)
     return {
@@ -204,24 +188,14 @@ def predictions(folder: str, root: str, fold: int) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner="Projecting to 2-D (first time only)…")
 def _embedding(folder: str, root: str, fold: int, tap: str, method: str, seed: int) -> np.ndarray:
-    from core.cache import checkpoint_fingerprint, dataset_fingerprint, default_cache
-    from core.embed import METHODS, project
+    from core.embed import cached_embedding
 
-    if method not in METHODS:
-        raise InputError("method", f"{method!r} is not one of {', '.join(METHODS)}")
     loaded = cached.checkpoint(folder)
-    recs = records(root, fold)
-    vectors = _vectors(folder, root, fold)
-    if tap not in vectors:
+    if tap not in _all_taps(folder):
         raise InputError("tap", f"{tap!r} is not a tap of {Path(folder).name}")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cached.model_lock(folder):
         warnings.simplefilter("ignore")  # umap/numba chatter about threads and seeds
-        return default_cache().get_or_compute(
-            checkpoint=checkpoint_fingerprint(loaded.folder), dataset=dataset_fingerprint(recs),
-            preprocessing=loaded.audio_cfg.to_dict(),
-            extra={"what": "embedding", "tap": tap, "method": method, "seed": seed, "source": "explorer"},
-            compute=lambda: {"points": project(vectors[tap], method=method, seed=seed)},
-        )["points"]
+        return cached_embedding(loaded, records(root, fold), tap, method=method, seed=seed)["points"]
 
 
 def embedding(folder: str, root: str, fold: int, tap: str, method: str = "pca", *, seed: int = 0) -> np.ndarray:

@@ -23,6 +23,7 @@ from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
 from core.audio import AudioConfig, mel_frequencies_hz
+from core.errors import InputError
 
 __all__ = [
     "HZ_TICKS",
@@ -436,7 +437,7 @@ def strongest_channels(maps: np.ndarray, *, n: int, order: str = "mean") -> np.n
     np.ndarray [shape=(min(n, C),)], int
     """
     if order not in CHANNEL_ORDERS:
-        raise ValueError(f"order must be one of {CHANNEL_ORDERS}, got {order!r}")
+        raise InputError("order", f"must be one of {CHANNEL_ORDERS}, got {order!r}")
     flat = maps.reshape(maps.shape[0], -1)
     score = {"mean": flat.mean, "max": flat.max, "variance": flat.var}[order](axis=1)
     return np.argsort(-score, kind="stable")[: int(n)]
@@ -631,7 +632,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     weights = np.asarray(weights, dtype=np.float64)
     n_rows, n_cols = len(layers), len(heads)
     if weights.shape[:2] != (n_rows, n_cols):
-        raise ValueError(f"weights has shape {weights.shape}; expected ({n_rows}, {n_cols}, P)")
+        raise InputError("weights", f"shape {weights.shape}; expected ({n_rows}, {n_cols}, P)")
     layout = _grid_layout(n_rows, n_cols, hspace=0.006, vspace=0.03,
                           row_titles=[f"layer {l}" for l in layers], col_titles=[f"head {h}" for h in heads])
     background = _quantise(shrink(S, max_rows=64, max_cols=108))

@@ -21,6 +21,7 @@ from plotly.colors import hex_to_rgb, qualitative, sequential
 from plotly.subplots import make_subplots
 
 from core.audio import AudioConfig, mel_frequencies_hz
+from core.errors import InputError
 from explorer.figures import hz_ticks, shrink
 
 __all__ = [
@@ -134,11 +135,11 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
     points = np.asarray(points, dtype=np.float64)
     n = points.shape[0]
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must be (N, 2), got {points.shape}")
+        raise InputError("points", f"must be (N, 2), got {points.shape}")
     if not (len(clip_ids) == len(true_names) == len(pred_names) == len(confidence) == n):
-        raise ValueError("clip_ids, true_names, pred_names and confidence need one entry per point")
+        raise InputError("clip_ids, true_names, pred_names, confidence", "need one entry per point")
     if colour_by not in ("class", "correct"):
-        raise ValueError(f"colour_by must be 'class' or 'correct', got {colour_by!r}")
+        raise InputError("colour_by", f"must be 'class' or 'correct', got {colour_by!r}")
     true_names, pred_names = list(true_names), list(pred_names)
     correct = np.array([t == p for t, p in zip(true_names, pred_names)], dtype=bool)
     if colour_by == "class":
@@ -491,7 +492,7 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str], *, normalise: bool 
     cm = np.asarray(cm, dtype=np.int64)
     n = len(classes)
     if cm.shape != (n, n):
-        raise ValueError(f"cm must be ({n}, {n}), got {cm.shape}")
+        raise InputError("cm", f"must be ({n}, {n}), got {cm.shape}")
     rows = cm.sum(axis=1, keepdims=True)
     shares = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
     z = shares if normalise else cm
@@ -593,7 +594,7 @@ def gradcam_thumbnail(S: np.ndarray, heat: np.ndarray, *, max_rows: int = 64, ma
     np.ndarray [shape=(rows, cols, 3)], uint8
     """
     if np.shape(S) != np.shape(heat) or np.ndim(S) != 2:
-        raise ValueError(f"S and heat must be the same 2-D shape, got {np.shape(S)} and {np.shape(heat)}")
+        raise InputError("S, heat", f"must be the same 2-D shape, got {np.shape(S)} and {np.shape(heat)}")
     S = shrink(S, max_rows=max_rows, max_cols=max_cols)
     h = np.clip(shrink(heat, max_rows=max_rows, max_cols=max_cols), 0.0, 1.0)
     lo, hi = float(S.min()), float(S.max())

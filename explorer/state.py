@@ -17,7 +17,6 @@ Other pages open a clip with :func:`open_clip`::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import streamlit as st
@@ -63,10 +62,7 @@ PAGE_FILES = {name: f"{PAGES_DIR}/{name}.py" for name in PAGE_NAMES}
 
 
 def page_file(name: str) -> str:
-    """The file of a page relative to explorer/ (``views/<name>.py``; ``pages/<name>.py`` if only that exists)."""
-    here = Path(__file__).resolve().parent
-    if not (here / PAGE_FILES[name]).is_file() and (here / "pages" / f"{name}.py").is_file():
-        return f"pages/{name}.py"
+    """The file of a page relative to explorer/: ``views/<name>.py``."""
     return PAGE_FILES[name]
 
 

@@ -92,12 +92,11 @@ def tap_data(loaded, records: Sequence, taps: Sequence[str], *, cache=None, prog
     X : np.ndarray [shape=(N, n_mels, n_frames)]
         :func:`core.interpret.nmf.nonnegative_target` of the model's input.
     """
-    from core.cache import cached_activations
+    from core.activations import extract
     from core.datasets import load_mono
 
     cfg = loaded.audio_cfg
-    acts = cached_activations(loaded, list(records), list(taps), cfg, progress=progress, reduction="time",
-                              cache=cache)
+    acts = extract(loaded, list(records), list(taps), reduce="time", progress=progress, cache=cache)
     X = np.stack([loaded.features(load_mono(r, cfg))
                   for r in tqdm(records, desc="spectrograms", unit="clip", disable=not progress)])
     return acts, nmf.nonnegative_target(X)

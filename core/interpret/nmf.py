@@ -60,9 +60,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from core.activations import time_activations  # re-exported: decoders read it from here
 from core.audio import AudioConfig
 from core.errors import InputError
-from core.interpret.maps import tokens_to_grid
 
 __all__ = [
     "FLAVOURS",
@@ -100,38 +100,6 @@ DECODER_FOLDER = "decoders"
 
 
 # -- activations and target --------------------------------------------------------------
-
-
-def time_activations(
-    activation: np.ndarray | torch.Tensor,
-    *,
-    grid: tuple[int, int] | None = None,
-    n_special: int = 1,
-) -> np.ndarray:
-    """Pool a tap's output over frequency, keeping channels and the tap's own time steps.
-
-    Parameters
-    ----------
-    activation : array [shape=(N, C, F', T')] or [shape=(N, n_special + P, D)]
-        A conv tap or a token tap.
-    grid : (int, int) or None
-        ``(n_freq_patches, n_time_patches)``, needed for token taps.
-    n_special : int >= 0
-        Special tokens before the patches (token taps).
-
-    Returns
-    -------
-    np.ndarray [shape=(N, K, T')], float32
-        ``K = C`` and ``T' = T'`` for conv taps; ``K = D``, ``T' = n_time_patches`` for tokens.
-    """
-    a = torch.as_tensor(np.asarray(activation), dtype=torch.float32)
-    if a.ndim == 3:
-        if grid is None:
-            raise InputError("grid", "token activations need the patch grid (n_freq, n_time)")
-        a = tokens_to_grid(a, grid=grid, n_special=n_special)  # (N, D, n_freq, n_time)
-    if a.ndim != 4:
-        raise InputError("activation", f"expected (N, C, F, T) or (N, S, D), got shape {tuple(a.shape)}")
-    return a.mean(dim=2).numpy()  # (N, K, T')
 
 
 def activation_matrix(time_acts: np.ndarray, *, n_frames: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The activation cache: keyed by checkpoint, dataset, preprocessing and product; hits counted."""
+"""The array cache: keys from checkpoint, dataset, preprocessing and product; atomic writes; size and clear."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.audio import AudioConfig, log_mel
-from core.cache import ArrayCache, cached_activations, checkpoint_fingerprint, dataset_fingerprint
+from core.audio import AudioConfig
+from core.cache import ArrayCache, checkpoint_fingerprint, dataset_fingerprint
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.datasets import ClipRecord, load_mono
+from core.datasets import ClipRecord
 from core.errors import InputError
 from core.models import build_model
 
@@ -36,41 +36,6 @@ def loaded(tmp_path):
     return load_checkpoint(save_checkpoint(tmp_path / "ckpt", model, CFG, ["a", "b"]))
 
 
-def test_second_call_is_a_counted_hit_with_the_same_arrays(tmp_path, loaded, records):
-    cache = ArrayCache(tmp_path / "cache")
-    first = cached_activations(loaded, records, ["block2", "embedding"], CFG, batch_size=2, progress=False,
-                               cache=cache)
-    assert (cache.stats.hits, cache.stats.misses) == (0, 1)
-    second = cached_activations(loaded, records, ["block2", "embedding"], CFG, batch_size=2, progress=False,
-                                cache=cache)
-    assert (cache.stats.hits, cache.stats.misses) == (1, 1)
-    assert set(second) == {"block2", "embedding", "labels"}
-    for name in first:
-        np.testing.assert_array_equal(first[name], second[name])
-    assert first["block2"].shape == (5, 4, 8, 16)
-    np.testing.assert_array_equal(first["labels"], [0, 1, 0, 1, 0])
-
-    # the extracted values are the model's own
-    x = torch.as_tensor(np.stack([log_mel(load_mono(r, CFG), CFG) for r in records]))[:, None]
-    with torch.no_grad():
-        a = loaded.model.blocks[1].features(loaded.model.blocks[0](x))
-    np.testing.assert_allclose(first["block2"], a.numpy(), atol=1e-5)
-
-
-def test_other_taps_reduction_records_or_preprocessing_miss(tmp_path, loaded, records):
-    cache = ArrayCache(tmp_path / "cache")
-    kwargs = dict(batch_size=4, progress=False, cache=cache)
-    cached_activations(loaded, records, ["block2"], CFG, **kwargs)
-    time = cached_activations(loaded, records, ["block2"], CFG, reduction="time", **kwargs)
-    assert time["block2"].shape == (5, 4, 16)
-    vector = cached_activations(loaded, records, ["block2"], CFG, reduction="vector", **kwargs)
-    assert vector["block2"].shape == (5, 4)
-    cached_activations(loaded, records[:3], ["block2"], CFG, **kwargs)
-    assert (cache.stats.hits, cache.stats.misses) == (0, 4)
-    cached_activations(loaded, records, ["block2"], CFG, reduction="time", **kwargs)
-    assert (cache.stats.hits, cache.stats.misses) == (1, 4)
-
-
 def test_fingerprints_follow_contents(tmp_path, loaded, records):
     before = checkpoint_fingerprint(loaded.folder)
     (loaded.folder / "decoders").mkdir()
@@ -93,11 +58,47 @@ def test_array_cache_round_trip_and_refusals(tmp_path):
     assert cache.load(key) is None  # a broken entry is recomputed, not trusted
 
 
-def test_bad_arguments_are_input_errors(tmp_path, loaded, records):
-    with pytest.raises(InputError, match="reduction"):
-        cached_activations(loaded, records, ["block2"], CFG, reduction="max", cache=ArrayCache(tmp_path))
-    with pytest.raises(InputError):
-        cached_activations(loaded, records, ["block9"], CFG, cache=ArrayCache(tmp_path))
-    with pytest.raises(InputError, match="time"):
-        cached_activations(loaded, records, ["embedding"], CFG, reduction="time", progress=False,
-                           cache=ArrayCache(tmp_path))
+def test_shards_are_whole_or_absent_and_assemble_in_order(tmp_path):
+    cache = ArrayCache(tmp_path)
+    with cache.shard_writer("k", 0, 3) as write:
+        write(0, np.arange(2.0)[:, None])
+        write(2, np.array([[2.0]]))
+    assert cache.has_shard("k", 0, 3)
+    with pytest.raises(RuntimeError):
+        with cache.shard_writer("k", 3, 5) as write:
+            write(0, np.array([[3.0]]))
+            raise RuntimeError("killed half-way")
+    assert not cache.has_shard("k", 3, 5)
+    assert not list(cache.shard_dir("k").glob("*.tmp"))  # nothing half-written stays behind
+    with pytest.raises(InputError, match="rows"):
+        with cache.shard_writer("k", 3, 5) as write:
+            write(0, np.array([[3.0]]))  # a shard short of rows is refused
+    with cache.shard_writer("k", 3, 5) as write:
+        write(0, np.array([[3.0], [4.0]]))
+    joined = cache.assemble("k", [(0, 3), (3, 5)])
+    np.testing.assert_array_equal(joined[:, 0], np.arange(5.0))
+    assert not cache.shard_dir("k").exists()
+    np.testing.assert_array_equal(cache.load_array("k"), joined)
+
+
+def test_size_and_clear(tmp_path):
+    cache = ArrayCache(tmp_path / "arrays")
+    assert cache.size_bytes() == 0
+    cache.save("a", {"x": np.zeros(1000)})
+    size = cache.size_bytes()
+    assert size > 8000
+    assert cache.clear() == size
+    assert cache.size_bytes() == 0 and cache.load("a") is None
+
+
+def test_the_cache_command_reports_the_size_and_clears(tmp_path, monkeypatch, capsys):
+    from core.cache import default_cache
+    from core.cli import main
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    default_cache().save("k", {"x": np.zeros(10_000)})
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out.startswith("80.")  # kB, plus the npz header
+    assert main(["cache", "--clear"]) == 0
+    assert "cleared 80." in capsys.readouterr().out
+    assert default_cache().size_bytes() == 0

@@ -76,3 +76,89 @@ def test_unreadable_files_are_skipped_with_the_reason(tmp_path):
     assert set(reasons) == {"bird/empty.wav", "bird/text.wav", "bird/trunc.wav"}
     assert "empty" in reasons["bird/empty.wav"] and "not a readable audio file" in reasons["bird/text.wav"]
     assert len(open_dataset(tmp_path, check_files=False).records) == 8
+
+
+def urbansound8k(root, rows):
+    (root / "metadata").mkdir(parents=True)
+    with open(root / "metadata" / "UrbanSound8K.csv", "w") as f:
+        f.write("slice_file_name,fsID,start,end,salience,fold,classID,class\n")
+        for name, fold, class_id, cls in rows:
+            f.write(f"{name},1,0.0,0.5,1,{fold},{class_id},{cls}\n")
+            clip(root / "audio" / f"fold{fold}" / name)
+    return root
+
+
+def tiny_checkpoint(folder, classes):
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("secnn", {"channels": [4, 4, 4, 4, 4], "head": [4]}, n_classes=len(classes))
+    cfg = AudioConfig(sr=8000, n_mels=32, n_fft=256, hop_length=128, n_frames=64)
+    return save_checkpoint(folder, model, cfg, classes)
+
+
+def evaluates(capsys, checkpoint, data, fold) -> str:
+    from core.cli import main
+
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--fold", str(fold),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "accuracy" in out.out
+    return out.err
+
+
+def test_urbansound8k_layout_opens_and_evaluates(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    rows = [(f"{i}-{c}.wav", 1 + i % 10, c, ["dog_bark", "siren"][c]) for i in range(10) for c in (0, 1)]
+    root = urbansound8k(tmp_path / "UrbanSound8K", rows)
+    (root / "audio" / "fold3" / "2-1.wav").unlink()
+    ds = open_dataset(root)
+    assert ds.layout == "urbansound8k" and ds.classes == ["dog_bark", "siren"]
+    assert {r.fold for r in ds.records} == set(range(1, 11))
+    assert ds.record("fold7/6-1.wav").path == root / "audio" / "fold7" / "6-1.wav"
+    assert ds.skipped == [("fold3/2-1.wav", "listed in the metadata but absent")]
+    assert ds.describe() == "UrbanSound8K layout: 19 clips, 2 classes, folds 1-10 (1 files skipped)"
+    err = evaluates(capsys, tiny_checkpoint(tmp_path / "ckpt", ds.classes), root, 7)
+    assert "UrbanSound8K layout" in err
+
+
+def test_csv_dataset_opens_and_evaluates_with_or_without_folds(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    for i in range(10):
+        clip(tmp_path / "data" / "clips" / f"{i}.wav")
+    (tmp_path / "data" / "list.csv").write_text("path,label,fold\n" + "".join(
+        f"clips/{i}.wav,{'cat' if i % 2 else 'dog'},{1 + i % 2}\n" for i in range(10)) + "clips/gone.wav,dog,1\n")
+    ds = open_dataset(tmp_path / "data")  # the folder's one CSV with a path column
+    assert ds.layout == "csv" and ds.classes == ["cat", "dog"]
+    assert [r.fold for r in ds.records[:3]] == [1, 2, 1]
+    assert ds.skipped == [("clips/gone.wav", "listed in the CSV but absent")]
+    assert "a CSV of paths and labels layout: 10 clips" in ds.describe()
+    err = evaluates(capsys, tiny_checkpoint(tmp_path / "ckpt", ds.classes), tmp_path / "data" / "list.csv", 2)
+    assert "CSV" in err
+
+    # several labels per clip, no fold column: folds dealt in turn within each class
+    (tmp_path / "multi.csv").write_text("path,labels\n" + "".join(
+        f"data/clips/{i}.wav,{'dog;cat' if i < 3 else 'cat'}\n" for i in range(10)))
+    multi = open_dataset(tmp_path / "multi.csv")
+    assert multi.classes == ["cat", "dog"]
+    assert multi.records[0].labels == (1, 0) and multi.records[0].label == 1 and multi.records[5].labels == (0,)
+    assert [r.fold for r in multi.records if r.category == "cat"] == [1, 2, 3, 4, 5, 1, 2]
+
+
+def test_bad_csv_datasets_are_input_errors(tmp_path):
+    clip(tmp_path / "a.wav")
+    (tmp_path / "one.csv").write_text("path,category\na.wav,x\n")
+    with pytest.raises(InputError, match="label"):
+        open_dataset(tmp_path / "one.csv")
+    (tmp_path / "one.csv").write_text("path,label\na.wav,\n")
+    with pytest.raises(InputError, match="no label"):
+        open_dataset(tmp_path / "one.csv")
+    (tmp_path / "one.csv").write_text("path,label\na.wav,x\n")
+    (tmp_path / "two.csv").write_text("path,label\na.wav,y\n")
+    with pytest.raises(InputError, match="2 CSV files"):
+        open_dataset(tmp_path)
+    with pytest.raises(InputError, match="not a folder or a .csv"):
+        open_dataset(tmp_path / "a.wav")

@@ -88,10 +88,10 @@ def test_cached_embedding_is_computed_once(tmp_path):
         sf.write(path, (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
         records.append(ClipRecord(path.name, path, i % 2, "ab"[i % 2], 1))
     cache = ArrayCache(tmp_path / "cache")
-    first = cached_embedding(loaded, records, "block3", cfg, progress=False, cache=cache)
+    first = cached_embedding(loaded, records, "block3", cache=cache)
     assert first["points"].shape == (6, 2) and first["vectors"].shape == (6, 8)
     assert (cache.stats.hits, cache.stats.misses) == (0, 2)  # activations, then projection
-    second = cached_embedding(loaded, records, "block3", cfg, progress=False, cache=cache)
+    second = cached_embedding(loaded, records, "block3", cache=cache)
     assert (cache.stats.hits, cache.stats.misses) == (2, 2)
     np.testing.assert_array_equal(first["points"], second["points"])
     np.testing.assert_allclose(first["points"], project(first["vectors"], method="pca"), atol=1e-5)

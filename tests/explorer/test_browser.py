@@ -19,7 +19,7 @@ its tap slider with the keyboard, Attention clicks a patch of the rollout map
 clip must become that clip, and "Open on the Clip page" must open it), and
 Decoders draws at once when the shipped checkpoints carry decoders
 (``checkpoints/*/decoders/``), else it trains small ones (30 steps) so that its
-figures show. A page whose file is missing must show the app's placeholder.
+figures show.
 Problems are collected over all pages and reported together.
 
 One screenshot per page goes to ``$SCREENSHOT_DIR`` (default ``screenshots/``
@@ -56,7 +56,7 @@ SERVER_START_S = 60  # streamlit up and answering /_stcore/health
 RENDER_S = 60  # one page's run, cold caches included (shared machine: generous)
 CLIPS_PER_CLASS = 5  # fold = index % 5 + 1, so 5 per class puts one clip of each class in every fold
 
-# (url path, title); a page whose views/<name>.py is missing is the app's placeholder.
+# (url path, title)
 PAGES = [("clip", "Clip"), ("layers", "Layers"), ("attention", "Attention"), ("attribution", "Attribution"),
          ("embeddings", "Embeddings"), ("decoders", "Decoders"), ("errors", "Errors")]
 
@@ -417,7 +417,7 @@ def _shipped_decoders() -> bool:
 
 
 def drawn(name: str, state: dict) -> bool:
-    """Whether a page (not a placeholder) has drawn what it draws first."""
+    """Whether a page has drawn what it draws first."""
     if name == "decoders" and "Train the decoders" in state["text"]:
         return not _shipped_decoders()  # shipped decoders must draw on the first visit; else training comes first
     return state["charts"] > 0
@@ -436,33 +436,28 @@ def test_every_page_renders_and_responds_in_a_real_browser(browser_page, server,
     timings: dict[str, float] = {}
     problems: list[str] = []
 
-    def check(name: str, title: str, s: dict, *, placeholder: bool) -> None:
+    def check(name: str, title: str, s: dict) -> None:
         if s["exceptions"]:
             problems.append(f"{name}: traceback on the page: {s['exceptions']}")
         if s["errors"]:
             problems.append(f"{name}: error messages: {s['errors']}")
         if s["title"] != title:
             problems.append(f"{name}: title {s['title']!r}, expected {title!r}")
-        if placeholder:
-            if "Coming in this release." not in s["text"]:
-                problems.append(f"{name}: neither the page nor its placeholder")
-        elif s["charts"] == 0:
+        if s["charts"] == 0:
             problems.append(f"{name}: no chart; the page reads: {s['text'][:300]!r}")
 
     start = time.monotonic()
     page.goto(server["url"] + "/", wait_until="domcontentloaded")
     for number, (name, title) in enumerate(PAGES, start=1):
         t0 = time.monotonic()
-        placeholder = not (REPO / "explorer" / "views" / f"{name}.py").is_file()
         try:
             if name != "clip":
                 open_page(page, name)
-            s = settle(page, until=lambda s, name=name, title=title, placeholder=placeholder: s["title"] == title and (
-                s["exceptions"] or s["errors"] or (
-                    "Coming in this release." in s["text"] if placeholder else drawn(name, s))))
-            if name in ACTIONS and not placeholder:
+            s = settle(page, until=lambda s, name=name, title=title: s["title"] == title and (
+                s["exceptions"] or s["errors"] or drawn(name, s)))
+            if name in ACTIONS:
                 s = ACTIONS[name](page, s, problems)
-            check(name, title, s, placeholder=placeholder)
+            check(name, title, s)
             shoot(page, screenshot_dir, f"{number}-{name}")
         except Exception as error:  # AssertionError, or a Playwright timeout: note it, go on to the next page
             problems.append(f"{name}: {type(error).__name__}: {error}")

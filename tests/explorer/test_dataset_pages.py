@@ -83,14 +83,15 @@ def test_embeddings_page(env):
     assert any("of 10 clips predicted right" in c.value for c in at.caption)
     # the work is on disk: every tap was extracted in one pass, so another tap only adds its projections
     arrays = env["root"] / "cache" / "arrays"
-    n_entries = len(list(arrays.glob("*.npz")))
-    assert n_entries >= 2  # the activations (10 clips fit one chunk) and this projection
+    n_entries, n_taps = len(list(arrays.glob("*.npz"))), len(list(arrays.glob("*.npy")))
+    assert n_entries >= 1 and n_taps >= 5  # this projection; one activation entry per tap
     # another tap, t-SNE, coloured by right / wrong: served without error
     at.selectbox(key="_w_tap").set_value("block3").run()
     at.radio(key="embeddings_method").set_value("tsne").run()
     at.radio(key="embeddings_colour").set_value("correct").run()
     no_exception(at)
-    assert len(list(arrays.glob("*.npz"))) == n_entries + 2  # PCA and t-SNE of block3, no new extraction
+    assert len(list(arrays.glob("*.npz"))) == n_entries + 2  # PCA and t-SNE of block3
+    assert len(list(arrays.glob("*.npy"))) == n_taps  # no new extraction
     names = {t["name"].split(" ")[0] for t in charts(at)[0]["data"] if t.get("customdata")}
     assert names <= {"right", "wrong"} and names
     assert at.session_state["tap"] == "block3"
@@ -344,3 +345,59 @@ def test_filter_bank_sorts_filters_by_peak_frequency():
     W[4, 0], W[0, 1], W[2, 2] = 2.0, 1.0, 0.5  # peaks at bands 4, 0, 2
     z = array(filter_bank({"mel-gaussian": W}).to_dict()["data"][0]["z"])
     assert np.array_equal(z.argmax(axis=1), [0, 2, 4]) and np.allclose(z.max(axis=1), 1.0)
+
+
+# ---------------------------------------------------------------------------
+# one cache for the command line and the app
+
+
+def test_cli_evaluate_and_the_errors_page_share_one_cache_entry(env, monkeypatch, capsys):
+    from core.activations import cache_keys
+    from core.cache import ArrayCache, default_cache
+    from core.checkpoint import load_checkpoint
+    from core.cli import main
+    from core.evaluate import logits_tap
+
+    ckpt = env["root"] / "checkpoints" / "tiny-secnn"
+    loaded = load_checkpoint(ckpt)
+    fold = 4  # no other test opens fold 4
+    key = cache_keys(loaded, env["data"].select(fold), [logits_tap(loaded.model)], reduce="vector",
+                     cache=default_cache())[logits_tap(loaded.model)]
+    lookups = []
+    load_array = ArrayCache.load_array
+
+    def spy(self, k, **kwargs):
+        found = load_array(self, k, **kwargs)
+        if k == key:
+            lookups.append(found is not None)
+        return found
+
+    monkeypatch.setattr(ArrayCache, "load_array", spy)
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(env["demo"]), "--fold", str(fold),
+                 "--no-progress"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert lookups == [False]  # the command line computed the logits and stored them
+    stored = default_cache().array_path(key)
+    written = stored.stat().st_mtime_ns
+
+    at = start("views/errors.py", dataset_fold=fold)
+    no_exception(at)
+    assert lookups[0] is False and len(lookups) >= 2 and all(lookups[1:])  # the app only read that entry
+    assert stored.stat().st_mtime_ns == written
+
+
+def test_the_sidebar_shows_the_cache_size_and_clears_it(env):
+    from core.cache import default_cache
+
+    at = start("views/errors.py")  # fills the cache with the fold's activations
+    no_exception(at)
+    assert default_cache().size_bytes() > 0
+    assert any(c.value.endswith(f"of extracted activations and projections in `{default_cache().root}`.")
+               and not c.value.startswith("0 B") for c in at.sidebar.caption)
+    before = {p: p.stat().st_mtime_ns for p in default_cache().root.glob("*.np?")}
+    assert before
+    at.sidebar.button(key="_clear_cache").click().run()
+    no_exception(at)
+    after = {p: p.stat().st_mtime_ns for p in default_cache().root.glob("*.np?")}
+    # everything was deleted; the page, rerun, stored only what it needs again
+    assert all(p not in before or after[p] > before[p] for p in after)

@@ -72,7 +72,9 @@ def test_strongest_channels_match_a_loop(order):
 
 
 def test_strongest_channels_refuses_an_unknown_order():
-    with pytest.raises(ValueError):
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="order"):
         figures.strongest_channels(np.zeros((2, 2, 2)), n=1, order="median")
 
 

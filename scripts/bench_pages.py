@@ -1,8 +1,8 @@
 """Explorer timings for ``python -m core bench``: warm re-render per page, cache worth, cold start.
 
-Run as a script (``python explorer/bench_pages.py``); prints one line of JSON
-rows last. Warm re-render: the page's script rerun through Streamlit's AppTest
-with every cache warm (median of ``--repeats``). Cache worth: the same reruns
+Run as a script (``python scripts/bench_pages.py``; ``core/bench.py`` runs it by
+path, so ``core`` never imports ``explorer``); prints one line of JSON rows last.
+Warm re-render: the page's script rerun through Streamlit's AppTest with every cache warm (median of ``--repeats``). Cache worth: the same reruns
 with Streamlit's caches cleared before each, as a ratio. Cold start: a real
 ``streamlit run`` server and headless chromium, from spawning the server to the
 first page showing its first chart.
