@@ -21,6 +21,7 @@ see :mod:`core.interpret.baselines`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import torch
 
 from core.errors import InputError
 
-__all__ = ["ENERGY", "Method", "model_methods", "method_map"]
+__all__ = ["ENERGY", "Method", "rollout_name", "model_methods", "find_method", "method_map"]
 
 ENERGY = "energy (input itself)"
 TRANSFORMER_KINDS = ("ast", "hf-ast")
@@ -76,6 +77,19 @@ def _rollout(head_fusion: str, discard_ratio: float) -> Explain:
         return model_rollout(model, x, head_fusion=head_fusion, discard_ratio=discard_ratio)[0]
 
     return explain
+
+
+def rollout_name(head_fusion: str = "mean", discard_ratio: float = 0.0) -> str:
+    """The method name of a rollout setting: ``"rollout (mean)"``, ``"rollout (max, discard 0.9)"``.
+
+    Examples
+    --------
+    >>> rollout_name("max", 0.9)
+    'rollout (max, discard 0.9)'
+    """
+    if discard_ratio == 0:
+        return f"rollout ({head_fusion})"
+    return f"rollout ({head_fusion}, discard {discard_ratio:g})"
 
 
 def _last_attention(model, x, target):
@@ -141,8 +155,8 @@ def model_methods(model, *, ig_steps: int = 32, occlusion_window: int = 16,
     conv_taps = [t.name for t in model.taps() if t.kind == "conv"]
     if getattr(model, "kind", "") in TRANSFORMER_KINDS or hasattr(model, "grid"):
         methods += [
-            Method("rollout (mean)", _rollout("mean", 0.0), class_specific=False),
-            Method("rollout (max, discard 0.9)", _rollout("max", 0.9), class_specific=False),
+            Method(rollout_name("mean", 0.0), _rollout("mean", 0.0), class_specific=False),
+            Method(rollout_name("max", 0.9), _rollout("max", 0.9), class_specific=False),
             Method("attention × gradient (Chefer)", _attention_relevance),
             Method("attention (last layer)", _last_attention, class_specific=False),
         ]
@@ -156,6 +170,21 @@ def model_methods(model, *, ig_steps: int = 32, occlusion_window: int = 16,
                     Method("occlusion", _occlusion(occlusion_window))]
     methods.append(Method(ENERGY, _energy, baseline=True, class_specific=False))
     return {m.name: m for m in methods}
+
+
+def find_method(model, name: str, **options) -> Method:
+    """The method called ``name``: a key of :func:`model_methods`, ``"grad-cam <tap>"`` for any CAM tap,
+    or any rollout setting (:func:`rollout_name`)."""
+    if name.startswith("grad-cam "):
+        return Method(name, _gradcam(name.removeprefix("grad-cam ")))
+    match = re.fullmatch(r"rollout \((mean|max|min)(?:, discard ([0-9.]+))?\)", name)
+    if match:
+        fusion, discard = match.group(1), float(match.group(2) or 0.0)
+        return Method(name, _rollout(fusion, discard), class_specific=False)
+    methods = model_methods(model, **options)
+    if name not in methods:
+        raise InputError("method", f"{name!r} is not one of {list(methods)}")
+    return methods[name]
 
 
 def method_map(model, name: str, x: torch.Tensor | np.ndarray, target: int, **options) -> np.ndarray:
@@ -181,9 +210,4 @@ def method_map(model, name: str, x: torch.Tensor | np.ndarray, target: int, **op
         x = x[None, None]
     if x.ndim != 4 or x.shape[:2] != (1, 1):
         raise InputError("x", f"expected one spectrogram, got shape {tuple(x.shape)}")
-    if name.startswith("grad-cam "):
-        return np.asarray(_gradcam(name.removeprefix("grad-cam "))(model, x, target), dtype=np.float32)
-    methods = model_methods(model, **options)
-    if name not in methods:
-        raise InputError("method", f"{name!r} is not one of {list(methods)}")
-    return np.asarray(methods[name].explain(model, x, target), dtype=np.float32)
+    return np.asarray(find_method(model, name, **options).explain(model, x, target), dtype=np.float32)
