@@ -116,12 +116,6 @@ with roll_col:
     ui.plot(picker, key=PICKER_KEY, stem=f"rollout_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
             on_select=partial(on_patch_click, PICKER_KEY), selection_mode="points")
 
-with st.expander("How faithful is this rollout map? (deletion against baselines, sanity check)", expanded=True):
-    target = int(np.argmax(cached.probabilities(folder, clip.path)))
-    card = cached.scorecard(folder, clip.path, rollout_name(fusion, float(discard)), target)
-    st.caption(f"Scored for the mix-down and the predicted class, '{loaded.classes[target]}'. Rollout is the same "
-               "for every class: it follows attention, not the decision.")
-    ui.scorecard(card)
 
 if stereo:
     st.subheader("Left, right and mix-down")
@@ -134,3 +128,10 @@ if stereo:
             h = cached.rollout(folder, clip.path, head_fusion=fusion, discard_ratio=float(discard), channel=ch)
             st.plotly_chart(figures.overlay(cached.model_input(clip.path, key, ch), h, cfg, title=ch, height=260),
                             key=f"attention_stereo_{ch}")
+
+with st.expander("How faithful is this rollout map? (deletion against baselines, sanity check)", expanded=True):
+    target = int(np.argmax(cached.probabilities(folder, clip.path)))
+    card = cached.scorecard(folder, clip.path, rollout_name(fusion, float(discard)), target)
+    st.caption(f"Scored for the mix-down and the predicted class, '{loaded.classes[target]}'. Rollout is the same "
+               "for every class: it follows attention, not the decision.")
+    ui.scorecard(card)
