@@ -27,9 +27,9 @@ MODELS = ["tiny-secnn", "tiny-ast"]
 EXPLORER_ENV = {"clips_per_class": 2, "ast": {"dim": 16, "depth": 8, "heads": 8, "mlp_ratio": 1.0}}
 
 
-def start(page: str | None = None) -> AppTest:
+def start(page: str | None = None, *, timeout_s: float = TIMEOUT_S) -> AppTest:
     """The app on its default page, or switched to ``page`` (e.g. "views/layers.py")."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at = AppTest.from_file(APP, default_timeout=timeout_s)
     at.session_state["models"] = list(MODELS)
     at.run()
     if page is not None:
@@ -164,12 +164,17 @@ def test_layers_page(env):
     assert len(charts(at)) == 2
 
 
+# Pages that score their map (deletion curves, smooth random draws, the randomisation sanity check) on first draw.
+SCORING_TIMEOUT_S = 180
+
+
 def test_attention_page(env):
-    at = start("views/attention.py")
+    at = start("views/attention.py", timeout_s=SCORING_TIMEOUT_S)
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Attention"]
     assert at.multiselect(key="attention_layers").value == [1, 4, 8]
-    assert len(charts(at)) == 2  # the layers x heads grid and the rollout map
+    keys = [c.key for c in charts(at)]
+    assert keys[:2] == ["attention_grid_chart", "attention_picker_chart"]  # the grid and the rollout map
     # it opens on a patch (so arcs show at once): the strongest one inside the clip's event box
     opened = at.session_state["query_patch"]
     assert isinstance(opened, int) and any(m.value.startswith(f"**Query:** patch {opened},") for m in at.markdown)
@@ -206,7 +211,7 @@ def test_attention_page_stereo_clip_shows_left_right_and_mix(env):
 
 
 def test_attribution_page(env):
-    at = start("views/attribution.py")
+    at = start("views/attribution.py", timeout_s=SCORING_TIMEOUT_S)
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Attribution"]
     assert len(charts(at)) == 2  # Grad-CAM overlay and deletion curve
