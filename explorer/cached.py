@@ -35,7 +35,8 @@ from core.paths import CHECKPOINTS_DIR
 __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
-    "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "gradcam", "deletion", "masked_audio",
+    "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
+    "method_names", "method_map", "gradcam", "scorecard", "masked_audio",
     "spectrogram_db", "augmented", "augmented_db", "augmented_probabilities",
 ]
 
@@ -340,53 +341,115 @@ def patch_boxes(folder: str) -> np.ndarray:
     return loaded.model.patch_boxes(loaded.audio_cfg)
 
 
+def method_names(folder: str, *, reference: bool = True) -> list[str]:
+    """Names of the heatmap methods for a checkpoint's model (:func:`core.interpret.methods.model_methods`)."""
+    from core.interpret.methods import model_methods
+
+    return list(model_methods(checkpoint(folder).model, reference=reference))
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the map…")
+def method_map(folder: str, path: str, method: str, target: int, channel: str = "mix") -> np.ndarray:
+    """A method's map of one clip for class ``target``: :func:`core.interpret.methods.method_map`.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_frames)], in [0, 1], NaN where the method covers no cell
+    """
+    from core.interpret.methods import method_map as core_method_map
+
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        return core_method_map(loaded.model, method, model_input(path, input_key(folder), channel), int(target))
+
+
+def _rollout_name(head_fusion: str, discard_ratio: float) -> str | None:
+    return {("mean", 0.0): "rollout (mean)", ("max", 0.9): "rollout (max, discard 0.9)"}.get(
+        (head_fusion, round(float(discard_ratio), 6)))
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the stereo rollout…")
+def stereo_rollout(folder: str, path: str, *, head_fusion: str = "mean",
+                   discard_ratio: float = 0.0) -> dict[str, np.ndarray]:
+    """:func:`core.interpret.rollout.stereo_rollout` of a clip: left and right on one shared scale, and the mix."""
+    from core.interpret.rollout import stereo_rollout as core_stereo_rollout
+
+    loaded = checkpoint(folder)
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
+    if loaded.kind != "hf-ast":
+        samples = np.stack([fit_duration(c, loaded.audio_cfg.hop_length * (loaded.audio_cfg.n_frames - 1))
+                            for c in samples])
+    with model_lock(folder):
+        return core_stereo_rollout(loaded, samples, head_fusion=head_fusion, discard_ratio=discard_ratio)
+
+
 @st.cache_data(max_entries=64, show_spinner="Computing the rollout…")
 def rollout(folder: str, path: str, *, head_fusion: str = "mean", discard_ratio: float = 0.0,
             channel: str = "mix") -> np.ndarray:
-    """Attention rollout on the spectrogram's grid: np.ndarray [shape=(n_mels, n_frames)] in [0, 1]."""
-    from core.interpret.rollout import rollout_map
+    """Attention rollout on the spectrogram's grid: np.ndarray [shape=(n_mels, n_frames)] in [0, 1].
+
+    The mix-down's map is :func:`core.interpret.rollout.model_rollout` of the
+    model's input, with the patch geometry (the map ``explain-report`` scores);
+    left and right come from :func:`stereo_rollout`, on one shared scale.
+    """
+    from core.interpret.rollout import model_rollout
+
+    if channel != "mix":
+        return stereo_rollout(folder, path, head_fusion=head_fusion, discard_ratio=discard_ratio)[channel]
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        return model_rollout(loaded.model, _x(folder, path, "mix"), head_fusion=head_fusion,
+                             discard_ratio=discard_ratio)[0]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def default_query(folder: str, path: str, event_boxes: tuple = ()) -> int:
+    """The patch the attention grid opens on: :func:`core.interpret.attention.strongest_patch` of the rollout.
+
+    ``event_boxes`` are ``(t0_s, t1_s, f0_hz, f1_hz)`` tuples (empty: the strongest patch of the whole clip).
+    """
+    from core.interpret.attention import strongest_patch
+    from core.interpret.faithfulness import box_cells
+    from core.interpret.maps import patch_geometry
 
     loaded = checkpoint(folder)
-    cfg = loaded.audio_cfg
-    att = attentions(folder, path, channel)
-    return rollout_map(att, grid=loaded.model.grid, shape=(cfg.n_mels, cfg.n_frames), head_fusion=head_fusion,
-                       discard_ratio=discard_ratio, n_special=getattr(loaded.model, "n_special", 1))[0]
+    heat = rollout(folder, path)
+    cells = None
+    if event_boxes:
+        cells = np.zeros(heat.shape, dtype=bool)
+        for box in event_boxes:
+            bands, frames = box_cells(box, shape=heat.shape, cfg=loaded.audio_cfg)
+            cells[bands, frames] = True
+    return strongest_patch(heat, grid=loaded.model.grid, geometry=patch_geometry(loaded.model), event_cells=cells)
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
 def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix") -> np.ndarray:
-    """Grad-CAM of class ``target`` at ``tap``: np.ndarray [shape=(n_mels, n_frames)] in [0, 1]."""
-    from core.interpret.gradcam import GradCAM
-
-    loaded = checkpoint(folder)
-    with model_lock(folder):
-        heat = GradCAM(loaded.model, [tap])(_x(folder, path, channel), target=int(target))
-    return heat[0]
+    """Grad-CAM of class ``target`` at ``tap``: np.ndarray [shape=(n_mels, n_frames)] in [0, 1], NaN where not covered."""
+    return method_map(folder, path, f"grad-cam {tap}", int(target), channel)
 
 
-@st.cache_data(max_entries=64, show_spinner="Measuring the deletion curve…")
-def deletion(folder: str, path: str, tap: str, target: int, *, n_steps: int = 20,
-             channel: str = "mix") -> dict[str, np.ndarray | float]:
-    """Deletion curve of the Grad-CAM map and of a random map (the baseline).
+@st.cache_data(max_entries=32, show_spinner="Scoring the map against its baselines (deletion curves, sanity check)…")
+def scorecard(folder: str, path: str, method: str, target: int, *, n_steps: int = 10, draws: int = 3) -> dict:
+    """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down).
+
+    Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays quick;
+    the report's table is the measurement.
 
     Returns
     -------
     dict
-        ``fractions``, ``probabilities``, ``auc`` for the map and
-        ``random_probabilities``, ``random_auc`` for the random baseline.
+        The map's deletion curve, the smooth random and energy baselines' curves, the
+        sanity check and a summary in words.
     """
-    from core.interpret.faithfulness import deletion_curve, model_predictor, random_heatmap
+    from core.interpret.methods import find_method
+    from core.interpret.scorecard import clip_scorecard
 
     loaded = checkpoint(folder)
-    cfg = loaded.audio_cfg
-    x = model_input(path, input_key(folder), channel)
-    heat = gradcam(folder, path, tap, target, channel)
+    chosen = find_method(loaded.model, method)
     with model_lock(folder):
-        predict = model_predictor(loaded.model)
-        curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps)
-        base = deletion_curve(predict, x, random_heatmap(x.shape, seed=0), target=int(target), n_steps=n_steps)
-    return {"fractions": curve.fractions, "probabilities": curve.probabilities, "auc": curve.auc,
-            "random_probabilities": base.probabilities, "random_auc": base.auc}
+        return clip_scorecard(loaded.model, chosen.explain, model_input(path, input_key(folder)), int(target),
+                              n_steps=n_steps, draws=draws)
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")
@@ -407,6 +470,6 @@ def masked_audio(folder: str, path: str, tap: str, target: int, keep_fraction: f
     cfg = audio_cfg(folder)
     S_db = spectrogram_db(path, cfg_key(cfg), channel)
     heat = gradcam(folder, path, tap, target, channel)
-    threshold = float(np.quantile(heat, 1.0 - keep_fraction))
-    masked = np.where(heat >= threshold, S_db, S_db.min())
+    threshold = float(np.nanquantile(heat, 1.0 - keep_fraction))
+    masked = np.where(heat >= threshold, S_db, S_db.min())  # NaN (not covered) cells are dropped
     return mel_db_to_audio(masked, cfg), threshold

@@ -540,7 +540,8 @@ def se_weights(weights: np.ndarray, *, n_marked: int = 5, title: str | None = No
 
 def curve(x: np.ndarray, y: np.ndarray, *, x_label: str, y_label: str, title: str | None = None,
           name: str = "heatmap", baseline: tuple[np.ndarray, np.ndarray] | None = None,
-          baseline_name: str = "random", y_range: tuple[float, float] | None = None) -> go.Figure:
+          baseline_name: str = "random", y_range: tuple[float, float] | None = None,
+          more_baselines: Sequence[tuple[np.ndarray, np.ndarray, str]] = ()) -> go.Figure:
     """A line chart, optionally with a dashed baseline (deletion and insertion curves).
 
     Parameters
@@ -549,6 +550,9 @@ def curve(x: np.ndarray, y: np.ndarray, *, x_label: str, y_label: str, title: st
     x_label, y_label : str
         Axis titles, with their units.
     baseline : (np.ndarray, np.ndarray) or None
+        Drawn dashed grey.
+    more_baselines : sequence of (x, y, name)
+        Further baselines, drawn dotted.
     y_range : (float, float) or None
         Fixed y range (e.g. (0, 1) for probabilities); ``None`` fits the data.
 
@@ -560,6 +564,8 @@ def curve(x: np.ndarray, y: np.ndarray, *, x_label: str, y_label: str, title: st
     if baseline is not None:
         fig.add_trace(go.Scatter(x=baseline[0], y=baseline[1], mode="lines", name=baseline_name,
                                  line=dict(dash="dash", color="grey")))
+    for bx, by, bname in more_baselines:
+        fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", name=bname, line=dict(dash="dot", color="#8c564b")))
     fig.update_xaxes(title_text=x_label)
     fig.update_yaxes(title_text=y_label, range=list(y_range) if y_range is not None else None)
     fig.update_layout(legend=dict(orientation="h", y=1.1, x=1, xanchor="right"))

@@ -15,7 +15,7 @@ from core.errors import InputError
 from explorer import cached, figures, state
 
 __all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "pick_model", "download_figure",
-           "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP"]
+           "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP", "scorecard"]
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
              "transformer's last layer this is always so: only the class token reaches the head. Pick an "
@@ -172,3 +172,21 @@ def download_table(rows, columns, *, stem: str, key: str) -> None:
 def safe_stem(text: str) -> str:
     """A file-name-safe version of a clip or model name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
+
+
+def scorecard(card: dict) -> None:
+    """A map's deletion AUC beside its baselines, and its sanity verdict, as metrics and sentences.
+
+    ``card`` is :func:`explorer.cached.scorecard`'s result (core's ``clip_scorecard``).
+    """
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Deletion AUC (this map)", f"{card['auc']:.3f}", help="Lower is better.")
+    m2.metric("Smooth random blobs", f"{card['random_auc']:.3f}", delta=f"± {card['random_spread']:.3f}",
+              delta_color="off", help="Mean over random smooth maps; ± their spread.")
+    m3.metric("Loudest cells first", f"{card['energy_auc']:.3f}",
+              help="The spectrogram itself used as the map: no model needed.")
+    st.caption(card["summary"])
+    if card.get("sanity_verdict"):
+        words = f"**Sanity check** ({len(card['sanity_layers'])} layers replaced by noise, top down): " + \
+            card["sanity_verdict"] + "."
+        (st.success if card["sanity_passed"] else st.warning)(words)

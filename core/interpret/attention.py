@@ -36,6 +36,7 @@ __all__ = [
     "top_patches",
     "attended_patches",
     "attention_grid",
+    "strongest_patch",
 ]
 
 DEFAULT_LAYERS = (1, 4, 8)
@@ -248,3 +249,49 @@ def attention_grid(
         for layer in layers
         for head in heads
     }
+
+
+def strongest_patch(heat: np.ndarray, *, grid: tuple[int, int], geometry, event_cells: np.ndarray | None = None) -> int:
+    """The patch to open the attention grid on: the strongest inside the event, else the strongest of all.
+
+    Parameters
+    ----------
+    heat : np.ndarray [shape=(n_mels, n_frames)]
+        A relevance map on the spectrogram (e.g. rollout); NaN cells ignored.
+    grid : (int, int)
+        ``(n_freq_patches, n_time_patches)``.
+    geometry : core.interpret.maps.PatchGeometry
+        Where the patches sit.
+    event_cells : np.ndarray [shape=(n_mels, n_frames)], bool, or None
+        Cells inside the clip's event boxes; a patch counts as inside when its
+        centre cell is. ``None`` or no patch inside: all patches compete.
+
+    Returns
+    -------
+    int
+        Patch index (frequency-major) with the highest mean relevance over its cells.
+
+    Examples
+    --------
+    >>> from core.interpret.maps import PatchGeometry
+    >>> heat = np.zeros((4, 6)); heat[2:, 4:] = 1.0
+    >>> strongest_patch(heat, grid=(2, 3), geometry=PatchGeometry(2, 2, 2, 2))
+    5
+    """
+    heat = np.asarray(heat, dtype=np.float64)
+    n_freq, n_time = grid
+    scores = np.full(n_freq * n_time, -np.inf)
+    inside = np.zeros(n_freq * n_time, dtype=bool)
+    for p in range(n_freq * n_time):
+        f, t = divmod(p, n_time)
+        b0, t0 = f * geometry.stride_f, t * geometry.stride_t
+        block = heat[b0:b0 + geometry.patch_f, t0:t0 + geometry.patch_t]
+        if block.size and not np.isnan(block).all():
+            scores[p] = np.nanmean(block)
+        if event_cells is not None:
+            cb = min(b0 + (geometry.patch_f - 1) // 2, heat.shape[0] - 1)
+            ct = min(t0 + (geometry.patch_t - 1) // 2, heat.shape[1] - 1)
+            inside[p] = bool(event_cells[cb, ct])
+    if inside.any():
+        scores = np.where(inside, scores, -np.inf)
+    return int(np.argmax(scores))

@@ -26,7 +26,14 @@ from torch import nn
 
 from core import taps as tap_hooks
 from core.errors import InputError
-from core.interpret.maps import normalise_map, patch_geometry, resize_map, resize_patch_map, tokens_to_grid
+from core.interpret.maps import (
+    normalise_map,
+    patch_geometry,
+    pooling_geometry,
+    resize_map,
+    resize_patch_map,
+    tokens_to_grid,
+)
 from core.models import find_tap
 
 __all__ = ["BaseCAM", "CAM_TAP_KINDS"]
@@ -68,9 +75,12 @@ class BaseCAM:
 
     Notes
     -----
-    Conv maps are stretched over the spectrogram (:func:`~core.interpret.maps.resize_map`);
-    token maps are placed at their patches' centres when the model's config
-    gives the patch geometry (:func:`~core.interpret.maps.resize_patch_map`).
+    Cells are placed at their true centres (:func:`~core.interpret.maps.resize_patch_map`):
+    a conv tap's cells at the centre of the input block its pooling reduced
+    (when the model says how much, ``model.pooling_factor(tap)``; the frames the
+    pooling rounds away are NaN), token maps at their patches' centres when the
+    model's config gives the patch geometry. Otherwise the map is stretched
+    over the spectrogram (:func:`~core.interpret.maps.resize_map`).
 
     Examples
     --------
@@ -123,6 +133,10 @@ class BaseCAM:
         return (weights[:, :, None, None] * activations).sum(dim=1)
 
     # -- the pipeline ----------------------------------------------------------------
+
+    def _pooling(self, name: str):
+        factor = getattr(self.model, "pooling_factor", lambda tap: None)(name)
+        return None if factor is None else pooling_geometry(factor)
 
     def _as_image(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
         """Tap output as (B, C, h, w): conv maps as they are, tokens on the patch grid."""
@@ -188,8 +202,9 @@ class BaseCAM:
                 a = self._as_image(a.detach(), name)
                 g = self._as_image(g, name) if g is not None else None
                 cam = torch.relu(self.layer_map(a, g))  # (B, h, w)
-                if is_tokens and self.geometry is not None:
-                    resized = resize_patch_map(cam, shape, geometry=self.geometry)
+                geometry = self.geometry if is_tokens else self._pooling(name)
+                if geometry is not None:
+                    resized = resize_patch_map(cam, shape, geometry=geometry)
                 else:
                     resized = resize_map(cam, shape)
                 out[name] = normalise_map(resized).numpy()
@@ -209,5 +224,5 @@ class BaseCAM:
         np.ndarray [shape=(B, n_mels, n_frames)], float32
         """
         per_tap = self.maps(x, target=target, shape=shape)
-        mean = np.mean(np.stack(list(per_tap.values())), axis=0)
+        mean = np.mean(np.stack(list(per_tap.values())), axis=0)  # NaN where any tap does not reach
         return normalise_map(mean).numpy()

@@ -8,8 +8,10 @@ Deletion (Petsiuk et al., 2018): remove the most important cells first, in
 default, i.e. silence in a log-mel), rerun the model and follow the target
 class's probability. A faithful map makes it fall fast: a *low* area under the
 curve is good. Insertion starts from the all-filled clip and reveals the most
-important cells first: a *high* area is good. A random heatmap
-(:func:`random_heatmap`) is the baseline every method must beat.
+important cells first: a *high* area is good. Cells of equal importance (a
+ReLU's zeros, a map's NaN cells, which come last) are taken in a random order
+drawn from ``seed``, never in a fixed one. The baselines every method must
+beat are in :mod:`core.interpret.baselines`.
 
 Pointing game (Zhang et al., 2016): a hit when the heatmap's maximum falls in a
 ground-truth event box; boxes in seconds and Hz are mapped to frames and mel
@@ -38,7 +40,10 @@ __all__ = [
     "insertion_curve",
     "random_heatmap",
     "box_cells",
+    "peak_cell",
+    "in_boxes",
     "pointing_game_hit",
+    "distractor_hit",
     "pointing_game",
 ]
 
@@ -96,18 +101,31 @@ def model_predictor(model: nn.Module, *, batch_size: int = 32) -> Predictor:
     return predict
 
 
-def importance_order(heatmap: np.ndarray) -> np.ndarray:
-    """Flat cell indices, most important first (ties keep row-major order).
+def importance_order(heatmap: np.ndarray, *, seed: int | None = 0) -> np.ndarray:
+    """Flat cell indices, most important first; ties in a random order; NaN cells last.
 
     Parameters
     ----------
     heatmap : np.ndarray [shape=(n_mels, n_frames)]
+    seed : int or None
+        Of the random order among equal values; ``None`` keeps row-major order
+        (only for tests that need it: a fixed order favours low bands and early frames).
 
     Returns
     -------
     np.ndarray [shape=(n_mels * n_frames,)], int
+
+    Examples
+    --------
+    >>> importance_order(np.array([[0.0, 1.0, np.nan]]), seed=None)
+    array([1, 0, 2])
     """
-    return np.argsort(-np.asarray(heatmap, dtype=np.float64).ravel(), kind="stable")
+    values = np.asarray(heatmap, dtype=np.float64).ravel()
+    key = -np.where(np.isnan(values), -np.inf, values)  # NaN (not covered) least important
+    if seed is None:
+        return np.argsort(key, kind="stable")
+    tiebreak = np.random.default_rng(seed).random(values.size)
+    return np.lexsort((tiebreak, key))  # by key, then by the random draw
 
 
 def _fill_value(x: np.ndarray, fill: str | float) -> float:
@@ -119,7 +137,8 @@ def _fill_value(x: np.ndarray, fill: str | float) -> float:
 
 
 def perturbed_inputs(
-    x: np.ndarray, heatmap: np.ndarray, *, mode: str, n_steps: int = 20, fill: str | float = "min"
+    x: np.ndarray, heatmap: np.ndarray, *, mode: str, n_steps: int = 20, fill: str | float = "min",
+    seed: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The clips a deletion or insertion curve feeds the model.
 
@@ -132,6 +151,8 @@ def perturbed_inputs(
     n_steps : int > 0
     fill : {"min", "mean"} or float
         Value of removed (or not yet revealed) cells: the clip's minimum, its mean, or a number.
+    seed : int or None
+        Order among equal values (:func:`importance_order`).
 
     Returns
     -------
@@ -143,13 +164,13 @@ def perturbed_inputs(
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise InputError("x", f"expected a spectrogram (n_mels, n_frames), got shape {x.shape}")
-    heatmap = check_heatmap(heatmap, x.shape)
+    heatmap = check_heatmap(heatmap, x.shape, allow_nan=True)
     if mode not in ("deletion", "insertion"):
         raise InputError("mode", f"{mode!r} is not 'deletion' or 'insertion'")
     if n_steps < 1:
         raise InputError("n_steps", f"must be at least 1, got {n_steps}")
     value = _fill_value(x, fill)
-    order = importance_order(heatmap)
+    order = importance_order(heatmap, seed=seed)
     n_cells = order.size
     counts = np.round(np.arange(n_steps + 1) * n_cells / n_steps).astype(int)
     inputs = np.empty((n_steps + 1, *x.shape), dtype=np.float32)
@@ -164,8 +185,8 @@ def perturbed_inputs(
     return inputs, counts / n_cells
 
 
-def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill) -> Curve:
-    inputs, fractions = perturbed_inputs(x, heatmap, mode=mode, n_steps=n_steps, fill=fill)
+def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill, seed) -> Curve:
+    inputs, fractions = perturbed_inputs(x, heatmap, mode=mode, n_steps=n_steps, fill=fill, seed=seed)
     probabilities = np.asarray(predict(inputs))
     if probabilities.ndim != 2 or len(probabilities) != len(inputs):
         raise InputError("predict", f"must return (N, n_classes) probabilities, got shape {probabilities.shape}")
@@ -176,7 +197,8 @@ def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill) -> Cu
 
 
 def deletion_curve(
-    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min"
+    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min",
+    seed: int | None = 0,
 ) -> Curve:
     """Probability of ``target`` as the most important cells are removed; lower AUC is better.
 
@@ -187,18 +209,19 @@ def deletion_curve(
     x, heatmap : np.ndarray [shape=(n_mels, n_frames)]
     target : int
         The class followed.
-    n_steps, fill
+    n_steps, fill, seed
         As in :func:`perturbed_inputs`.
 
     Returns
     -------
     Curve
     """
-    return _curve(predict, x, heatmap, mode="deletion", target=target, n_steps=n_steps, fill=fill)
+    return _curve(predict, x, heatmap, mode="deletion", target=target, n_steps=n_steps, fill=fill, seed=seed)
 
 
 def insertion_curve(
-    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min"
+    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min",
+    seed: int | None = 0,
 ) -> Curve:
     """Probability of ``target`` as the most important cells are revealed; higher AUC is better.
 
@@ -208,11 +231,12 @@ def insertion_curve(
     -------
     Curve
     """
-    return _curve(predict, x, heatmap, mode="insertion", target=target, n_steps=n_steps, fill=fill)
+    return _curve(predict, x, heatmap, mode="insertion", target=target, n_steps=n_steps, fill=fill, seed=seed)
 
 
 def random_heatmap(shape: tuple[int, int], *, seed: int = 0) -> np.ndarray:
-    """The baseline: independent uniform noise per cell.
+    """Independent uniform noise per cell (a weak baseline: real maps are smooth;
+    see :func:`core.interpret.baselines.smooth_random_map`).
 
     Parameters
     ----------
@@ -271,39 +295,88 @@ def box_cells(box, *, shape: tuple[int, int], cfg: AudioConfig = AudioConfig()) 
     return slice(b0, b1 + 1), slice(t0, t1 + 1)
 
 
+def peak_cell(heatmap: np.ndarray, *, seed: int | None = 0) -> tuple[int, int]:
+    """(band, frame) of the heatmap's maximum, NaN cells ignored.
+
+    Among equal maxima one is drawn at random from ``seed`` (so a constant map
+    points anywhere, at chance); ``None`` takes the first in row-major order.
+    """
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if heatmap.ndim != 2:
+        raise InputError("heatmap", f"expected (n_mels, n_frames), got shape {heatmap.shape}")
+    heatmap = check_heatmap(heatmap, heatmap.shape, allow_nan=True)
+    peaks = np.flatnonzero(heatmap.ravel() == np.nanmax(heatmap))
+    pick = peaks[0] if seed is None else np.random.default_rng(seed).choice(peaks)
+    band, frame = np.unravel_index(int(pick), heatmap.shape)
+    return int(band), int(frame)
+
+
+def in_boxes(cell: tuple[int, int], boxes: Sequence, *, shape: tuple[int, int],
+             cfg: AudioConfig = AudioConfig(), tolerance: int = 0) -> bool:
+    """Whether a (band, frame) cell lies in any of the boxes (``tolerance`` cells around each)."""
+    band, frame = cell
+    for box in boxes:
+        bands, frames = box_cells(box, shape=shape, cfg=cfg)
+        if (bands.start - tolerance <= band < bands.stop + tolerance
+                and frames.start - tolerance <= frame < frames.stop + tolerance):
+            return True
+    return False
+
+
 def pointing_game_hit(
-    heatmap: np.ndarray, boxes: Sequence, *, cfg: AudioConfig = AudioConfig(), tolerance: int = 0
+    heatmap: np.ndarray, boxes: Sequence, *, cfg: AudioConfig = AudioConfig(), tolerance: int = 0,
+    seed: int | None = 0,
 ) -> bool:
     """Whether the heatmap's maximum falls in any of the boxes.
 
     Parameters
     ----------
     heatmap : np.ndarray [shape=(n_mels, n_frames)]
-        With ties, the first maximum in row-major order counts (so a constant
-        map points at the lowest band of the first frame).
+        NaN cells (not covered by the method) are ignored; among equal maxima
+        one is drawn at random (:func:`peak_cell`).
     boxes : sequence of Box or (t0_s, t1_s, f0_hz, f1_hz)
         At least one.
     cfg : AudioConfig
     tolerance : int >= 0
         Cells a hit may lie outside a box, in bands and in frames.
+    seed : int or None
+        Of the draw among equal maxima.
 
     Returns
     -------
     bool
     """
-    heatmap = np.asarray(heatmap, dtype=np.float64)
-    if heatmap.ndim != 2:
-        raise InputError("heatmap", f"expected (n_mels, n_frames), got shape {heatmap.shape}")
-    heatmap = check_heatmap(heatmap, heatmap.shape)
     if len(boxes) == 0:
         raise InputError("boxes", "the clip has no ground-truth box")
-    band, frame = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    for box in boxes:
-        bands, frames = box_cells(box, shape=heatmap.shape, cfg=cfg)
-        if (bands.start - tolerance <= band < bands.stop + tolerance
-                and frames.start - tolerance <= frame < frames.stop + tolerance):
-            return True
-    return False
+    cell = peak_cell(heatmap, seed=seed)
+    return in_boxes(cell, boxes, shape=np.shape(heatmap), cfg=cfg, tolerance=tolerance)
+
+
+def distractor_hit(
+    heatmap: np.ndarray, distractors: Sequence, events: Sequence = (), *, cfg: AudioConfig = AudioConfig(),
+    seed: int | None = 0,
+) -> bool:
+    """Whether the heatmap's maximum falls in a distractor box (a sound of no class) and in no event box.
+
+    Parameters
+    ----------
+    heatmap : np.ndarray [shape=(n_mels, n_frames)]
+    distractors, events : sequence of Box or (t0_s, t1_s, f0_hz, f1_hz)
+        Where they overlap, a peak counts for the event, not as a distractor hit.
+    cfg : AudioConfig
+    seed : int or None
+        As in :func:`pointing_game_hit` (the same seed gives the same peak).
+
+    Returns
+    -------
+    bool
+        False when the clip has no distractor.
+    """
+    if len(distractors) == 0:
+        return False
+    cell = peak_cell(heatmap, seed=seed)
+    shape = np.shape(heatmap)
+    return in_boxes(cell, distractors, shape=shape, cfg=cfg) and not in_boxes(cell, events, shape=shape, cfg=cfg)
 
 
 def pointing_game(

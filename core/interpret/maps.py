@@ -3,8 +3,15 @@
 A heatmap here is always indexed like the spectrogram the model saw: rows are
 mel bands (row 0 = lowest band), columns are frames (column 0 = start of the
 clip). Methods compute a map on their own coarser grid (a conv tap's
-``(F', T')``, the AST's patch grid) and call :func:`resize_map` to bring it to
-``(n_mels, n_frames)``.
+``(F', T')``, the AST's patch grid) and bring it to ``(n_mels, n_frames)`` with
+:func:`resize_patch_map`, which puts each cell at its true centre (a
+:class:`PatchGeometry`: an AST patch, or the input block a conv tap's pooling
+reduced to one cell), or with :func:`resize_map` where no geometry is known.
+
+Cells of the spectrogram that no coarse cell covers (the last frames a
+block's pooling rounds away, the frames past the AST's last patch) are NaN:
+the method says nothing about them. :func:`normalise_map` ignores NaN; the
+faithfulness scores rank NaN cells last.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from core.errors import InputError
 __all__ = [
     "PatchGeometry",
     "patch_geometry",
+    "pooling_geometry",
     "resize_map",
     "resize_patch_map",
     "normalise_map",
@@ -41,6 +49,29 @@ class PatchGeometry:
     patch_t: int
     stride_f: int
     stride_t: int
+
+    def covered(self, n_cells: tuple[int, int]) -> tuple[int, int]:
+        """How many bands and frames an ``(n_freq, n_time)`` grid of these patches covers from the start."""
+        n_freq, n_time = n_cells
+        return (n_freq - 1) * self.stride_f + self.patch_f, (n_time - 1) * self.stride_t + self.patch_t
+
+
+def pooling_geometry(factor_f: int, factor_t: int | None = None) -> PatchGeometry:
+    """Geometry of a conv tap after pooling by ``factor`` (e.g. ``2**k`` after k 2x2 max-pools).
+
+    Cell ``(f, t)`` of such a tap pools input bands ``f * factor_f ... (f + 1) * factor_f - 1``
+    and frames likewise (its receptive field is wider; this is where its centre sits).
+    Pooling rounds down, so the last ``n_frames % factor_t`` frames belong to no cell.
+
+    Examples
+    --------
+    >>> pooling_geometry(32)
+    PatchGeometry(patch_f=32, patch_t=32, stride_f=32, stride_t=32)
+    """
+    factor_t = factor_f if factor_t is None else factor_t
+    if min(factor_f, factor_t) < 1:
+        raise InputError("pooling factor", f"must be >= 1, got {(factor_f, factor_t)}")
+    return PatchGeometry(int(factor_f), int(factor_t), int(factor_f), int(factor_t))
 
 
 def patch_geometry(model) -> PatchGeometry | None:
@@ -88,7 +119,8 @@ def resize_patch_map(maps: torch.Tensor | np.ndarray, shape: tuple[int, int], *,
     Unlike :func:`resize_map`, this follows the patches' real positions: patch
     ``(f, t)`` is centred on band ``f * stride_f + (patch_f - 1) / 2`` and frame
     ``t * stride_t + (patch_t - 1) / 2``; cells between centres are linearly
-    interpolated, cells beyond the first or last centre take the edge value.
+    interpolated, cells beyond the first or last centre but inside a patch take
+    the edge value, and cells no patch covers are NaN.
 
     Parameters
     ----------
@@ -99,7 +131,7 @@ def resize_patch_map(maps: torch.Tensor | np.ndarray, shape: tuple[int, int], *,
 
     Returns
     -------
-    Tensor [shape=(..., n_mels, n_frames)], float32
+    Tensor [shape=(..., n_mels, n_frames)], float32, NaN where no patch reaches
     """
     maps = np.asarray(torch.as_tensor(maps, dtype=torch.float32).detach().cpu())
     n_freq, n_time = maps.shape[-2:]
@@ -114,11 +146,14 @@ def resize_patch_map(maps: torch.Tensor | np.ndarray, shape: tuple[int, int], *,
         return np.stack([np.interp(at, centres, eye[k]) for k in range(len(centres))], axis=1)
 
     out = weights(band_centres, rows) @ maps @ weights(frame_centres, cols).T  # (..., n_mels, n_frames)
+    n_bands, n_cols = geometry.covered((n_freq, n_time))
+    out[..., n_bands:, :] = np.nan  # bands no patch covers
+    out[..., :, n_cols:] = np.nan  # frames no patch covers (pooling and patching round down)
     return torch.as_tensor(out, dtype=torch.float32)
 
 
 def normalise_map(maps: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Min-max scale each map to [0, 1]; a constant map becomes all zeros.
+    """Min-max scale each map to [0, 1]; a constant map becomes all zeros; NaN cells stay NaN.
 
     Parameters
     ----------
@@ -129,14 +164,22 @@ def normalise_map(maps: torch.Tensor | np.ndarray) -> torch.Tensor:
     Tensor [shape=maps.shape], float32, each ``(h, w)`` map in [0, 1]
     """
     maps = torch.as_tensor(maps, dtype=torch.float32)
-    low = maps.amin(dim=(-2, -1), keepdim=True)
-    span = maps.amax(dim=(-2, -1), keepdim=True) - low
-    safe = torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, (maps - low) / safe, torch.zeros_like(maps))
+    nan = torch.isnan(maps)
+    low = torch.where(nan, torch.inf, maps).amin(dim=(-2, -1), keepdim=True)
+    high = torch.where(nan, -torch.inf, maps).amax(dim=(-2, -1), keepdim=True)
+    span = high - low
+    ok = torch.isfinite(span) & (span > 0)
+    safe = torch.where(ok, span, torch.ones_like(span))
+    scaled = torch.where(ok, (maps - torch.where(ok, low, torch.zeros_like(low))) / safe, torch.zeros_like(maps))
+    return torch.where(nan, torch.nan, scaled)
 
 
-def check_heatmap(heatmap: np.ndarray, shape: tuple[int, int], *, what: str = "heatmap") -> np.ndarray:
+def check_heatmap(heatmap: np.ndarray, shape: tuple[int, int], *, what: str = "heatmap",
+                  allow_nan: bool = False) -> np.ndarray:
     """Refuse a heatmap that is not a finite ``shape`` array; return it as float64.
+
+    With ``allow_nan``, NaN marks cells the method does not cover (infinities
+    and an all-NaN map are still refused).
 
     Parameters
     ----------
@@ -151,8 +194,11 @@ def check_heatmap(heatmap: np.ndarray, shape: tuple[int, int], *, what: str = "h
     heatmap = np.asarray(heatmap, dtype=np.float64)
     if heatmap.shape != tuple(shape):
         raise InputError(what, f"shape {heatmap.shape} does not match the spectrogram's {tuple(shape)}")
-    if not np.all(np.isfinite(heatmap)):
+    nan = np.isnan(heatmap)
+    if np.any(np.isinf(heatmap)) or (np.any(nan) and not allow_nan):
         raise InputError(what, "holds NaN or infinite values")
+    if nan.all():
+        raise InputError(what, "covers no cell (all NaN)")
     return heatmap
 
 

@@ -1,22 +1,28 @@
-"""``python -m core explain-report``: how faithful each explanation method is, as one table.
+"""``python -m core explain-report``: how faithful each explanation method is, beside its baselines, as one table.
 
-For every clip of one fold, each method makes a heatmap for the clip's true
-class; the table gives per method the pointing-game hit rate (clips with a
-ground-truth box only), and the mean deletion AUC (lower is better) and
-insertion AUC (higher is better). Methods:
+For every clip of one fold, each method (:mod:`core.interpret.methods`) makes
+a heatmap for the clip's true class. Per method the table gives, each as a
+mean over clips with a bootstrap 95 % interval:
 
-* AST (``"ast"``, ``"hf-ast"``): rollout (mean fusion; and max fusion with 0.9
-  of the weakest links discarded), Grad-CAM on the token grid of the
-  second-to-last layer (the last layer's patch tokens get no gradient: only
-  its class token reaches the head), the last layer's raw attention from the
-  class token (mean over heads), random;
-* SE-CNN: Grad-CAM at each conv tap, random.
+* **pointing game**: the map's peak in the clip's event box (clips with a box only);
+* **distractor hits**: the peak in a distractor box (a sound of no class)
+  rather than the event (clips with a distractor only; datasets without
+  distractors show "—");
+* **deletion AUC** (lower is better) and **insertion AUC** (higher is better),
+  ties in the map's order broken at random (seeded);
+* **sanity**: Spearman's rank correlation of the map with the map from the
+  model after cascading randomisation (:mod:`core.interpret.sanity`): after
+  the top layer only, and after all layers, with the verdict, on a slice of
+  the clips.
 
-A method that loses to random is reported as it is.
+And the baselines: the energy map (the input itself, a method that ignores
+the model), a smooth random map (mean over ``--draws`` draws; the JSON keeps
+the spread over draws) and the pointing game's chance level (the share of
+cells in the boxes). A method that loses to a baseline is reported as it is.
 
 Examples
 --------
-``python -m core explain-report --checkpoint checkpoints/secnn --data data/demo --fold 5 --limit 40``
+``python -m core explain-report --checkpoint checkpoints/secnn --data .cache/demo-seed0 --fold 5 --limit 20``
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
+
 from pathlib import Path
 
 import numpy as np
@@ -32,103 +39,45 @@ import torch
 from tqdm.auto import tqdm
 
 from core.errors import InputError
+from core.interpret.baselines import bootstrap_interval, pointing_chance, random_curves, smooth_random_map
 from core.interpret.faithfulness import (
     deletion_curve,
+    distractor_hit,
     insertion_curve,
     model_predictor,
     pointing_game_hit,
-    random_heatmap,
 )
-from core.interpret.gradcam import GradCAM
-from core.interpret.maps import normalise_map, patch_geometry, resize_map, resize_patch_map
-from core.interpret.rollout import rollout_map
+from core.interpret.methods import ENERGY, model_methods
+from core.interpret.sanity import cascading_randomisation, verdict
 
-__all__ = ["configure", "run", "heatmap_methods", "faithfulness_table", "format_table"]
+__all__ = ["configure", "run", "faithfulness_table", "format_table", "SMOOTH_RANDOM", "CHANCE"]
 
-Method = Callable[[torch.Tensor, int], np.ndarray]
-TRANSFORMER_KINDS = ("ast", "hf-ast")
+SMOOTH_RANDOM = "smooth random map"
+CHANCE = "chance (box area)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     parser.add_argument("--data", required=True, type=Path, help="dataset folder (ESC-50 layout or class folders)")
     parser.add_argument("--fold", type=int, default=5, help="fold to score (default 5)")
-    parser.add_argument("--limit", type=int, default=None, help="score at most N clips of the fold")
+    parser.add_argument("--limit", type=int, default=None, help="score at most N clips, evenly through the fold")
     parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
+    parser.add_argument("--draws", type=int, default=4, help="smooth random maps per clip (default 4)")
+    parser.add_argument("--sanity-clips", type=int, default=8,
+                        help="clips the randomisation sanity check runs on (default 8; 0 skips it)")
+    parser.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients steps (default 32)")
+    parser.add_argument("--occlusion-window", type=int, default=16, help="occlusion block size (default 16)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="leave out Integrated Gradients and occlusion (the slowest methods)")
     parser.add_argument("--fill", default="min", help="value of removed cells: min, mean or a number")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines and tie-breaking")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default results/explain-report-<checkpoint>.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _last_attention_map(model, shape) -> Method:
-    grid, n_special, geometry = model.grid, getattr(model, "n_special", 1), patch_geometry(model)
-
-    def explain(x: torch.Tensor, target: int) -> np.ndarray:
-        with torch.no_grad():
-            _, attentions = model(x, output_attentions=True)
-        row = attentions[-1][:, :, 0, n_special:].mean(dim=1).reshape(-1, *grid)  # (1, nF, nT)
-        resized = resize_map(row, shape) if geometry is None else resize_patch_map(row, shape, geometry=geometry)
-        return normalise_map(resized).numpy()[0]
-
-    return explain
-
-
-def _rollout_method(model, shape, *, head_fusion: str, discard_ratio: float) -> Method:
-    grid, n_special, geometry = model.grid, getattr(model, "n_special", 1), patch_geometry(model)
-
-    def explain(x: torch.Tensor, target: int) -> np.ndarray:
-        with torch.no_grad():
-            _, attentions = model(x, output_attentions=True)
-        return rollout_map(attentions, grid=grid, shape=shape, head_fusion=head_fusion,
-                           discard_ratio=discard_ratio, n_special=n_special, geometry=geometry)[0]
-
-    return explain
-
-
-def _gradcam_method(model, tap: str) -> Method:
-    cam = GradCAM(model, [tap])
-
-    def explain(x: torch.Tensor, target: int) -> np.ndarray:
-        return cam.maps(x, target=target)[tap][0]
-
-    return explain
-
-
-def heatmap_methods(model, shape: tuple[int, int], *, seed: int = 0) -> dict[str, Method]:
-    """The methods the report compares for this model.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A project model in eval mode (``kind`` "secnn", "ast" or "hf-ast").
-    shape : (int, int)
-        ``(n_mels, n_frames)`` of its input.
-    seed : int
-        Seed of the random baseline (each call draws a new map from one generator).
-
-    Returns
-    -------
-    dict
-        Method name -> ``explain(x, target) -> np.ndarray (n_mels, n_frames)``
-        with ``x`` a tensor ``(1, 1, n_mels, n_frames)``.
-    """
-    methods: dict[str, Method] = {}
-    token_taps = [t.name for t in model.taps() if t.kind == "tokens"]
-    conv_taps = [t.name for t in model.taps() if t.kind == "conv"]
-    if getattr(model, "kind", "") in TRANSFORMER_KINDS:
-        methods["rollout (mean)"] = _rollout_method(model, shape, head_fusion="mean", discard_ratio=0.0)
-        methods["rollout (max, discard 0.9)"] = _rollout_method(model, shape, head_fusion="max", discard_ratio=0.9)
-        tap = token_taps[-2] if len(token_taps) > 1 else token_taps[-1]
-        methods[f"grad-cam {tap}"] = _gradcam_method(model, tap)
-        methods["attention (last layer)"] = _last_attention_map(model, shape)
-    else:
-        for tap in conv_taps:
-            methods[f"grad-cam {tap}"] = _gradcam_method(model, tap)
-    rng = np.random.default_rng(seed)
-    methods["random"] = lambda x, target: random_heatmap(shape, seed=int(rng.integers(2**31)))
-    return methods
+def _interval(values) -> list[float] | None:
+    return None if len(values) == 0 else [round(v, 4) for v in bootstrap_interval(values)]
 
 
 def faithfulness_table(
@@ -137,12 +86,18 @@ def faithfulness_table(
     features: np.ndarray,
     *,
     boxes: Callable[[str], list] | None = None,
+    distractor_boxes: Callable[[str], list] | None = None,
     n_steps: int = 20,
+    draws: int = 8,
+    sanity_clips: int = 8,
+    ig_steps: int = 32,
+    occlusion_window: int = 16,
+    reference: bool = True,
     fill: str | float = "min",
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, dict]:
-    """Score every method on the given clips.
+    """Score every method and baseline on the given clips.
 
     Parameters
     ----------
@@ -151,56 +106,141 @@ def faithfulness_table(
         Targets are the records' labels.
     features : np.ndarray [shape=(N, n_mels, n_frames)]
         The model's input for each record.
-    boxes : callable or None
-        ``clip_id -> list of Box``; clips without boxes do not count for the pointing game.
+    boxes, distractor_boxes : callable or None
+        ``clip_id -> list of Box``: the event boxes (``Dataset.boxes``) and the
+        distractor boxes (``Dataset.distractor_boxes``); clips without count
+        for neither the pointing game nor distractor hits.
     n_steps, fill
         Of the deletion and insertion curves.
+    draws : int
+        Smooth random maps per clip.
+    sanity_clips : int
+        The sanity check runs on this many clips (evenly through ``records``); 0 skips it.
+    ig_steps, occlusion_window, reference
+        As in :func:`core.interpret.methods.model_methods`.
     seed : int
-        Of the random baseline.
     progress : bool
 
     Returns
     -------
     dict
-        Method -> ``{"pointing_game": float or None, "deletion_auc": float,
-        "insertion_auc": float, "n_clips": int, "n_boxed": int}``.
+        Row name -> ``{"baseline": bool, "pointing_game", "distractor_hits",
+        "deletion_auc", "insertion_auc"`` (each ``[mean, low, high]`` or None),
+        ``"sanity_top", "sanity_all"`` (mean rank correlations or None),
+        ``"sanity_passed"``, ``"sanity_verdict"``, ``"n_clips", "n_boxed",
+        "n_distracted", "seconds_per_clip", "per_clip"}`` (the per-clip values).
     """
+    from core.evaluate import spread
+
     if len(records) != len(features) or len(records) == 0:
         raise InputError("records", f"{len(records)} records for {len(features)} feature arrays")
+    if draws < 1:
+        raise InputError("--draws", f"must be at least 1, got {draws}")
     model = loaded.model.eval()
+    cfg = loaded.audio_cfg
     shape = tuple(features.shape[1:])
-    methods = heatmap_methods(model, shape, seed=seed)
+    methods = model_methods(model, ig_steps=ig_steps, occlusion_window=occlusion_window, reference=reference)
     predict = model_predictor(model, batch_size=n_steps + 1)
-    scores = {name: {"hits": [], "deletion": [], "insertion": []} for name in methods}
-    for record, x in tqdm(list(zip(records, features)), desc="explain-report", unit="clip", disable=not progress):
-        x_t = torch.as_tensor(x, dtype=torch.float32)[None, None]  # (1, 1, n_mels, n_frames)
-        clip_boxes = boxes(record.clip_id) if boxes is not None else []
-        for name, explain in methods.items():
-            heat = explain(x_t, int(record.label))
-            s = scores[name]
-            s["deletion"].append(deletion_curve(predict, x, heat, target=record.label, n_steps=n_steps, fill=fill).auc)
-            s["insertion"].append(insertion_curve(predict, x, heat, target=record.label, n_steps=n_steps, fill=fill).auc)
-            if clip_boxes:
-                s["hits"].append(pointing_game_hit(heat, clip_boxes, cfg=loaded.audio_cfg))
-    return {
-        name: {
-            "pointing_game": float(np.mean(s["hits"])) if s["hits"] else None,
-            "deletion_auc": float(np.mean(s["deletion"])),
-            "insertion_auc": float(np.mean(s["insertion"])),
+    names = list(methods) + [SMOOTH_RANDOM, CHANCE]
+    per = {name: {"hits": [], "distractor": [], "deletion": [], "insertion": [], "seconds": [],
+                  "deletion_spread": []} for name in names}
+    sanity_ids = {r.clip_id for r in spread(list(records), max(0, sanity_clips))} if sanity_clips > 0 else set()
+    sanity = {name: {"top": [], "all": []} for name in methods}
+    for i, (record, x) in enumerate(tqdm(list(zip(records, features)), desc="explain-report", unit="clip",
+                                         disable=not progress)):
+        clip_seed = seed + 1009 * i
+        target = int(record.label)
+        xt = torch.as_tensor(x, dtype=torch.float32)[None, None]
+        events = list(boxes(record.clip_id)) if boxes else []
+        distractors = list(distractor_boxes(record.clip_id)) if distractor_boxes else []
+        for name, method in methods.items():
+            started = time.perf_counter()
+            heat = method.explain(model, xt, target)
+            per[name]["seconds"].append(time.perf_counter() - started)
+            s = per[name]
+            s["deletion"].append(deletion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill,
+                                                seed=clip_seed).auc)
+            s["insertion"].append(insertion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill,
+                                                  seed=clip_seed).auc)
+            if events:
+                s["hits"].append(float(pointing_game_hit(heat, events, cfg=cfg, seed=clip_seed)))
+            if distractors:
+                s["distractor"].append(float(distractor_hit(heat, distractors, events, cfg=cfg, seed=clip_seed)))
+            if record.clip_id in sanity_ids:
+                result = cascading_randomisation(model, method.explain, xt, target, seed=clip_seed)
+                sanity[name]["top"].append(result.top)
+                sanity[name]["all"].append(result.all_random)
+        started = time.perf_counter()
+        rc = random_curves(predict, x, target=target, draws=draws, n_steps=n_steps, fill=fill, seed=clip_seed)
+        s = per[SMOOTH_RANDOM]
+        s["seconds"].append(time.perf_counter() - started)
+        s["deletion"].append(rc.deletion_auc)
+        s["insertion"].append(rc.insertion_auc)
+        s["deletion_spread"].append(rc.deletion_spread)
+        random_maps = [smooth_random_map(shape, seed=clip_seed + k) for k in range(draws)]
+        if events:
+            s["hits"].append(float(np.mean([pointing_game_hit(h, events, cfg=cfg, seed=clip_seed)
+                                            for h in random_maps])))
+            per[CHANCE]["hits"].append(pointing_chance(events, shape=shape, cfg=cfg))
+        if distractors:
+            s["distractor"].append(float(np.mean([distractor_hit(h, distractors, events, cfg=cfg, seed=clip_seed)
+                                                  for h in random_maps])))
+            per[CHANCE]["distractor"].append(pointing_chance(distractors, shape=shape, cfg=cfg))
+    table = {}
+    for name in names:
+        s = per[name]
+        row = {
+            "baseline": name in (SMOOTH_RANDOM, CHANCE) or (name in methods and methods[name].baseline),
+            "pointing_game": _interval(s["hits"]),
+            "distractor_hits": _interval(s["distractor"]),
+            "deletion_auc": _interval(s["deletion"]),
+            "insertion_auc": _interval(s["insertion"]),
             "n_clips": len(s["deletion"]),
             "n_boxed": len(s["hits"]),
+            "n_distracted": len(s["distractor"]),
+            "seconds_per_clip": round(float(np.mean(s["seconds"])), 3) if s["seconds"] else None,
+            "per_clip": {k: [round(float(v), 4) for v in s[k]] for k in ("hits", "distractor", "deletion", "insertion")},
         }
-        for name, s in scores.items()
-    }
+        if name == SMOOTH_RANDOM:
+            row["deletion_spread_over_draws"] = round(float(np.mean(s["deletion_spread"])), 4)
+            row["draws"] = draws
+        if name in sanity and sanity[name]["all"]:
+            top, all_random = float(np.mean(sanity[name]["top"])), float(np.mean(sanity[name]["all"]))
+            passed, words = verdict(all_random)
+            row.update(sanity_top=round(top, 4), sanity_all=round(all_random, 4), sanity_passed=passed,
+                       sanity_verdict=words, sanity_clips=len(sanity[name]["all"]),
+                       sanity_per_clip=[round(v, 4) for v in sanity[name]["all"]])
+        else:
+            row.update(sanity_top=None, sanity_all=None, sanity_passed=None, sanity_verdict=None)
+        table[name] = row
+    return table
+
+
+def _cell(interval) -> str:
+    if interval is None:
+        return "—"
+    mean, low, high = interval
+    return f"{mean:.3f} [{low:.2f}, {high:.2f}]"
 
 
 def format_table(table: dict[str, dict]) -> str:
-    """The table as text: method, pointing-game hit rate, deletion AUC (lower better), insertion AUC (higher better)."""
-    width = max(len("method"), *(len(name) for name in table))
-    lines = [f"{'method':<{width}}  {'pointing game':>13}  {'deletion AUC ↓':>14}  {'insertion AUC ↑':>15}"]
+    """The table as text: one row per method and baseline, means with [95 % interval]."""
+    columns = [("method", "<"), ("pointing game ↑", ">"), ("distractor hits ↓", ">"), ("deletion AUC ↓", ">"),
+               ("insertion AUC ↑", ">"), ("sanity ρ top/all", ">"), ("verdict", "<")]
+    rows = []
     for name, row in table.items():
-        hit = "—" if row["pointing_game"] is None else f"{row['pointing_game']:.3f}"
-        lines.append(f"{name:<{width}}  {hit:>13}  {row['deletion_auc']:>14.3f}  {row['insertion_auc']:>15.3f}")
+        if row.get("sanity_all") is None:
+            rho, word = "—", "—"
+        else:
+            rho = f"{row['sanity_top']:.2f}/{row['sanity_all']:.2f}"
+            word = "passes" if row["sanity_passed"] else "FAILS"
+        rows.append([name, _cell(row["pointing_game"]), _cell(row["distractor_hits"]), _cell(row["deletion_auc"]),
+                     _cell(row["insertion_auc"]), rho, word])
+    widths = [max(len(c[0]), *(len(r[k]) for r in rows)) for k, c in enumerate(columns)]
+    fmt = lambda cells: "  ".join(f"{cell:{align}{w}}" for cell, (_, align), w in zip(cells, columns, widths))
+    lines = [fmt([c[0] for c in columns])] + [fmt(r) for r in rows]
+    lines.append("Means over clips with bootstrap 95 % intervals. Sanity ρ: rank correlation of the map with the map "
+                 "of the model randomised from the top layer (top) down to all layers (all); it fails at ρ ≥ 0.5.")
     return "\n".join(lines)
 
 
@@ -222,6 +262,10 @@ def run(args) -> int:
     fill = _fill(args.fill)
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit", f"must be at least 1, got {args.limit}")
+    for name, value in (("--steps", args.steps), ("--draws", args.draws), ("--ig-steps", args.ig_steps),
+                        ("--occlusion-window", args.occlusion_window)):
+        if value < 1:
+            raise InputError(name, f"must be at least 1, got {value}")
     loaded = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data)
     records = dataset.select(folds=[args.fold])
@@ -233,7 +277,11 @@ def run(args) -> int:
     features = np.stack([loaded.features(load_mono(r, loaded.audio_cfg))
                          for r in tqdm(records, desc="features", unit="clip", disable=not progress)])
     started = time.perf_counter()
-    table = faithfulness_table(loaded, records, features, boxes=dataset.boxes, n_steps=args.steps,
+    distractors = getattr(dataset, "distractor_boxes", None)  # demo set v2 and later
+    table = faithfulness_table(loaded, records, features, boxes=dataset.boxes if dataset.has_boxes else None,
+                               distractor_boxes=distractors, n_steps=args.steps, draws=args.draws,
+                               sanity_clips=args.sanity_clips, ig_steps=args.ig_steps,
+                               occlusion_window=args.occlusion_window, reference=not args.no_reference,
                                fill=fill, seed=args.seed, progress=progress)
     print(format_table(table))
     out = args.out or REPO_ROOT / "results" / f"explain-report-{Path(args.checkpoint).resolve().name}.json"
@@ -241,7 +289,8 @@ def run(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "checkpoint": str(args.checkpoint), "kind": loaded.kind, "data": str(args.data), "fold": args.fold,
-        "n_clips": len(records), "steps": args.steps, "fill": fill, "seed": args.seed,
+        "n_clips": len(records), "steps": args.steps, "draws": args.draws, "sanity_clips": args.sanity_clips,
+        "ig_steps": args.ig_steps, "occlusion_window": args.occlusion_window, "fill": fill, "seed": args.seed,
         "target": "true label", "seconds": round(time.perf_counter() - started, 1), "methods": table,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -8,9 +8,17 @@ multiplied through, first layer rightmost::
     A_l   = normalise_rows((fuse(attn_l) + I) / 2)
     joint = A_L @ ... @ A_2 @ A_1
 
-The class token's row of ``joint``, over the patches, is the relevance map. It
-is reshaped to the patch grid, ``(n_freq_patches, n_time_patches)`` (not
-assumed square), and resampled to the spectrogram's ``(n_mels, n_frames)``.
+The class token's row of ``joint``, over the patches, is the relevance map
+(with two special tokens, class and distillation, as in Hugging Face's AST,
+the mean of their two rows: its classifier averages both tokens). It is
+reshaped to the patch grid, ``(n_freq_patches, n_time_patches)`` (not assumed
+square), and placed on the spectrogram's ``(n_mels, n_frames)`` at the
+patches' centres (:func:`core.interpret.maps.resize_patch_map`).
+
+:func:`model_rollout` is the one function the report, the app and the tests
+call for a model's rollout map; :func:`stereo_rollout` gives left, right and
+mix-down maps with one normalisation shared by left and right, so that a
+sound panned to one side stays brighter on that side.
 
 This follows ``vit_rollout.py`` from jacobgil/vit-explain, fixing its rough
 edges: an unknown fusion raises :class:`~core.errors.InputError`; rows are
@@ -41,6 +49,7 @@ __all__ = [
     "rollout",
     "class_token_relevance",
     "rollout_map",
+    "model_rollout",
     "waveform_rollout",
     "stereo_rollout",
 ]
@@ -159,14 +168,19 @@ def rollout(
 
 
 def class_token_relevance(joint: torch.Tensor, *, grid: tuple[int, int], n_special: int = 1) -> torch.Tensor:
-    """The class token's row of the joint attention, on the patch grid.
+    """The special tokens' rows of a token-to-token matrix, averaged, on the patch grid.
 
     Parameters
     ----------
     joint : Tensor [shape=(B, S, S)]
+        Joint attention (or any relevance matrix) over ``n_special`` special
+        tokens followed by the patches.
     grid : (int, int)
         ``(n_freq_patches, n_time_patches)``; patch ``p`` sits at
         ``(p // n_time, p % n_time)``.
+    n_special : int >= 1
+        1: the class token's row. 2 (Hugging Face AST): the mean of the class
+        and distillation rows, as its classifier averages the two tokens.
 
     Returns
     -------
@@ -174,9 +188,11 @@ def class_token_relevance(joint: torch.Tensor, *, grid: tuple[int, int], n_speci
     """
     n_freq, n_time = grid
     n_patches = joint.shape[-1] - n_special
+    if n_special < 1:
+        raise InputError("n_special", "the model has no class token to read a row from")
     if n_freq * n_time != n_patches:
         raise InputError("grid", f"{n_freq}x{n_time} does not hold the {n_patches} patches")
-    return joint[:, 0, n_special:].reshape(-1, n_freq, n_time)
+    return joint[:, :n_special, n_special:].mean(dim=1).reshape(-1, n_freq, n_time)
 
 
 def rollout_map(
@@ -188,6 +204,7 @@ def rollout_map(
     discard_ratio: float = 0.0,
     n_special: int = 1,
     geometry: PatchGeometry | None = None,
+    normalise: bool = True,
 ) -> np.ndarray:
     """Rollout relevance on the spectrogram's grid, scaled to [0, 1] per clip.
 
@@ -203,15 +220,43 @@ def rollout_map(
     geometry : PatchGeometry or None
         Where the patches sit (:func:`core.interpret.maps.patch_geometry`);
         ``None`` stretches the grid over the whole spectrogram.
+    normalise : bool
+        Scale each map to [0, 1]; ``False`` keeps the raw relevance (shares of
+        the class token's information) for a normalisation shared across maps.
 
     Returns
     -------
-    np.ndarray [shape=(B, n_mels, n_frames)], float32 in [0, 1]
+    np.ndarray [shape=(B, n_mels, n_frames)], float32 in [0, 1], NaN where no patch reaches
     """
     joint = rollout(attentions, head_fusion=head_fusion, discard_ratio=discard_ratio, n_special=n_special)
     relevance = class_token_relevance(joint, grid=grid, n_special=n_special)  # (B, nF, nT)
     resized = resize_map(relevance, shape) if geometry is None else resize_patch_map(relevance, shape, geometry=geometry)
-    return normalise_map(resized).numpy()
+    return normalise_map(resized).numpy() if normalise else resized.numpy()
+
+
+def model_rollout(model, x: torch.Tensor, *, head_fusion: str = "mean", discard_ratio: float = 0.0,
+                  normalise: bool = True) -> np.ndarray:
+    """A transformer's rollout map for a batch of inputs, with the model's own grid and geometry.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A patch transformer (``grid``, ``n_special``, ``forward(x, output_attentions=True)``).
+    x : Tensor [shape=(B, 1, n_mels, n_frames)]
+    head_fusion, discard_ratio, normalise
+        As in :func:`rollout_map`.
+
+    Returns
+    -------
+    np.ndarray [shape=(B, n_mels, n_frames)], float32
+    """
+    if not hasattr(model, "grid"):
+        raise InputError("model", f"rollout needs a transformer; this is {getattr(model, 'kind', '?')!r}")
+    with torch.no_grad():
+        _, attentions = model(x, output_attentions=True)
+    return rollout_map(attentions, grid=model.grid, shape=tuple(x.shape[-2:]), head_fusion=head_fusion,
+                       discard_ratio=discard_ratio, n_special=getattr(model, "n_special", 1),
+                       geometry=patch_geometry(model), normalise=normalise)
 
 
 def waveform_rollout(
@@ -231,45 +276,51 @@ def waveform_rollout(
     Returns
     -------
     np.ndarray [shape=(n_mels, n_frames)], float32 in [0, 1]
-
-    Examples
-    --------
-    >>> maps = stereo_rollout(functools.partial(waveform_rollout, loaded), clip.samples)  # doctest: +SKIP
     """
-    model = loaded.model
-    if not hasattr(model, "grid"):
-        raise InputError("checkpoint", f"rollout needs a transformer; this is {getattr(model, 'kind', '?')!r}")
     x = torch.as_tensor(loaded.features(np.asarray(y, dtype=np.float32)))[None, None]  # (1, 1, n_mels, n_frames)
-    with torch.no_grad():
-        _, attentions = model(x, output_attentions=True)
-    return rollout_map(attentions, grid=model.grid, shape=tuple(x.shape[-2:]), head_fusion=head_fusion,
-                       discard_ratio=discard_ratio, n_special=getattr(model, "n_special", 1),
-                       geometry=patch_geometry(model))[0]
+    return model_rollout(loaded.model, x, head_fusion=head_fusion, discard_ratio=discard_ratio)[0]
 
 
 def stereo_rollout(
-    explain: Callable[[np.ndarray], np.ndarray], samples: np.ndarray
+    loaded, samples: np.ndarray, *, head_fusion: str = "mean", discard_ratio: float = 0.0
 ) -> dict[str, np.ndarray]:
-    """A map for the left channel, the right channel and the mix-down, side by side.
+    """Rollout maps of the left channel, the right channel and the mix-down, side by side.
+
+    The mix-down is what the model hears, scaled on its own (it equals
+    :func:`waveform_rollout` of the mix). Left and right are fed to the model
+    with their level difference kept (:func:`core.interpret.stereo.stereo_inputs`),
+    and their raw relevance is scaled to [0, 1] by one shared minimum and
+    maximum, so the brighter side is where more of the class token's
+    information comes from.
 
     Parameters
     ----------
-    explain : callable
-        Maps a mono waveform ``(n_samples,)`` to a heatmap ``(n_mels, n_frames)``,
-        e.g. features, then the model, then :func:`rollout_map`.
+    loaded : core.checkpoint.Loaded
+        A transformer checkpoint.
     samples : np.ndarray [shape=(n_channels, n_samples)] or (n_samples,)
-        A :class:`core.audio.Clip`'s samples.
+        A :class:`core.audio.Clip`'s samples at ``loaded.audio_cfg.sr``.
+    head_fusion, discard_ratio
+        As in :func:`rollout`.
 
     Returns
     -------
     dict
         ``{"left", "right", "mix"}`` for stereo input, ``{"mix"}`` for mono;
-        each an np.ndarray [shape=(n_mels, n_frames)].
+        each an np.ndarray [shape=(n_mels, n_frames)], float32.
     """
-    samples = np.asarray(samples)
-    if samples.ndim == 1 or samples.shape[0] == 1:
-        return {"mix": explain(samples.reshape(-1))}
+    from core.interpret.stereo import stereo_inputs
+
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2 and samples.shape[0] == 1:
+        samples = samples[0]
+    if samples.ndim == 1:
+        return {"mix": waveform_rollout(loaded, samples, head_fusion=head_fusion, discard_ratio=discard_ratio)}
     if samples.ndim != 2 or samples.shape[0] != 2:
         raise InputError("samples", f"expected (channels, samples) with 1 or 2 channels, got {samples.shape}")
-    mix = samples.mean(axis=0, dtype=np.float32)
-    return {"left": explain(samples[0]), "right": explain(samples[1]), "mix": explain(mix)}
+    mix = waveform_rollout(loaded, samples.mean(axis=0), head_fusion=head_fusion, discard_ratio=discard_ratio)
+    x = torch.as_tensor(stereo_inputs(loaded, samples))[:, None]  # (2, 1, n_mels, n_frames): left, right
+    raw = torch.as_tensor(model_rollout(loaded.model, x, head_fusion=head_fusion, discard_ratio=discard_ratio,
+                                        normalise=False))  # (2, n_mels, n_frames)
+    both = normalise_map(raw.permute(1, 0, 2).reshape(raw.shape[1], -1))  # one scale for L and R
+    both = both.reshape(raw.shape[1], 2, raw.shape[2]).permute(1, 0, 2).numpy()
+    return {"left": both[0], "right": both[1], "mix": mix}

@@ -198,6 +198,15 @@ class SECNN(nn.Module):
         taps.append(Tap("logits", "logits", "logits", "out", shape=lambda b, cfg: (b, self.n_classes)))
         return taps
 
+    def pooling_factor(self, tap: str) -> int | None:
+        """Input bands (and frames) one cell of a conv tap pools: ``2**k`` after block ``k``; else None.
+
+        Pooling floors, so block ``k`` covers the first ``(n // 2**k) * 2**k`` of ``n`` frames.
+        """
+        if tap.startswith("block") and tap[5:].isdigit() and 1 <= int(tap[5:]) <= len(self.blocks):
+            return 2 ** int(tap[5:])
+        return None
+
     def se_blocks(self) -> list[int]:
         """1-based indices of the blocks with squeeze-and-excitation."""
         return [k for k, block in enumerate(self.blocks, start=1) if block.se is not None]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 from core.errors import InputError
 from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
+from core.interpret.methods import rollout_name
 from core.interpret.rollout import HEAD_FUSIONS
 from explorer import cached, figures, state, ui
 
 GRID_KEY = "attention_grid_chart"
 PICKER_KEY = "attention_picker_chart"
+OPENED_KEY = "attention_opened_on"  # (model folder, clip path) the query was last chosen for
 
 
 def on_patch_click(chart_key: str) -> None:
@@ -30,7 +33,8 @@ st.title("Attention")
 ui.intro(
     "A transformer cuts the spectrogram into **patches** and lets every patch look at every other one. "
     "In the grid, each cell is one **head** of one **layer**: the cyan box is the query patch and the "
-    "orange arcs go to the patches it attends to most (thicker = more attention). **Click any patch** to make "
+    "orange arcs go to the patches it attends to most (thicker = more attention). The page opens on the "
+    "strongest patch inside the clip's event (or of the rollout map); **click any patch** to make "
     "it the query. Below, **attention rollout** multiplies attention through all layers to show "
     "which parts of the clip reach the class token that makes the decision; there too the query is cyan, and "
     "a dashed white box marks where the clip's true event is (demo clips only)."
@@ -60,6 +64,10 @@ heads = tuple(range(1, n_heads + 1))
 if c4.checkbox("Fewer heads", value=False, key="attention_fewer_heads", help="Show only heads 1-4."):
     heads = heads[:4]
 
+if st.session_state.get(OPENED_KEY) != (folder, clip.path):  # a new clip or model: open on its strongest patch
+    events = tuple((b.t0_s, b.t1_s, b.f0_hz, b.f1_hz) for b in ui.clip_boxes(clip))
+    st.session_state[state.QUERY] = cached.default_query(folder, clip.path, events)
+    st.session_state[OPENED_KEY] = (folder, clip.path)
 query = state.get(state.QUERY)
 if query != CLASS_TOKEN and not (isinstance(query, int) and 0 <= query < n_patches):
     query = CLASS_TOKEN
@@ -108,13 +116,22 @@ with roll_col:
     ui.plot(picker, key=PICKER_KEY, stem=f"rollout_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
             on_select=partial(on_patch_click, PICKER_KEY), selection_mode="points")
 
+
 if stereo:
     st.subheader("Left, right and mix-down")
-    st.caption("Rollout for each channel fed to the model on its own, with the same fusion and discard. "
-               "A sound panned to one side should light up more in that channel.")
+    st.caption("Rollout for each channel fed to the model on its own, with the same fusion and discard. Left and "
+               "right keep their loudness difference and share one colour scale, so a sound panned to one side can "
+               "light up more in that channel; the mix-down is scaled on its own.")
     cols = st.columns(3)
     for col, ch in zip(cols, ("left", "right", "mix")):
         with col:
             h = cached.rollout(folder, clip.path, head_fusion=fusion, discard_ratio=float(discard), channel=ch)
             st.plotly_chart(figures.overlay(cached.model_input(clip.path, key, ch), h, cfg, title=ch, height=260),
                             key=f"attention_stereo_{ch}")
+
+with st.expander("How faithful is this rollout map? (deletion against baselines, sanity check)", expanded=True):
+    target = int(np.argmax(cached.probabilities(folder, clip.path)))
+    card = cached.scorecard(folder, clip.path, rollout_name(fusion, float(discard)), target)
+    st.caption(f"Scored for the mix-down and the predicted class, '{loaded.classes[target]}'. Rollout is the same "
+               "for every class: it follows attention, not the decision.")
+    ui.scorecard(card)

@@ -14,9 +14,12 @@ PREDICTED = "predicted class"
 st.title("Attribution")
 ui.intro(
     "**Grad-CAM** colours the cells of the spectrogram that push the model towards a class, as seen from one "
-    "layer: yellow = strong evidence, transparent = none. The **deletion curve** checks the map: it blanks the "
-    "most highlighted cells first and reruns the model. If the map is right, the class's probability falls "
-    "fast, faster than when random cells are blanked (dashed), so a lower area under the curve is better."
+    "layer: yellow = strong evidence, transparent = none (the last frames a layer's pooling "
+    "never sees stay uncoloured). The **deletion curve** checks the map: it blanks the most highlighted cells first and "
+    "reruns the model. If the map is right, the class's probability falls fast: faster than when smooth random "
+    "blobs are blanked (dashed) and faster than when simply the loudest cells are blanked (dotted). A lower area "
+    "under the curve is better. The **sanity check** replaces the model's weights by noise: a map that does not "
+    "change then was showing the sound, not the model."
 )
 
 clip = ui.need_clip()
@@ -65,19 +68,19 @@ with left:
         st.caption(ui.EMPTY_MAP)
 
 with right:
-    curve = cached.deletion(folder, clip.path, tap, target)
-    fig = figures.curve(curve["fractions"], curve["probabilities"], x_label="share of cells blanked (0-1)",
+    card = cached.scorecard(folder, clip.path, f"grad-cam {tap}", target)
+    fig = figures.curve(card["fractions"], card["probabilities"], x_label="share of cells blanked (0-1)",
                         y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
-                        baseline=(curve["fractions"], curve["random_probabilities"]), baseline_name="random order",
+                        baseline=(card["fractions"], card["random_probabilities"]),
+                        baseline_name="smooth random blobs (mean)",
+                        more_baselines=[(card["fractions"], card["energy_probabilities"], "loudest cells first")],
                         title="Deletion curve", y_range=(0.0, 1.0))
     ui.plot(fig, key="attribution_deletion", stem=f"deletion_{stem}")
-    m1, m2 = st.columns(2)
-    m1.metric("Deletion AUC (Grad-CAM)", f"{curve['auc']:.3f}",
-              delta=f"{curve['auc'] - curve['random_auc']:+.3f} vs random", delta_color="inverse")
-    m2.metric("Deletion AUC (random)", f"{curve['random_auc']:.3f}")
-    ui.download_table(list(zip(curve["fractions"], curve["probabilities"], curve["random_probabilities"])),
-                      ["fraction_blanked", "probability_gradcam_order", "probability_random_order"],
-                      stem=f"deletion_{stem}", key="attribution_deletion_csv")
+    ui.scorecard(card)
+    ui.download_table(list(zip(card["fractions"], card["probabilities"], card["random_probabilities"],
+                               card["energy_probabilities"])),
+                      ["fraction_blanked", "probability_gradcam_order", "probability_smooth_random_mean",
+                       "probability_energy_order"], stem=f"deletion_{stem}", key="attribution_deletion_csv")
 
 st.subheader("Listen to the highlighted region")
 st.caption("The mel spectrogram keeps only its most highlighted cells; the rest drop to the clip's floor, "

@@ -27,9 +27,9 @@ MODELS = ["tiny-secnn", "tiny-ast"]
 EXPLORER_ENV = {"clips_per_class": 2, "ast": {"dim": 16, "depth": 8, "heads": 8, "mlp_ratio": 1.0}}
 
 
-def start(page: str | None = None) -> AppTest:
+def start(page: str | None = None, *, timeout_s: float = TIMEOUT_S) -> AppTest:
     """The app on its default page, or switched to ``page`` (e.g. "views/layers.py")."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at = AppTest.from_file(APP, default_timeout=timeout_s)
     at.session_state["models"] = list(MODELS)
     at.run()
     if page is not None:
@@ -164,13 +164,23 @@ def test_layers_page(env):
     assert len(charts(at)) == 2
 
 
+# Pages that score their map (deletion curves, smooth random draws, the randomisation sanity check) on first draw.
+SCORING_TIMEOUT_S = 180
+
+
 def test_attention_page(env):
-    at = start("views/attention.py")
+    at = start("views/attention.py", timeout_s=SCORING_TIMEOUT_S)
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Attention"]
     assert at.multiselect(key="attention_layers").value == [1, 4, 8]
-    assert len(charts(at)) == 2  # the layers x heads grid and the rollout map
-    assert any(m.value.startswith("**Query:** the class token") for m in at.markdown)
+    keys = [c.key for c in charts(at)]
+    assert keys[:2] == ["attention_grid_chart", "attention_picker_chart"]  # the grid and the rollout map
+    # it opens on a patch (so arcs show at once): the strongest one inside the clip's event box
+    opened = at.session_state["query_patch"]
+    assert isinstance(opened, int) and any(m.value.startswith(f"**Query:** patch {opened},") for m in at.markdown)
+    assert [m.label for m in at.metric] == ["Deletion AUC (this map)", "Smooth random blobs", "Loudest cells first"]
+    assert len(at.success) + len(at.warning) == 1  # the sanity verdict, in words
+    assert any("Sanity check" in v.value for v in list(at.success) + list(at.warning))
     # a click on a patch sets the query; simulate its effect
     at.session_state["query_patch"] = 17
     at.run()
@@ -178,6 +188,7 @@ def test_attention_page(env):
     assert any(m.value.startswith("**Query:** patch 17") for m in at.markdown)
     at.button(key="attention_cls").click().run()
     assert at.session_state["query_patch"] == "cls"
+    assert any(m.value.startswith("**Query:** the class token") for m in at.markdown)
     at.selectbox(key="attention_fusion").set_value("max").run()
     at.slider(key="attention_discard").set_value(0.5).run()
     no_exception(at)
@@ -200,13 +211,15 @@ def test_attention_page_stereo_clip_shows_left_right_and_mix(env):
 
 
 def test_attribution_page(env):
-    at = start("views/attribution.py")
+    at = start("views/attribution.py", timeout_s=SCORING_TIMEOUT_S)
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Attribution"]
     assert len(charts(at)) == 2  # Grad-CAM overlay and deletion curve
     labels = [m.label for m in at.metric]
-    assert labels == ["Deletion AUC (Grad-CAM)", "Deletion AUC (random)"]
+    assert labels == ["Deletion AUC (this map)", "Smooth random blobs", "Loudest cells first"]
     assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric)
+    assert any("smooth random blobs" in c.value and "loudness map" in c.value for c in at.caption)
+    assert len(at.success) + len(at.warning) == 1  # the sanity verdict
     at.selectbox(key="_w_target_class").set_value(env["classes"][3]).run()
     no_exception(at)
     assert at.session_state["target_class"] == env["classes"][3]
@@ -299,3 +312,24 @@ def test_more_bad_uploads_then_a_96k_float_file(env):
     at.switch_page("views/layers.py").run()  # the other pages explain it too
     no_exception(at)
     assert any("hi-res.wav" in m.value for m in at.markdown)
+
+
+def test_the_app_shows_the_rollout_the_report_scores(env):
+    """One computation: the Attention page's rollout of a clip is explain-report's map of it."""
+    from core.datasets import load_mono
+    from core.interpret.methods import model_methods
+    from explorer import cached
+
+    folder = cached.checkpoint_folders()["tiny-ast"]
+    loaded = cached.checkpoint(folder)
+    record = env["data"].records[0]
+    app = cached.rollout(folder, str(record.path))
+    x = torch.as_tensor(loaded.features(load_mono(record, loaded.audio_cfg)))[None, None]
+    for name in ("rollout (mean)",):
+        report = model_methods(loaded.model, reference=False)[name].explain(loaded.model, x, record.label)
+        np.testing.assert_allclose(app, report, atol=1e-6)
+    assert np.isnan(app).any() == np.isnan(report).any()
+    fused = cached.rollout(folder, str(record.path), head_fusion="max", discard_ratio=0.9)
+    report = model_methods(loaded.model, reference=False)["rollout (max, discard 0.9)"].explain(
+        loaded.model, x, record.label)
+    np.testing.assert_allclose(fused, report, atol=1e-6)

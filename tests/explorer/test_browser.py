@@ -351,10 +351,13 @@ def move_layer_slider(page, state: dict, problems: list[str]) -> dict:
 
 
 def click_attention_patch(page, state: dict, problems: list[str]) -> dict:
-    """Attention: a click on a patch of the rollout map makes it the query."""
-    if "Query: the class token" not in state["text"]:
-        problems.append("attention: the query does not start at the class token")
-    patch = 17
+    """Attention: it opens on a patch (arcs at first sight); a click on another patch makes that the query."""
+    opened = re.search(r"Query: patch (\d+),", state["text"])
+    if opened is None:
+        problems.append("attention: the page does not open on a query patch (no arcs at first sight)")
+    if "Sanity check" not in state["text"] or "Smooth random blobs" not in state["text"]:
+        problems.append("attention: the rollout map's baselines and sanity verdict are not shown")
+    patch = 17 if opened is None or int(opened.group(1)) != 17 else 18
     try:
         # chart 0 is the layers x heads grid, chart 1 the rollout map with a marker on each patch centre
         state = click_until(page, 1, index=patch, biggest_trace=True,

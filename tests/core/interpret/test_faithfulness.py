@@ -130,3 +130,60 @@ def test_curves_for_a_real_secnn_and_its_gradcam(real_secnn):
     assert deletion.probabilities[0] == pytest.approx(p, abs=1e-6)
     assert insertion.probabilities[-1] == pytest.approx(p, abs=1e-6)
     assert 0 <= deletion.auc <= 1 and 0 <= insertion.auc <= 1
+
+
+def test_ties_are_broken_at_random_seeded_and_nan_cells_come_last():
+    from core.interpret.faithfulness import importance_order
+
+    heat = np.zeros((4, 6))
+    heat[0, 0], heat[3, 5] = 2.0, 1.0
+    heat[1, 1] = np.nan
+    order = importance_order(heat, seed=0)
+    assert order[0] == 0 and order[1] == 3 * 6 + 5 and order[-1] == 1 * 6 + 1
+    np.testing.assert_array_equal(order, importance_order(heat, seed=0))
+    ties = [tuple(importance_order(heat, seed=s)[2:-1]) for s in range(5)]
+    assert len(set(ties)) == 5  # a different order of the zeros per seed
+    assert ties[0] != tuple(sorted(ties[0]))  # not row-major
+    assert tuple(importance_order(heat, seed=None)[2:-1]) == tuple(sorted(ties[0]))
+
+
+def test_random_ties_remove_a_low_band_bias():
+    # A map with no information (all ties) deleting the low bands first would hurt a model
+    # that listens to low bands; in a random order it hurts as much as any random order.
+    mask = np.zeros(SHAPE, dtype=bool)
+    mask[:2] = True  # the model listens to the two lowest bands
+    predict = region_predictor(mask)
+    x = np.ones(SHAPE, dtype=np.float32)
+    flat = np.zeros(SHAPE)
+    fixed = deletion_curve(predict, x, flat, target=1, n_steps=12, fill=0.0, seed=None).auc
+    drawn = np.mean([deletion_curve(predict, x, flat, target=1, n_steps=12, fill=0.0, seed=s).auc for s in range(20)])
+    assert fixed == pytest.approx(0.125, abs=1e-6) and drawn == pytest.approx(0.5, abs=0.1)
+
+
+def test_distractor_hit_counts_a_peak_in_a_distractor_and_not_in_the_event():
+    from core.interpret.faithfulness import distractor_hit
+
+    cfg = AudioConfig()
+    shape = (cfg.n_mels, cfg.n_frames)
+    event, distractor = (0.5, 1.0, 300.0, 1500.0), (3.0, 4.0, 3000.0, 8000.0)
+    heat = np.zeros(shape)
+    bands, frames = box_cells(distractor, shape=shape, cfg=cfg)
+    heat[bands.start + 1, frames.start + 1] = 1.0
+    assert distractor_hit(heat, [distractor], [event], cfg=cfg)
+    assert not pointing_game_hit(heat, [event], cfg=cfg)
+    bands, frames = box_cells(event, shape=shape, cfg=cfg)
+    heat[bands.start, frames.start] = 2.0
+    assert not distractor_hit(heat, [distractor], [event], cfg=cfg) and pointing_game_hit(heat, [event], cfg=cfg)
+    assert not distractor_hit(heat, [], [event], cfg=cfg)
+    # a peak where the two overlap counts for the event
+    assert not distractor_hit(heat, [event], [event], cfg=cfg)
+
+
+def test_nan_cells_are_never_the_peak():
+    cfg = AudioConfig()
+    heat = np.full((cfg.n_mels, cfg.n_frames), np.nan)
+    heat[:, :10] = 0.5
+    heat[5, 3] = 0.9
+    from core.interpret.faithfulness import peak_cell
+
+    assert peak_cell(heat) == (5, 3)

@@ -102,18 +102,11 @@ def test_rollout_map_is_on_the_spectrogram_grid_in_unit_range(tiny_attention):
     assert f * 4 <= band < f * 4 + 4 and t * 4 <= frame < t * 4 + 4
 
 
-def test_stereo_rollout_explains_left_right_and_mix():
-    seen = []
-
-    def explain(y):
-        seen.append(y.copy())
-        return np.full((2, 2), float(y.mean()))
-
-    samples = np.stack([np.ones(10, np.float32), np.zeros(10, np.float32)])
-    maps = stereo_rollout(explain, samples)
-    assert set(maps) == {"left", "right", "mix"}
-    assert maps["left"][0, 0] == 1.0 and maps["right"][0, 0] == 0.0 and maps["mix"][0, 0] == 0.5
-    assert set(stereo_rollout(explain, np.ones(10, np.float32))) == {"mix"}
+def test_two_special_tokens_average_their_rows():
+    joint = torch.rand(1, 2 + 6, 2 + 6, generator=torch.Generator().manual_seed(0))
+    relevance = class_token_relevance(joint, grid=(2, 3), n_special=2)
+    expected = (joint[0, 0, 2:] + joint[0, 1, 2:]) / 2
+    np.testing.assert_allclose(relevance[0].reshape(-1).numpy(), expected.numpy(), atol=1e-7)
 
 
 def test_rollout_on_the_real_ast_equals_the_loop_formula(real_ast):
@@ -129,23 +122,53 @@ def test_rollout_on_the_real_ast_equals_the_loop_formula(real_ast):
     assert heat.shape == (1, 32, 64) and heat.max() == pytest.approx(1.0)
 
 
-def test_stereo_rollout_of_a_loaded_ast(real_ast, real_audio_cfg):
-    import functools
+def _loaded(real_ast, real_audio_cfg):
     from types import SimpleNamespace
 
     from core.audio import log_mel
-    from core.interpret.rollout import waveform_rollout
 
-    loaded = SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, features=lambda y: log_mel(y, real_audio_cfg))
+    return SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, kind="ast",
+                           features=lambda y: log_mel(y, real_audio_cfg))
+
+
+def test_stereo_inputs_keep_the_level_difference(real_ast, real_audio_cfg):
+    from core.audio import log_mel
+    from core.interpret.stereo import stereo_inputs
+
+    rng = np.random.default_rng(0)
+    left = (0.1 * rng.standard_normal(128 * 63)).astype(np.float32)
+    pair = stereo_inputs(_loaded(real_ast, real_audio_cfg), np.stack([left, 0.5 * left]))
+    assert pair.shape == (2, 32, 64)
+    # each channel standardised on its own would erase the 6 dB difference entirely
+    np.testing.assert_allclose(log_mel(left, real_audio_cfg), log_mel(0.5 * left, real_audio_cfg), atol=1e-4)
+    diff_db = (pair[0] - pair[1]) * np.concatenate([pair[0], pair[1]]).std()  # undo the shared scaling (roughly)
+    assert pair[0].mean() > pair[1].mean() and np.median(diff_db) > 0
+
+
+def test_stereo_rollout_shares_one_scale_across_left_and_right(real_ast, real_audio_cfg):
+    from core.interpret.rollout import model_rollout, waveform_rollout
+    from core.interpret.stereo import stereo_inputs
+
+    loaded = _loaded(real_ast, real_audio_cfg)
     rng = np.random.default_rng(0)
     samples = (0.1 * rng.standard_normal((2, 128 * 63))).astype(np.float32)
-    maps = stereo_rollout(functools.partial(waveform_rollout, loaded), samples)
+    samples[1] *= 0.3
+    maps = stereo_rollout(loaded, samples)
     assert set(maps) == {"left", "right", "mix"} and maps["left"].shape == (32, 64)
-    x = torch.as_tensor(log_mel(samples[1], real_audio_cfg))[None, None]
-    with torch.no_grad():
-        _, attentions = real_ast(x, output_attentions=True)
-    from core.interpret.maps import patch_geometry
+    np.testing.assert_allclose(maps["mix"], waveform_rollout(loaded, samples.mean(axis=0)), atol=1e-6)
+    raw = model_rollout(real_ast, torch.as_tensor(stereo_inputs(loaded, samples))[:, None], normalise=False)
+    low, high = np.nanmin(raw), np.nanmax(raw)
+    np.testing.assert_allclose(maps["left"], (raw[0] - low) / (high - low), atol=1e-5)
+    np.testing.assert_allclose(maps["right"], (raw[1] - low) / (high - low), atol=1e-5)
+    assert max(np.nanmax(maps["left"]), np.nanmax(maps["right"])) == pytest.approx(1.0)
+    assert min(np.nanmax(maps["left"]), np.nanmax(maps["right"])) < 1.0  # not each scaled to its own peak
+    assert set(stereo_rollout(loaded, samples[0])) == {"mix"}
 
-    expected = rollout_map(attentions, grid=real_ast.grid, shape=(32, 64), geometry=patch_geometry(real_ast))[0]
-    np.testing.assert_allclose(maps["right"], expected, atol=1e-6)
-    assert not np.allclose(maps["left"], maps["right"])
+
+def test_pan_index_follows_which_side_holds_the_relevance():
+    from core.interpret.stereo import pan_index
+
+    left, right = np.full((4, 6), 0.2), np.full((4, 6), 0.6)
+    assert pan_index(left, right) == pytest.approx(0.5)
+    assert pan_index(right, left) == pytest.approx(-0.5)
+    assert np.isnan(pan_index(np.zeros((4, 6)), np.zeros((4, 6))))

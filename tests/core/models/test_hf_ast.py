@@ -169,3 +169,19 @@ def test_without_transformers_the_error_says_so(folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(InputError, match="transformers: not installed"):
         load_hf_ast(folder)
+
+
+def test_rollout_and_attention_relevance_read_both_special_tokens(model, x):
+    """The HF classifier averages the class and distillation tokens, so the maps average their two rows."""
+    from core.interpret.attention_relevance import model_attention_relevance
+    from core.interpret.rollout import class_token_relevance, model_rollout, rollout
+
+    with torch.no_grad():
+        _, attentions = model(x, output_attentions=True)
+    joint = rollout(attentions)
+    both = class_token_relevance(joint, grid=model.grid, n_special=2)
+    expected = joint[:, :2, 2:].mean(dim=1).reshape(-1, *model.grid)
+    np.testing.assert_allclose(both.numpy(), expected.numpy(), atol=1e-9)
+    assert model_rollout(model, x).shape == (x.shape[0], *x.shape[-2:])
+    heat = model_attention_relevance(model, x[:1], target=0)  # needs the attentions in the autograd graph
+    assert heat.shape == (1, *x.shape[-2:]) and np.nanmax(heat) == pytest.approx(1.0)

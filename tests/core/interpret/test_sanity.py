@@ -1,0 +1,89 @@
+"""Cascading model-parameter randomisation (Adebayo et al., 2018): it flags a map that ignores the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.interpret.gradcam import GradCAM
+from core.interpret.methods import model_methods
+from core.interpret.sanity import cascading_randomisation, layer_groups, randomise_, rank_correlation, verdict
+
+
+def planted_batch(n, generator):
+    """Class 0: a bright blob in the low bands early; class 1: in the high bands late; noise elsewhere."""
+    x = 0.3 * torch.randn(n, 1, 8, 12, generator=generator)
+    y = torch.randint(0, 2, (n,), generator=generator)
+    for i in range(n):
+        if y[i] == 0:
+            x[i, 0, 0:3, 1:5] += 2.0
+        else:
+            x[i, 0, 5:8, 7:11] += 2.0
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def trained_cnn():
+    from tests.core.interpret.conftest import TinyCNN
+
+    torch.manual_seed(0)
+    model = TinyCNN(n_classes=2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.03)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        x, y = planted_batch(32, generator)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    x, y = planted_batch(64, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() > 0.95  # it learned the planted task
+    return model
+
+
+def gradcam(model, x, target):
+    return GradCAM(model, ["conv2"]).maps(x, target=target)["conv2"][0]
+
+
+def test_layer_groups_run_input_to_output(real_secnn, real_ast):
+    assert [n for n, _ in layer_groups(real_secnn)] == [f"blocks.{k}" for k in range(5)] + ["head", "out"]
+    assert [n for n, _ in layer_groups(real_ast)] == ["embed", "layers.0", "layers.1", "norm", "head"]
+
+
+def test_randomise_keeps_scale_and_destroys_structure():
+    layer = torch.nn.Linear(50, 40)
+    before = layer.weight.detach().clone()
+    randomise_(layer, generator=torch.Generator().manual_seed(0))
+    after = layer.weight.detach()
+    assert after.std().item() == pytest.approx(before.std().item(), rel=0.1)
+    assert abs(np.corrcoef(before.ravel(), after.ravel())[0, 1]) < 0.1
+
+
+def test_rank_correlation_is_spearman_over_covered_cells():
+    a = np.array([[1.0, 2.0, 3.0, np.nan]])
+    assert rank_correlation(a, a ** 3) == pytest.approx(1.0)
+    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert rank_correlation(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+    assert rank_correlation(np.zeros((2, 2)), np.eye(2)) == 0.0
+
+
+def test_the_check_flags_the_energy_map_and_passes_gradcam_on_a_trained_model(trained_cnn):
+    energy = model_methods(trained_cnn, reference=False)["energy (input itself)"]
+    x, y = planted_batch(6, torch.Generator().manual_seed(2))
+    energy_rho, gradcam_rho = [], []
+    for i in range(len(x)):
+        xi, target = x[i:i + 1], int(y[i])
+        result = cascading_randomisation(trained_cnn, energy.explain, xi, target)
+        assert result.layers == ["out", "conv2", "conv1"]
+        energy_rho.append(result.all_random)
+        gradcam_rho.append(cascading_randomisation(trained_cnn, gradcam, xi, target, seed=i).all_random)
+    assert np.mean(energy_rho) == pytest.approx(1.0)
+    assert not verdict(np.mean(energy_rho))[0]
+    passed, words = verdict(float(np.mean(gradcam_rho)))
+    assert passed and "passes" in words, gradcam_rho
+    # the trained model itself was left as it was
+    assert trained_cnn.out.weight.requires_grad and cascading_randomisation(
+        trained_cnn, gradcam, x[:1], int(y[0])).layers[0] == "out"
