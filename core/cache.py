@@ -254,11 +254,11 @@ def cached_activations(
     Parameters
     ----------
     loaded : core.checkpoint.Loaded
-        Uses ``.model`` (in eval mode), ``.folder`` and, for ``"hf-ast"``, ``.features``.
+        Uses ``.model`` (in eval mode), ``.folder`` and ``.input`` (the model's own front end).
     records : sequence of ClipRecord
     tap_names : sequence of str
     cfg : AudioConfig
-        Preprocessing: features are ``log_mel(load_mono(record, cfg), cfg)``.
+        Loading: ``load_mono(record, cfg)``, then ``loaded.input`` (log-mel for our models).
     batch_size : int > 0
     progress : bool
         tqdm bar over batches.
@@ -291,7 +291,12 @@ def cached_activations(
         raise InputError("taps", "'labels' is reserved for the clips' labels")
     model = loaded.model
     taps = [find_tap(model, name) for name in tap_names]
-    features = loaded.features if getattr(loaded, "kind", "") == "hf-ast" else (lambda y: log_mel(y, cfg))
+    if hasattr(loaded, "input"):
+        def features(y):  # the model's own front end (Loaded.input), batch axis added below
+            return loaded.input(y, cfg.sr)
+    else:
+        def features(y):
+            return log_mel(y, cfg)[None]
     device = next(iter(model.parameters()), torch.empty(0)).device
 
     def compute() -> dict[str, np.ndarray]:
@@ -299,8 +304,8 @@ def cached_activations(
         starts = range(0, len(records), batch_size)
         for start in tqdm(starts, desc="activations", unit="batch", disable=not progress):
             batch = records[start : start + batch_size]
-            x = np.stack([features(load_mono(r, cfg)) for r in batch])  # (b, n_mels, n_frames)
-            x = torch.as_tensor(x, dtype=torch.float32, device=device)[:, None]  # (b, 1, n_mels, n_frames)
+            x = np.stack([features(load_mono(r, cfg)) for r in batch])  # (b, 1, n_mels, n_frames) or the model's
+            x = torch.as_tensor(x, dtype=torch.float32, device=device)
             outputs = extract(model, x, [tap.name for tap in taps])
             for tap in taps:
                 parts[tap.name].append(_reduce(outputs[tap.name], tap, model, reduction))

@@ -23,6 +23,7 @@ COMMANDS = {
     "se-ablation": ("core.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
     "label-issues": ("core.label_issues", "rank a dataset's clips by how likely their label is wrong"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
+    "add-model": ("core.registry", "check a model adapter (your own PyTorch model) and register it"),
 }
 
 

@@ -26,26 +26,31 @@ __all__ = ["predict_proba", "metrics", "evaluate", "features_for", "spread", "fo
 
 
 def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (softmax of the logits), without gradients.
+    """Class probabilities, without gradients: :meth:`Loaded.probabilities` of the logits.
 
     Parameters
     ----------
     loaded : core.checkpoint.Loaded or nn.Module
-        The model is used in its current mode (loaded checkpoints are in eval mode).
-    features : np.ndarray or torch.Tensor [shape=(N, n_mels, n_frames) or (N, 1, n_mels, n_frames)]
+        The model is used in its current mode (loaded checkpoints are in eval
+        mode). A loaded checkpoint gives a softmax, or a sigmoid per class for
+        a multi-label model; a bare module a softmax.
+    features : np.ndarray or torch.Tensor [shape=(N, ...)]
+        A batch of the model's inputs (:meth:`Loaded.inputs`); for a
+        spectrogram model (N, n_mels, n_frames) is taken as (N, 1, n_mels, n_frames).
     batch_size : int > 0
 
     Returns
     -------
-    np.ndarray [shape=(N, n_classes)], float32, rows sum to 1
+    np.ndarray [shape=(N, n_classes)], float32
     """
     import torch
 
     model = getattr(loaded, "model", loaded)
+    layout = getattr(loaded, "layout", "mel-time")
     x = torch.as_tensor(np.asarray(features, dtype=np.float32) if not isinstance(features, torch.Tensor) else features)
-    if x.ndim == 3:
+    if layout != "waveform" and x.ndim == 3:
         x = x[:, None]
-    if x.ndim != 4 or x.shape[1] != 1:
+    if layout == "mel-time" and (x.ndim != 4 or x.shape[1] != 1):
         raise InputError("features", f"need shape (N, n_mels, n_frames), got {tuple(x.shape)}")
     if batch_size < 1:
         raise InputError("batch_size", f"need >= 1, got {batch_size}")
@@ -54,7 +59,11 @@ def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             logits = model(x[i:i + batch_size].to(device))
-            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+            logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+            if hasattr(loaded, "probabilities"):
+                out.append(loaded.probabilities(logits))
+            else:
+                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     n_classes = getattr(model, "n_classes", 0)
     return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
 
@@ -113,19 +122,16 @@ def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
 
 
 def features_for(loaded, records, cfg=None, *, progress: bool = False) -> np.ndarray:
-    """The model's input for dataset records.
+    """The model's input for dataset records: :meth:`core.checkpoint.Loaded.inputs`.
 
     Returns
     -------
-    np.ndarray [shape=(N, n_mels, n_frames)], float32
+    np.ndarray [shape=(N, ...)], float32
+        (N, 1, n_mels, n_frames) for a spectrogram model.
     """
-    from core.datasets import load_features, load_mono
-
-    cfg = cfg or loaded.audio_cfg
-    if loaded.kind != "hf-ast":
-        return load_features(records, cfg, progress=progress)
-    return np.stack([loaded.features(load_mono(r, cfg))
-                     for r in tqdm(records, desc="features", unit="clip", disable=not progress)])
+    if cfg is not None and cfg != loaded.audio_cfg:
+        raise InputError("audio config", "the model's input is made with its own preprocessing")
+    return loaded.inputs(records, progress=progress)
 
 
 def _labels(loaded, records) -> np.ndarray:

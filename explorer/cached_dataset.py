@@ -176,7 +176,7 @@ def _predictions(folder: str, root: str, fold: int) -> dict:
     loaded = cached.checkpoint(folder)
     recs = records(root, fold)
     logits = torch.from_numpy(_vectors(folder, root, fold)[_logits_tap(folder)]).float()
-    proba = torch.softmax(logits, dim=1).numpy()
+    proba = loaded.probabilities(logits)  # softmax, or a sigmoid per class for a multi-label model
     index = {name: i for i, name in enumerate(loaded.classes)}
     y_true = np.array([index.get(r.category, -1) for r in recs], dtype=np.int64)
     return {

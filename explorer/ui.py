@@ -172,3 +172,14 @@ def download_table(rows, columns, *, stem: str, key: str) -> None:
 def safe_stem(text: str) -> str:
     """A file-name-safe version of a clip or model name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
+
+
+def method_notes(loaded, page: str) -> list[str]:
+    """The page's methods that apply to the model (:func:`core.methods.applicable`); a caption says why the others don't."""
+    from core.methods import applicable
+
+    rows = applicable(loaded, page)
+    skipped = [f"**{m.name}** {why}" for m, why in rows if why is not None]
+    if skipped:
+        st.caption("Not offered for this model: " + "; ".join(skipped) + ".")
+    return [m.name for m, why in rows if why is None]

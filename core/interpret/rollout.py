@@ -239,7 +239,7 @@ def waveform_rollout(
     model = loaded.model
     if not hasattr(model, "grid"):
         raise InputError("checkpoint", f"rollout needs a transformer; this is {getattr(model, 'kind', '?')!r}")
-    x = torch.as_tensor(loaded.features(np.asarray(y, dtype=np.float32)))[None, None]  # (1, 1, n_mels, n_frames)
+    x = torch.as_tensor(loaded.input(np.asarray(y, dtype=np.float32), loaded.audio_cfg.sr))[None]  # (1, 1, n_mels, n_frames)
     with torch.no_grad():
         _, attentions = model(x, output_attentions=True)
     return rollout_map(attentions, grid=model.grid, shape=tuple(x.shape[-2:]), head_fusion=head_fusion,

@@ -116,6 +116,7 @@ class HFAST(PatchGrid, nn.Module):
         self.hf = hf_model
         self.extractor = extractor
         self.n_classes = int(c.num_labels)
+        self.multi_label = getattr(c, "problem_type", None) == "multi_label_classification"
         self.config = HFASTConfig(folder=str(folder), n_mels=c.num_mel_bins, n_frames=c.max_length,
                                   patch=c.patch_size, stride_f=c.frequency_stride, stride_t=c.time_stride,
                                   dim=c.hidden_size, depth=c.num_hidden_layers, heads=c.num_attention_heads,

@@ -25,7 +25,8 @@ model_name, folder = ui.pick_model(models, key="attribution_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]
-if not taps:
+methods = ui.method_notes(loaded, "Attribution")
+if not taps or "Grad-CAM" not in methods:
     st.info(f"{model_name} has no layer Grad-CAM can explain.")
     st.stop()
 labels = {t.name: t.label for t in taps}
@@ -65,6 +66,10 @@ with left:
         st.caption(ui.EMPTY_MAP)
 
 with right:
+    if "deletion curve" not in methods:
+        st.info("No deletion curve for this model: it masks the model's input cell by cell, and this model's "
+                "input is not laid out on the map's (n_mels, n_frames) grid.")
+        st.stop()
     curve = cached.deletion(folder, clip.path, tap, target)
     fig = figures.curve(curve["fractions"], curve["probabilities"], x_label="share of cells blanked (0-1)",
                         y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
