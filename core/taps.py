@@ -192,8 +192,9 @@ def extract(model: nn.Module, x: torch.Tensor, names=None) -> dict[str, torch.Te
         One entry per name, in the order asked, each of the shape its tap
         declares (``Tap.shape(B, audio_cfg)``).
     """
-    if not isinstance(x, torch.Tensor) or x.ndim < 2:
-        raise InputError("x", f"need a batch of model inputs, e.g. (B, 1, n_mels, n_frames), got "
+    spectrogram = getattr(model, "layout", "mel-time") == "mel-time"  # ours, and adapters that say so
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or (spectrogram and (x.ndim != 4 or x.shape[1] != 1)):
+        raise InputError("x", f"need a batch of model inputs, (B, 1, n_mels, n_frames) for a spectrogram model, got "
                               f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     taps = _resolve(model, names)
     with torch.no_grad(), record(model, [t.name for t in taps]) as rec:

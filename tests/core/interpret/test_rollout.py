@@ -136,7 +136,7 @@ def test_stereo_rollout_of_a_loaded_ast(real_ast, real_audio_cfg):
     from core.audio import log_mel
     from core.interpret.rollout import waveform_rollout
 
-    loaded = SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, features=lambda y: log_mel(y, real_audio_cfg))
+    loaded = SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, input=lambda y, sr: log_mel(y, real_audio_cfg)[None])
     rng = np.random.default_rng(0)
     samples = (0.1 * rng.standard_normal((2, 128 * 63))).astype(np.float32)
     maps = stereo_rollout(functools.partial(waveform_rollout, loaded), samples)
