@@ -67,6 +67,9 @@ class ClipRecord:
     category : str
     fold : int
         1 to 5.
+    labels : tuple of str
+        Every class of a multi-label clip (a ``labels`` column, ``;``-separated,
+        as FSD50K's); empty for a single-label dataset.
     """
 
     clip_id: str
@@ -74,6 +77,12 @@ class ClipRecord:
     label: int
     category: str
     fold: int
+    labels: tuple[str, ...] = ()
+
+    @property
+    def label_set(self) -> tuple[str, ...]:
+        """The clip's classes: ``labels`` when given, else its one ``category``."""
+        return self.labels or (self.category,)
 
 
 @dataclass
@@ -223,7 +232,8 @@ def _open_esc50(root: Path) -> Dataset:
         if not path.is_file():
             skipped.append((name, "listed in the meta file but absent"))
             continue
-        records.append(ClipRecord(name, path, target, row["category"], fold))
+        labels = tuple(dict.fromkeys(x.strip() for x in (row.get("labels") or "").split(";") if x.strip()))
+        records.append(ClipRecord(name, path, target, row["category"], fold, labels))
     if sorted(names) != list(range(len(names))):
         raise InputError(csv_path, f"targets must be 0..{len(names) - 1} without gaps, got {sorted(names)}")
     classes = [names[i] for i in range(len(names))]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from core.errors import InputError
 
-__all__ = ["predict_proba", "metrics", "evaluate", "features_for", "spread", "format_report",
+__all__ = ["predict_proba", "metrics", "multilabel_metrics", "evaluate", "features_for", "spread", "format_report",
            "configure", "run"]
 
 
@@ -118,6 +118,51 @@ def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
         "classes": list(classes),
         "y_true": y_true.tolist(),
         "y_pred": y_pred.tolist(),
+    }
+
+
+def multilabel_metrics(Y_true, proba, classes, *, threshold: float = 0.5) -> dict:
+    """Multi-label evaluation: average precision per class, mAP, each clip's misses and false alarms.
+
+    Parameters
+    ----------
+    Y_true : np.ndarray [shape=(N, n_classes)], 0 or 1
+    proba : np.ndarray [shape=(N, n_classes)]
+        Independent (sigmoid) probabilities.
+    classes : list of str
+    threshold : float in (0, 1)
+        A class is predicted when its probability is at least this.
+
+    Returns
+    -------
+    dict
+        ``per_class``: one dict per class with ``class``, ``support`` (clips
+        that have it), ``ap`` (:func:`sklearn.metrics.average_precision_score`;
+        None without positives) and ``chance_ap`` (its prevalence, the AP of a
+        random ranking); ``map`` (mean AP over classes with positives) and
+        ``chance_map``; ``misses`` and ``false_alarms``: per clip, the class
+        indices it has but were not predicted, and those predicted it has not;
+        ``n_clips``, ``threshold``, ``classes``.
+    """
+    from sklearn.metrics import average_precision_score
+
+    Y_true = np.asarray(Y_true).astype(bool)
+    proba = np.asarray(proba, dtype=np.float64)
+    if Y_true.shape != proba.shape or Y_true.ndim != 2 or Y_true.shape[1] != len(classes):
+        raise InputError("labels", f"truth {Y_true.shape} and probabilities {proba.shape} for {len(classes)} classes")
+    per_class = []
+    for c, name in enumerate(classes):
+        support = int(Y_true[:, c].sum())
+        ap = float(average_precision_score(Y_true[:, c], proba[:, c])) if support else None
+        per_class.append({"class": name, "support": support, "ap": ap, "chance_ap": support / max(len(Y_true), 1)})
+    scored = [r for r in per_class if r["ap"] is not None]
+    predicted = proba >= threshold
+    return {
+        "classes": list(classes), "n_clips": int(len(Y_true)), "threshold": float(threshold), "per_class": per_class,
+        "map": float(np.mean([r["ap"] for r in scored])) if scored else None,
+        "chance_map": float(np.mean([r["chance_ap"] for r in scored])) if scored else None,
+        "misses": [np.flatnonzero(t & ~p).tolist() for t, p in zip(Y_true, predicted)],
+        "false_alarms": [np.flatnonzero(p & ~t).tolist() for t, p in zip(Y_true, predicted)],
     }
 
 

@@ -8,8 +8,10 @@ sidebar like any checkpoint.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -96,3 +98,73 @@ def test_a_registered_model_whose_adapter_changed_is_a_message_not_a_crash(regis
     assert not at.exception
     assert any("changed since model 'crnn-edit' was registered" in e.value for e in at.error)
     assert at.get("plotly_chart")  # the other model still works
+
+
+def _multilabel_set(env, root: Path, n_clips: int = 12, seed: int = 0) -> tuple[Path, np.ndarray]:
+    """A small dataset in ESC-50's layout whose CSV has a ';'-separated ``labels`` column."""
+    import shutil
+
+    rng = np.random.default_rng(seed)
+    classes = env["classes"]
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    records = env["data"].records[:n_clips]
+    Y = np.zeros((n_clips, len(classes)), dtype=np.int8)
+    lines = ["filename,fold,target,category,labels"]
+    for n, r in enumerate(records):
+        extra = rng.choice(len(classes), size=int(rng.integers(0, 3)), replace=False)
+        Y[n, r.label] = 1
+        Y[n, extra] = 1
+        shutil.copy(r.path, root / "audio" / r.path.name)
+        names = ";".join(classes[c] for c in np.flatnonzero(Y[n]))
+        lines.append(f"{r.path.name},5,{r.label},{r.category},{names}")
+    (root / "meta" / "esc50.csv").write_text("\n".join(lines) + "\n")
+    return root, Y
+
+
+def test_a_multi_label_hf_ast_shows_sigmoid_probabilities_and_average_precision(env, tmp_path, monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    from sklearn.metrics import average_precision_score
+
+    from core.checkpoint import load_checkpoint
+    from core.datasets import open_dataset
+    from core.evaluate import predict_proba
+
+    torch.manual_seed(0)
+    folder = tmp_path / "hf-multi"
+    labels = {i: c for i, c in enumerate(env["classes"])}
+    config = transformers.ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=64, num_mel_bins=64, max_length=256, num_labels=len(labels),
+                                    id2label=labels, label2id={c: i for i, c in labels.items()},
+                                    problem_type="multi_label_classification")
+    transformers.ASTForAudioClassification(config).eval().save_pretrained(folder)
+    transformers.ASTFeatureExtractor(num_mel_bins=64, max_length=256).save_pretrained(folder)
+    data_root, Y = _multilabel_set(env, tmp_path / "multi")
+    records = open_dataset(data_root).records
+    assert [r.label_set for r in records][0] == tuple(env["classes"][c] for c in np.flatnonzero(Y[0]))
+
+    loaded = load_checkpoint(folder)
+    assert loaded.multi_label
+    x = loaded.inputs(records)
+    proba = predict_proba(loaded, x)
+    with torch.no_grad():
+        logits = loaded.model(torch.from_numpy(x))
+    np.testing.assert_allclose(proba, torch.sigmoid(logits).numpy(), rtol=1e-5)  # sigmoid, not softmax
+    assert not np.allclose(proba.sum(axis=1), 1.0)
+
+    monkeypatch.setenv("EXPLORER_CHECKPOINTS", os.environ["EXPLORER_CHECKPOINTS"] + os.pathsep + str(folder))
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["models"] = ["hf-multi"]
+    at.run()
+    at.sidebar.radio[0].set_value("folder").run()
+    at.sidebar.text_input[0].set_value(str(data_root)).run()
+    at.switch_page("views/errors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sorted(m.label for m in at.metric) == ["Clips", "mAP", "mAP by chance"]
+    table = at.dataframe[0].value
+    aps = [average_precision_score(Y[:, c], proba[:, c]) if Y[:, c].any() else None for c in range(len(labels))]
+    for c, ap in enumerate(aps):
+        assert (table["AP"][c] is None or np.isnan(table["AP"][c])) if ap is None else np.isclose(table["AP"][c], ap)
+    expected_map = np.mean([a for a in aps if a is not None])
+    assert next(m.value for m in at.metric if m.label == "mAP") == f"{expected_map:.3f}"
+    assert any("missed" in m.value and "false alarms" in m.value for m in at.markdown)
