@@ -31,7 +31,7 @@ from core.errors import InputError
 from core.models import build_model, config_from_dict
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE", "Loaded", "save_checkpoint",
-           "load_checkpoint", "load_registered", "read_checkpoint_json"]
+           "load_checkpoint", "load_registered", "save_hf_checkpoint", "read_checkpoint_json"]
 
 FORMAT = "audio-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -216,6 +216,23 @@ def save_checkpoint(folder: str | Path, model: nn.Module, audio_cfg: AudioConfig
     return folder
 
 
+TRAINING_FILE = "training.json"
+
+
+def save_hf_checkpoint(folder: str | Path, model, meta: dict | None = None) -> Path:
+    """A fine-tuned Hugging Face AST (:class:`core.models.hf_ast.HFAST`): ``save_pretrained`` + ``training.json``.
+
+    The folder opens like any Hugging Face AST folder; ``training.json`` is
+    read back into ``Loaded.meta``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.hf.save_pretrained(str(folder), safe_serialization=True)
+    model.extractor.save_pretrained(str(folder))
+    (folder / TRAINING_FILE).write_text(json.dumps(_jsonable(meta or {}), indent=2, allow_nan=False) + "\n")
+    return folder
+
+
 def read_checkpoint_json(folder: str | Path) -> dict:
     """The checked contents of ``folder/checkpoint.json`` (no weights are read).
 
@@ -309,10 +326,16 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
     if not folder.exists():
         from core.registry import registered
 
+        from core.models.hf_ast import is_hub_id, resolve_hub_id
+
         entry = registered().get(str(folder))
-        if entry is None:
-            raise InputError(folder, "checkpoint folder not found (nor a registered model's name)")
-        folder = Path(entry["folder"])
+        if entry is not None:
+            folder = Path(entry["folder"])
+        elif is_hub_id(folder):  # a Hugging Face hub id, from the local cache (never downloaded here)
+            folder = resolve_hub_id(str(folder))
+        else:
+            raise InputError(folder, "checkpoint folder not found (nor a registered model's name, nor a "
+                                     "Hugging Face hub id in the local cache)")
     from core.registry import is_registered_folder
 
     if is_registered_folder(folder):
@@ -328,7 +351,13 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
             if kind is not None and kind != "hf-ast":
                 raise InputError(folder, f"this is a Hugging Face AST checkpoint ('hf-ast'), not {kind!r}")
             model = load_hf_ast(folder)
-            return Loaded(model, hf_audio_config(model), model.classes, {}, "hf-ast", folder,
+            meta = {}
+            if (folder / TRAINING_FILE).is_file():
+                try:
+                    meta = json.loads((folder / TRAINING_FILE).read_text())
+                except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                    raise InputError(folder / TRAINING_FILE, f"malformed JSON ({error})") from None
+            return Loaded(model, hf_audio_config(model), model.classes, meta, "hf-ast", folder,
                           multi_label=model.multi_label)
     doc = read_checkpoint_json(folder)
     if kind is not None and doc["kind"] != kind:
