@@ -22,7 +22,7 @@ NEEDS = {
     "gradients": "gradients from a class score to the tap",
     "vector": "any vector per clip (every model has its logits)",
     "se": "squeeze-and-excitation channel weights (an SE tap)",
-    "spectrogram input": "an input laid out as (1, n_mels, n_frames), which the method masks cell by cell",
+    "spectrogram input": "an input laid out as (1, n_mels, n_frames) to mask cell by cell",
     "single-label": "one class per clip (a softmax model)",
     "multi-label": "several classes per clip (a sigmoid model)",
 }
@@ -91,8 +91,9 @@ def applicable(loaded, page: str | None = None) -> list[tuple[Method, str | None
         missing = [need for need in method.needs if not set(need.split("|")) & have]
         reason = None
         if missing:
-            reason = "needs " + "; ".join(" or ".join(NEEDS[n] for n in need.split("|")) for need in missing) \
-                     + f", which this model ({getattr(loaded, 'kind', '?')}, input {getattr(loaded, 'layout', 'mel-time')}) has not"
+            reason = ("needs " + "; and ".join(" or ".join(NEEDS[n] for n in need.split("|")) for need in missing)
+                      + f" (this model, {getattr(loaded, 'kind', '?')} with {getattr(loaded, 'layout', 'mel-time')} "
+                      "input, has not)")
         out.append((method, reason))
     return out
 

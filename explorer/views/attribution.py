@@ -69,20 +69,20 @@ with right:
     if "deletion curve" not in methods:
         st.info("No deletion curve for this model: it masks the model's input cell by cell, and this model's "
                 "input is not laid out on the map's (n_mels, n_frames) grid.")
-        st.stop()
-    curve = cached.deletion(folder, clip.path, tap, target)
-    fig = figures.curve(curve["fractions"], curve["probabilities"], x_label="share of cells blanked (0-1)",
-                        y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
-                        baseline=(curve["fractions"], curve["random_probabilities"]), baseline_name="random order",
-                        title="Deletion curve", y_range=(0.0, 1.0))
-    ui.plot(fig, key="attribution_deletion", stem=f"deletion_{stem}")
-    m1, m2 = st.columns(2)
-    m1.metric("Deletion AUC (Grad-CAM)", f"{curve['auc']:.3f}",
-              delta=f"{curve['auc'] - curve['random_auc']:+.3f} vs random", delta_color="inverse")
-    m2.metric("Deletion AUC (random)", f"{curve['random_auc']:.3f}")
-    ui.download_table(list(zip(curve["fractions"], curve["probabilities"], curve["random_probabilities"])),
-                      ["fraction_blanked", "probability_gradcam_order", "probability_random_order"],
-                      stem=f"deletion_{stem}", key="attribution_deletion_csv")
+    else:
+        curve = cached.deletion(folder, clip.path, tap, target)
+        fig = figures.curve(curve["fractions"], curve["probabilities"], x_label="share of cells blanked (0-1)",
+                            y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
+                            baseline=(curve["fractions"], curve["random_probabilities"]), baseline_name="random order",
+                            title="Deletion curve", y_range=(0.0, 1.0))
+        ui.plot(fig, key="attribution_deletion", stem=f"deletion_{stem}")
+        m1, m2 = st.columns(2)
+        m1.metric("Deletion AUC (Grad-CAM)", f"{curve['auc']:.3f}",
+                  delta=f"{curve['auc'] - curve['random_auc']:+.3f} vs random", delta_color="inverse")
+        m2.metric("Deletion AUC (random)", f"{curve['random_auc']:.3f}")
+        ui.download_table(list(zip(curve["fractions"], curve["probabilities"], curve["random_probabilities"])),
+                          ["fraction_blanked", "probability_gradcam_order", "probability_random_order"],
+                          stem=f"deletion_{stem}", key="attribution_deletion_csv")
 
 st.subheader("Listen to the highlighted region")
 st.caption("The mel spectrogram keeps only its most highlighted cells; the rest drop to the clip's floor, "
