@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from core.errors import InputError
 

@@ -9,7 +9,6 @@ Written only for the tests; core/ never imports it.
 
 import librosa
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -4,7 +4,6 @@ Written only for the tests; core/ never imports it (it is registered with add-mo
 """
 
 import numpy as np
-import torch
 from torch import nn
 
 from core.audio import AudioConfig, log_mel

@@ -8,7 +8,6 @@ mel-time input, a narrow CNN14 in PANNs' layout (time-first (B, 1, T, 64) at
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
