@@ -224,12 +224,10 @@ def cache_keys(loaded, records: Sequence, taps: Sequence[str], *, reduce: str | 
 
 
 def _inputs(loaded, records: Sequence) -> torch.Tensor:
-    """The model's input for a batch of records: ``(B, 1, n_mels, n_frames)``."""
-    from core.datasets import load_mono
-
-    x = np.stack([loaded.features(load_mono(r, loaded.audio_cfg)) for r in records])  # (B, n_mels, n_frames)
+    """The model's input for a batch of records, through its own front end (:meth:`Loaded.inputs`)."""
+    x = loaded.inputs(records)  # (B, 1, n_mels, n_frames) for our models; the model's own shape otherwise
     device = next(iter(loaded.model.parameters()), torch.empty(0)).device
-    return torch.as_tensor(x, dtype=torch.float32, device=device)[:, None]
+    return torch.as_tensor(x, dtype=torch.float32, device=device)
 
 
 def _run_shard(loaded, records: Sequence, taps: Sequence[str], reduction: Reduction, cache: ArrayCache,

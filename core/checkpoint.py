@@ -26,12 +26,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core.audio import AudioConfig, log_mel
+from core.audio import AudioConfig, fit_duration, log_mel
 from core.errors import InputError
 from core.models import build_model, config_from_dict
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE", "Loaded", "save_checkpoint",
-           "load_checkpoint", "read_checkpoint_json"]
+           "load_checkpoint", "load_registered", "save_hf_checkpoint", "read_checkpoint_json"]
 
 FORMAT = "audio-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -56,8 +56,14 @@ class Loaded:
     meta : dict
         Training data, folds, epochs, time, history, evaluation (as saved).
     kind : str
-        ``"secnn"``, ``"ast"`` or ``"hf-ast"``.
+        ``"secnn"``, ``"ast"``, ``"hf-ast"`` or ``"adapter"`` (a registered model).
     folder : Path
+    layout : {"mel-time", "time-mel", "waveform"}
+        How the model's input is laid out (:data:`core.models.adapter.LAYOUTS`).
+    multi_label : bool
+        Sigmoid outputs (each class on its own) rather than one softmax.
+    input_fn : callable or None
+        A registered model's adapter ``input(y, sr)``.
     """
 
     model: nn.Module
@@ -66,13 +72,68 @@ class Loaded:
     meta: dict = field(default_factory=dict)
     kind: str = ""
     folder: Path = Path(".")
+    layout: str = "mel-time"
+    multi_label: bool = False
+    input_fn: Any = None
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def features(self, y: np.ndarray) -> np.ndarray:
-        """The model's input for one mono clip at ``audio_cfg.sr``.
+    @property
+    def n_samples(self) -> int:
+        """Samples of one clip at ``audio_cfg.sr``: what the model hears."""
+        return self.audio_cfg.hop_length * (self.audio_cfg.n_frames - 1)
+
+    def input(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """The model's input for one clip: the one front end every caller uses.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n_samples,)]
+            Mono.
+        sr : int
+            Rate of ``y``, in Hz (resampled to the model's when different).
+
+        Returns
+        -------
+        np.ndarray, float32, without the batch axis
+            ``(1, n_mels, n_frames)`` for our models (:func:`core.audio.log_mel`)
+            and a Hugging Face AST (its own feature extractor); whatever the
+            adapter's ``input`` returns for a registered model.
+        """
+        from core.audio import resample
+
+        if self.kind == "hf-ast":
+            return self.features(np.asarray(y, dtype=np.float32), sr=sr)[None]
+        y = np.asarray(y, dtype=np.float32)
+        if int(sr) != self.audio_cfg.sr:
+            y = resample(y, orig_sr=int(sr), target_sr=self.audio_cfg.sr)
+        if self.input_fn is not None:
+            y = fit_duration(y, self.n_samples)
+            return np.ascontiguousarray(np.asarray(self.input_fn(y, self.audio_cfg.sr), dtype=np.float32))
+        return log_mel(y, self.audio_cfg)[None]
+
+    def inputs(self, records, *, progress: bool = False) -> np.ndarray:
+        """The model's inputs for dataset records, stacked: np.ndarray [shape=(N, ...)], float32."""
+        from tqdm.auto import tqdm
+
+        from core.datasets import load_mono
+
+        return np.stack([self.input(load_mono(r, self.audio_cfg), self.audio_cfg.sr)
+                         for r in tqdm(records, desc="inputs", unit="clip", disable=not progress)])
+
+    def probabilities(self, logits) -> np.ndarray:
+        """Class probabilities from logits (B, n_classes): sigmoid when multi-label, else softmax."""
+        logits = torch.as_tensor(logits).detach().float()
+        if self.multi_label:
+            return torch.sigmoid(logits).cpu().numpy()
+        return torch.softmax(logits, dim=-1).cpu().numpy()
+
+    def features(self, y: np.ndarray, sr: int | None = None) -> np.ndarray:
+        """The spectrogram a spectrogram model sees, for one mono clip at ``audio_cfg.sr``.
+
+        Prefer :meth:`input`, which every kind has; this is its 2-D part.
 
         Parameters
         ----------
@@ -87,7 +148,9 @@ class Loaded:
         if self.kind == "hf-ast":
             from core.models.hf_ast import hf_features
 
-            return hf_features(y, self.audio_cfg.sr, extractor=self.model.extractor).numpy()
+            return hf_features(y, sr or self.audio_cfg.sr, extractor=self.model.extractor).numpy()
+        if self.input_fn is not None:
+            raise InputError(self.folder, f"{self.kind!r} models take Loaded.input(y, sr), not log-mel features")
         return log_mel(y, self.audio_cfg)
 
 
@@ -150,6 +213,23 @@ def save_checkpoint(folder: str | Path, model: nn.Module, audio_cfg: AudioConfig
         "meta": _jsonable(meta or {}),
     }
     (folder / META_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return folder
+
+
+TRAINING_FILE = "training.json"
+
+
+def save_hf_checkpoint(folder: str | Path, model, meta: dict | None = None) -> Path:
+    """A fine-tuned Hugging Face AST (:class:`core.models.hf_ast.HFAST`): ``save_pretrained`` + ``training.json``.
+
+    The folder opens like any Hugging Face AST folder; ``training.json`` is
+    read back into ``Loaded.meta``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.hf.save_pretrained(str(folder), safe_serialization=True)
+    model.extractor.save_pretrained(str(folder))
+    (folder / TRAINING_FILE).write_text(json.dumps(_jsonable(meta or {}), indent=2, allow_nan=False) + "\n")
     return folder
 
 
@@ -244,7 +324,24 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
     """
     folder = Path(folder).expanduser()
     if not folder.exists():
-        raise InputError(folder, "checkpoint folder not found")
+        from core.registry import registered
+
+        from core.models.hf_ast import is_hub_id, resolve_hub_id
+
+        entry = registered().get(str(folder))
+        if entry is not None:
+            folder = Path(entry["folder"])
+        elif is_hub_id(folder):  # a Hugging Face hub id, from the local cache (never downloaded here)
+            folder = resolve_hub_id(str(folder))
+        else:
+            raise InputError(folder, "checkpoint folder not found (nor a registered model's name, nor a "
+                                     "Hugging Face hub id in the local cache)")
+    from core.registry import is_registered_folder
+
+    if is_registered_folder(folder):
+        if kind is not None and kind != "adapter":
+            raise InputError(folder, f"this is a registered model ('adapter'), not {kind!r}")
+        return load_registered(folder)
     if not folder.is_dir():
         raise InputError(folder, "a checkpoint is a folder (model.safetensors + checkpoint.json)")
     if not (folder / META_FILE).exists():
@@ -254,7 +351,14 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
             if kind is not None and kind != "hf-ast":
                 raise InputError(folder, f"this is a Hugging Face AST checkpoint ('hf-ast'), not {kind!r}")
             model = load_hf_ast(folder)
-            return Loaded(model, hf_audio_config(model), model.classes, {}, "hf-ast", folder)
+            meta = {}
+            if (folder / TRAINING_FILE).is_file():
+                try:
+                    meta = json.loads((folder / TRAINING_FILE).read_text())
+                except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                    raise InputError(folder / TRAINING_FILE, f"malformed JSON ({error})") from None
+            return Loaded(model, hf_audio_config(model), model.classes, meta, "hf-ast", folder,
+                          multi_label=model.multi_label)
     doc = read_checkpoint_json(folder)
     if kind is not None and doc["kind"] != kind:
         raise InputError(folder, f"this checkpoint is a {doc['kind']!r} model, not {kind!r}")
@@ -273,3 +377,19 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
     model.load_state_dict(state, strict=True)
     model.eval()
     return Loaded(model, audio_cfg, list(doc["classes"]), doc["meta"], doc["kind"], folder)
+
+
+def load_registered(folder: str | Path) -> Loaded:
+    """A registered model (``python -m core add-model``), through its adapter.
+
+    Imports the adapter only when the registry lists this folder and the file
+    has not changed since (:func:`core.registry.entry_for_folder`).
+    """
+    from core.models.adapter import build_adapted
+    from core.registry import entry_for_folder
+
+    entry = entry_for_folder(folder)
+    model, spec = build_adapted(entry["adapter"], entry.get("weights"))
+    meta = {"adapter": entry["adapter"], "weights": entry.get("weights"), "name": entry["name"]}
+    return Loaded(model, spec.audio_config(), list(spec.classes), meta, "adapter", Path(entry["folder"]),
+                  layout=spec.layout, multi_label=bool(spec.multi_label), input_fn=spec.input)

@@ -26,6 +26,7 @@ COMMANDS = {
     "decoder-report": ("core.interpret.decoder_report", "score a checkpoint's saved decoders on held-out clips"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
     "cache": ("core.cache_command", "the on-disk cache's size; --clear deletes it"),
+    "add-model": ("core.registry", "check a model adapter (your own PyTorch model) and register it"),
 }
 
 

@@ -86,9 +86,9 @@ class ClipRecord:
     category : str
     fold : int
         1 to 5 (1 to 10 in UrbanSound8K; as the CSV says).
-    labels : tuple of int
-        Every label of a multi-label clip (a CSV's ``labels`` column); empty
-        for single-label clips, whose one label is ``label``.
+    labels : tuple of str
+        Every class of a multi-label clip (a ``labels`` column, ``;``-separated,
+        as FSD50K's); empty for a single-label dataset.
     """
 
     clip_id: str
@@ -96,7 +96,12 @@ class ClipRecord:
     label: int
     category: str
     fold: int
-    labels: tuple[int, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    @property
+    def label_set(self) -> tuple[str, ...]:
+        """The clip's classes: ``labels`` when given, else its one ``category``."""
+        return self.labels or (self.category,)
 
 
 @dataclass
@@ -260,7 +265,8 @@ def _open_esc50(root: Path) -> Dataset:
         if not path.is_file():
             skipped.append((name, "listed in the meta file but absent"))
             continue
-        records.append(ClipRecord(name, path, target, row["category"], fold))
+        labels = tuple(dict.fromkeys(x.strip() for x in (row.get("labels") or "").split(";") if x.strip()))
+        records.append(ClipRecord(name, path, target, row["category"], fold, labels))
     if sorted(names) != list(range(len(names))):
         raise InputError(csv_path, f"targets must be 0..{len(names) - 1} without gaps, got {sorted(names)}")
     classes = [names[i] for i in range(len(names))]
@@ -339,7 +345,7 @@ def _open_csv(csv_path: Path) -> Dataset:
         if not path.is_file():
             skipped.append((row["path"], "listed in the CSV but absent"))
             continue
-        labels = tuple(index[n] for n in names) if label_column == "labels" else ()
+        labels = tuple(names) if label_column == "labels" else ()
         records.append(ClipRecord(row["path"], path, index[names[0]], names[0], fold, labels))
     return Dataset(csv_path.parent, "csv", classes, records, skipped)
 

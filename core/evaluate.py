@@ -17,35 +17,39 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from core.errors import InputError
 
-__all__ = ["predict_proba", "logits_tap", "dataset_proba", "metrics", "evaluate", "features_for", "spread",
-           "format_report", "configure", "run"]
+__all__ = ["predict_proba", "logits_tap", "dataset_proba", "metrics", "multilabel_metrics", "evaluate", "features_for",
+           "spread", "format_report", "configure", "run"]
 
 
 def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (softmax of the logits), without gradients.
+    """Class probabilities, without gradients: :meth:`Loaded.probabilities` of the logits.
 
     Parameters
     ----------
     loaded : core.checkpoint.Loaded or nn.Module
-        The model is used in its current mode (loaded checkpoints are in eval mode).
-    features : np.ndarray or torch.Tensor [shape=(N, n_mels, n_frames) or (N, 1, n_mels, n_frames)]
+        The model is used in its current mode (loaded checkpoints are in eval
+        mode). A loaded checkpoint gives a softmax, or a sigmoid per class for
+        a multi-label model; a bare module a softmax.
+    features : np.ndarray or torch.Tensor [shape=(N, ...)]
+        A batch of the model's inputs (:meth:`Loaded.inputs`); for a
+        spectrogram model (N, n_mels, n_frames) is taken as (N, 1, n_mels, n_frames).
     batch_size : int > 0
 
     Returns
     -------
-    np.ndarray [shape=(N, n_classes)], float32, rows sum to 1
+    np.ndarray [shape=(N, n_classes)], float32
     """
     import torch
 
     model = getattr(loaded, "model", loaded)
+    layout = getattr(loaded, "layout", "mel-time")
     x = torch.as_tensor(np.asarray(features, dtype=np.float32) if not isinstance(features, torch.Tensor) else features)
-    if x.ndim == 3:
+    if layout != "waveform" and x.ndim == 3:
         x = x[:, None]
-    if x.ndim != 4 or x.shape[1] != 1:
+    if layout == "mel-time" and (x.ndim != 4 or x.shape[1] != 1):
         raise InputError("features", f"need shape (N, n_mels, n_frames), got {tuple(x.shape)}")
     if batch_size < 1:
         raise InputError("batch_size", f"need >= 1, got {batch_size}")
@@ -54,7 +58,11 @@ def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             logits = model(x[i:i + batch_size].to(device))
-            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+            logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+            if hasattr(loaded, "probabilities"):
+                out.append(loaded.probabilities(logits))
+            else:
+                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     n_classes = getattr(model, "n_classes", 0)
     return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
 
@@ -94,16 +102,14 @@ def dataset_proba(loaded, records, *, batch_size: int = 32, cache=None, on_progr
 
     Returns
     -------
-    np.ndarray [shape=(N, n_classes)], float32, rows sum to 1
+    np.ndarray [shape=(N, n_classes)], float32: rows sum to 1, or independent sigmoids for a multi-label model
     """
-    import torch
-
     from core.activations import extract
 
     tap = logits_tap(loaded.model)
     logits = extract(loaded, records, [tap], reduce="vector", batch_size=batch_size, cache=cache,
                      on_progress=on_progress, progress=progress)[tap]
-    return torch.softmax(torch.from_numpy(np.array(logits, dtype=np.float32)), dim=1).numpy()
+    return loaded.probabilities(np.array(logits, dtype=np.float32))
 
 
 def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
@@ -159,20 +165,62 @@ def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
     }
 
 
-def features_for(loaded, records, cfg=None, *, progress: bool = False) -> np.ndarray:
-    """The model's input for dataset records.
+def multilabel_metrics(Y_true, proba, classes, *, threshold: float = 0.5) -> dict:
+    """Multi-label evaluation: average precision per class, mAP, each clip's misses and false alarms.
+
+    Parameters
+    ----------
+    Y_true : np.ndarray [shape=(N, n_classes)], 0 or 1
+    proba : np.ndarray [shape=(N, n_classes)]
+        Independent (sigmoid) probabilities.
+    classes : list of str
+    threshold : float in (0, 1)
+        A class is predicted when its probability is at least this.
 
     Returns
     -------
-    np.ndarray [shape=(N, n_mels, n_frames)], float32
+    dict
+        ``per_class``: one dict per class with ``class``, ``support`` (clips
+        that have it), ``ap`` (:func:`sklearn.metrics.average_precision_score`;
+        None without positives) and ``chance_ap`` (its prevalence, the AP of a
+        random ranking); ``map`` (mean AP over classes with positives) and
+        ``chance_map``; ``misses`` and ``false_alarms``: per clip, the class
+        indices it has but were not predicted, and those predicted it has not;
+        ``n_clips``, ``threshold``, ``classes``.
     """
-    from core.datasets import load_features, load_mono
+    from sklearn.metrics import average_precision_score
 
-    cfg = cfg or loaded.audio_cfg
-    if loaded.kind != "hf-ast":
-        return load_features(records, cfg, progress=progress)
-    return np.stack([loaded.features(load_mono(r, cfg))
-                     for r in tqdm(records, desc="features", unit="clip", disable=not progress)])
+    Y_true = np.asarray(Y_true).astype(bool)
+    proba = np.asarray(proba, dtype=np.float64)
+    if Y_true.shape != proba.shape or Y_true.ndim != 2 or Y_true.shape[1] != len(classes):
+        raise InputError("labels", f"truth {Y_true.shape} and probabilities {proba.shape} for {len(classes)} classes")
+    per_class = []
+    for c, name in enumerate(classes):
+        support = int(Y_true[:, c].sum())
+        ap = float(average_precision_score(Y_true[:, c], proba[:, c])) if support else None
+        per_class.append({"class": name, "support": support, "ap": ap, "chance_ap": support / max(len(Y_true), 1)})
+    scored = [r for r in per_class if r["ap"] is not None]
+    predicted = proba >= threshold
+    return {
+        "classes": list(classes), "n_clips": int(len(Y_true)), "threshold": float(threshold), "per_class": per_class,
+        "map": float(np.mean([r["ap"] for r in scored])) if scored else None,
+        "chance_map": float(np.mean([r["chance_ap"] for r in scored])) if scored else None,
+        "misses": [np.flatnonzero(t & ~p).tolist() for t, p in zip(Y_true, predicted)],
+        "false_alarms": [np.flatnonzero(p & ~t).tolist() for t, p in zip(Y_true, predicted)],
+    }
+
+
+def features_for(loaded, records, cfg=None, *, progress: bool = False) -> np.ndarray:
+    """The model's input for dataset records: :meth:`core.checkpoint.Loaded.inputs`.
+
+    Returns
+    -------
+    np.ndarray [shape=(N, ...)], float32
+        (N, 1, n_mels, n_frames) for a spectrogram model.
+    """
+    if cfg is not None and cfg != loaded.audio_cfg:
+        raise InputError("audio config", "the model's input is made with its own preprocessing")
+    return loaded.inputs(records, progress=progress)
 
 
 def _labels(loaded, records) -> np.ndarray:

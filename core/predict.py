@@ -52,7 +52,7 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
     for path in paths:
         clip = load_audio(path, cfg, resample_to=cfg.sr)
         y = fit_duration(clip.mono[:n_samples], n_samples)
-        proba = predict_proba(loaded, loaded.features(y)[None])[0]
+        proba = predict_proba(loaded, loaded.input(y, cfg.sr)[None])[0]
         order = np.argsort(-proba)[:min(top_k, len(proba))]
         results.append({"file": str(path),
                         "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})

@@ -20,7 +20,7 @@ from torch import nn
 from core.errors import InputError
 from core.models import Tap
 
-__all__ = ["Recording", "record", "extract", "se_weights", "tap_names"]
+__all__ = ["Recording", "record", "extract", "se_weights", "tap_names", "to_view", "from_view"]
 
 
 def tap_names(model: nn.Module, kind: str | None = None) -> list[str]:
@@ -32,6 +32,40 @@ def _select(value, tap: Tap) -> torch.Tensor:
     if isinstance(value, (tuple, list)):
         value = value[tap.index if tap.index is not None else 0]
     return value
+
+
+def to_view(value: torch.Tensor, view: str) -> torch.Tensor:
+    """A tensor in a declared axis convention (:data:`core.models.TAP_VIEWS`) as (B, C, F, T)."""
+    if view == "time-first":
+        return value.transpose(-1, -2)
+    if view == "1d":
+        return value.unsqueeze(2)
+    if view == "sequence":
+        return value.transpose(1, 2).unsqueeze(2)
+    if view == "sequence-time-first":
+        return value.permute(1, 2, 0).unsqueeze(2)
+    raise InputError("tap view", f"{view!r} is not a known view")
+
+
+def from_view(value: torch.Tensor, view: str) -> torch.Tensor:
+    """The inverse of :func:`to_view`."""
+    if view == "time-first":
+        return value.transpose(-1, -2)
+    if view == "1d":
+        return value.squeeze(2)
+    if view == "sequence":
+        return value.squeeze(2).transpose(1, 2)
+    if view == "sequence-time-first":
+        return value.squeeze(2).permute(2, 0, 1)
+    raise InputError("tap view", f"{view!r} is not a known view")
+
+
+def _replace(value, tap: Tap, new: torch.Tensor):
+    if isinstance(value, (tuple, list)):
+        items = list(value)
+        items[tap.index if tap.index is not None else 0] = new
+        return type(value)(items) if isinstance(value, tuple) else items
+    return new
 
 
 class Recording:
@@ -66,9 +100,18 @@ class Recording:
                 hook = module.register_forward_pre_hook(
                     lambda m, args, kwargs, tap=tap: self._store(tap, args[0] if args else next(iter(kwargs.values()))),
                     with_kwargs=True)
+            elif tap.view is not None:
+                hook = module.register_forward_hook(lambda m, args, out, tap=tap: self._store_view(tap, out))
             else:
                 hook = module.register_forward_hook(lambda m, args, out, tap=tap: self._store(tap, out))
             self._handles.append(hook)
+
+    def _store_view(self, tap: Tap, out):
+        # The tap is the (B, C, F, T) view, and the model goes on from that view turned back:
+        # same values, but the logits now depend on the stored tensor, so gradients reach it.
+        viewed = to_view(_select(out, tap), tap.view)
+        self.outputs[tap.name] = viewed if self.keep_graph else viewed.detach()
+        return _replace(out, tap, from_view(viewed, tap.view))
 
     def release(self) -> None:
         """Remove every hook; ``outputs`` stays readable."""
@@ -138,7 +181,8 @@ def extract(model: nn.Module, x: torch.Tensor, names=None) -> dict[str, torch.Te
     ----------
     model : nn.Module
         Used as it is (call ``model.eval()`` first for inference behaviour).
-    x : torch.Tensor [shape=(B, 1, n_mels, n_frames)]
+    x : torch.Tensor [shape=(B, ...)]
+        A batch of the model's inputs (``Loaded.inputs``), e.g. (B, 1, n_mels, n_frames).
     names : str, iterable of str, or None
         Tap names; ``None`` means all.
 
@@ -148,8 +192,9 @@ def extract(model: nn.Module, x: torch.Tensor, names=None) -> dict[str, torch.Te
         One entry per name, in the order asked, each of the shape its tap
         declares (``Tap.shape(B, audio_cfg)``).
     """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 1:
-        raise InputError("x", f"need a tensor of shape (B, 1, n_mels, n_frames), got "
+    spectrogram = getattr(model, "layout", "mel-time") == "mel-time"  # ours, and adapters that say so
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or (spectrogram and (x.ndim != 4 or x.shape[1] != 1)):
+        raise InputError("x", f"need a batch of model inputs, (B, 1, n_mels, n_frames) for a spectrogram model, got "
                               f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     taps = _resolve(model, names)
     with torch.no_grad(), record(model, [t.name for t in taps]) as rec:

@@ -18,12 +18,14 @@ history and the test fold's evaluation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,8 @@ from core.audio import AudioConfig, log_mel
 from core.augment import AugmentConfig, augment_waveform, mixup
 from core.errors import InputError
 
-__all__ = ["train", "stratified_split", "parse_overrides", "configure", "run"]
+__all__ = ["TrainConfig", "Split", "train", "load_split", "distillation_loss", "fit", "describe", "pick_device",
+           "stratified_split", "parse_overrides", "configure", "run"]
 
 
 def stratified_split(labels, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -115,23 +118,294 @@ def _loss(model, x, y, device) -> tuple[float, float, int]:
         for i in range(0, len(x), 64):
             xb = torch.from_numpy(x[i:i + 64][:, None]).to(device)
             yb = torch.from_numpy(y[i:i + 64]).to(device)
-            logits = model(xb)
+            logits = model(xb).float()
             total += float(F.cross_entropy(logits, yb, reduction="sum"))
             correct += int((logits.argmax(1) == yb).sum())
     return total, correct, len(x)
 
 
-def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str | Path,
-          batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
-          val_fraction: float = 0.15, patience: int = 10, config: dict | None = None,
-          audio_cfg: AudioConfig = AudioConfig(), augment: AugmentConfig = AugmentConfig(),
-          device: str = "auto", progress: bool = True, teacher: str | Path | None = None,
-          distill_weight: float = 0.5, distill_temperature: float = 2.0) -> dict:
+MODELS = ("secnn", "ast", "hf-ast")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on (the parameters of :func:`train`)."""
+
+    model: str
+    data: str | Path
+    test_fold: int
+    epochs: int
+    out: str | Path
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    val_fraction: float = 0.15
+    patience: int = 10
+    config: dict | None = None
+    audio_cfg: AudioConfig = field(default_factory=AudioConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    device: str = "auto"
+    progress: bool = True
+    teacher: str | Path | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
+    init: str | Path | None = None
+    download: bool = False
+    amp: bool = True
+
+    def check(self) -> None:
+        """Raise :class:`InputError` for a value no run can use."""
+        if self.model not in MODELS:
+            raise InputError("--model", f"unknown model {self.model!r}; use one of {', '.join(MODELS)}")
+        if self.model == "hf-ast" and self.init is None:
+            raise InputError("--init", "fine-tuning 'hf-ast' starts from a Hugging Face AST folder or hub id")
+        if self.model != "hf-ast" and self.init is not None:
+            raise InputError("--init", f"--init is for 'hf-ast'; {self.model!r} is trained from scratch")
+        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size), ("patience", self.patience)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(name, f"need a positive integer, got {value!r}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise InputError("lr", f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError("--device", f"use 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+
+def pick_device(device: str) -> str:
+    """``"auto"``: CUDA when torch sees a GPU, else the CPU; ``"cuda"`` without a GPU is refused."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", "cuda was asked for but torch sees no GPU")
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+@dataclass
+class Split:
+    """The clips of one run: training pool (waveforms and plain features), validation and test features."""
+
+    dataset: object
+    folds: list
+    pool: list
+    test: list
+    labels: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    waves: list
+    plain: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_split(cfg: TrainConfig, rng: np.random.Generator, features=None) -> Split:
+    """Open the dataset, split the folds, load every waveform once and compute plain features once.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    rng : np.random.Generator
+        Draws the stratified validation split.
+    features : callable or None
+        ``features(y) -> (n_mels, n_frames)``; ``None`` is ``log_mel(y, cfg.audio_cfg)``.
+
+    Returns
+    -------
+    Split
+        Validation waveforms are dropped (``None``): they are never augmented.
+    """
+    from core.datasets import load_mono, open_dataset
+
+    features = features or (lambda y: log_mel(y, cfg.audio_cfg))
+    dataset = open_dataset(cfg.data)
+    folds = sorted({r.fold for r in dataset.records})
+    if cfg.test_fold not in folds:
+        raise InputError("--test-fold", f"fold {cfg.test_fold} is not in {cfg.data} (folds {folds})")
+    pool = [r for r in dataset.records if r.fold != cfg.test_fold]
+    test = dataset.select(cfg.test_fold)
+    if not pool:
+        raise InputError(cfg.data, f"no clips outside the test fold {cfg.test_fold}")
+    labels = np.array([r.label for r in pool], dtype=np.int64)
+    train_idx, val_idx = stratified_split(labels, cfg.val_fraction, rng)
+    if len(val_idx) == 0:
+        raise InputError(cfg.data, "too few clips per class for a validation split")
+    waves = [load_mono(r, cfg.audio_cfg) for r in tqdm(pool, desc="loading", unit="clip", disable=not cfg.progress)]
+    plain = np.stack([features(w) for w in waves])  # (N, n_mels, n_frames)
+    x_test = np.stack([features(load_mono(r, cfg.audio_cfg))
+                       for r in tqdm(test, desc="test clips", unit="clip", disable=not cfg.progress)])
+    y_test = np.array([r.label for r in test], dtype=np.int64)
+    x_val, y_val = plain[val_idx], labels[val_idx]
+    for j in val_idx:  # validation clips are never augmented: keep their features only
+        waves[j] = None
+    return Split(dataset, folds, pool, test, labels, train_idx, val_idx, waves, plain, x_val, y_val, x_test, y_test)
+
+
+def distillation_loss(logits, targets, weights, teacher_logits=None, *, weight: float = 0.5,
+                      temperature: float = 2.0):
+    """Cross-entropy on (mixed) hard targets, blended with a teacher's soft targets.
+
+    ::
+
+        hard = sum_k w_k * CE(logits, targets_k)          # mixup: two targets, weights lam, 1 - lam
+        loss = hard                                        # without a teacher
+        loss = (1 - weight) * hard + weight * T**2 * KL(softmax(teacher / T) || softmax(logits / T))
+
+    with the KL divergence averaged over the batch (Hinton et al., 2015; DeiT's soft distillation).
+
+    Parameters
+    ----------
+    logits : Tensor [shape=(B, n_classes)]
+    targets : sequence of Tensor [shape=(B,)], int
+    weights : sequence of float, one per target
+    teacher_logits : Tensor [shape=(B, n_classes)] or None
+    weight : float in [0, 1]
+    temperature : float > 0
+
+    Returns
+    -------
+    Tensor, a scalar
+    """
+    import torch.nn.functional as F
+
+    hard = sum(w * F.cross_entropy(logits, t) for t, w in zip(targets, weights))
+    if teacher_logits is None:
+        return hard
+    T = temperature
+    soft = F.softmax(teacher_logits / T, dim=1)
+    kl = F.kl_div(F.log_softmax(logits / T, dim=1), soft, reduction="batchmean") * T * T
+    return (1 - weight) * hard + weight * kl
+
+
+def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: str, *, teacher_net=None,
+        features=None) -> tuple[list[dict], dict]:
+    """The training loop: Adam, LR halved on plateau, early stopping, augmentation and mixup.
+
+    On CUDA with ``cfg.amp`` the forward passes run in bfloat16 autocast
+    (mixed precision); on the CPU in float32, as always.
+
+    Returns
+    -------
+    history : list of dict
+        One row per epoch: losses, validation accuracy, learning rate, time.
+    best : dict
+        ``epoch`` and ``state`` (the state dict of the best validation loss),
+        already loaded into ``net``, which is left in eval mode.
+    """
+    import torch
+
+    features = features or (lambda y: log_mel(y, cfg.audio_cfg))
+    augment, labels, waves, plain = cfg.augment, split.labels, split.waves, split.plain
+    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
+                                                           patience=max(1, cfg.patience // 3))
+    amp = cfg.amp and device == "cuda"
+
+    def autocast():
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+    def objective(xb, targets, weights):
+        with autocast():
+            logits = net(xb).float()
+            teacher = None
+            if teacher_net is not None:
+                with torch.no_grad():
+                    teacher = teacher_net(xb).float()
+        return distillation_loss(logits, targets, weights, teacher, weight=cfg.distill_weight,
+                                 temperature=cfg.distill_temperature)
+
+    history, best, best_loss, since_best = [], None, float("inf"), 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        net.train()
+        order = rng.permutation(split.train_idx)
+        train_loss, seen = 0.0, 0
+        bar = tqdm(_batches(order, cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+                   disable=not cfg.progress, leave=False)
+        for idx in bar:
+            feats = []
+            for j in idx:
+                y = augment_waveform(waves[j], rng, augment)
+                feats.append(plain[j] if y is waves[j] or np.array_equal(y, waves[j]) else features(y))
+            xb = torch.from_numpy(np.stack(feats)[:, None]).to(device)  # (B, 1, n_mels, n_frames)
+            yb = torch.from_numpy(labels[idx]).to(device)
+            if augment.mixup_alpha > 0 and len(idx) > 1:
+                lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
+                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
+                xb = mixup(xb, xb[perm], lam)
+                loss = objective(xb, (yb, yb[perm]), (lam, 1 - lam))
+            else:
+                loss = objective(xb, (yb,), (1.0,))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            train_loss += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{train_loss / seen:.3f}")
+        net.eval()
+        with autocast():
+            val_sum, val_correct, n_val = _loss(net, split.x_val, split.y_val, device)
+        val_loss = val_sum / n_val
+        scheduler.step(val_loss)
+        row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1), "val_loss": val_loss,
+               "val_accuracy": val_correct / n_val, "lr": optimiser.param_groups[0]["lr"],
+               "time_s": round(time.perf_counter() - t0, 2)}
+        history.append(row)
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.3f}  val loss {val_loss:.3f}  "
+                       f"val acc {row['val_accuracy']:.3f}  lr {row['lr']:.2g}  {row['time_s']:.0f} s")
+        if val_loss < best_loss - 1e-4:
+            best_loss, since_best = val_loss, 0
+            best = {"epoch": epoch, "state": copy.deepcopy(net.state_dict())}
+        else:
+            since_best += 1
+            if since_best >= cfg.patience:
+                break
+    if best is None:  # the validation loss was never finite: keep the last epoch
+        best = {"epoch": len(history), "state": copy.deepcopy(net.state_dict())}
+    net.load_state_dict(best["state"])
+    net.eval()
+    return history, best
+
+
+def describe(cfg: TrainConfig, split: Split, history: list[dict], best: dict, *, device: str, start: float,
+             load_s: float, net, evaluation: dict) -> dict:
+    """The meta a checkpoint records: data, folds, sizes, epochs, time, machine, settings, history, evaluation."""
+    import torch
+
+    from core.models import count_parameters
+
+    return {
+        "data": str(Path(cfg.data).resolve()),
+        "dataset_layout": split.dataset.layout,
+        "dataset_fingerprint": split.dataset.fingerprint(),
+        "train_folds": [f for f in split.folds if f != cfg.test_fold],
+        "test_fold": cfg.test_fold,
+        "n_train": int(len(split.train_idx)), "n_val": int(len(split.val_idx)), "n_test": len(split.test),
+        "epochs_requested": cfg.epochs, "epochs_run": len(history), "best_epoch": best["epoch"],
+        "time_s": round(time.perf_counter() - start, 1), "load_time_s": round(load_s, 1),
+        "device": device, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "seed": cfg.seed, "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+        "val_fraction": cfg.val_fraction, "patience": cfg.patience,
+        "augment": dataclasses.asdict(cfg.augment),
+        "teacher": None if cfg.teacher is None else {"checkpoint": Path(cfg.teacher).name, "weight": cfg.distill_weight,
+                                                     "temperature": cfg.distill_temperature},
+        "parameters": count_parameters(net),
+        "history": history,
+        "evaluation": evaluation,
+    }
+
+
+def train(**kwargs) -> dict:
     """Train a model on folds other than ``test_fold``, evaluate on it, save a checkpoint.
 
     Parameters
     ----------
-    model : {"secnn", "ast"}
+    model : {"secnn", "ast", "hf-ast"}
+        ``"hf-ast"`` fine-tunes a Hugging Face AST (``init``) with a new head
+        for the dataset's classes, on its own feature extractor's input, and
+        saves it with ``save_pretrained`` (plus ``training.json``).
     data : str or Path
         Dataset folder (see :func:`core.datasets.open_dataset`).
     test_fold : int
@@ -157,18 +431,19 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
     augment : AugmentConfig
         ``mixup_alpha=0`` and ``p_noise=p_shift=0`` turn augmentation off.
     device : {"auto", "cpu", "cuda"}
+        ``"auto"``: CUDA when present (with bfloat16 mixed precision unless
+        ``amp=False``), else the CPU. The meta records which.
     progress : bool
         Show progress bars.
     teacher : str, Path or None
         A checkpoint folder whose model teaches this one (knowledge
-        distillation, as DeiT does for vision transformers): the loss becomes
-        ``(1 - w) * cross-entropy + w * T**2 * KL(teacher_T || student_T)``
-        with soft targets at temperature ``T``. The teacher sees the same
-        (augmented, mixed) batch. It must share the classes.
+        distillation, see :func:`distillation_loss`). The teacher sees the
+        same (augmented, mixed) batch. It must share the classes.
     distill_weight : float in [0, 1]
-        ``w`` above.
     distill_temperature : float > 0
-        ``T`` above.
+    init : str, Path or None
+        For ``"hf-ast"``: a Hugging Face AST folder or hub id (from the local
+        cache; ``download=True`` fetches that id when it is not there).
 
     Returns
     -------
@@ -178,162 +453,77 @@ def train(*, model: str, data: str | Path, test_fold: int, epochs: int, out: str
         excitation forced to 1).
     """
     import torch  # imported here so that ``python -m core`` starts fast for other commands
-    import torch.nn.functional as F
 
     from core.checkpoint import save_checkpoint
-    from core.datasets import load_mono, open_dataset
     from core.evaluate import metrics, predict_proba
-    from core.models import build_model, count_parameters
+    from core.models import build_model
 
-    if model not in ("secnn", "ast"):
-        raise InputError("--model", f"unknown model {model!r}; use 'secnn' or 'ast'")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not isinstance(value, int) or value < 1:
-            raise InputError(name, f"need a positive integer, got {value!r}")
-    if not lr > 0 or weight_decay < 0:
-        raise InputError("lr", f"need lr > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError("--device", f"use 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", "cuda was asked for but torch sees no GPU")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    cfg = TrainConfig(**kwargs)
+    cfg.check()
+    device = pick_device(cfg.device)
     start = time.perf_counter()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
 
-    dataset = open_dataset(data)
-    folds = sorted({r.fold for r in dataset.records})
-    if test_fold not in folds:
-        raise InputError("--test-fold", f"fold {test_fold} is not in {data} (folds {folds})")
-    pool = [r for r in dataset.records if r.fold != test_fold]
-    test = dataset.select(test_fold)
-    if not pool:
-        raise InputError(data, f"no clips outside the test fold {test_fold}")
-    labels = np.array([r.label for r in pool], dtype=np.int64)
-    train_idx, val_idx = stratified_split(labels, val_fraction, rng)
-    if len(val_idx) == 0:
-        raise InputError(data, "too few clips per class for a validation split")
+    features, hf_model = None, None
+    if cfg.model == "hf-ast":
+        from core.datasets import open_dataset
+        from core.models.hf_ast import hf_audio_config, hf_features, load_hf_ast, new_head
 
-    # Load every waveform once; plain features once. Test clips only need features.
-    waves = [load_mono(r, audio_cfg) for r in tqdm(pool, desc="loading", unit="clip", disable=not progress)]
-    plain = np.stack([log_mel(w, audio_cfg) for w in waves])  # (N, n_mels, n_frames)
-    x_test = np.stack([log_mel(load_mono(r, audio_cfg), audio_cfg)
-                       for r in tqdm(test, desc="test clips", unit="clip", disable=not progress)])
-    y_test = np.array([r.label for r in test], dtype=np.int64)
-    x_val, y_val = plain[val_idx], labels[val_idx]
-    for j in val_idx:  # validation clips are never augmented: keep their features only
-        waves[j] = None
+        classes = open_dataset(cfg.data).classes
+        hf_model = new_head(load_hf_ast(cfg.init, download=cfg.download), classes)
+        cfg.audio_cfg = hf_audio_config(hf_model)
+
+        def features(y):
+            return hf_features(y, cfg.audio_cfg.sr, extractor=hf_model.extractor).numpy()
+
+    split = load_split(cfg, rng, features)
+    dataset = split.dataset
 
     teacher_net = None
-    if teacher is not None:
+    if cfg.teacher is not None:
         from core.checkpoint import load_checkpoint
 
-        taught_by = load_checkpoint(teacher)
+        taught_by = load_checkpoint(cfg.teacher)
         if taught_by.classes != dataset.classes:
-            raise InputError(teacher, f"the teacher's classes {taught_by.classes} differ from the data's")
+            raise InputError(cfg.teacher, f"the teacher's classes {taught_by.classes} differ from the data's")
         teacher_net = taught_by.model.to(device).eval()
-    if not 0.0 <= distill_weight <= 1.0 or not distill_temperature > 0:
-        raise InputError("distill_weight", f"need w in [0, 1] and T > 0, got {distill_weight}, {distill_temperature}")
+    if not 0.0 <= cfg.distill_weight <= 1.0 or not cfg.distill_temperature > 0:
+        raise InputError("distill_weight", f"need w in [0, 1] and T > 0, got {cfg.distill_weight}, "
+                                           f"{cfg.distill_temperature}")
 
-    def objective(logits, xb, targets, weights):
-        hard = sum(w * F.cross_entropy(logits, t) for t, w in zip(targets, weights))
-        if teacher_net is None:
-            return hard
-        T = distill_temperature
-        with torch.no_grad():
-            soft = F.softmax(teacher_net(xb) / T, dim=1)
-        kl = F.kl_div(F.log_softmax(logits / T, dim=1), soft, reduction="batchmean") * T * T
-        return (1 - distill_weight) * hard + distill_weight * kl
-
-    net = build_model(model, _model_config(model, config or {}, audio_cfg), n_classes=len(dataset.classes)).to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
-                                                           patience=max(1, patience // 3))
-    history, best, best_loss, since_best = [], None, float("inf"), 0
+    if hf_model is not None:
+        net = hf_model.to(device)
+    else:
+        net = build_model(cfg.model, _model_config(cfg.model, cfg.config or {}, cfg.audio_cfg),
+                          n_classes=len(dataset.classes)).to(device)
     load_s = time.perf_counter() - start
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        net.train()
-        order = rng.permutation(train_idx)
-        train_loss, seen = 0.0, 0
-        bar = tqdm(_batches(order, batch_size), desc=f"epoch {epoch}/{epochs}", unit="batch",
-                   disable=not progress, leave=False)
-        for idx in bar:
-            feats = []
-            for j in idx:
-                y = augment_waveform(waves[j], rng, augment)
-                feats.append(plain[j] if y is waves[j] or np.array_equal(y, waves[j]) else log_mel(y, audio_cfg))
-            xb = torch.from_numpy(np.stack(feats)[:, None]).to(device)  # (B, 1, n_mels, n_frames)
-            yb = torch.from_numpy(labels[idx]).to(device)
-            if augment.mixup_alpha > 0 and len(idx) > 1:
-                lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
-                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
-                xb = mixup(xb, xb[perm], lam)
-                loss = objective(net(xb), xb, (yb, yb[perm]), (lam, 1 - lam))
-            else:
-                loss = objective(net(xb), xb, (yb,), (1.0,))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            train_loss += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            bar.set_postfix(loss=f"{train_loss / seen:.3f}")
-        net.eval()
-        val_sum, val_correct, n_val = _loss(net, x_val, y_val, device)
-        val_loss = val_sum / n_val
-        scheduler.step(val_loss)
-        row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1), "val_loss": val_loss,
-               "val_accuracy": val_correct / n_val, "lr": optimiser.param_groups[0]["lr"],
-               "time_s": round(time.perf_counter() - t0, 2)}
-        history.append(row)
-        if progress:
-            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.3f}  val loss {val_loss:.3f}  "
-                       f"val acc {row['val_accuracy']:.3f}  lr {row['lr']:.2g}  {row['time_s']:.0f} s")
-        if val_loss < best_loss - 1e-4:
-            best_loss, since_best = val_loss, 0
-            best = {"epoch": epoch, "state": copy.deepcopy(net.state_dict())}
-        else:
-            since_best += 1
-            if since_best >= patience:
-                break
-    if best is None:  # the validation loss was never finite: keep the last epoch
-        best = {"epoch": len(history), "state": copy.deepcopy(net.state_dict())}
-    net.load_state_dict(best["state"])
-    net.eval()
+    if cfg.progress:
+        amp = " with bfloat16 mixed precision" if device == "cuda" and cfg.amp else ""
+        print(f"training {cfg.model} on {device}{amp}", file=sys.stderr)
+    history, best = fit(net, split, cfg, rng, device, teacher_net=teacher_net, features=features)
     net_cpu = net.to("cpu")
 
-    evaluation = metrics(y_test, predict_proba(net_cpu, x_test), dataset.classes)
-    evaluation["clip_ids"] = [r.clip_id for r in test]
-    meta = {
-        "data": str(Path(data).resolve()),
-        "dataset_layout": dataset.layout,
-        "dataset_fingerprint": dataset.fingerprint(),
-        "train_folds": [f for f in folds if f != test_fold],
-        "test_fold": test_fold,
-        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "n_test": len(test),
-        "epochs_requested": epochs, "epochs_run": len(history), "best_epoch": best["epoch"],
-        "time_s": round(time.perf_counter() - start, 1), "load_time_s": round(load_s, 1),
-        "device": device, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-        "val_fraction": val_fraction, "patience": patience,
-        "augment": dataclasses.asdict(augment),
-        "teacher": None if teacher is None else {"checkpoint": Path(teacher).name, "weight": distill_weight,
-                                                 "temperature": distill_temperature},
-        "parameters": count_parameters(net_cpu),
-        "history": history,
-        "evaluation": evaluation,
-    }
+    evaluation = metrics(split.y_test, predict_proba(net_cpu, split.x_test), dataset.classes)
+    evaluation["clip_ids"] = [r.clip_id for r in split.test]
+    meta = describe(cfg, split, history, best, device=device, start=start, load_s=load_s, net=net_cpu,
+                    evaluation=evaluation)
     if hasattr(net_cpu, "se_bypassed") and net_cpu.se_blocks():
         with net_cpu.se_bypassed():
-            bypassed = metrics(y_test, predict_proba(net_cpu, x_test), dataset.classes)
+            bypassed = metrics(split.y_test, predict_proba(net_cpu, split.x_test), dataset.classes)
         meta["evaluation_se_bypassed"] = {k: bypassed[k] for k in ("accuracy", "macro_f1", "roc_auc_macro")}
-    save_checkpoint(out, net_cpu, audio_cfg, dataset.classes, meta)
+    if hf_model is not None:
+        from core.checkpoint import save_hf_checkpoint
+
+        meta["init"] = str(cfg.init)
+        save_hf_checkpoint(cfg.out, net_cpu, meta)
+    else:
+        save_checkpoint(cfg.out, net_cpu, cfg.audio_cfg, dataset.classes, meta)
     return meta
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, choices=["secnn", "ast"])
+    parser.add_argument("--model", required=True, choices=list(MODELS))
     parser.add_argument("--data", required=True, type=Path, help="dataset folder")
     parser.add_argument("--test-fold", required=True, type=int, help="fold held out for testing (1-5)")
     parser.add_argument("--epochs", required=True, type=int, help="at most this many epochs")
@@ -356,6 +546,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint folder to distil from (soft targets, DeiT-style)")
     parser.add_argument("--distill-weight", type=float, default=0.5)
     parser.add_argument("--distill-temperature", type=float, default=2.0)
+    parser.add_argument("--init", default=None,
+                        help="hf-ast: the Hugging Face AST folder or hub id to fine-tune (a new head is made)")
+    parser.add_argument("--download", action="store_true",
+                        help="hf-ast: download --init's hub id when it is not in the local Hugging Face cache")
+    parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -372,9 +567,11 @@ def run(args: argparse.Namespace) -> int:
                  batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
                  val_fraction=args.val_fraction, patience=args.patience, config=parse_overrides(args.config),
                  augment=augment, device=args.device, progress=not args.no_progress, teacher=args.teacher,
-                 distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
+                 distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+                 init=args.init, download=args.download, amp=not args.no_amp)
     ev = meta["evaluation"]
-    line = (f"saved {args.out}: {meta['epochs_run']} epochs in {meta['time_s']:.0f} s; fold {args.test_fold} "
+    line = (f"saved {args.out}: {meta['epochs_run']} epochs in {meta['time_s']:.0f} s on {meta['device']}; "
+            f"fold {args.test_fold} "
             f"accuracy {ev['accuracy']:.3f}, macro F1 {ev['macro_f1']:.3f}")
     if "evaluation_se_bypassed" in meta:
         line += f"; with SE forced to 1: accuracy {meta['evaluation_se_bypassed']['accuracy']:.3f}"

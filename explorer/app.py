@@ -136,12 +136,7 @@ def _default_models(found: dict[str, str]) -> list[str]:
 
 
 def _kind_of(folder: str) -> str:
-    import json
-
-    try:
-        return str(json.loads((Path(folder) / "checkpoint.json").read_text()).get("kind", "?"))
-    except (OSError, ValueError, AttributeError):
-        return "?"
+    return cached.kind_label(folder)
 
 
 def _model_picker() -> None:

@@ -37,7 +37,7 @@ __all__ = [
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
     "method_names", "method_map", "gradcam", "scorecard", "masked_audio",
-    "spectrogram_db", "augmented", "augmented_db", "augmented_probabilities",
+    "spectrogram_db", "augmented", "model_x", "registered_models", "kind_label", "augmented_db", "augmented_probabilities",
 ]
 
 CHANNELS = ("mix", "left", "right")
@@ -59,6 +59,7 @@ def checkpoint_folders() -> dict[str, str]:
     cached: a checkpoint saved while the app runs shows up on the next rerun.
     """
     roots = [CHECKPOINTS_DIR] + [Path(p) for p in os.environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p]
+    # An adapter.json found in these folders is not listed: only registered models run code.
     folders: list[Path] = []
     for root in roots:
         if (root / "checkpoint.json").is_file() or is_hf_ast_folder(root):
@@ -72,7 +73,41 @@ def checkpoint_folders() -> dict[str, str]:
         if name in found and found[name] != str(folder.resolve()):
             name = f"{folder.parent.name}/{folder.name}"
         found.setdefault(name, str(folder.resolve()))
+    for name, entry in registered_models().items():
+        found.setdefault(name if name not in found else f"registered/{name}", str(Path(entry["folder"]).resolve()))
     return found
+
+
+def registered_models() -> dict[str, dict]:
+    """Models registered with ``python -m core add-model`` (an unreadable registry lists none)."""
+    from core.registry import registered
+
+    try:
+        return registered()
+    except InputError:
+        return {}
+
+
+def kind_label(folder: str) -> str:
+    """What a model folder holds, for the sidebar, without loading it.
+
+    ``secnn`` or ``ast`` (from ``checkpoint.json``), ``hf-ast`` (a Hugging
+    Face AST folder), ``adapter: FILE.py`` (a registered model and the file
+    it runs), ``?`` when unknown.
+    """
+    from core.registry import ENTRY_FILE
+
+    path = Path(folder)
+    try:
+        if (path / "checkpoint.json").is_file():
+            return str(json.loads((path / "checkpoint.json").read_text()).get("kind", "?"))
+        if is_hf_ast_folder(path):
+            return "hf-ast"
+        if (path / ENTRY_FILE).is_file():
+            return f"adapter: {Path(json.loads((path / ENTRY_FILE).read_text())['adapter']).name}"
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        pass
+    return "?"
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the checkpoint…")
@@ -115,13 +150,12 @@ def cfg_key(cfg: AudioConfig) -> str:
 def input_key(folder: str) -> str:
     """What a checkpoint's model sees, as a cache key: its audio config, and its front end.
 
-    Our models see :func:`core.audio.log_mel`; a Hugging Face AST sees its own
-    feature extractor's filterbank, so its key names the checkpoint too.
+    The front end is the checkpoint's own (:meth:`core.checkpoint.Loaded.input`:
+    log-mel for ours, the feature extractor of a Hugging Face AST, the
+    adapter's function for a registered model), so the key names the checkpoint.
     """
-    loaded = checkpoint(folder)
-    d = loaded.audio_cfg.to_dict()
-    if loaded.kind == "hf-ast":
-        d["frontend"] = folder
+    d = checkpoint(folder).audio_cfg.to_dict()
+    d["frontend"] = folder
     return json.dumps(d, sort_keys=True)
 
 
@@ -180,19 +214,37 @@ def steps(path: str, cfg_json: str) -> dict[str, np.ndarray]:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def model_input(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray:
-    """What a model with this preprocessing sees: np.ndarray [shape=(n_mels, n_frames)], float32.
+def model_x(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
+    """The model's own input for a clip (:meth:`core.checkpoint.Loaded.input`), without the batch axis.
 
-    The channel is cut or zero-padded to the model's clip length first, as
-    :func:`core.datasets.load_mono` does for training.
+    ``input_json`` is :func:`input_key`. The channel is cut or zero-padded to
+    the model's clip length first, as :func:`core.datasets.load_mono` does.
     """
-    cfg = _cfg(cfg_json)
+    folder = json.loads(input_json)["frontend"]
+    loaded = checkpoint(folder)
+    cfg = loaded.audio_cfg
     samples, _, _ = clip_samples(path, cfg.sr)
-    frontend = json.loads(cfg_json).get("frontend")
-    if frontend is not None:  # a Hugging Face AST: its extractor takes the clip as it is
-        return checkpoint(frontend).features(_channel(samples, channel))
-    y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
-    return log_mel(y, cfg)
+    y = _channel(samples, channel)
+    if loaded.kind != "hf-ast":  # its extractor takes the clip as it is
+        y = fit_duration(y, cfg.hop_length * (cfg.n_frames - 1))
+    return loaded.input(y, cfg.sr)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def model_input(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
+    """The spectrogram the model sees, on our axes: np.ndarray [shape=(n_mels, n_frames)], float32.
+
+    A mel-time model's input as it is; a time-first model's transposed; for
+    a waveform model, which sees no spectrogram, the log-mel of its
+    ``audio_cfg`` (the axes its maps are drawn on).
+    """
+    loaded = checkpoint(json.loads(input_json)["frontend"])
+    if loaded.layout == "waveform":
+        cfg = loaded.audio_cfg
+        samples, _, _ = clip_samples(path, cfg.sr)
+        return log_mel(fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1)), cfg)
+    x = model_x(path, input_json, channel)[0]
+    return np.ascontiguousarray(x.T if loaded.layout == "time-mel" else x)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -205,8 +257,7 @@ def spectrogram_db(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray
 
 
 def _x(folder: str, path: str, channel: str) -> torch.Tensor:
-    X = model_input(path, input_key(folder), channel)
-    return torch.from_numpy(X)[None, None]  # (1, 1, n_mels, n_frames)
+    return torch.from_numpy(model_x(path, input_key(folder), channel))[None]  # (1, ...): e.g. (1, 1, n_mels, n_frames)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -244,26 +295,27 @@ def augmented_db(path: str, cfg_json: str, colour: str, snr_db: float, max_shift
 # model outputs
 
 
-def _probabilities(folder: str, X: np.ndarray) -> np.ndarray:
+def _probabilities(folder: str, x: np.ndarray) -> np.ndarray:
+    """:func:`core.evaluate.predict_proba` of one model input: softmax, or sigmoid for multi-label."""
+    from core.evaluate import predict_proba
+
     loaded = checkpoint(folder)
-    x = torch.from_numpy(X)[None, None]  # (1, 1, n_mels, n_frames)
-    with model_lock(folder), torch.no_grad():
-        logits = loaded.model(x)
-    logits = logits[0] if isinstance(logits, (tuple, list)) else logits
-    return torch.softmax(logits.float(), dim=1)[0].numpy()
+    with model_lock(folder):
+        return predict_proba(loaded, x[None])[0]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def probabilities(folder: str, path: str, channel: str = "mix") -> np.ndarray:
-    """Class probabilities of a clip: np.ndarray [shape=(n_classes,)]."""
-    return _probabilities(folder, model_input(path, input_key(folder), channel))
+    """Class probabilities of a clip: np.ndarray [shape=(n_classes,)] (independent when multi-label)."""
+    return _probabilities(folder, model_x(path, input_key(folder), channel))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def augmented_probabilities(folder: str, path: str, colour: str, snr_db: float, max_shift: float) -> np.ndarray:
-    """Class probabilities of the augmented clip (see :func:`augmented`): np.ndarray [shape=(n_classes,)]."""
-    cfg = audio_cfg(folder)
-    return _probabilities(folder, log_mel(_augmented_mix(path, cfg, colour, snr_db, max_shift), cfg))
+    """Class probabilities of the augmented clip (see :func:`augmented`), through the model's own front end."""
+    loaded = checkpoint(folder)
+    cfg = loaded.audio_cfg
+    return _probabilities(folder, loaded.input(_augmented_mix(path, cfg, colour, snr_db, max_shift), cfg.sr))
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model…")
@@ -425,8 +477,22 @@ def default_query(folder: str, path: str, event_boxes: tuple = ()) -> int:
 
 @st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
 def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix") -> np.ndarray:
-    """Grad-CAM of class ``target`` at ``tap``: np.ndarray [shape=(n_mels, n_frames)] in [0, 1], NaN where not covered."""
-    return method_map(folder, path, f"grad-cam {tap}", int(target), channel)
+    """Grad-CAM of class ``target`` at ``tap``: np.ndarray [shape=(n_mels, n_frames)] in [0, 1], NaN where not covered.
+
+    Our models and Hugging Face ASTs go through :func:`method_map` (the map the
+    report scores); a registered model's map is computed on its own input and
+    drawn on its declared (n_mels, n_frames) axes.
+    """
+    loaded = checkpoint(folder)
+    if loaded.kind in ("secnn", "ast", "hf-ast"):
+        return method_map(folder, path, f"grad-cam {tap}", int(target), channel)
+    from core.interpret.gradcam import GradCAM
+
+    with model_lock(folder):
+        cfg = loaded.audio_cfg
+        heat = GradCAM(loaded.model, [tap])(_x(folder, path, channel), target=int(target),
+                                             shape=(cfg.n_mels, cfg.n_frames))
+    return heat[0]
 
 
 @st.cache_data(max_entries=32, show_spinner="Scoring the map against its baselines (deletion curves, sanity check)…")

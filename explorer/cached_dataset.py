@@ -156,10 +156,17 @@ def _predictions(folder: str, root: str, fold: int) -> dict:
     loaded = cached.checkpoint(folder)
     recs = records(root, fold)
     with cached.model_lock(folder):
-        proba = dataset_proba(loaded, recs)  # the logits ensure_vectors stored: a cache hit
+        proba = dataset_proba(loaded, recs)  # stored logits (a cache hit); softmax or per-class sigmoid
     index = {name: i for i, name in enumerate(loaded.classes)}
     y_true = np.array([index.get(r.category, -1) for r in recs], dtype=np.int64)
+    Y_true = np.zeros((len(recs), len(loaded.classes)), dtype=np.int8)  # every class of each clip (multi-label)
+    for n, r in enumerate(recs):
+        for name in r.label_set:
+            if name in index:
+                Y_true[n, index[name]] = 1
     return {
+        "multi_label": bool(loaded.multi_label),
+        "Y_true": Y_true,
         "clip_ids": [r.clip_id for r in recs],
         "paths": [str(r.path) for r in recs],
         "categories": [r.category for r in recs],
@@ -216,6 +223,12 @@ def _evaluation(folder: str, root: str, fold: int) -> dict:
     from core.evaluate import metrics
 
     p = _predictions(folder, root, fold)
+    if p["multi_label"]:
+        from core.evaluate import multilabel_metrics
+
+        result = multilabel_metrics(p["Y_true"], p["proba"], p["classes"])
+        result.update(multi_label=True, clip_ids=p["clip_ids"], paths=p["paths"], proba=p["proba"])
+        return result
     unknown = sorted({c for c, y in zip(p["categories"], p["y_true"]) if y < 0})
     if unknown:
         raise InputError(Path(folder).name, f"does not know the classes {unknown[:5]} of this dataset; "

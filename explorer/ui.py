@@ -190,3 +190,14 @@ def scorecard(card: dict) -> None:
         words = f"**Sanity check** ({len(card['sanity_layers'])} layers replaced by noise, top down): " + \
             card["sanity_verdict"] + "."
         (st.success if card["sanity_passed"] else st.warning)(words)
+
+
+def method_notes(loaded, page: str) -> list[str]:
+    """The page's methods that apply to the model (:func:`core.methods.applicable`); a caption says why the others don't."""
+    from core.methods import applicable
+
+    rows = applicable(loaded, page)
+    skipped = [f"**{m.name}** {why}" for m, why in rows if why is not None]
+    if skipped:
+        st.caption("Not offered for this model: " + "; ".join(skipped) + ".")
+    return [m.name for m, why in rows if why is None]

@@ -171,8 +171,9 @@ class BaseCAM:
             ``tap -> np.ndarray [shape=(B, n_mels, n_frames)]``, float32, each
             map scaled to [0, 1] (all zeros where the ReLU leaves nothing).
         """
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not torch.is_floating_point(x):
-            raise InputError("x", f"expected a float tensor (B, 1, n_mels, n_frames), got {getattr(x, 'shape', type(x))}")
+        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x) or (x.ndim != 4 and shape is None):
+            raise InputError("x", f"expected a float tensor (B, 1, n_mels, n_frames), or any batch of model "
+                                  f"inputs with the map's shape given, got {getattr(x, 'shape', type(x))}")
         shape = tuple(shape) if shape is not None else tuple(x.shape[-2:])
         # A fresh leaf that needs grad keeps a graph even if the weights are frozen.
         x = x.detach().clone().requires_grad_(self.uses_gradients)

@@ -255,7 +255,7 @@ def _fill(value: str) -> str | float:
 
 def run(args) -> int:
     from core.checkpoint import load_checkpoint
-    from core.datasets import load_mono, open_dataset
+    from core.datasets import open_dataset
     from core.evaluate import spread
     from core.paths import REPO_ROOT
 
@@ -274,8 +274,7 @@ def run(args) -> int:
     if args.limit is not None:  # evenly through the fold, so every class is in the slice
         records = spread(records, args.limit)
     progress = not args.no_progress
-    features = np.stack([loaded.features(load_mono(r, loaded.audio_cfg))
-                         for r in tqdm(records, desc="features", unit="clip", disable=not progress)])
+    features = loaded.inputs(records, progress=progress)[:, 0]  # (N, n_mels, n_frames)
     started = time.perf_counter()
     distractors = getattr(dataset, "distractor_boxes", None)  # demo set v2 and later
     table = faithfulness_table(loaded, records, features, boxes=dataset.boxes if dataset.has_boxes else None,

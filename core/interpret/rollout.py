@@ -277,7 +277,7 @@ def waveform_rollout(
     -------
     np.ndarray [shape=(n_mels, n_frames)], float32 in [0, 1]
     """
-    x = torch.as_tensor(loaded.features(np.asarray(y, dtype=np.float32)))[None, None]  # (1, 1, n_mels, n_frames)
+    x = torch.as_tensor(loaded.input(np.asarray(y, dtype=np.float32), loaded.audio_cfg.sr))[None]  # (1, 1, n_mels, n_frames)
     return model_rollout(loaded.model, x, head_fusion=head_fusion, discard_ratio=discard_ratio)[0]
 
 

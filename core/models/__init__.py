@@ -21,10 +21,18 @@ from torch import nn
 
 from core.errors import InputError
 
-__all__ = ["Tap", "TAP_KINDS", "MODEL_KINDS", "registry", "build_model", "config_class", "config_from_dict",
+__all__ = ["Tap", "TAP_KINDS", "TAP_VIEWS", "MODEL_KINDS", "registry", "build_model", "config_class", "config_from_dict",
            "count_parameters", "find_tap"]
 
 TAP_KINDS = ("conv", "se", "attention", "tokens", "embedding", "logits")
+
+# Declared axis conventions of a recorded tensor, each turned into (B, C, F, T):
+TAP_VIEWS = {
+    "time-first": "(B, C, T, F) -> (B, C, F, T), e.g. CNN14's conv blocks",
+    "1d": "(B, C, T) -> (B, C, 1, T), a 1-D conv over time (waveform models)",
+    "sequence": "(B, T, H) -> (B, H, 1, T), a batch-first recurrent layer's outputs",
+    "sequence-time-first": "(T, B, H) -> (B, H, 1, T), a recurrent layer's outputs without batch_first",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,10 @@ class Tap:
     capture : {"output", "input"}
         ``"input"`` records the module's first positional input instead of its
         output (for values that only exist as the input of a module).
+    view : {None, "time-first", "1d", "sequence", "sequence-time-first"}
+        How the recorded tensor is turned into our ``(B, C, F, T)`` layout
+        (see :data:`TAP_VIEWS`); ``None`` keeps it as it is. The model itself
+        goes on with the same values (see :func:`core.taps.record`).
     """
 
     name: str
@@ -58,12 +70,15 @@ class Tap:
     shape: Callable | None = field(default=None, compare=False, repr=False)
     index: int | None = None
     capture: str = "output"
+    view: str | None = None
 
     def __post_init__(self):
         if self.kind not in TAP_KINDS:
             raise InputError("tap kind", f"{self.kind!r} is not one of {TAP_KINDS}")
         if self.capture not in ("output", "input"):
             raise InputError("tap capture", f"{self.capture!r} is not 'output' or 'input'")
+        if self.view is not None and self.view not in TAP_VIEWS:
+            raise InputError("tap view", f"{self.view!r} is not one of {sorted(TAP_VIEWS)}")
 
 
 def registry() -> dict[str, tuple[type, type]]:
@@ -78,7 +93,7 @@ def registry() -> dict[str, tuple[type, type]]:
     return {"secnn": (SECNNConfig, SECNN), "ast": (ASTConfig, AudioTransformer)}
 
 
-MODEL_KINDS = ("secnn", "ast", "hf-ast")
+MODEL_KINDS = ("secnn", "ast", "hf-ast", "adapter")
 
 
 def config_class(kind: str) -> type:

@@ -19,6 +19,7 @@ patches: ``n_special = 2``.
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,8 @@ from core.errors import InputError
 from core.models import Tap
 from core.models.ast import PatchGrid, patch_grid
 
-__all__ = ["HFASTConfig", "HFAST", "is_hf_ast_folder", "load_hf_ast", "hf_features", "hf_audio_config"]
+__all__ = ["HFASTConfig", "HFAST", "is_hf_ast_folder", "load_hf_ast", "hf_features", "hf_audio_config",
+           "is_hub_id", "resolve_hub_id", "new_head"]
 
 MODEL_TYPE = "audio-spectrogram-transformer"
 
@@ -116,6 +118,7 @@ class HFAST(PatchGrid, nn.Module):
         self.hf = hf_model
         self.extractor = extractor
         self.n_classes = int(c.num_labels)
+        self.multi_label = getattr(c, "problem_type", None) == "multi_label_classification"
         self.config = HFASTConfig(folder=str(folder), n_mels=c.num_mel_bins, n_frames=c.max_length,
                                   patch=c.patch_size, stride_f=c.frequency_stride, stride_t=c.time_stride,
                                   dim=c.hidden_size, depth=c.num_hidden_layers, heads=c.num_attention_heads,
@@ -269,6 +272,68 @@ def hf_features(y: np.ndarray, sr: int, *, extractor=None) -> torch.Tensor:
     return values[0].transpose(0, 1).contiguous().float()  # (n_mels, n_frames)
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_hub_id(text: str | Path) -> bool:
+    """True for ``"org/name"`` that is not an existing local path (e.g. ``MIT/ast-finetuned-audioset-10-10-0.4593``)."""
+    text = str(text)
+    return bool(_HUB_ID.match(text)) and not Path(text).expanduser().exists()
+
+
+def resolve_hub_id(repo_id: str, *, download: bool = False) -> Path:
+    """The local folder of a Hugging Face hub model: from the local Hugging Face cache.
+
+    Parameters
+    ----------
+    repo_id : str
+        ``"org/name"``.
+    download : bool
+        Fetch it (config, extractor and safetensors weights only) when it is not
+        in the cache. Only ever True when the user asked for this id; with
+        ``HF_HUB_OFFLINE=1`` nothing is fetched either way.
+
+    Raises
+    ------
+    InputError
+        Not in the cache (and no download asked for), or the download failed.
+    """
+    if not _HUB_ID.match(str(repo_id)):
+        raise InputError(repo_id, "a hub id looks like 'org/name'")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        _transformers()  # says how to install
+        raise
+    try:
+        folder = snapshot_download(repo_id, local_files_only=not download,
+                                   allow_patterns=["*.json", "*.safetensors"])
+    except Exception as error:  # LocalEntryNotFoundError, network errors, 404s: one line for a user
+        what = "downloading failed" if download else "not in the local Hugging Face cache (ask for a download)"
+        raise InputError(repo_id, f"{what}: {type(error).__name__}: {str(error).strip().splitlines()[0][:160]}") \
+            from None
+    return Path(folder)
+
+
+def new_head(model: HFAST, classes: list[str]) -> HFAST:
+    """The same AST with a fresh, randomly initialised head for ``classes`` (for fine-tuning).
+
+    Returns
+    -------
+    HFAST
+        A new wrapper; the encoder's weights are shared with ``model``.
+    """
+    hf = model.hf
+    c = hf.config
+    c.num_labels = len(classes)
+    c.id2label = {i: str(name) for i, name in enumerate(classes)}
+    c.label2id = {str(name): i for i, name in enumerate(classes)}
+    c.problem_type = "single_label_classification"
+    dim = c.hidden_size
+    hf.classifier.dense = nn.Linear(dim, len(classes))  # ASTMLPHead: layernorm, then dense
+    return HFAST(hf, model.extractor, folder=model.config.folder)
+
+
 def is_hf_ast_folder(folder: str | Path) -> bool:
     """True when ``folder/config.json`` declares an audio spectrogram transformer."""
     config = Path(folder) / "config.json"
@@ -280,14 +345,17 @@ def is_hf_ast_folder(folder: str | Path) -> bool:
         return False
 
 
-def load_hf_ast(folder: str | Path) -> HFAST:
-    """Load a local ``ASTForAudioClassification`` folder, in eval mode.
+def load_hf_ast(folder: str | Path, *, download: bool = False) -> HFAST:
+    """Load a local ``ASTForAudioClassification`` folder, or a hub id, in eval mode.
 
     Parameters
     ----------
     folder : str or Path
         Holds ``config.json`` and ``model.safetensors`` (and optionally
-        ``preprocessor_config.json``).
+        ``preprocessor_config.json``); or a hub id ``"org/name"``, read from the
+        local Hugging Face cache (:func:`resolve_hub_id`).
+    download : bool
+        For a hub id not in the cache: fetch it (only when the user asked for that id).
 
     Returns
     -------
@@ -300,6 +368,8 @@ def load_hf_ast(folder: str | Path) -> HFAST:
         safetensors weights; weights that do not load; an extractor whose
         sizes differ from the model's.
     """
+    if is_hub_id(folder):
+        folder = resolve_hub_id(str(folder), download=download)
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise InputError(folder, "checkpoint folder not found")

@@ -28,7 +28,8 @@ model_name, folder = ui.pick_model(models, key="attribution_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]
-if not taps:
+methods = ui.method_notes(loaded, "Attribution")
+if not taps or "Grad-CAM" not in methods:
     st.info(f"{model_name} has no layer Grad-CAM can explain.")
     st.stop()
 labels = {t.name: t.label for t in taps}
@@ -68,19 +69,23 @@ with left:
         st.caption(ui.EMPTY_MAP)
 
 with right:
-    card = cached.scorecard(folder, clip.path, f"grad-cam {tap}", target)
-    fig = figures.curve(card["fractions"], card["probabilities"], x_label="share of cells blanked (0-1)",
-                        y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
-                        baseline=(card["fractions"], card["random_probabilities"]),
-                        baseline_name="smooth random blobs (mean)",
-                        more_baselines=[(card["fractions"], card["energy_probabilities"], "loudest cells first")],
-                        title="Deletion curve", y_range=(0.0, 1.0))
-    ui.plot(fig, key="attribution_deletion", stem=f"deletion_{stem}")
-    ui.scorecard(card)
-    ui.download_table(list(zip(card["fractions"], card["probabilities"], card["random_probabilities"],
-                               card["energy_probabilities"])),
-                      ["fraction_blanked", "probability_gradcam_order", "probability_smooth_random_mean",
-                       "probability_energy_order"], stem=f"deletion_{stem}", key="attribution_deletion_csv")
+    if "deletion curve" not in methods:
+        st.info("No deletion curve for this model: it masks the model's input cell by cell, and this model's "
+                "input is not laid out on the map's (n_mels, n_frames) grid.")
+    else:
+        card = cached.scorecard(folder, clip.path, f"grad-cam {tap}", target)
+        fig = figures.curve(card["fractions"], card["probabilities"], x_label="share of cells blanked (0-1)",
+                            y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
+                            baseline=(card["fractions"], card["random_probabilities"]),
+                            baseline_name="smooth random blobs (mean)",
+                            more_baselines=[(card["fractions"], card["energy_probabilities"], "loudest cells first")],
+                            title="Deletion curve", y_range=(0.0, 1.0))
+        ui.plot(fig, key="attribution_deletion", stem=f"deletion_{stem}")
+        ui.scorecard(card)
+        ui.download_table(list(zip(card["fractions"], card["probabilities"], card["random_probabilities"],
+                                   card["energy_probabilities"])),
+                          ["fraction_blanked", "probability_gradcam_order", "probability_smooth_random_mean",
+                           "probability_energy_order"], stem=f"deletion_{stem}", key="attribution_deletion_csv")
 
 st.subheader("Listen to the highlighted region")
 st.caption("The mel spectrogram keeps only its most highlighted cells; the rest drop to the clip's floor, "

@@ -37,6 +37,8 @@ if not root:
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 taps = cd.decoder_taps(folder)
+if "NMF-style decoders" not in ui.method_notes(loaded, "Decoders"):
+    st.stop()
 if not taps:
     st.info(f"{model_name} has no conv or transformer layer a decoder can read.")
     st.stop()

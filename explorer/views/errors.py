@@ -70,6 +70,43 @@ for name, folder in models:
 if not results:
     st.stop()
 
+# -- multi-label models: average precision instead of a confusion matrix ------------------
+multi = {name: res for name, res in results.items() if res.get("multi_label")}
+if multi:
+    st.caption("A multi-label model gives each class its own (sigmoid) probability, so a clip can have several "
+               "classes and a confusion matrix does not apply. Per class: **average precision** (AP: the area "
+               "under its precision-recall curve, 1 is perfect) beside its **chance** level (the class's share of "
+               "clips, what a random ranking scores); **mAP** is their mean over the classes present.")
+    for i, (name, res) in enumerate(multi.items()):
+        st.subheader(f"{name}: average precision per class")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("mAP", "n/a" if res["map"] is None else f"{res['map']:.3f}",
+                  delta=None if res["map"] is None else f"{res['map'] - res['chance_map']:+.3f} vs chance")
+        m2.metric("mAP by chance", "n/a" if res["chance_map"] is None else f"{res['chance_map']:.3f}")
+        m3.metric("Clips", res["n_clips"], help=cd.fold_label(fold))
+        rows = [(r["class"], r["support"], r["ap"], r["chance_ap"]) for r in res["per_class"]]
+        columns_ap = ["class", "support", "AP", "chance AP"]
+        st.dataframe({col: [row[k] for row in rows] for k, col in enumerate(columns_ap)}, hide_index=True,
+                     key=f"errors_ap_{i}")
+        ui.download_table(rows, columns_ap, stem=f"ap_{ui.safe_stem(name)}", key=f"errors_ap_csv_{i}")
+        st.subheader(f"{name}: misses and false alarms per clip (probability ≥ {res['threshold']:.2f} counts "
+                     f"as predicted)")
+        classes = res["classes"]
+        order = np.argsort([-(len(m) + len(f)) for m, f in zip(res["misses"], res["false_alarms"])], kind="stable")
+        listed = [j for j in order if res["misses"][j] or res["false_alarms"][j]][:MAX_LISTED]
+        if not listed:
+            st.success("No misses and no false alarms.")
+        for j in listed:
+            left, right = st.columns([5, 1])
+            missed = ", ".join(f"{classes[c]} ({res['proba'][j, c]:.0%})" for c in res["misses"][j]) or "none"
+            alarms = ", ".join(f"{classes[c]} ({res['proba'][j, c]:.0%})" for c in res["false_alarms"][j]) or "none"
+            left.markdown(f"`{res['clip_ids'][j]}`: missed {missed}; false alarms {alarms}")
+            with right:
+                open_button(res["clip_ids"][j], key=f"errors_open_ml_{i}_{j}")
+    results = {name: res for name, res in results.items() if name not in multi}
+    if not results:
+        st.stop()
+
 # -- confusion matrices -------------------------------------------------------------------
 columns = st.columns(len(results), gap="medium")
 for i, (column, (name, res)) in enumerate(zip(columns, results.items())):

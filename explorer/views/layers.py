@@ -27,6 +27,7 @@ taps = [t for t in loaded.model.taps() if t.kind in VIEW_KINDS]
 labels = {t.name: t.label for t in taps}
 kinds = {t.name: t.kind for t in taps}
 tap_names = list(labels)
+ui.method_notes(loaded, "Layers")
 if not tap_names:
     st.info(f"{model_name} has no layer this page can draw.")
     st.stop()

@@ -529,3 +529,70 @@ def test_review_queue_keeps_a_verdict_and_the_lab_moves_a_probability(browser_pa
     assert delta and abs(float(delta.group(1))) > 0.0, s["text"][-600:]
     assert not s["exceptions"] and not s["errors"]
     shoot(page, screenshot_dir, "9-counterfactual")
+
+def _register_adapters(app_env: dict, names: tuple[str, ...]) -> None:
+    """Register test adapters (random weights) into the app's cache, as ``add-model`` does."""
+    import torch
+    from safetensors.torch import save_file
+
+    from core.models.adapter import load_adapter
+    from core.registry import add_model
+
+    saved = os.environ.get("EXPLORER_CACHE")
+    os.environ["EXPLORER_CACHE"] = app_env["EXPLORER_CACHE"]
+    try:
+        for name in names:
+            adapter = REPO / "tests" / "adapters" / f"{name}.py"
+            spec = load_adapter(adapter)
+            torch.manual_seed(0)
+            weights = Path(app_env["EXPLORER_CACHE"]) / f"{name}.safetensors"
+            save_file({k: v.contiguous() for k, v in spec.model.state_dict().items()}, str(weights))
+            add_model(adapter, weights, name)
+    finally:
+        if saved is None:
+            os.environ.pop("EXPLORER_CACHE")
+        else:
+            os.environ["EXPLORER_CACHE"] = saved
+
+
+def pick_models(page, names: tuple[str, ...]) -> None:
+    """Replace the sidebar's model picks with ``names``, typing each into the multiselect."""
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').first
+    field = box.locator("input").first
+    for _ in range(4):  # backspace in an empty input removes the last chip
+        field.click()
+        page.keyboard.press("Backspace")
+        settle(page)
+    for name in names:
+        field.click()
+        field.fill(name)
+        page.get_by_role("option", name=re.compile(rf"^{re.escape(name)} \(adapter")).first.click()
+        settle(page)
+        page.keyboard.press("Escape")
+
+
+def test_registered_crnn_and_cnn14_render_in_a_real_browser(browser_page, server, app_env, screenshot_dir):
+    _register_adapters(app_env, ("crnn", "cnn14"))
+    page = browser_page
+    page.goto(server["url"] + "/", wait_until="domcontentloaded")
+    settle(page, until=lambda s: s["charts"] > 0)
+    pick_models(page, ("crnn", "cnn14"))
+    s = settle(page, until=lambda s: s["charts"] > 0)
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "crnn (adapter: crnn.py)" in sidebar and "cnn14 (adapter: cnn14.py)" in sidebar, sidebar[:500]
+    problems = []
+    for name, title in (("clip", "Clip"), ("layers", "Layers"), ("attribution", "Attribution"),
+                        ("errors", "Errors")):
+        open_page(page, name)
+        s = settle(page, until=lambda s, title=title: s["title"] == title and (
+            s["exceptions"] or s["errors"] or s["charts"] > 0))
+        if s["exceptions"] or s["errors"] or not s["charts"]:
+            problems.append(f"{name}: {s['exceptions']} {s['errors']} charts {s['charts']}: {s['text'][:300]!r}")
+        if name == "attribution" and "cnn14" in s["text"]:
+            cnn14 = page.get_by_text("cnn14", exact=True).first
+            cnn14.click()
+            s = settle(page, until=lambda s: "deletion curve" in s["text"])
+            if "(1, n_mels, n_frames)" not in s["text"]:
+                problems.append("attribution: no word on why CNN14 has no deletion curve")
+        shoot(page, screenshot_dir, f"adapters-{name}")
+    assert not problems, "\n".join(problems)

@@ -128,7 +128,8 @@ def _loaded(real_ast, real_audio_cfg):
     from core.audio import log_mel
 
     return SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, kind="ast",
-                           features=lambda y: log_mel(y, real_audio_cfg))
+                           features=lambda y: log_mel(y, real_audio_cfg),
+                           input=lambda y, sr: log_mel(y, real_audio_cfg)[None])
 
 
 def test_stereo_inputs_keep_the_level_difference(real_ast, real_audio_cfg):

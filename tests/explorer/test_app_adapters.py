@@ -1,0 +1,173 @@
+"""Registered models (add-model) render every page that applies, in AppTest; a bad one is a message.
+
+The CRNN, the CNN14-shaped network and the 1-D waveform CNN of
+``tests/adapters/`` are registered into the test's cache, then picked in the
+sidebar like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "explorer" / "app.py")
+ADAPTERS = REPO / "tests" / "adapters"
+EXPLORER_ENV = {"clips_per_class": 5}  # fold 5 (the pages' default) has clips
+PAGES = ["views/layers.py", "views/attribution.py", "views/embeddings.py", "views/errors.py"]
+
+
+@pytest.fixture(scope="module")
+def registered(env):
+    from core.models.adapter import load_adapter
+    from core.registry import add_model
+
+    out = {}
+    for name in ("crnn", "cnn14", "wavecnn"):
+        spec = load_adapter(ADAPTERS / f"{name}.py")
+        torch.manual_seed(0)
+        weights = env["root"] / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in spec.model.state_dict().items()}, str(weights))
+        out[name] = add_model(ADAPTERS / f"{name}.py", weights, name)
+    return out
+
+
+def start(models, page=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["models"] = list(models)
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("name", ["crnn", "cnn14", "wavecnn"])
+def test_a_registered_model_renders_every_page_that_applies(registered, name):
+    at = start([name])
+    no_exception(at)
+    labels = at.sidebar.multiselect[0].format_func(name)
+    assert labels == f"{name} (adapter: {name}.py)"  # the kind, and the file it runs
+    assert len(at.get("plotly_chart")) >= 4  # the clip page with this model's predictions
+    for page in PAGES:
+        at.switch_page(page).run()
+        no_exception(at)
+        assert at.get("plotly_chart"), page
+    at.switch_page("views/attribution.py").run()
+    captions = " ".join(c.value for c in at.caption)
+    if name == "crnn":
+        assert "Deletion AUC (Grad-CAM)" in [m.label for m in at.metric]
+    else:  # time-first or waveform input: no deletion curve, and the page says why
+        assert "deletion curve" in captions and "(1, n_mels, n_frames)" in captions
+    assert "Listen to the highlighted region" in [h.value for h in at.subheader]  # the rest of the page is there
+    at.switch_page("views/decoders.py").run()
+    no_exception(at)
+    if name != "crnn":
+        assert "NMF-style decoders" in " ".join(c.value for c in at.caption)
+    at.switch_page("views/attention.py").run()
+    no_exception(at)
+    assert any("transformer" in i.value for i in at.info)
+
+
+def test_hugging_face_folders_are_labelled_by_kind(env, tmp_path):
+    pytest.importorskip("transformers")
+    from explorer.cached import kind_label
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "audio-spectrogram-transformer"}))
+    assert kind_label(str(tmp_path)) == "hf-ast"
+
+
+def test_a_registered_model_whose_adapter_changed_is_a_message_not_a_crash(registered, env, tmp_path):
+    from core.registry import add_model
+
+    adapter = tmp_path / "crnn_edit.py"
+    adapter.write_text((ADAPTERS / "crnn.py").read_text())
+    add_model(adapter, None, "crnn-edit")
+    adapter.write_text(adapter.read_text() + "\n# edited after registering\n")
+    at = start(["crnn-edit", "crnn"], "views/layers.py")
+    assert not at.exception
+    assert any("changed since model 'crnn-edit' was registered" in e.value for e in at.error)
+    assert at.get("plotly_chart")  # the other model still works
+
+
+def _multilabel_set(env, root: Path, n_clips: int = 12, seed: int = 0) -> tuple[Path, np.ndarray]:
+    """A small dataset in ESC-50's layout whose CSV has a ';'-separated ``labels`` column."""
+    import shutil
+
+    rng = np.random.default_rng(seed)
+    classes = env["classes"]
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    all_records = env["data"].records
+    first = {r.label: r for r in reversed(all_records)}  # one clip of every class, so targets have no gaps
+    records = list(first.values()) + [r for r in all_records if r not in first.values()][: n_clips - len(first)]
+    Y = np.zeros((n_clips, len(classes)), dtype=np.int8)
+    lines = ["filename,fold,target,category,labels"]
+    for n, r in enumerate(records):
+        extra = rng.choice(len(classes), size=int(rng.integers(0, 3)), replace=False)
+        Y[n, r.label] = 1
+        Y[n, extra] = 1
+        shutil.copy(r.path, root / "audio" / r.path.name)
+        names = ";".join(classes[c] for c in np.flatnonzero(Y[n]))
+        lines.append(f"{r.path.name},5,{r.label},{r.category},{names}")
+    (root / "meta" / "esc50.csv").write_text("\n".join(lines) + "\n")
+    return root, Y
+
+
+def test_a_multi_label_hf_ast_shows_sigmoid_probabilities_and_average_precision(env, tmp_path, monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    from sklearn.metrics import average_precision_score
+
+    from core.checkpoint import load_checkpoint
+    from core.datasets import open_dataset
+    from core.evaluate import predict_proba
+
+    torch.manual_seed(0)
+    folder = tmp_path / "hf-multi"
+    labels = {i: c for i, c in enumerate(env["classes"])}
+    config = transformers.ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=64, num_mel_bins=64, max_length=256, num_labels=len(labels),
+                                    id2label=labels, label2id={c: i for i, c in labels.items()},
+                                    problem_type="multi_label_classification")
+    transformers.ASTForAudioClassification(config).eval().save_pretrained(folder)
+    transformers.ASTFeatureExtractor(num_mel_bins=64, max_length=256).save_pretrained(folder)
+    data_root, Y = _multilabel_set(env, tmp_path / "multi")
+    records = open_dataset(data_root).records
+    assert [r.label_set for r in records][0] == tuple(env["classes"][c] for c in np.flatnonzero(Y[0]))
+
+    loaded = load_checkpoint(folder)
+    assert loaded.multi_label
+    x = loaded.inputs(records)
+    proba = predict_proba(loaded, x)
+    with torch.no_grad():
+        logits = loaded.model(torch.from_numpy(x))
+    np.testing.assert_allclose(proba, torch.sigmoid(logits).numpy(), rtol=1e-5)  # sigmoid, not softmax
+    assert not np.allclose(proba.sum(axis=1), 1.0)
+
+    monkeypatch.setenv("EXPLORER_CHECKPOINTS", os.environ["EXPLORER_CHECKPOINTS"] + os.pathsep + str(folder))
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["models"] = ["hf-multi"]
+    at.run()
+    at.sidebar.radio[0].set_value("folder").run()
+    at.sidebar.text_input[0].set_value(str(data_root)).run()
+    at.switch_page("views/errors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sorted(m.label for m in at.metric) == ["Clips", "mAP", "mAP by chance"]
+    table = at.dataframe[0].value
+    aps = [average_precision_score(Y[:, c], proba[:, c]) if Y[:, c].any() else None for c in range(len(labels))]
+    for c, ap in enumerate(aps):
+        assert (table["AP"][c] is None or np.isnan(table["AP"][c])) if ap is None else np.isclose(table["AP"][c], ap)
+    expected_map = np.mean([a for a in aps if a is not None])
+    assert next(m.value for m in at.metric if m.label == "mAP") == f"{expected_map:.3f}"
+    assert any("missed" in m.value and "false alarms" in m.value for m in at.markdown)
