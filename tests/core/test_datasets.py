@@ -144,7 +144,8 @@ def test_csv_dataset_opens_and_evaluates_with_or_without_folds(tmp_path, capsys,
         f"data/clips/{i}.wav,{'dog;cat' if i < 3 else 'cat'}\n" for i in range(10)))
     multi = open_dataset(tmp_path / "multi.csv")
     assert multi.classes == ["cat", "dog"]
-    assert multi.records[0].labels == (1, 0) and multi.records[0].label == 1 and multi.records[5].labels == (0,)
+    assert multi.records[0].labels == ("dog", "cat") and multi.records[0].label == 1 and multi.records[5].labels == ("cat",)
+    assert multi.records[0].label_set == ("dog", "cat") and ds.records[0].label_set == (ds.records[0].category,)
     assert [r.fold for r in multi.records if r.category == "cat"] == [1, 2, 3, 4, 5, 1, 2]
 
 
