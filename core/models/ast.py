@@ -52,13 +52,18 @@ def patch_grid(n_mels: int, n_frames: int, *, patch: int, stride_f: int, stride_
     if n_mels < patch or n_frames < patch:
         raise InputError("patch", f"a {patch}x{patch} patch does not fit a {n_mels}x{n_frames} input")
     if pad:
-        return -(-(n_mels - patch) // stride_f) + 1, -(-(n_frames - patch) // stride_t) + 1
+        return _padded_count(n_mels, patch, stride_f), _padded_count(n_frames, patch, stride_t)
     return (n_mels - patch) // stride_f + 1, (n_frames - patch) // stride_t + 1
 
 
+def _padded_count(n: int, patch: int, stride: int) -> int:
+    """Patches along an axis of ``n`` cells once padded: enough to reach the last cell, none that starts past it."""
+    return min(-(-(n - patch) // stride) + 1, (n - 1) // stride + 1)
+
+
 def padded_size(n: int, *, patch: int, stride: int) -> int:
-    """The length a padded axis of ``n`` cells takes: ``(ceil((n - patch) / stride)) * stride + patch``."""
-    return -(-(n - patch) // stride) * stride + patch
+    """The length a padded axis of ``n`` cells takes: the padded grid's last patch ends there (never below ``n``)."""
+    return max(n, (_padded_count(n, patch, stride) - 1) * stride + patch)
 
 
 class Attention(nn.Module):
