@@ -24,6 +24,7 @@ import html
 import io
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -154,9 +155,21 @@ class VerdictStore:
         except sqlite3.Error as error:
             raise InputError(self.path, _problem(error)) from None
 
-    def _init_schema(self) -> None:
+    @contextmanager
+    def _session(self):
+        """A connection for one unit of work: a database error becomes InputError; an open transaction is rolled back."""
         con = self._connect()
         try:
+            yield con
+        except sqlite3.Error as error:
+            raise InputError(self.path, _problem(error)) from None
+        finally:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            con.close()
+
+    def _init_schema(self) -> None:
+        with self._session() as con:
             mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise InputError(self.path, f"cannot switch the database to WAL mode (got {mode!r})")
@@ -173,12 +186,6 @@ class VerdictStore:
                 raise InputError(self.path, f"written by a newer version of the explorer (schema {version}; this "
                                             f"one reads {SCHEMA_VERSION}); update it or pick another file")
             con.execute("COMMIT")
-        except sqlite3.Error as error:
-            raise InputError(self.path, _problem(error)) from None
-        finally:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            con.close()
 
     # -- reading and writing ------------------------------------------------------
 
@@ -193,18 +200,11 @@ class VerdictStore:
         if verdict.verdict is not None and verdict.verdict not in VERDICTS:
             raise InputError("verdict", f"{verdict.verdict!r} is not one of {', '.join(VERDICTS)}")
         row = Verdict(**{**asdict(verdict), "updated_at": time.time()})
-        con = self._connect()
-        try:
+        with self._session() as con:
             con.execute("BEGIN IMMEDIATE")
             con.execute(f"INSERT OR REPLACE INTO verdicts ({', '.join(COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(COLUMNS))})", tuple(asdict(row).values()))
             con.execute("COMMIT")
-        except sqlite3.Error as error:
-            raise InputError(self.path, _problem(error)) from None
-        finally:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            con.close()
         return row
 
     def get(self, *, dataset: str, clip_id: str, model: str, checkpoint: str) -> Verdict | None:
@@ -224,14 +224,9 @@ class VerdictStore:
         return self._select(("WHERE " + " AND ".join(where)) if where else "", tuple(args))
 
     def _select(self, where: str, args: tuple) -> list[Verdict]:
-        con = self._connect()
-        try:
+        with self._session() as con:
             rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM verdicts {where} ORDER BY updated_at",
                                args).fetchall()
-        except sqlite3.Error as error:
-            raise InputError(self.path, _problem(error)) from None
-        finally:
-            con.close()
         return [Verdict(*row) for row in rows]
 
 
