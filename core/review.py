@@ -272,7 +272,7 @@ def map_png(S: np.ndarray, heat: np.ndarray | None = None, *, scale: int = 2) ->
     ----------
     S : np.ndarray [shape=(n_mels, n_frames)]
         Any scale; shown between its 1st and 99th percentile, in grey.
-    heat : np.ndarray [shape=(n_mels, n_frames)] in [0, 1], or None
+    heat : np.ndarray [shape=(n_mels, n_frames)] in [0, 1] (NaN: not covered), or None
         Blended in (weight = heat) from purple through red to yellow.
     scale : int >= 1
         Each cell becomes ``scale`` x ``scale`` pixels.
@@ -288,7 +288,7 @@ def map_png(S: np.ndarray, heat: np.ndarray | None = None, *, scale: int = 2) ->
     lo, hi = np.percentile(S, [1, 99]) if S.size else (0.0, 1.0)
     rgb = _colours((S - lo) / max(hi - lo, 1e-12), _GREYS)
     if heat is not None:
-        h = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0)
+        h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float64), nan=0.0), 0.0, 1.0)  # NaN: not covered
         rgb = rgb * (1 - 0.7 * h[..., None]) + _colours(h, _HEAT) * 0.7 * h[..., None]
     image = Image.fromarray(np.flipud(rgb).astype(np.uint8))
     if scale > 1:

@@ -587,7 +587,7 @@ def gradcam_thumbnail(S: np.ndarray, heat: np.ndarray, *, max_rows: int = 64, ma
     ----------
     S : np.ndarray [shape=(n_mels, n_frames)]
         Any unit (scaled to its own range).
-    heat : np.ndarray [shape=(n_mels, n_frames)], in [0, 1]
+    heat : np.ndarray [shape=(n_mels, n_frames)], in [0, 1]; NaN marks cells the map does not cover
 
     Returns
     -------
@@ -596,7 +596,7 @@ def gradcam_thumbnail(S: np.ndarray, heat: np.ndarray, *, max_rows: int = 64, ma
     if np.shape(S) != np.shape(heat) or np.ndim(S) != 2:
         raise InputError("S, heat", f"must be the same 2-D shape, got {np.shape(S)} and {np.shape(heat)}")
     S = shrink(S, max_rows=max_rows, max_cols=max_cols)
-    h = np.clip(shrink(heat, max_rows=max_rows, max_cols=max_cols), 0.0, 1.0)
+    h = np.clip(np.nan_to_num(shrink(heat, max_rows=max_rows, max_cols=max_cols), nan=0.0), 0.0, 1.0)  # NaN: not covered
     lo, hi = float(S.min()), float(S.max())
     grey = (S - lo) / (hi - lo) if hi > lo else np.zeros_like(S)
     base = np.repeat((0.15 + 0.6 * grey)[..., None], 3, axis=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 
@@ -50,6 +51,28 @@ def test_many_threads_writing_at_once_lose_nothing(tmp_path):
     for t in threads:
         t.join()
     assert len(VerdictStore(db).all()) == 60
+
+
+def _write_from_a_process(db: str, k: int) -> None:
+    store = VerdictStore(db)
+    for j in range(10):
+        store.save(verdict(f"p{k}-{j}.wav", VERDICTS[j % len(VERDICTS)], note=f"process {k}"))
+
+
+def test_processes_writing_at_once_lose_nothing(tmp_path):
+    """Separate processes (two browser sessions of two app servers, or the app and a script) at once."""
+    db = tmp_path / "review.sqlite"
+    VerdictStore(db)
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_write_from_a_process, args=(str(db), k)) for k in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    saved = VerdictStore(db).all()
+    assert len(saved) == 30
+    assert {v.note for v in saved} == {"process 0", "process 1", "process 2"}
 
 
 def test_a_locked_database_is_a_clear_error(tmp_path):
