@@ -9,6 +9,13 @@ half a registry). Each entry names the adapter file, its SHA-256 and the
 weights; a model's folder ``<cache>/models/NAME/`` holds ``adapter.json``, a
 copy of its entry, so the explorer can list it beside the checkpoints.
 
+    python -m core add-model --hub MIT/ast-finetuned-audioset-10-10-0.4593 [--download]
+
+lists a Hugging Face AST by hub id: it is read from the local Hugging Face
+cache, or fetched once when ``--download`` asks for that id (nothing else ever
+downloads), loaded once as a check, and its entry names the id and the cached
+folder. The explorer's sidebar adds one the same way.
+
 An adapter is code: it is imported only when the registry lists it under the
 folder asked for, with the same SHA-256. A folder holding an ``adapter.json``
 that the registry does not list is refused, never imported.
@@ -28,7 +35,7 @@ from core.errors import InputError
 from core.paths import cache_dir
 
 __all__ = ["REGISTRY_FILE", "ENTRY_FILE", "registry_path", "registered", "entry_for_folder", "add_model",
-           "remove_model", "is_registered_folder", "configure", "run"]
+           "add_hub_model", "remove_model", "is_registered_folder", "configure", "run"]
 
 REGISTRY_FILE = "registry.json"
 ENTRY_FILE = "adapter.json"
@@ -94,7 +101,7 @@ def entry_for_folder(folder: str | Path) -> dict:
     """
     folder = Path(folder).expanduser().resolve()
     for name, entry in registered().items():
-        if Path(entry.get("folder", "")).resolve() == folder:
+        if "adapter" in entry and Path(entry.get("folder", "")).resolve() == folder:
             adapter = Path(entry["adapter"])
             if not adapter.is_file():
                 raise InputError(adapter, f"the adapter of registered model {name!r} is gone")
@@ -144,6 +151,54 @@ def add_model(adapter: str | Path, weights: str | Path | None, name: str, *, rep
     return dict(entry, name=name)
 
 
+def add_hub_model(repo_id: str, *, download: bool = False, name: str | None = None, replace: bool = False) -> dict:
+    """List a Hugging Face AST by hub id, after loading it once as a check.
+
+    Parameters
+    ----------
+    repo_id : str
+        ``"org/name"``.
+    download : bool
+        Fetch it when it is not in the local Hugging Face cache: only ever True
+        when the user asked for this id.
+    name : str or None
+        What the explorer lists it under; ``None`` takes the id's last part.
+
+    Returns
+    -------
+    dict
+        The registry entry: ``hub_id``, ``folder`` (the cached snapshot),
+        ``kind``, ``classes``, ``multi_label``, ``registered``, and ``name``.
+
+    Raises
+    ------
+    InputError
+        Not a hub id, not cached (and no download asked for), the download
+        failed, the folder is not an AST classifier, or the name is taken.
+        Nothing is written then.
+    """
+    from core.checkpoint import load_checkpoint
+    from core.models.hf_ast import resolve_hub_id
+
+    repo_id = str(repo_id).strip()
+    name = repo_id.rsplit("/", 1)[-1] if name is None else name
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError("--name", f"{name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+    models = registered()
+    if name in models and not replace and models[name].get("hub_id") != repo_id:
+        raise InputError("--name", f"a model called {name!r} is already registered (--replace to replace it)")
+    folder = resolve_hub_id(repo_id, download=download)
+    loaded = load_checkpoint(folder)
+    if loaded.kind != "hf-ast":
+        raise InputError(repo_id, f"is a {loaded.kind!r} folder, not a Hugging Face AST classifier")
+    entry = {"hub_id": repo_id, "folder": str(Path(folder).resolve()), "kind": "hf-ast", "classes": loaded.classes,
+             "multi_label": bool(loaded.multi_label),
+             "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    models[name] = entry
+    _save(models)
+    return dict(entry, name=name)
+
+
 def remove_model(name: str) -> None:
     """Drop a model from the registry (its folder's ``adapter.json`` stays, and no longer loads)."""
     models = registered()
@@ -155,19 +210,34 @@ def remove_model(name: str) -> None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", type=Path, help="the adapter .py file (defines model_spec())")
+    parser.add_argument("--hub", metavar="ID", help="a Hugging Face AST hub id ('org/name') instead of an adapter")
+    parser.add_argument("--download", action="store_true",
+                        help="with --hub: fetch the id when it is not in the local Hugging Face cache")
     parser.add_argument("--weights", type=Path, default=None, help=".safetensors or .pt state dict (optional)")
-    parser.add_argument("--name", required=True, help="name the explorer lists it under")
+    parser.add_argument("--name", help="name the explorer lists it under (with --hub: the id's last part by default)")
     parser.add_argument("--replace", action="store_true", help="replace a model already registered under NAME")
     parser.add_argument("--remove", action="store_true", help="unregister NAME instead")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.remove:
+        if args.name is None:
+            raise InputError("--name", "give the name of the model to remove")
         remove_model(args.name)
         print(f"removed {args.name!r} from {registry_path()}")
         return 0
+    if args.hub is not None:
+        if args.adapter is not None:
+            raise InputError("--hub", "give either --hub or --adapter, not both")
+        entry = add_hub_model(args.hub, download=args.download, name=args.name, replace=args.replace)
+        print(f"{entry['name']}: {args.hub}, {len(entry['classes'])} classes "
+              f"({'multi-label, sigmoid' if entry['multi_label'] else 'single-label, softmax'}), from {entry['folder']}")
+        print(f"registered in {registry_path()}")
+        return 0
     if args.adapter is None:
-        raise InputError("--adapter", "give the adapter file to check and register")
+        raise InputError("--adapter", "give the adapter file to check and register (or --hub ID)")
+    if args.name is None:
+        raise InputError("--name", "give the name the explorer lists the model under")
     entry = add_model(args.adapter, args.weights, args.name, replace=args.replace)
     print(f"{entry['name']}: {entry['n_classes']} classes ({'multi-label, sigmoid' if entry['multi_label'] else 'single-label, softmax'}), "
           f"input {tuple(entry['input_shape'])} ({entry['layout']})")

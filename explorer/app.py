@@ -155,6 +155,43 @@ def _model_picker() -> None:
                 format_func=lambda n: f"{n} ({_kind_of(found[n])})")
 
 
+HUB_ID, HUB_DOWNLOAD, HUB_MESSAGE = "_hub_id", "_hub_download", "_hub_message"
+
+
+def _add_hub_model() -> None:
+    """Form callback (runs before the page redraws): list a hub id's AST and pick it beside the first model."""
+    from core.registry import add_hub_model
+
+    repo_id = (st.session_state.get(HUB_ID) or "").strip()
+    if not repo_id:
+        return
+    try:
+        entry = add_hub_model(repo_id, download=bool(st.session_state.get(HUB_DOWNLOAD)))
+    except InputError as error:
+        st.session_state[HUB_MESSAGE] = ("error", str(error))
+        return
+    found = cached.checkpoint_folders()
+    name = next((n for n, folder in found.items() if folder == entry["folder"]), entry["name"])
+    picks = [n for n in (state.get(state.MODELS) or []) if n != name]
+    st.session_state[state.MODELS] = picks[:1] + [name]
+    st.session_state[HUB_MESSAGE] = ("success", f"Added {repo_id} as '{name}' ({len(entry['classes'])} classes, "
+                                                f"{'multi-label' if entry['multi_label'] else 'single-label'}).")
+
+
+def _hub_box() -> None:
+    """A Hugging Face AST by hub id: from the local Hugging Face cache, or downloaded once when the box is ticked."""
+    with st.sidebar.expander("Add a Hugging Face AST by id"):
+        with st.form("_hub_form", border=False):
+            st.text_input("Hub id", key=HUB_ID, placeholder="MIT/ast-finetuned-audioset-10-10-0.4593",
+                          help="An ASTForAudioClassification on the Hugging Face hub, as org/name.")
+            st.checkbox("Download it if it is not on this computer", key=HUB_DOWNLOAD, value=False,
+                        help="Without this, only the local Hugging Face cache is read and nothing is downloaded.")
+            st.form_submit_button("Add", on_click=_add_hub_model)
+        kind, text = st.session_state.pop(HUB_MESSAGE, (None, None))
+        if kind is not None:
+            (st.error if kind == "error" else st.success)(text)
+
+
 def _cache_box() -> None:
     """The on-disk cache's size, and a button that clears it (the work is redone when next asked for)."""
     from core.cache import default_cache, format_size
@@ -175,6 +212,7 @@ def sidebar() -> None:
     _dataset_picker()
     _clip_picker()
     _model_picker()
+    _hub_box()
 
 
 def main() -> None:

@@ -81,8 +81,8 @@ def clip_caption(clip: state.ClipRef) -> str:
     return f"Clip: **{clip.name}**, true class **{clip.category}**"
 
 
-def chosen_models(kinds: Sequence[str] | None = None) -> list[tuple[str, str]]:
-    """The sidebar's models that exist and load, as (name, folder), optionally only of some kinds.
+def chosen_models() -> list[tuple[str, str]]:
+    """The sidebar's models that exist and load, as (name, folder).
 
     A checkpoint that does not load is left out with its message shown.
     """
@@ -92,12 +92,11 @@ def chosen_models(kinds: Sequence[str] | None = None) -> list[tuple[str, str]]:
         if name not in found:
             continue
         try:
-            kind = cached.checkpoint(found[name]).kind
+            cached.checkpoint(found[name])
         except InputError as error:
             st.error(str(error))
             continue
-        if kinds is None or kind in kinds:
-            out.append((name, found[name]))
+        out.append((name, found[name]))
     return out
 
 
@@ -115,17 +114,35 @@ def need_clip() -> state.ClipRef:
     return clip
 
 
-def need_models(kinds: Sequence[str] | None = None, *, what: str = "a model") -> list[tuple[str, str]]:
-    """The chosen models (of ``kinds``), or stop the page with a message naming what to pick."""
-    models = chosen_models(kinds)
+def need_models(page: str | None = None, *, what: str = "a model") -> list[tuple[str, str]]:
+    """The chosen models, or stop the page with a message naming what to pick.
+
+    With ``page``, only the models for which some of the page's methods apply
+    (:func:`core.methods.applicable`); the page says why each other chosen model is left out.
+    """
+    from core.methods import applicable
+
+    models, left_out = chosen_models(), []
+    if page is not None:
+        keep = []
+        for name, folder in models:
+            reasons = [why for _, why in applicable(cached.checkpoint(folder), page)]
+            if any(why is None for why in reasons):
+                keep.append((name, folder))
+            else:
+                left_out.append(f"**{name}**: " + "; ".join(dict.fromkeys(r.split(" (this model")[0] for r in reasons)))
+        models = keep
     if not models:
         found = cached.checkpoint_folders()
         if not found:
             st.warning("No checkpoints found. Put a checkpoint folder (model.safetensors + checkpoint.json) "
                        "under `checkpoints/`, or list folders in `$EXPLORER_CHECKPOINTS`.")
         else:
-            st.info(f"This page needs {what}: pick one in the sidebar.")
+            st.info(f"This page needs {what}: pick one in the sidebar."
+                    + (" Not usable here: " + " — ".join(left_out) + "." if left_out else ""))
         st.stop()
+    if left_out:
+        st.caption("Not shown on this page: " + " — ".join(left_out) + ".")
     return models
 
 

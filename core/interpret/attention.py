@@ -252,7 +252,7 @@ def attention_grid(
 
 
 def strongest_patch(heat: np.ndarray, *, grid: tuple[int, int], geometry, event_cells: np.ndarray | None = None) -> int:
-    """The patch to open the attention grid on: the strongest inside the event, else the strongest of all.
+    """The patch to open the attention grid on: the strongest on the event, else the strongest of all.
 
     Parameters
     ----------
@@ -263,8 +263,10 @@ def strongest_patch(heat: np.ndarray, *, grid: tuple[int, int], geometry, event_
     geometry : core.interpret.maps.PatchGeometry
         Where the patches sit.
     event_cells : np.ndarray [shape=(n_mels, n_frames)], bool, or None
-        Cells inside the clip's event boxes; a patch counts as inside when its
-        centre cell is. ``None`` or no patch inside: all patches compete.
+        Cells inside the clip's event boxes. The patches that compete are those
+        covering the event most: at least half the best patch's share of event
+        cells (an event shorter than a patch, such as a click, still has its
+        patches). ``None`` or no patch touching the event: all patches compete.
 
     Returns
     -------
@@ -281,17 +283,16 @@ def strongest_patch(heat: np.ndarray, *, grid: tuple[int, int], geometry, event_
     heat = np.asarray(heat, dtype=np.float64)
     n_freq, n_time = grid
     scores = np.full(n_freq * n_time, -np.inf)
-    inside = np.zeros(n_freq * n_time, dtype=bool)
+    share = np.zeros(n_freq * n_time)
     for p in range(n_freq * n_time):
         f, t = divmod(p, n_time)
-        b0, t0 = f * geometry.stride_f, t * geometry.stride_t
-        block = heat[b0:b0 + geometry.patch_f, t0:t0 + geometry.patch_t]
+        cells = (slice(f * geometry.stride_f, f * geometry.stride_f + geometry.patch_f),
+                 slice(t * geometry.stride_t, t * geometry.stride_t + geometry.patch_t))
+        block = heat[cells]
         if block.size and not np.isnan(block).all():
             scores[p] = np.nanmean(block)
-        if event_cells is not None:
-            cb = min(b0 + (geometry.patch_f - 1) // 2, heat.shape[0] - 1)
-            ct = min(t0 + (geometry.patch_t - 1) // 2, heat.shape[1] - 1)
-            inside[p] = bool(event_cells[cb, ct])
-    if inside.any():
-        scores = np.where(inside, scores, -np.inf)
+        if event_cells is not None and block.size:
+            share[p] = np.mean(event_cells[cells])
+    if share.max() > 0:
+        scores = np.where(share >= 0.5 * share.max(), scores, -np.inf)
     return int(np.argmax(scores))

@@ -34,14 +34,15 @@ ui.intro(
     "A transformer cuts the spectrogram into **patches** and lets every patch look at every other one. "
     "In the grid, each cell is one **head** of one **layer**: the cyan box is the query patch and the "
     "orange arcs go to the patches it attends to most (thicker = more attention). The page opens on the "
-    "strongest patch inside the clip's event (or of the rollout map); **click any patch** to make "
+    "patch the rollout map ranks highest among those covering the clip's event (for a clip without event "
+    "boxes, the highest of all); **click any patch** to make "
     "it the query. Below, **attention rollout** multiplies attention through all layers to show "
     "which parts of the clip reach the class token that makes the decision; there too the query is cyan, and "
     "a dashed white box marks where the clip's true event is (demo clips only)."
 )
 
 clip = ui.need_clip()
-models = ui.need_models(("ast", "hf-ast"), what="a transformer (AST) model")
+models = ui.need_models("Attention", what="a transformer with attention on a patch grid (an AST)")
 model_name, folder = ui.pick_model(models, key="attention_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg

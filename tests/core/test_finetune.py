@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +33,6 @@ def test_distillation_loss_is_its_formula():
     torch.testing.assert_close(distillation_loss(s, (y1, y2), (lam, 1 - lam)), hard)  # no teacher: hard only
 
 
-def tiny_ast(folder: Path, classes: list[str], **extra) -> Path:
-    torch.manual_seed(0)
-    labels = {i: c for i, c in enumerate(classes)}
-    config = transformers.ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                                    num_mel_bins=32, max_length=128, num_labels=len(labels), id2label=labels,
-                                    label2id={c: i for i, c in labels.items()}, **extra)
-    transformers.ASTForAudioClassification(config).eval().save_pretrained(folder)
-    transformers.ASTFeatureExtractor(num_mel_bins=32, max_length=128).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture()
 def small_demo(tmp_path, monkeypatch):
     from core.demo_data import default_demo_dir, make_demo_data
@@ -54,11 +42,11 @@ def small_demo(tmp_path, monkeypatch):
 
 
 def test_fine_tuning_a_tiny_ast_from_the_cli_makes_a_folder_that_opens_in_the_explorer(small_demo, tmp_path, capsys,
-                                                                                        monkeypatch):
+                                                                                        monkeypatch, tiny_hf_ast):
     from core.checkpoint import load_checkpoint
     from core.datasets import open_dataset
 
-    init = tiny_ast(tmp_path / "init", ["a", "b", "c"])  # another head: 3 classes, the data has 10
+    init = tiny_hf_ast(tmp_path / "init", ["a", "b", "c"])  # another head: 3 classes, the data has 10
     out = tmp_path / "tuned"
     assert main(["train", "--model", "hf-ast", "--init", str(init), "--data", str(small_demo), "--test-fold", "5",
                  "--epochs", "1", "--batch-size", "8", "--out", str(out), "--device", "auto"]) == 0
@@ -96,30 +84,12 @@ def test_init_is_only_for_hf_ast_and_needed_there(small_demo, tmp_path):
                  "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
 
 
-def _hub_cache(cache: Path, repo_id: str, files_from: Path) -> None:
-    """A Hugging Face hub cache holding ``repo_id``, as huggingface_hub lays it out (no download)."""
-    revision = "0" * 40
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    shutil.copytree(files_from, repo / "snapshots" / revision)
-
-
-def test_a_hub_id_loads_from_the_local_cache_offline_and_is_never_downloaded(tmp_path, monkeypatch):
+def test_a_hub_id_loads_from_the_local_cache_offline_and_is_never_downloaded(offline_hub, tmp_path, monkeypatch):
     from core.checkpoint import load_checkpoint
     from core.models.hf_ast import load_hf_ast
 
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    # huggingface_hub reads both when it is imported: set what it already read, too
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
-    folder = tiny_ast(tmp_path / "src", ["dog", "rain"], problem_type="multi_label_classification")
-    _hub_cache(tmp_path / "hub", "someone/tiny-ast", folder)
-    loaded = load_checkpoint("someone/tiny-ast")
+    loaded = load_checkpoint(offline_hub)
     assert loaded.kind == "hf-ast" and loaded.classes == ["dog", "rain"] and loaded.multi_label
     x = loaded.input(np.zeros(16000, np.float32), 16000)
     logits = loaded.model(torch.from_numpy(x)[None]).detach()
@@ -128,3 +98,18 @@ def test_a_hub_id_loads_from_the_local_cache_offline_and_is_never_downloaded(tmp
         load_hf_ast("someone/not-there")
     with pytest.raises(InputError, match="downloading failed"):  # offline: asking to download still fetches nothing
         load_hf_ast("someone/not-there", download=True)
+
+
+def test_add_model_lists_a_hub_id_from_the_cache_and_refuses_one_not_there(offline_hub, tmp_path, monkeypatch, capsys):
+    from core.registry import registered
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    assert main(["add-model", "--hub", "someone/not-there"]) == 2
+    assert "not in the local Hugging Face cache" in capsys.readouterr().err
+    assert registered() == {}  # nothing written
+    assert main(["add-model", "--hub", offline_hub]) == 0
+    assert "2 classes (multi-label, sigmoid)" in capsys.readouterr().out
+    entry = registered()["tiny-hub-ast"]
+    assert entry["hub_id"] == offline_hub and entry["kind"] == "hf-ast"
+    assert (Path(entry["folder"]) / "config.json").is_file()
+    assert main(["add-model", "--hub", offline_hub, "--adapter", "x.py"]) == 2  # one or the other

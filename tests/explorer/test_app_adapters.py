@@ -77,7 +77,8 @@ def test_a_registered_model_renders_every_page_that_applies(registered, name):
         assert "NMF-style decoders" in " ".join(c.value for c in at.caption)
     at.switch_page("views/attention.py").run()
     no_exception(at)
-    assert any("transformer" in i.value for i in at.info)
+    info = " ".join(i.value for i in at.info)  # why not, from core.methods: no attention weights on a patch grid
+    assert "transformer" in info and f"**{name}**: needs attention weights" in info and "token grid" in info
 
 
 def test_hugging_face_folders_are_labelled_by_kind(env, tmp_path):
@@ -171,3 +172,23 @@ def test_a_multi_label_hf_ast_shows_sigmoid_probabilities_and_average_precision(
     expected_map = np.mean([a for a in aps if a is not None])
     assert next(m.value for m in at.metric if m.label == "mAP") == f"{expected_map:.3f}"
     assert any("missed" in m.value and "false alarms" in m.value for m in at.markdown)
+
+
+def test_the_sidebar_adds_a_hub_id_and_picks_it(offline_hub, env):
+    """The sidebar's hub box: an id not cached is a message and changes nothing; a cached one is listed and picked."""
+    at = start(["tiny-secnn"])
+    at.sidebar.text_input(key="_hub_id").input("someone/not-there")
+    at.sidebar.button[0].click().run()
+    assert any("not in the local Hugging Face cache" in e.value for e in at.sidebar.error)
+    assert list(at.session_state["models"]) == ["tiny-secnn"]
+    at.sidebar.text_input(key="_hub_id").input(offline_hub)
+    at.sidebar.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Added someone/tiny-hub-ast" in s.value for s in at.sidebar.success)
+    assert list(at.session_state["models"]) == ["tiny-secnn", "tiny-hub-ast"]
+    assert at.sidebar.multiselect[0].format_func("tiny-hub-ast") == "tiny-hub-ast (hf-ast)"
+    at.switch_page("views/clip.py").run()
+    no_exception(at)
+    from core.registry import remove_model
+
+    remove_model("tiny-hub-ast")  # the module's other tests share this registry

@@ -175,7 +175,11 @@ def test_attention_page(env):
     assert at.multiselect(key="attention_layers").value == [1, 4, 8]
     keys = [c.key for c in charts(at)]
     assert keys[:2] == ["attention_grid_chart", "attention_picker_chart"]  # the grid and the rollout map
-    # it opens on a patch (so arcs show at once): the strongest one inside the clip's event box
+    # the SE-CNN picked beside the AST is left out, and the page says why (core.methods)
+    assert at.session_state["models"] == ["tiny-secnn", "tiny-ast"]
+    assert any(c.value.startswith("Not shown on this page: **tiny-secnn**: needs attention weights")
+               for c in at.caption)
+    # it opens on a patch (so arcs show at once): the strongest one on the clip's event box
     opened = at.session_state["query_patch"]
     assert isinstance(opened, int) and any(m.value.startswith(f"**Query:** patch {opened},") for m in at.markdown)
     assert [m.label for m in at.metric] == ["Deletion AUC (this map)", "Smooth random blobs", "Loudest cells first"]

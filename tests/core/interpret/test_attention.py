@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.errors import InputError
-from core.interpret.attention import attended_patches, attention_grid, query_token, query_weights
+from core.interpret.attention import attended_patches, attention_grid, query_token, query_weights, strongest_patch
+from core.interpret.maps import PatchGeometry
 
 
 @pytest.fixture
@@ -67,3 +68,19 @@ def test_grid_on_the_real_ast_with_its_patch_boxes(real_ast, real_audio_cfg):
     assert links[0].patch == int(attentions[0][0, 1, 0, 1:].argmax())
     assert links[0].box == box(links[0].patch)
     assert links[0].t0_s < links[0].t1_s and links[0].f0_hz < links[0].f1_hz
+
+
+def test_the_opening_patch_is_the_strongest_on_the_event_even_when_the_event_is_shorter_than_a_patch():
+    """Planted: a loud distractor patch off the event, and a click 1 frame long that no patch centre touches."""
+    geometry = PatchGeometry(patch_f=4, patch_t=4, stride_f=4, stride_t=4)
+    heat = np.zeros((8, 16))
+    heat[0:4, 12:16] = 1.0  # the strongest patch overall (index 3), off the event
+    heat[4:8, 4:8] = 0.5  # patch 5 covers the click
+    heat[4:8, 8:12] = 0.4  # patch 6: also on the event below, weaker
+    event = np.zeros((8, 16), dtype=bool)
+    event[5, 7] = True  # a click: one cell, at no patch's centre
+    assert strongest_patch(heat, grid=(2, 4), geometry=geometry) == 3
+    assert strongest_patch(heat, grid=(2, 4), geometry=geometry, event_cells=event) == 5
+    event[5, 8:11] = True  # now patch 6 covers three times as much of the event as patch 5: only 6 competes
+    assert strongest_patch(heat, grid=(2, 4), geometry=geometry, event_cells=event) == 6
+    assert strongest_patch(heat, grid=(2, 4), geometry=geometry, event_cells=np.zeros((8, 16), bool)) == 3
