@@ -19,6 +19,7 @@ NEEDS = {
     "map": "a 2-D time x frequency map (a conv tap)",
     "tokens": "a token grid (a transformer's patch tokens on a declared grid)",
     "attention": "attention weights (an attention tap)",
+    "sequence attention": "attention weights over time steps (an attention tap without a patch grid)",
     "gradients": "gradients from a class score to the tap",
     "vector": "any vector per clip (every model has its logits)",
     "se": "squeeze-and-excitation channel weights (an SE tap)",
@@ -51,6 +52,7 @@ METHODS = (
     Method("SE channel weights", "Layers", ("se",)),
     Method("attention per head", "Attention", ("attention", "tokens")),
     Method("attention rollout", "Attention", ("attention", "tokens")),
+    Method("attention over time", "Attention", ("sequence attention",)),
     Method("Grad-CAM", "Attribution", ("gradients", "map|tokens")),
     Method("deletion curve", "Attribution", ("gradients", "map|tokens", "spectrogram input")),
     Method("kept region as sound", "Attribution", ("gradients", "map|tokens")),
@@ -73,6 +75,8 @@ def provides(loaded) -> set[str]:
         out.add("tokens")
     if "attention" in kinds:
         out.add("attention")
+        if "tokens" not in out:
+            out.add("sequence attention")
     if "se" in kinds:
         out.add("se")
     if getattr(loaded, "layout", "mel-time") == "mel-time":

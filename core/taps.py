@@ -89,7 +89,7 @@ class Recording:
 
     def _store(self, tap: Tap, value) -> None:
         value = _select(value, tap)
-        self.outputs[tap.name] = value if self.keep_graph else value.detach()
+        self.outputs[tap.name] = value if self.keep_graph or value is None else value.detach()
 
     def attach(self) -> None:
         # Clear stale outputs when a new forward pass starts.

@@ -454,6 +454,16 @@ def rollout(folder: str, path: str, *, head_fusion: str = "mean", discard_ratio:
                              discard_ratio=discard_ratio)[0]
 
 
+@st.cache_data(max_entries=32, show_spinner="Reading the attention weights…")
+def time_attention(folder: str, path: str, tap: str, channel: str = "mix") -> np.ndarray:
+    """An attention tap's weights for one clip, (H, T, S): :func:`core.interpret.sequence_attention.time_attention`."""
+    from core.interpret.sequence_attention import time_attention as core_time_attention
+
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        return core_time_attention(loaded.model, _x(folder, path, channel), tap)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def default_query(folder: str, path: str, event_boxes: tuple = ()) -> int:
     """The patch the attention grid opens on: :func:`core.interpret.attention.strongest_patch` of the rollout.

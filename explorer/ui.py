@@ -126,11 +126,15 @@ def need_models(page: str | None = None, *, what: str = "a model") -> list[tuple
     if page is not None:
         keep = []
         for name, folder in models:
-            reasons = [why for _, why in applicable(cached.checkpoint(folder), page)]
-            if any(why is None for why in reasons):
+            rows = applicable(cached.checkpoint(folder), page)
+            if any(why is None for _, why in rows):
                 keep.append((name, folder))
-            else:
-                left_out.append(f"**{name}**: " + "; ".join(dict.fromkeys(r.split(" (this model")[0] for r in reasons)))
+                continue
+            by_reason: dict[str, list[str]] = {}
+            for method, why in rows:
+                by_reason.setdefault(why.split(" (this model")[0], []).append(method.name)
+            left_out.append(f"**{name}**: " + "; ".join(f"{' and '.join(names)} {'need' if len(names) > 1 else 'needs'}"
+                                                       f"{why.removeprefix('needs')}" for why, names in by_reason.items()))
         models = keep
     if not models:
         found = cached.checkpoint_folders()

@@ -11,6 +11,7 @@ from core.errors import InputError
 from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
 from core.interpret.methods import rollout_name
 from core.interpret.rollout import HEAD_FUSIONS
+from core.methods import usable
 from explorer import cached, figures, state, ui
 
 GRID_KEY = "attention_grid_chart"
@@ -29,6 +30,60 @@ def use_class_token() -> None:
     st.session_state[state.QUERY] = CLASS_TOKEN
 
 
+def attention_over_time(loaded, folder: str, clip, model_name: str) -> None:
+    """A model whose attention runs over its own time steps (no patch grid): the query-by-key matrix, one
+    query's attention on the spectrogram, and how much of it lands on the event against uniform attention."""
+    from core.interpret.sequence_attention import event_share, event_tokens, token_edges
+    from explorer import figures_sequence
+
+    cfg = loaded.audio_cfg
+    taps = {t.name: t.label for t in loaded.model.taps() if t.kind == "attention"}
+    tap = next(iter(taps))
+    if len(taps) > 1:
+        tap = st.selectbox("Attention module", list(taps), format_func=taps.get, key="attention_time_tap")
+    try:
+        weights = cached.time_attention(folder, clip.path, tap)
+    except InputError as error:
+        st.error(str(error))
+        st.stop()
+    n_heads, n_tokens = weights.shape[0], weights.shape[-1]
+    edges = token_edges(n_tokens, figures._duration(cfg))
+    st.caption(f"{model_name} attends over {n_tokens} time steps, not spectrogram patches. Each step is read as "
+               f"{edges[1]:.3f} s of the clip, equally spaced (an assumption about the model: true when its "
+               f"layers pool over the clip's frames). "
+               + ("Its attention module averages its heads." if n_heads == 1 else f"{n_heads} heads, averaged here."))
+    received = weights.mean(axis=(0, 1))
+    query = st.select_slider("Query time step", options=list(range(weights.shape[1])),
+                             value=int(np.argmax(received)) if weights.shape[1] == n_tokens else 0,
+                             format_func=lambda k: f"{edges[k]:.2f}–{edges[k + 1]:.2f} s", key="attention_time_query",
+                             help="Opens on the step that receives most attention, averaged over the queries.")
+    events = ui.clip_boxes(clip)
+    left, right = st.columns(2)
+    with left:
+        ui.plot(figures_sequence.attention_matrix(weights, edges, query=query, title="Who attends to whom"),
+                key="attention_time_matrix", stem=f"attention_time_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}")
+    with right:
+        X = cached.model_input(clip.path, cached.input_key(folder))
+        heat = figures_sequence.query_heat(weights, edges, query, cfg)
+        ui.plot(figures.overlay(X, heat, cfg, boxes=events, title=f"Where the step at {edges[query]:.2f} s looks",
+                                unit=f"weight (1 = {figures_sequence.FULL_AT:g}× uniform)"),
+                key="attention_time_overlay", stem=f"attention_time_query_{ui.safe_stem(clip.name)}")
+    if events:
+        on_event = event_tokens(edges, [(b.t0_s, b.t1_s) for b in events])
+        result = event_share(weights, on_event)
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Attention on the event", f"{result['share'].mean():.0%}",
+                  help="Share of each query's attention that goes to time steps overlapping the clip's event "
+                       "boxes, averaged over queries (and heads).")
+        m2.metric("Uniform attention (chance)", f"{result['chance']:.0%}", help="The event's share of the time steps.")
+        ratio = float(np.nanmean(result["ratio"]))
+        m3.metric("Ratio to chance", f"{ratio:.2f}×")
+        st.caption("Above 1×, the module attends to the event more than uniform attention would; at or below 1×, "
+                   "it does not single the event out (attention is not the decision either way).")
+    else:
+        st.caption("This clip has no event boxes, so how much attention lands on the event is not measured.")
+
+
 st.title("Attention")
 ui.intro(
     "A transformer cuts the spectrogram into **patches** and lets every patch look at every other one. "
@@ -45,6 +100,11 @@ clip = ui.need_clip()
 models = ui.need_models("Attention", what="a transformer with attention on a patch grid (an AST)")
 model_name, folder = ui.pick_model(models, key="attention_model")
 loaded = cached.checkpoint(folder)
+if "attention per head" not in usable(loaded, "Attention"):  # attention over its time steps, no patch grid
+    ui.method_notes(loaded, "Attention")  # says why there is no grid of heads or rollout
+    st.markdown(ui.clip_caption(clip))
+    attention_over_time(loaded, folder, clip, model_name)
+    st.stop()
 cfg = loaded.audio_cfg
 key = cached.input_key(folder)
 n_layers, n_heads = loaded.model.config.depth, loaded.model.config.heads

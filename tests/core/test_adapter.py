@@ -237,3 +237,37 @@ def test_pt_weights_load_with_weights_only(cache):
     with pytest.raises(InputError, match="weights_only"):
         add_model(ADAPTERS / "crnn.py", path, "pickled")
     assert registered() == {}
+
+
+def test_attention_without_a_patch_grid_is_attention_over_time_and_equals_its_formula(cache):
+    """A CRNN with self-attention over its time steps: the Attention page offers attention over time, and the
+    weights it reads are softmax(Q K^T / sqrt(d)) of the module's own projections, averaged over the heads."""
+    from core.interpret.sequence_attention import event_share, event_tokens, time_attention, token_edges
+
+    entry = register("attncrnn", cache)
+    assert entry["taps"]["attn.attn"]["kind"] == "attention"
+    loaded = load_checkpoint("attncrnn")
+    assert usable(loaded, "Attention") == ["attention over time"]
+    reasons = dict((m.name, why) for m, why in applicable(loaded, "Attention"))
+    assert "token grid" in reasons["attention per head"]
+
+    x = torch.from_numpy(loaded.input(clip(16000), 16000))[None]
+    w = time_attention(loaded.model, x, "attn.attn")
+    net = loaded.model.net
+    with torch.no_grad():  # the formula, by hand, from the GRU's output
+        h = net.conv_block(x)
+        B, C, F, T = h.shape
+        h, _ = net.gru(h.permute(0, 3, 1, 2).reshape(B, T, C * F))
+        q, k, _ = torch.nn.functional.linear(h, net.attn.in_proj_weight, net.attn.in_proj_bias).chunk(3, dim=-1)
+        heads, d = net.attn.num_heads, h.shape[-1] // net.attn.num_heads
+        q, k = (t.reshape(1, T, heads, d).transpose(1, 2) for t in (q, k))
+        expected = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1).mean(dim=1)
+    assert w.shape == (1, T, T)
+    np.testing.assert_allclose(w[0], expected[0].double().numpy(), atol=1e-5)
+
+    on = event_tokens(token_edges(T, 5.0), [(2.0, 3.0)])  # planted: all attention on the event's keys
+    planted = np.where(on, 1.0, 0.0)[None, None, :].repeat(T, axis=1) / on.sum()
+    result = event_share(planted, on)
+    assert np.isclose(result["share"][0], 1.0) and np.isclose(result["ratio"][0], 1 / on.mean())
+    uniform = event_share(np.full((1, T, T), 1 / T), on)
+    assert np.isclose(uniform["ratio"][0], 1.0)  # uniform attention is the chance level

@@ -78,7 +78,33 @@ def test_a_registered_model_renders_every_page_that_applies(registered, name):
     at.switch_page("views/attention.py").run()
     no_exception(at)
     info = " ".join(i.value for i in at.info)  # why not, from core.methods: no attention weights on a patch grid
-    assert "transformer" in info and f"**{name}**: needs attention weights" in info and "token grid" in info
+    assert "transformer" in info and f"**{name}**: attention per head and attention rollout need attention weights" in info
+    assert "token grid" in info and "attention over time needs attention weights over time steps" in info
+
+
+def test_attention_over_time_for_a_model_without_a_patch_grid(env):
+    """A CRNN with self-attention: the Attention page draws its time-step attention, on seconds, with the share
+    that lands on the event beside uniform attention's (the demo clips have event boxes)."""
+    from core.models.adapter import load_adapter
+    from core.registry import add_model, remove_model
+
+    spec = load_adapter(ADAPTERS / "attncrnn.py")
+    weights = env["root"] / "attncrnn.safetensors"
+    save_file({k: v.contiguous() for k, v in spec.model.state_dict().items()}, str(weights))
+    add_model(ADAPTERS / "attncrnn.py", weights, "attncrnn")
+    try:
+        at = start(["attncrnn"], "views/attention.py")
+        no_exception(at)
+        assert [c.key for c in at.get("plotly_chart")] == ["attention_time_matrix", "attention_time_overlay"]
+        assert any("time steps, not spectrogram patches" in c.value for c in at.caption)
+        assert any("attention per head" in c.value and "token grid" in c.value for c in at.caption)  # and why not
+        labels = [m.label for m in at.metric]
+        assert labels == ["Attention on the event", "Uniform attention (chance)", "Ratio to chance"]
+        slider = at.select_slider(key="attention_time_query")
+        slider.set_value(0).run()
+        no_exception(at)
+    finally:
+        remove_model("attncrnn")
 
 
 def test_hugging_face_folders_are_labelled_by_kind(env, tmp_path):

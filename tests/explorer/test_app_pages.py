@@ -177,7 +177,8 @@ def test_attention_page(env):
     assert keys[:2] == ["attention_grid_chart", "attention_picker_chart"]  # the grid and the rollout map
     # the SE-CNN picked beside the AST is left out, and the page says why (core.methods)
     assert at.session_state["models"] == ["tiny-secnn", "tiny-ast"]
-    assert any(c.value.startswith("Not shown on this page: **tiny-secnn**: needs attention weights")
+    assert any(c.value.startswith("Not shown on this page: **tiny-secnn**: attention per head and attention rollout need "
+                                  "attention weights")
                for c in at.caption)
     # it opens on a patch (so arcs show at once): the strongest one on the clip's event box
     opened = at.session_state["query_patch"]

@@ -214,3 +214,22 @@ def test_table_csv_round_trips():
     out = figures.table_csv(rows, ["channel", "weight"])
     parsed = list(csv.reader(io.StringIO(out.decode())))
     assert parsed == [["channel", "weight"], ["0", "0.5"], ["1", "0.25"]]
+
+
+def test_query_heat_is_weight_against_uniform_and_follows_the_token_times():
+    from core.audio import AudioConfig
+    from explorer.figures_sequence import FULL_AT, attention_matrix, query_heat
+
+    cfg = AudioConfig()
+    T = 8
+    w = np.full((1, T, T), 1 / T)
+    w[0, 2] = 0.0
+    w[0, 2, 5] = 1.0  # query 2 looks only at token 5
+    edges = np.linspace(0, cfg.n_frames * cfg.hop_length / cfg.sr, T + 1)
+    uniform = query_heat(w, edges, 0, cfg)
+    assert uniform.shape == (cfg.n_mels, cfg.n_frames) and np.allclose(uniform, 1 / FULL_AT)  # faint, not full
+    focused = query_heat(w, edges, 2, cfg)
+    times = np.arange(cfg.n_frames) * cfg.hop_length / cfg.sr
+    inside = (times >= edges[5]) & (times < edges[6])
+    assert np.all(focused[:, inside] == 1.0) and np.all(focused[:, ~inside] == 0.0)
+    go.Figure(attention_matrix(w, edges, query=2).to_dict())  # a valid figure
