@@ -177,8 +177,7 @@ def add_hub_model(repo_id: str, *, download: bool = False, name: str | None = No
         failed, the folder is not an AST classifier, or the name is taken.
         Nothing is written then.
     """
-    from core.checkpoint import load_checkpoint
-    from core.models.hf_ast import resolve_hub_id
+    from core.models.hf_ast import load_hf_ast, resolve_hub_id
 
     repo_id = str(repo_id).strip()
     name = repo_id.rsplit("/", 1)[-1] if name is None else name
@@ -188,11 +187,9 @@ def add_hub_model(repo_id: str, *, download: bool = False, name: str | None = No
     if name in models and not replace and models[name].get("hub_id") != repo_id:
         raise InputError("--name", f"a model called {name!r} is already registered (--replace to replace it)")
     folder = resolve_hub_id(repo_id, download=download)
-    loaded = load_checkpoint(folder)
-    if loaded.kind != "hf-ast":
-        raise InputError(repo_id, f"is a {loaded.kind!r} folder, not a Hugging Face AST classifier")
-    entry = {"hub_id": repo_id, "folder": str(Path(folder).resolve()), "kind": "hf-ast", "classes": loaded.classes,
-             "multi_label": bool(loaded.multi_label),
+    model = load_hf_ast(folder)  # refuses anything but an AST classifier
+    entry = {"hub_id": repo_id, "folder": str(Path(folder).resolve()), "kind": "hf-ast", "classes": model.classes,
+             "multi_label": bool(model.multi_label),
              "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     models[name] = entry
     _save(models)
