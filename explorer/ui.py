@@ -200,12 +200,13 @@ def scorecard(card: dict) -> None:
 
     ``card`` is :func:`explorer.cached.scorecard`'s result (core's ``clip_scorecard``).
     """
+    st.markdown("**Deletion AUC** (lower is better: the prediction falls sooner as the top cells go)")
     m1, m2, m3 = st.columns(3)
-    m1.metric("Deletion AUC (this map)", f"{card['auc']:.3f}", help="Lower is better.")
-    m2.metric("Smooth random blobs", f"{card['random_auc']:.3f}", delta=f"± {card['random_spread']:.3f}",
-              delta_color="off", help="Mean over random smooth maps; ± their spread.")
-    m3.metric("Loudest cells first", f"{card['energy_auc']:.3f}",
-              help="The spectrogram itself used as the map: no model needed.")
+    m1.metric("This map", f"{card['auc']:.3f}", help="Deletion AUC of this map: lower is better.")
+    m2.metric("Random blobs", f"{card['random_auc']:.3f}", delta=f"± {card['random_spread']:.3f}",
+              delta_color="off", help="Smooth random blobs: the mean over random smooth maps; ± their spread.")
+    m3.metric("Loudest cells", f"{card['energy_auc']:.3f}",
+              help="Loudest cells first: the spectrogram itself used as the map, no model needed.")
     st.caption(card["summary"])
     if card.get("sanity_verdict"):
         words = f"**Sanity check** ({len(card['sanity_layers'])} layers replaced by noise, top down): " + \

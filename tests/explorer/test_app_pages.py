@@ -183,7 +183,7 @@ def test_attention_page(env):
     # it opens on a patch (so arcs show at once): the strongest one on the clip's event box
     opened = at.session_state["query_patch"]
     assert isinstance(opened, int) and any(m.value.startswith(f"**Query:** patch {opened},") for m in at.markdown)
-    assert [m.label for m in at.metric] == ["Deletion AUC (this map)", "Smooth random blobs", "Loudest cells first"]
+    assert [m.label for m in at.metric] == ["This map", "Random blobs", "Loudest cells"]
     assert len(at.success) + len(at.warning) == 1  # the sanity verdict, in words
     assert any("Sanity check" in v.value for v in list(at.success) + list(at.warning))
     # a click on a patch sets the query; simulate its effect
@@ -221,7 +221,7 @@ def test_attribution_page(env):
     assert [t.value for t in at.main.title] == ["Attribution"]
     assert len(charts(at)) == 2  # Grad-CAM overlay and deletion curve
     labels = [m.label for m in at.metric]
-    assert labels == ["Deletion AUC (this map)", "Smooth random blobs", "Loudest cells first"]
+    assert labels == ["This map", "Random blobs", "Loudest cells"]
     assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric)
     assert any("smooth random blobs" in c.value and "loudness map" in c.value for c in at.caption)
     assert len(at.success) + len(at.warning) == 1  # the sanity verdict

@@ -355,7 +355,7 @@ def click_attention_patch(page, state: dict, problems: list[str]) -> dict:
     opened = re.search(r"Query: patch (\d+),", state["text"])
     if opened is None:
         problems.append("attention: the page does not open on a query patch (no arcs at first sight)")
-    if "Sanity check" not in state["text"] or "Smooth random blobs" not in state["text"]:
+    if "Sanity check" not in state["text"] or "Random blobs" not in state["text"]:
         problems.append("attention: the rollout map's baselines and sanity verdict are not shown")
     patch = 17 if opened is None or int(opened.group(1)) != 17 else 18
     try:
