@@ -182,7 +182,9 @@ if stereo:
     st.subheader("Left, right and mix-down")
     st.caption("Rollout for each channel fed to the model on its own, with the same fusion and discard. Left and "
                "right keep their loudness difference and share one colour scale, so a sound panned to one side can "
-               "light up more in that channel; the mix-down is scaled on its own.")
+               "light up more in that channel; the mix-down is scaled on its own. Measured on the demo set's fold 5 "
+               "(model card): the shipped AST's pair leans to the event's side in 25 of 30 stereo clips, the "
+               "channels' loudness alone in 29 of 30, so most of an L/R difference is the input's level.")
     cols = st.columns(3)
     for col, ch in zip(cols, ("left", "right", "mix")):
         with col:
