@@ -48,8 +48,8 @@ def esc50_zip(n_clips: int = 4) -> bytes:
 class Server:
     """Serves ``payload`` at any path; ``cut_after`` bytes into the first answer it drops the connection."""
 
-    def __init__(self, payload: bytes, cut_after: int | None = None):
-        self.payload, self.cut_after, self.ranges = payload, cut_after, []
+    def __init__(self, payload: bytes, cut_after: int | None = None, *, ranges: bool = True):
+        self.payload, self.cut_after, self.ranges, self.honours_ranges = payload, cut_after, [], ranges
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +60,7 @@ class Server:
                 data, start = server.payload, 0
                 header = self.headers.get("Range")
                 server.ranges.append(header)
-                if header:
+                if header and server.honours_ranges:
                     start = int(header.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
                         self.send_response(416)
@@ -135,6 +135,14 @@ def test_a_part_left_by_a_killed_run_is_resumed(tmp_path, payload):
     with Server(payload) as server:
         folder = get_dataset("esc50", url=server.url, dest=tmp_path, sha256=hashlib.sha256(payload).hexdigest())
     assert server.ranges == ["bytes=1000-"]
+    assert len(open_dataset(folder).records) == 4
+
+
+def test_a_server_that_ignores_ranges_restarts_the_part(tmp_path, payload):
+    (tmp_path / "ESC-50-master.zip.part").write_bytes(b"x" * 1000)  # would corrupt the file if appended to
+    with Server(payload, ranges=False) as server:
+        folder = get_dataset("esc50", url=server.url, dest=tmp_path, sha256=hashlib.sha256(payload).hexdigest())
+    assert server.ranges == ["bytes=1000-"]  # asked, answered with the whole file (200)
     assert len(open_dataset(folder).records) == 4
 
 
