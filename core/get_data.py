@@ -248,6 +248,8 @@ def extract_archive(archive: str | Path, dest: str | Path, *, source: Source) ->
     archive, dest = Path(archive), Path(dest)
     top = _check_archive(archive, source)
     target = dest / top
+    for stale in dest.glob(f".{top}.*.tmp"):  # left by a killed extraction
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=dest, prefix=f".{top}.", suffix=".tmp"))
     try:
         with zipfile.ZipFile(archive) as z:
