@@ -8,7 +8,7 @@ process), runs the same shard function as the local engine
 then joins the shards as the local engine does, so the result is the same
 arrays, cached under the same keys: bit for bit with the same ``batch_size``
 and the same number of torch threads per process, else to float rounding (a
-local cluster's workers run one thread each; on the 400-clip demo set the
+local cluster's workers run one thread each; on the 600-clip demo set the
 SE-CNN's embeddings then differ from a 2-thread local run by at most 2.4e-6).
 
 The workers must see the same paths as the client: the checkpoint folder, the
