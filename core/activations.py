@@ -81,8 +81,6 @@ def use_engine(engine: str = "local", scheduler: str | None = None) -> Iterator[
     ...
     core.errors.InputError: --scheduler: only the dask engine takes a scheduler (add --engine dask)
     """
-    if engine is None:
-        engine, scheduler = _ENGINE.get()[0], scheduler or _ENGINE.get()[1]
     if engine not in ENGINES:
         raise InputError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     if scheduler is not None and engine != "dask":

@@ -218,7 +218,9 @@ SCALE_CAPTION = (
     "~0.17 s CPU each), so past 600 clips the audio comes from the same files, warm in the OS page cache. Shipped "
     "SE-CNN, every tap pooled to one vector per clip in one pass (what the Embeddings and Errors pages extract), "
     "batch 32, into an empty cache; peak memory is the process's resident high-water mark during extraction, "
-    "reset before it; UMAP of the embedding tap's vectors (numba compiled beforehand); pages: AppTest rerun "
+    "reset before it; UMAP of the embedding tap's vectors (numba compiled beforehand; past 600 clips every vector "
+    "repeats, the neighbour graph falls apart into many components and UMAP's spectral start fails, so its time "
+    "is not what as many distinct clips would cost); pages: AppTest rerun "
     "median with warm caches, all folds, the SE-CNN only, UMAP on the Embeddings page."
 )
 
