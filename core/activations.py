@@ -33,7 +33,9 @@ cluster; ``pip install "dask[distributed]"``), same arrays either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +52,44 @@ __all__ = [
     "pool_tap",
     "time_activations",
     "extract",
+    "use_engine",
     "cache_keys",
 ]
 
 SHARD_CLIPS = 64  # clips per shard: the unit of resumption and of a Dask task
 ENGINES = ("local", "dask")
+_ENGINE: ContextVar[tuple[str, str | None]] = ContextVar("engine", default=("local", None))
+
+
+@contextmanager
+def use_engine(engine: str = "local", scheduler: str | None = None) -> Iterator[None]:
+    """Run every :func:`extract` inside the block that names no engine on ``engine`` (the CLI's ``--engine``).
+
+    Parameters
+    ----------
+    engine : {"local", "dask"}
+    scheduler : str or None
+        For ``"dask"``: a scheduler address; ``None`` starts a local cluster.
+
+    Examples
+    --------
+    >>> with use_engine("dask", "tcp://10.0.0.5:8786"):
+    ...     _ENGINE.get()
+    ('dask', 'tcp://10.0.0.5:8786')
+    >>> use_engine("local", "tcp://10.0.0.5:8786").__enter__()
+    Traceback (most recent call last):
+    ...
+    core.errors.InputError: --scheduler: only the dask engine takes a scheduler (add --engine dask)
+    """
+    if engine not in ENGINES:
+        raise InputError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise InputError("--scheduler", "only the dask engine takes a scheduler (add --engine dask)")
+    token = _ENGINE.set((engine, scheduler))
+    try:
+        yield
+    finally:
+        _ENGINE.reset(token)
 
 
 # -- reductions ----------------------------------------------------------------------------
@@ -232,8 +267,11 @@ def _inputs(loaded, records: Sequence) -> torch.Tensor:
 
 def _run_shard(loaded, records: Sequence, taps: Sequence[str], reduction: Reduction, cache: ArrayCache,
                keys: dict[str, str], start: int, stop: int, batch_size: int,
-               on_batch: Callable[[int], None] | None = None) -> None:
-    """Extract clips ``start:stop`` and store one shard per tap, one batch in memory at a time."""
+               on_batch: Callable[[int], None] | None = None, first: int = 0) -> None:
+    """Extract clips ``start:stop`` and store one shard per tap, one batch in memory at a time.
+
+    ``records[i - first]`` is clip ``i`` (a Dask task gets only its shard's records, ``first=start``).
+    """
     from contextlib import ExitStack
 
     from core.models import find_tap
@@ -244,7 +282,7 @@ def _run_shard(loaded, records: Sequence, taps: Sequence[str], reduction: Reduct
     with ExitStack() as stack:
         writers = {t: stack.enter_context(cache.shard_writer(keys[t], start, stop)) for t in taps}
         for offset in range(0, stop - start, batch_size):
-            batch = records[start + offset:min(start + offset + batch_size, stop)]
+            batch = records[start - first + offset:min(start + offset + batch_size, stop) - first]
             outputs = run_taps(model, _inputs(loaded, batch), list(taps))
             for tap in found:
                 writers[tap.name](offset, np.asarray(reduction.fn(outputs[tap.name].float().cpu().numpy(), tap, model)))
@@ -263,7 +301,7 @@ def extract(
     cache: ArrayCache | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     progress: bool = False,
-    engine: str = "local",
+    engine: str | None = None,
     scheduler: str | None = None,
 ) -> dict[str, np.ndarray]:
     """A dataset's tap outputs for one checkpoint, reduced per clip, extracted once, then read from disk.
@@ -293,9 +331,13 @@ def extract(
         start with the clips already on disk).
     progress : bool
         A tqdm bar in the terminal.
-    engine : {"local", "dask"}
+    engine : {"local", "dask"} or None
+        ``None``: the one set by :func:`use_engine` (``"local"`` outside it).
+        ``"dask"`` runs each shard as a task (:mod:`core.distributed`); the
+        arrays and cache entries are the same.
     scheduler : str or None
-        For ``engine="dask"``: a scheduler address; ``None`` starts a local cluster.
+        For ``engine="dask"``: a scheduler address; ``None`` starts a local
+        cluster (or uses :func:`use_engine`'s address).
 
     Returns
     -------
@@ -317,6 +359,8 @@ def extract(
         raise InputError("batch_size", f"must be at least 1, got {batch_size}")
     if shard_size < 1:
         raise InputError("shard_size", f"must be at least 1, got {shard_size}")
+    if engine is None:
+        engine, scheduler = _ENGINE.get()[0], scheduler or _ENGINE.get()[1]
     if engine not in ENGINES:
         raise InputError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     taps = list(dict.fromkeys(taps))
@@ -347,7 +391,7 @@ def extract(
                 from core.distributed import run_shards
 
                 run_shards(loaded.folder, records, missing, reduction, cache.root, keys, todo,
-                           batch_size=batch_size, scheduler=scheduler, on_shard=report)
+                           batch_size=batch_size, scheduler=scheduler, on_shard=report, run_shard=_run_shard)
             else:
                 for start, stop in todo:
                     _run_shard(loaded, records, missing, reduction, cache, keys, start, stop, batch_size,

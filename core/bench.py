@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -209,6 +209,188 @@ def bench_explorer(repeats: int) -> list[dict]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# -- scale: 400, 2,000 and 10,000 clips --------------------------------------------------------
+
+SCALE_SIZES = (400, 2000, 10000)
+SCALE_CAPTION = (
+    "Scale (`bench --full`): each set is a folder of hard links to the demo set's 600 clips (clip k -> clip k mod "
+    "600) with a generated meta/esc50.csv (renamed clip ids, folds 1-5 dealt in turn; synthesising new clips costs "
+    "~0.17 s CPU each), so past 600 clips the audio comes from the same files, warm in the OS page cache. Shipped "
+    "SE-CNN, every tap pooled to one vector per clip in one pass (what the Embeddings and Errors pages extract), "
+    "batch 32, into an empty cache; peak memory is the process's resident high-water mark during extraction, "
+    "reset before it; UMAP of the embedding tap's vectors (numba compiled beforehand; past 600 clips every vector "
+    "repeats, the neighbour graph falls apart into many components and UMAP's spectral start fails, so its time "
+    "is not what as many distinct clips would cost); pages: AppTest rerun "
+    "median with warm caches, all folds, the SE-CNN only, UMAP on the Embeddings page."
+)
+
+
+def scale_folder(source: str | Path, n_clips: int, dest: str | Path) -> Path:
+    """A dataset of ``n_clips`` clips in ESC-50's layout made of hard links to ``source``'s clips.
+
+    Clip ``k`` links to source clip ``k % len(source)`` (a symbolic link where
+    hard links fail), is named ``x<copy>-<source name>``, keeps its class and
+    goes to fold ``1 + k % 5``. Built in a temporary folder and renamed into
+    place; an existing folder of the same size is reused.
+
+    Parameters
+    ----------
+    source : str or Path
+        A dataset in ESC-50's layout (the demo set).
+    n_clips : int > 0
+    dest : str or Path
+        The folder to make.
+
+    Returns
+    -------
+    Path
+    """
+    import csv
+    import shutil
+    import tempfile
+
+    from core.datasets import open_dataset
+
+    dest = Path(dest)
+    meta = dest / "meta" / "esc50.csv"
+    if meta.is_file() and sum(1 for _ in open(meta)) == n_clips + 1:
+        return dest
+    records = open_dataset(source, check_files=False).records
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        (tmp / "audio").mkdir()
+        (tmp / "meta").mkdir()
+        with open(tmp / "meta" / "esc50.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["filename", "fold", "target", "category"])
+            for k in range(n_clips):
+                r = records[k % len(records)]
+                name = f"x{k // len(records):03d}-{Path(r.clip_id).name}"
+                try:
+                    os.link(r.path, tmp / "audio" / name)
+                except OSError:
+                    os.symlink(Path(r.path).resolve(), tmp / "audio" / name)
+                writer.writerow([name, 1 + k % 5, r.label, r.category])
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's resident high-water mark (Linux: ``/proc/self/clear_refs``); False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    """This process's resident high-water mark (``VmHWM``; ``ru_maxrss`` elsewhere), in bytes."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bench_scale(demo: Path, sizes: Sequence[int], *, repeats: int = 5, workdir: Path | None = None) -> list[dict]:
+    """Listing, extraction, UMAP, page re-render, peak memory and cache size at each dataset size.
+
+    Each size gets its own cache (``<workdir>/cache-<n>``, emptied first) so
+    the extraction starts cold; the page re-render runs ``scripts/bench_pages.py
+    --scale-folder`` with ``EXPLORER_CACHE`` pointing at that cache, so the
+    pages find what was extracted here (the CLI and the app share keys).
+    """
+    import shutil
+
+    import torch
+
+    from core.activations import extract
+    from core.cache import ArrayCache
+    from core.checkpoint import load_checkpoint
+    from core.datasets import open_dataset
+    from core.embed import cached_embedding
+    from core.paths import cache_dir
+
+    folder = CHECKPOINTS_DIR / "secnn"
+    if not (folder / "checkpoint.json").is_file():
+        return [{"name": "scale", "note": "checkpoints/secnn is missing"}]
+    workdir = Path(workdir or cache_dir() / "bench")
+    loaded = load_checkpoint(folder)
+    taps = [t.name for t in loaded.model.taps()]
+    _umap(np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32))  # numba's compile, not timed
+    with torch.no_grad():  # first-call costs (imports, filter banks), not timed
+        extract(loaded, open_dataset(demo, check_files=False).records[:4], taps, reduce="vector",
+                cache=ArrayCache(workdir / "cache-warmup" / "arrays"))
+    shutil.rmtree(workdir / "cache-warmup", ignore_errors=True)
+    rows = []
+    for n in sizes:
+        root = scale_folder(demo, n, workdir / f"scale-{n}")
+        listing = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            data = open_dataset(root)
+            listing.append(time.perf_counter() - t0)
+        records = data.select(None)
+        home = workdir / f"cache-{n}"
+        shutil.rmtree(home, ignore_errors=True)
+        cache = ArrayCache(home / "arrays")
+        reset = _reset_peak_rss()
+        before = _peak_rss_bytes()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            extract(loaded, records, taps, reduce="vector", batch_size=32, cache=cache)
+        extract_s = time.perf_counter() - t0
+        peak = _peak_rss_bytes()
+        t0 = time.perf_counter()
+        cached_embedding(loaded, records, "embedding", method="umap", seed=0, cache=cache)
+        umap_s = time.perf_counter() - t0
+        row = {"name": f"scale: {len(records)} clips", "clips": len(records), "listing_s": statistics.median(listing),
+               "extract_s": extract_s, "extract_clips_per_s": len(records) / extract_s, "umap_s": umap_s,
+               "peak_rss_mb": peak / 1e6, "rss_before_mb": before / 1e6, "peak_reset": reset,
+               "cache_mb": cache.size_bytes() / 1e6, "folder": str(root)}
+        row.update(_scale_pages(root, home, repeats))
+        rows.append(row)
+        print(_table([row]), flush=True)
+    return rows
+
+
+def _scale_pages(root: Path, home: Path, repeats: int) -> dict:
+    """Warm re-render of the Embeddings and Errors pages on ``root`` (``scripts/bench_pages.py --scale-folder``)."""
+    script = REPO_ROOT / "scripts" / "bench_pages.py"
+    env = dict(os.environ, EXPLORER_CACHE=str(home))
+    result = subprocess.run([sys.executable, str(script), "--scale-folder", str(root), "--repeats", str(repeats)],
+                            capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    if result.returncode != 0:
+        return {"pages_note": "failed: " + (result.stderr.strip().splitlines() or ["?"])[-1][:200]}
+    return {f"{r['page']}_ms": r["ms"] for r in json.loads(result.stdout.strip().splitlines()[-1])} | \
+        {f"{r['page']}_first_s": r["first_ms"] / 1000 for r in json.loads(result.stdout.strip().splitlines()[-1])}
+
+
+def scale_table(rows: list[dict]) -> str:
+    """The scale rows as the README's markdown table."""
+    lines = ["| clips | listing | extraction | UMAP | Embeddings / Errors re-render | peak memory | cache on disk |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "clips" not in r:
+            continue
+        pages = (f"{r['embeddings_ms']:.0f} / {r['errors_ms']:.0f} ms" if "embeddings_ms" in r
+                 else r.get("pages_note", "not measured"))
+        lines.append(f"| {r['clips']:,} | {r['listing_s']:.2f} s | {r['extract_s']:.0f} s "
+                     f"({r['extract_clips_per_s']:.0f} clips/s) | {r['umap_s']:.1f} s | {pages} | "
+                     f"{r['peak_rss_mb']:.0f} MB | {r['cache_mb']:.1f} MB |")
+    return "\n".join(lines)
+
+
 def _table(rows: list[dict]) -> str:
     lines = []
     for row in rows:
@@ -222,7 +404,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="more repeats and the larger cases")
     parser.add_argument("--data", type=Path, default=None, help="dataset folder (default: the demo set)")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer"])
+                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale"])
+    parser.add_argument("--scale-sizes", type=int, nargs="+", default=None,
+                        help=f"dataset sizes of the scale table (default with --full: {' '.join(map(str, SCALE_SIZES))}; "
+                             "else 400, and only with --only scale)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results")
 
 
@@ -237,16 +422,19 @@ def run(args: argparse.Namespace) -> int:
         "extraction": lambda: bench_extraction(data, None if args.full else 96),
         "embeddings": lambda: bench_embeddings(data, [2000] if args.full else []),
         "explorer": lambda: bench_explorer(10),
+        "scale": lambda: bench_scale(data, args.scale_sizes or (SCALE_SIZES if args.full else (400,))),
     }
     results = {"machine": machine_info(), "full": bool(args.full)}
     print(f"machine: {results['machine']}")
     for name, fn in sections.items():
         if args.only and name not in args.only:
             continue
+        if name == "scale" and not (args.full or args.only):
+            continue  # minutes: only with --full or --only scale
         print(f"{name}:", flush=True)
         rows = fn()
         results[name] = rows
-        print(_table(rows), flush=True)
+        print(_table(rows) if name != "scale" else SCALE_CAPTION + "\n" + scale_table(rows), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

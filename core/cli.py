@@ -16,6 +16,7 @@ from core.errors import InputError
 # command name -> (module, one-line help)
 COMMANDS = {
     "make-demo-data": ("core.demo_data", "synthesise the bundled demo sound set"),
+    "get-data": ("core.get_data", "download a public dataset (esc50) when you ask, verify it and open it"),
     "train": ("core.train", "train a model on a dataset folder"),
     "evaluate": ("core.evaluate", "evaluate a checkpoint on one fold of a dataset"),
     "predict": ("core.predict", "top-k predictions of a checkpoint for audio files"),
@@ -28,6 +29,17 @@ COMMANDS = {
     "cache": ("core.cache_command", "the on-disk cache's size; --clear deletes it"),
     "add-model": ("core.registry", "check a model adapter (your own PyTorch model) and register it"),
 }
+# commands that run a whole dataset through a model (core.activations.extract): --engine, --scheduler
+EXTRACTING = ("evaluate", "label-issues", "fit-decoders", "decoder-report")
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("extraction engine")
+    group.add_argument("--engine", choices=("local", "dask"), default="local",
+                       help="local: this process; dask: each shard of 64 clips a task on a Dask cluster "
+                            "(pip install 'dask[distributed]'), same arrays and cache")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="with --engine dask: the scheduler's address (tcp://host:8786); default: a local cluster")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -40,6 +52,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(module_name)
         module.configure(parser_of_command)
+        if name in EXTRACTING:
+            _add_engine_options(parser_of_command)
         parser_of_command.set_defaults(run=module.run)
     return parser
 
@@ -49,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in COMMANDS), None)
     args = build_parser(command).parse_args(argv)
     try:
+        if args.command in EXTRACTING:
+            from core.activations import use_engine
+
+            with use_engine(args.engine, args.scheduler):
+                return int(args.run(args) or 0)
         return int(args.run(args) or 0)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)

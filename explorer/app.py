@@ -69,6 +69,7 @@ def _dataset_picker() -> None:
                              help="ESC-50's layout (audio/ + meta/esc50.csv), UrbanSound8K's "
                                   "(metadata/UrbanSound8K.csv + audio/fold1..10), a CSV with path and label "
                                   "columns, or one sub-folder per class.")
+        _get_esc50_button()
         if folder.strip():
             try:
                 data = cached.dataset(str(Path(folder.strip()).expanduser()))
@@ -84,6 +85,31 @@ def _dataset_picker() -> None:
             return
     if source == "demo" or state.get(state.DATASET_ROOT) is None:
         st.session_state[state.DATASET_ROOT] = _demo_root()
+
+
+def _get_esc50_button() -> None:
+    """"Get ESC-50": downloads it (only on this click) with :func:`core.get_data.get_dataset`, then opens it."""
+    from core.get_data import get_dataset
+
+    sb = st.sidebar
+    if not sb.button("Get ESC-50 (about 600 MB)", key="_get_esc50",
+                     help="Download the real ESC-50 from GitHub into the cache folder, check it, and open it."):
+        return
+    bar = sb.progress(0.0, text="Downloading ESC-50…")
+
+    def on_progress(done: int, total: int | None) -> None:
+        fraction = done / total if total else 0.0
+        bar.progress(min(fraction, 1.0), text=f"Downloading ESC-50… {done / 1e6:.0f} MB")
+
+    try:
+        folder = get_dataset("esc50", on_progress=on_progress)
+    except InputError as error:
+        sb.error(str(error))
+        return
+    finally:
+        bar.empty()
+    st.session_state[state.DATASET_FOLDER] = str(folder)
+    st.rerun()
 
 
 def _clip_picker() -> None:

@@ -140,12 +140,44 @@ def cold_start(timeout_s: float = 180.0) -> dict:
         server.wait(timeout=20)
 
 
+def scale_pages(folder: str, repeats: int) -> list[dict]:
+    """Warm re-render of the Embeddings and Errors pages on a dataset folder (``core.bench``'s scale table).
+
+    All folds, the shipped SE-CNN only, UMAP on the Embeddings page; the
+    caller points ``EXPLORER_CACHE`` at the cache its extraction filled.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.state import page_file
+
+    at = AppTest.from_file(APP, default_timeout=1800)
+    at.session_state["models"] = ["secnn"]
+    at.session_state["dataset_source"] = "folder"
+    at.session_state["dataset_folder"] = folder
+    at.session_state["dataset_fold"] = 0  # all folds
+    at.session_state["embeddings_method"] = "umap"
+    at.run()
+    rows = []
+    for page in ("embeddings", "errors"):
+        t0 = time.perf_counter()
+        at.switch_page(page_file(page)).run()
+        first_ms = (time.perf_counter() - t0) * 1000
+        if at.exception:
+            raise RuntimeError(f"{page}: {at.exception[0].value}")
+        rows.append({"page": page, "ms": _time_reruns(at, repeats, clear=False), "first_ms": first_ms})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-cold", action="store_true")
+    parser.add_argument("--scale-folder", default=None, help="only the Embeddings and Errors pages on this dataset")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    if args.scale_folder is not None:
+        print(json.dumps(scale_pages(args.scale_folder, args.repeats)))
+        return 0
     rows = [] if args.no_cold else [cold_start()]
     rows += warm_pages(args.repeats)
     rows.append(grid_figure_validation(args.repeats))

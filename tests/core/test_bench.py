@@ -14,3 +14,28 @@ def test_bench_preprocessing_writes_json(tmp_path, demo_dir, capsys):
     assert "preprocess: whole log_mel from waveform" in names
     assert all(row["ms"] > 0 for row in result["preprocessing"])
     assert "log_mel" in capsys.readouterr().out
+
+
+def test_scale_folder_links_the_clips_into_a_bigger_dataset(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from core.bench import scale_folder
+    from core.datasets import open_dataset
+
+    source = tmp_path / "source"
+    (source / "audio").mkdir(parents=True)
+    (source / "meta").mkdir()
+    rows = ["filename,fold,target,category"]
+    for i in range(3):
+        sf.write(source / "audio" / f"c{i}.wav", np.full(4410, 0.1 * (i + 1), np.float32), 44100)
+        rows.append(f"c{i}.wav,1,{i % 2},{'ab'[i % 2]}")
+    (source / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+
+    big = open_dataset(scale_folder(source, 7, tmp_path / "big"))
+    assert big.layout == "esc50" and len(big.records) == 7 and len({r.clip_id for r in big.records}) == 7
+    assert [r.fold for r in big.records] == [1, 2, 3, 4, 5, 1, 2]
+    assert [r.category for r in big.records] == ["a", "b", "a", "a", "b", "a", "a"]
+    assert big.records[4].path.samefile(source / "audio" / "c1.wav")  # a link, not a copy
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+    assert scale_folder(source, 7, tmp_path / "big") == tmp_path / "big"  # reused as it is
