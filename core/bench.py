@@ -197,12 +197,12 @@ def _umap(X):
         return umap.UMAP(n_components=2, random_state=0, n_jobs=1).fit_transform(X)
 
 
-def bench_explorer(repeats: int) -> list[dict]:
-    """Warm re-render per page (AppTest, median) and the cold start (a real server + browser)."""
+def bench_explorer(repeats: int, loads: int = 3) -> list[dict]:
+    """Browser page loads against a bare page, warm re-render per page (AppTest, median) and the cold start."""
     script = REPO_ROOT / "scripts" / "bench_pages.py"
     if not script.exists():
         return [{"name": "explorer", "note": "scripts/bench_pages.py is missing"}]
-    result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats)], capture_output=True,
+    result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats), "--loads", str(loads)], capture_output=True,
                             text=True, cwd=REPO_ROOT)
     if result.returncode != 0:
         return [{"name": "explorer", "note": "failed: " + result.stderr.strip().splitlines()[-1][:200]}]
@@ -421,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         "models": lambda: bench_models(repeats),
         "extraction": lambda: bench_extraction(data, None if args.full else 96),
         "embeddings": lambda: bench_embeddings(data, [2000] if args.full else []),
-        "explorer": lambda: bench_explorer(10),
+        "explorer": lambda: bench_explorer(10, loads=7 if args.full else 3),
         "scale": lambda: bench_scale(data, args.scale_sizes or (SCALE_SIZES if args.full else (400,))),
     }
     results = {"machine": machine_info(), "full": bool(args.full)}

@@ -1,11 +1,18 @@
-"""Explorer timings for ``python -m core bench``: warm re-render per page, cache worth, cold start.
+"""Explorer timings for ``python -m core bench``: browser page loads, warm re-render, cache worth, cold start.
 
 Run as a script (``python scripts/bench_pages.py``; ``core/bench.py`` runs it by
 path, so ``core`` never imports ``explorer``); prints one line of JSON rows last.
-Warm re-render: the page's script rerun through Streamlit's AppTest with every cache warm (median of ``--repeats``). Cache worth: the same reruns
-with Streamlit's caches cleared before each, as a ratio. Cold start: a real
-``streamlit run`` server and headless chromium, from spawning the server to the
-first page showing its first chart.
+
+- Browser page load: a real ``streamlit run`` server of the app and one of a
+  bare page that draws one plotly heatmap (128 x 431), both in this run, and
+  headless chromium. Every page is loaded once to warm the caches; then each is
+  loaded ``--loads`` times in a new tab (a new Streamlit session) until Streamlit has finished and every chart and image is drawn. The
+  median load time is printed beside the bare page's, as a ratio.
+- Warm re-render: the page's script rerun through Streamlit's AppTest with
+  every cache warm (median of ``--repeats``). Cache worth: the same reruns
+  with Streamlit's caches cleared before each, as a ratio.
+- Cold start: a fresh server and browser, from spawning the server to the
+  first page showing its first chart.
 """
 
 from __future__ import annotations
@@ -17,12 +24,28 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "explorer" / "app.py")
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1400, "height": 1000}
+# (url path, title) of the pages timed in the browser
+BROWSER_PAGES = [("clip", "Clip"), ("layers", "Layers"), ("attention", "Attention"), ("attribution", "Attribution"),
+                 ("embeddings", "Embeddings"), ("decoders", "Decoders"), ("errors", "Errors"), ("review", "Review")]
+BARE_PAGE = """import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+st.title("Bare")
+z = np.random.default_rng(0).standard_normal((128, 431)).astype(np.float32)
+st.plotly_chart(go.Figure(go.Heatmap(z=z, colorscale="Magma")))
+"""
 
 
 def _time_reruns(at, repeats: int, *, clear: bool) -> float:
@@ -107,6 +130,137 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def _server(script: str | Path, *, timeout_s: float = 120.0):
+    """``streamlit run script`` on a free localhost port; yields its URL once it answers."""
+    import urllib.request
+
+    port = _free_port()
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit run {script} did not start (exit code {proc.poll()})")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# Is the page done: no script running, a title, at least one chart or image, and every one drawn?
+_DRAWN_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  if (!main) return null;
+  const visible = (el) => el && el.getClientRects().length > 0;
+  if (visible(document.querySelector('[data-testid="stStatusWidget"]'))
+      || [...main.querySelectorAll('[data-testid="stSpinner"]')].some(visible)
+      || main.querySelectorAll('[data-stale="true"], [data-testid="stSkeleton"]').length) return null;
+  if (!main.querySelector('h1')) return null;
+  const charts = [...main.querySelectorAll('[data-testid="stPlotlyChart"]')];
+  const images = [...main.querySelectorAll('[data-testid="stImage"] img, [data-testid="stFullScreenFrame"] img')];
+  if (charts.length + images.length === 0) return null;
+  if (!charts.every((c) => c.querySelector('.js-plotly-plot .main-svg'))) return null;
+  if (!images.every((i) => i.complete && i.naturalWidth > 0)) return null;
+  return charts.length + ':' + images.length + ':' + main.innerText.length;
+}"""
+
+
+_SEEN_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  if (!main) return 'no main';
+  return JSON.stringify({status: !!document.querySelector('[data-testid="stStatusWidget"]'),
+    spinners: main.querySelectorAll('[data-testid="stSpinner"]').length,
+    stale: main.querySelectorAll('[data-stale="true"]').length,
+    skeleton: main.querySelectorAll('[data-testid="stSkeleton"]').length,
+    charts: main.querySelectorAll('[data-testid="stPlotlyChart"]').length,
+    drawn: main.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').length,
+    images: [...main.querySelectorAll('[data-testid="stImage"] img')].map((i) => i.complete),
+    text: main.innerText.slice(0, 300)});
+}"""
+
+
+def _load_s(context, url: str, *, timeout_s: float, quiet_s: float = 0.5) -> float:
+    """Seconds from opening ``url`` in a new tab until the page is drawn and stays so for ``quiet_s``.
+
+    A new tab is a new Streamlit session (fresh picks, the server's caches
+    shared); the browser's HTTP cache is shared too, as for a user's second tab.
+    The time counted ends when the final drawn state first appeared, not after
+    the quiet wait.
+    """
+    page = context.new_page()
+    try:
+        t0 = time.perf_counter()
+        page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+        last, since = None, None
+        while True:
+            key = page.evaluate(_DRAWN_JS)
+            now = time.perf_counter()
+            if key is None or key != last:
+                last, since = key, now
+            elif now - since >= quiet_s:
+                return since - t0
+            if now - t0 > timeout_s:
+                seen = page.evaluate(_SEEN_JS)
+                raise TimeoutError(f"{url} was not drawn in {timeout_s:.0f} s: {seen}")
+            time.sleep(0.03)
+    finally:
+        page.close()
+
+
+def browser_loads(loads: int, *, pages=BROWSER_PAGES, timeout_s: float = 300.0) -> list[dict]:
+    """Median fresh-load time of each page, and its ratio to the bare one-heatmap page (see the module doc)."""
+    if not Path(CHROMIUM).exists():
+        return [{"name": "browser page loads", "note": "chromium not installed"}]
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, _server(APP) as app_url, \
+            _server(_write(Path(tmp) / "bare.py", BARE_PAGE)) as bare_url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+        try:
+            targets = [("bare page (one plotly heatmap)", bare_url + "/")]
+            targets += [(title, f"{app_url}/{name}") for name, title in pages]
+            for name, url in targets:  # warm every cache (and the disk cache) first
+                warm = _load_s(context, url, timeout_s=timeout_s)
+                print(f"{name}: {warm:.2f} s (warming)", file=sys.stderr, flush=True)
+            times: dict[str, list[float]] = {name: [] for name, _ in targets}
+            for _ in range(loads):  # interleaved, so that a busy moment on the machine hits every page alike
+                for name, url in targets:
+                    times[name].append(_load_s(context, url, timeout_s=timeout_s))
+                    print(f"{name}: {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
+        finally:
+            browser.close()
+    bare = statistics.median(times[targets[0][0]])
+    for name, _ in targets:
+        ms = statistics.median(times[name]) * 1000
+        rows.append({"name": f"browser load: {name}", "ms": ms, "ratio": ms / (bare * 1000),
+                     "loads": loads})
+    return rows
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def cold_start(timeout_s: float = 180.0) -> dict:
     if not Path(CHROMIUM).exists():
         return {"name": "cold start", "note": "chromium not installed"}
@@ -173,14 +327,21 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-cold", action="store_true")
     parser.add_argument("--scale-folder", default=None, help="only the Embeddings and Errors pages on this dataset")
+    parser.add_argument("--loads", type=int, default=3, help="fresh browser loads per page (0: none)")
+    parser.add_argument("--only-browser", action="store_true", help="only the browser page loads")
+    parser.add_argument("--pages", nargs="*", default=None, help="page url names to load in the browser")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     if args.scale_folder is not None:
         print(json.dumps(scale_pages(args.scale_folder, args.repeats)))
         return 0
-    rows = [] if args.no_cold else [cold_start()]
-    rows += warm_pages(args.repeats)
-    rows.append(grid_figure_validation(args.repeats))
+    pages = [p for p in BROWSER_PAGES if args.pages is None or p[0] in args.pages]
+    rows = [] if args.no_cold or args.only_browser else [cold_start()]
+    if args.loads > 0:
+        rows += browser_loads(args.loads, pages=pages)
+    if not args.only_browser:
+        rows += warm_pages(args.repeats)
+        rows.append(grid_figure_validation(args.repeats))
     print(json.dumps(rows))
     return 0
 

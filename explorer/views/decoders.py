@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import InputError
 from explorer import cached, state, ui
 from explorer import cached_dataset as cd
-from explorer import figures_dataset as fd
+from explorer.figures import dataset as fd
 
 FLAVOURS = cd.DECODER_FLAVOURS
 CHANNEL_FLAVOURS = FLAVOURS[:3]  # the decoders whose filter k belongs to the layer's channel k

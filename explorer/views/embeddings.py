@@ -11,7 +11,7 @@ from core.embed import METHODS
 from core.errors import InputError
 from explorer import cached, state, ui
 from explorer import cached_dataset as cd
-from explorer import figures_dataset as fd
+from explorer.figures import dataset as fd
 
 CHART_KEY = "embeddings_chart"
 FOLD = "dataset_fold"  # the fold pick shared by the dataset pages (not a widget key: it persists)

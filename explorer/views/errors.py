@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import InputError
 from explorer import cached, state, ui
 from explorer import cached_dataset as cd
-from explorer import figures_dataset as fd
+from explorer.figures import dataset as fd
 
 FOLD = "dataset_fold"  # the fold pick shared by the dataset pages
 CELL = "errors_cell"  # [model name, true class, predicted class] of the last clicked cell

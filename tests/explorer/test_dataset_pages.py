@@ -112,7 +112,7 @@ def test_embeddings_current_clip_is_ringed_and_opens_on_the_clip_page(env):
 
 
 def test_point_and_cell_from_selection():
-    from explorer.figures_dataset import cell_from_selection, point_from_selection
+    from explorer.figures.dataset import cell_from_selection, point_from_selection
 
     state = {"selection": {"points": [{"customdata": [2, "a.wav"]}, {"customdata": [7, "b.wav"]}]}}
     assert point_from_selection(state) == 7
@@ -264,7 +264,7 @@ def test_dataset_pages_show_input_errors_as_messages(env, tmp_path):
 
 
 def test_confusion_matrix_cells_carry_true_predicted_and_count():
-    from explorer.figures_dataset import confusion_matrix
+    from explorer.figures.dataset import confusion_matrix
 
     cm = np.array([[3, 1], [0, 2]])
     fig = confusion_matrix(cm, ["a", "b"]).to_dict()
@@ -282,7 +282,7 @@ def test_confusion_matrix_cells_carry_true_predicted_and_count():
 
 
 def test_decoder_charts_keep_labels_and_keys_readable():
-    from explorer.figures_dataset import FLAVOUR_TITLES, discriminative_filters, error_bars
+    from explorer.figures.dataset import FLAVOUR_TITLES, discriminative_filters, error_bars
 
     bars = error_bars({"held-out": {"a": 0.5, "b": 2.0}, "this clip": {"a": 0.25, "b": 1.0}}).to_dict()
     assert all(t["textposition"] == "outside" and t["cliponaxis"] is False for t in bars["data"])
@@ -299,7 +299,7 @@ def test_decoder_charts_keep_labels_and_keys_readable():
 
 
 def test_embedding_scatter_groups_points_and_keeps_their_index():
-    from explorer.figures_dataset import embedding_scatter
+    from explorer.figures.dataset import embedding_scatter
 
     points = np.arange(8, dtype=np.float32).reshape(4, 2)
     kwargs = dict(clip_ids=["w", "x", "y", "z"], true_names=["a", "b", "a", "b"], pred_names=["a", "a", "a", "b"],
@@ -317,9 +317,26 @@ def test_embedding_scatter_groups_points_and_keeps_their_index():
     assert np.array_equal(array(right_wrong[2]["x"]), [2])
 
 
+def test_embedding_scatter_uses_webgl_past_the_threshold_and_keeps_click_indices():
+    from explorer.figures.dataset import WEBGL_POINTS, embedding_scatter, point_from_selection
+
+    for n, kind in ((WEBGL_POINTS, "scatter"), (WEBGL_POINTS + 1, "scattergl")):
+        names = [f"c{i % 7}" for i in range(n)]
+        fig = embedding_scatter(np.random.default_rng(n).normal(size=(n, 2)), clip_ids=[f"{i}.wav" for i in range(n)],
+                                true_names=names, pred_names=names[::-1], confidence=np.full(n, 0.5),
+                                highlight=3).to_dict()
+        assert {t["type"] for t in fig["data"]} == {kind}
+        indices = sorted(c[0] for t in fig["data"] if t.get("customdata") is not None for c in t["customdata"])
+        assert indices == list(range(n))
+        assert fig["layout"]["clickmode"] == "event+select"
+        last = next(t for t in fig["data"] if t.get("customdata") is not None)
+        assert point_from_selection({"selection": {"points": [{"customdata": list(last["customdata"][-1])}]}}) == \
+            last["customdata"][-1][0]
+
+
 def test_to_db_inverts_the_decoders_scale():
     from core.interpret.nmf import nonnegative_target
-    from explorer.figures_dataset import to_db
+    from explorer.figures.dataset import to_db
 
     S_db = np.random.default_rng(0).uniform(-80, 0, size=(4, 6)).astype(np.float32)
     X01 = nonnegative_target(((S_db - S_db.mean()) / S_db.std())[None])[0]  # standardised, then min-max
@@ -327,7 +344,7 @@ def test_to_db_inverts_the_decoders_scale():
 
 
 def test_gradcam_thumbnail_puts_low_bands_at_the_bottom_and_colours_the_heat():
-    from explorer.figures_dataset import gradcam_thumbnail
+    from explorer.figures.dataset import gradcam_thumbnail
 
     S = np.zeros((8, 10), dtype=np.float32)
     heat = np.zeros((8, 10), dtype=np.float32)
@@ -339,7 +356,7 @@ def test_gradcam_thumbnail_puts_low_bands_at_the_bottom_and_colours_the_heat():
 
 
 def test_filter_bank_sorts_filters_by_peak_frequency():
-    from explorer.figures_dataset import filter_bank
+    from explorer.figures.dataset import filter_bank
 
     W = np.zeros((5, 3), dtype=np.float32)
     W[4, 0], W[0, 1], W[2, 2] = 2.0, 1.0, 0.5  # peaks at bands 4, 0, 2

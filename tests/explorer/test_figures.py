@@ -142,11 +142,41 @@ def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
     assert len(cyan) == 6 and all(s.x0 == boxes[4, 0] for s in cyan)
     clickable = [t for t in raw.data if t.type == "scatter"]
     assert len(clickable) == 6 and list(clickable[0].customdata) == list(range(len(boxes)))
+    # the spectrogram goes to the browser once, as one picture behind all six cells, not as a trace per cell
+    assert not [t for t in raw.data if t.type == "heatmap"]
+    assert len(fig.layout.images) == 1 and fig.layout.images[0].xref == "paper"
+    picture = _png(fig.layout.images[0].source)
+    cells = picture[..., 3] > 0
+    assert cells.mean() > 0.85  # the cells cover the grid; only the gaps between them are transparent
+    column = picture[:, :, 3].max(axis=0) > 0
+    assert (np.diff(column.astype(int)) == -1).sum() == 2  # three columns of cells, two gaps between them
     # no tick marks in the grid; frequency labels on the first column only
     yaxes = [fig.layout[f"yaxis{k if k > 1 else ''}"] for k in range(1, 7)]
     assert all(a.ticks == "" for a in yaxes)
     assert [bool(a.showticklabels) for a in yaxes] == [True, False, False, True, False, False]
     assert all(t.endswith("Hz") for t in yaxes[0].ticktext)
+
+
+def _png(uri: str) -> np.ndarray:
+    import base64
+
+    from PIL import Image
+
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+def test_overlay_draws_the_spectrogram_as_one_grey_picture_under_the_heat():
+    S = np.tile(np.arange(CFG.n_mels, dtype=np.float32)[:, None], (1, CFG.n_frames))  # louder up the bands
+    fig = validated(figures.overlay(S, np.random.default_rng(7).random(S.shape), CFG))
+    assert [t.type for t in fig.data] == ["heatmap"]  # only the heat is hovered
+    (image,) = fig.layout.images
+    assert (image.xref, image.yref, image.layer) == ("x", "y", "below")
+    assert image.sizex == pytest.approx(CFG.n_frames * CFG.hop_length / CFG.sr)
+    assert image.y - image.sizey == pytest.approx(-0.5)
+    grey = _png(image.source)
+    assert grey.shape[0] == CFG.n_mels and grey[0, 0] == 255 and grey[-1, 0] == 0  # top row = highest band
+    assert list(fig.layout.yaxis.range) == [-0.5, CFG.n_mels - 0.5]
 
 
 def test_event_boxes_are_white_dashed_and_the_query_cyan():
@@ -193,16 +223,16 @@ def test_clip_figures_carry_units():
     assert spec.data[0].x[-1] <= steps["db"].shape[1] * CFG.hop_length / CFG.sr
     validated(figures.feature_steps(steps, CFG))
     over = figures.overlay(steps["fixed"], np.random.default_rng(6).random(steps["fixed"].shape), CFG)
-    assert len(over.data) == 2 and "time (s)" in axis_titles(over)
+    assert len(over.data) == 1 and len(over.layout.images) == 1 and "time (s)" in axis_titles(over)
     empty = figures.overlay(steps["fixed"], np.zeros(steps["fixed"].shape), CFG)  # stays transparent
-    assert (empty.data[1].zmin, empty.data[1].zmax) == (0.0, 1.0)
+    assert (empty.data[0].zmin, empty.data[0].zmax) == (0.0, 1.0)
     curve = figures.curve(np.linspace(0, 1, 5), np.linspace(1, 0, 5), x_label="share (0-1)", y_label="p (0-1)",
                           baseline=(np.linspace(0, 1, 5), np.full(5, 0.5)), y_range=(0, 1))
     assert len(curve.data) == 2 and list(curve.layout.yaxis.range) == [0, 1]
 
 
 def test_figure_download_falls_back_to_html_without_kaleido(monkeypatch):
-    monkeypatch.setattr(figures, "_has_kaleido", lambda: False)
+    monkeypatch.setattr(figures.maps, "_has_kaleido", lambda: False)
     data, name, mime = figures.figure_download(figures.top_k_bars(np.array([0.2, 0.8]), ["a", "b"]), stem="bars")
     assert (name, mime) == ("bars.html", "text/html")
     html = data()

@@ -1,6 +1,6 @@
 """Plotly figures for the dataset-wide pages (Embeddings, Decoders, Errors), built from plain arrays.
 
-Pure functions, like :mod:`explorer.figures`: no Streamlit, no models, no
+Pure functions, like :mod:`explorer.figures.maps`: no Streamlit, no models, no
 file access. Every axis says its unit: time in s, frequency in Hz (mel bands
 drawn by index and labelled with their centre frequency, see
 :func:`explorer.figures.hz_ticks`), levels in dB; rates and probabilities
@@ -17,16 +17,19 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import hex_to_rgb, qualitative, sequential
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.audio import AudioConfig, mel_frequencies_hz
 from core.errors import InputError
-from explorer.figures import hz_ticks, shrink
+from explorer.figures import _common as common
+from explorer.figures._common import BLUES, HZ_TICKS, MAGMA, VIRIDIS, hz_ticks
+from explorer.figures.maps import shrink
 
 __all__ = [
     "FLAVOUR_TITLES",
     "embedding_scatter",
+    "WEBGL_POINTS",
     "point_from_selection",
     "filter_bank",
     "filter_responses",
@@ -42,23 +45,12 @@ __all__ = [
     "to_db",
 ]
 
-_FONT = dict(size=11)
-_MARGIN = dict(l=60, r=10, t=40, b=45)
 # D3's ten first: ten clearly different hues (Plotly's own ten pair up blue/violet and green/lime).
 _PALETTE = qualitative.D3 + qualitative.Plotly + qualitative.Set3
 _RIGHT, _WRONG = "#2ca02c", "#d62728"
+WEBGL_POINTS = 1000  # an embedding scatter with more points is drawn with WebGL
 
 
-def _scale(colours: Sequence[str]) -> list:
-    """An explicit colour scale with ``rgb()`` stops: plotly.js misreads Magma's first stop "#000004" (0 shows
-    pink under Streamlit's theme, purple without it)."""
-    return [[i / (len(colours) - 1), "rgb(%d,%d,%d)" % hex_to_rgb(c)] for i, c in enumerate(colours)]
-
-
-_MAGMA = _scale(sequential.Magma)
-_VIRIDIS = _scale(sequential.Viridis)
-_BLUES = [[0.0, "rgb(247,251,255)"], [0.5, "rgb(107,174,214)"], [1.0, "rgb(8,48,107)"]]
-_LOG_TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 FLAVOUR_TITLES = {
     "nonneg-linear": "non-negative linear",
     "mel-triangular": "mel triangular",
@@ -66,12 +58,6 @@ FLAVOUR_TITLES = {
     "spectrogram-nmf": "classic NMF (oracle)",
 }
 METRIC_COLUMNS = ("class", "precision", "recall", "f1", "support", "roc_auc")
-
-
-def _layout(fig: go.Figure, *, title: str | None, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, font=dict(size=14)) if title else None,
-                      height=height, margin=_MARGIN, font=_FONT)
-    return fig
 
 
 def _colour(i: int) -> str:
@@ -130,7 +116,9 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
     Returns
     -------
     go.Figure
-        Each point's ``customdata[0]`` is its index in ``points``.
+        Each point's ``customdata[0]`` is its index in ``points``. Past
+        ``WEBGL_POINTS`` points the traces are ``Scattergl`` (WebGL), which
+        report clicks the same way.
     """
     points = np.asarray(points, dtype=np.float64)
     n = points.shape[0]
@@ -148,11 +136,12 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
     else:
         groups = [("right", np.flatnonzero(correct), _RIGHT), ("wrong", np.flatnonzero(~correct), _WRONG)]
     fig = go.Figure()
+    scatter = go.Scattergl if n > WEBGL_POINTS else go.Scatter  # WebGL draws thousands of points; SVG bogs down
     for name, idx, colour in groups:
         if len(idx) == 0:
             continue
         custom = [[int(i), clip_ids[i], true_names[i], pred_names[i], float(confidence[i])] for i in idx]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"{name} ({len(idx)})",
             customdata=custom,
             marker=dict(size=9, color=colour, opacity=0.85,
@@ -162,13 +151,13 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
                           "(%{customdata[4]:.0%})<extra>click to open</extra>",
         ))
     if highlight is not None and 0 <= highlight < n:
-        fig.add_trace(go.Scatter(x=[points[highlight, 0]], y=[points[highlight, 1]], mode="markers",
+        fig.add_trace(scatter(x=[points[highlight, 0]], y=[points[highlight, 1]], mode="markers",
                                  name="current clip", hoverinfo="skip",
                                  marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2.5, color="black"))))
     fig.update_xaxes(title_text=f"{axis_name} 1 (no unit)", zeroline=False)
     fig.update_yaxes(title_text=f"{axis_name} 2 (no unit)", zeroline=False)
     fig.update_layout(clickmode="event+select", dragmode="pan", legend=dict(itemsizing="constant"))
-    return _layout(fig, title=title, height=height)
+    return common.layout(fig, title=title, height=height)
 
 
 def point_from_selection(selection) -> int | None:
@@ -206,7 +195,7 @@ def _band_axis(cfg: AudioConfig, *, only_hz: Sequence[float] | None = None) -> d
                 title=dict(text="frequency (Hz, mel scale)"))
 
 
-def _log_hz_axis(ticks_hz: Sequence[int] = _LOG_TICKS_HZ) -> dict:
+def _log_hz_axis(ticks_hz: Sequence[int] = HZ_TICKS) -> dict:
     """A log frequency axis with round ticks (50 Hz ... 20 kHz by default)."""
     return dict(type="log", title_text="frequency (Hz)", tickmode="array", tickvals=list(ticks_hz),
                 ticktext=[f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks_hz])
@@ -242,7 +231,7 @@ def filter_bank(bases: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(
         order = np.argsort(np.argmax(W, axis=0), kind="stable")
         fig.add_trace(go.Heatmap(
             z=W[:, order].T, x=np.arange(W.shape[0]), y=np.arange(W.shape[1]), customdata=np.repeat(
-                order[:, None], W.shape[0], axis=1), colorscale=_MAGMA, zmin=0, zmax=1, showscale=col == len(names),
+                order[:, None], W.shape[0], axis=1), colorscale=MAGMA, zmin=0, zmax=1, showscale=col == len(names),
             colorbar=dict(title=dict(text="response (0-1 of peak)"), thickness=12),
             hovertemplate="filter %{customdata}<br>band %{x}<br>%{z:.2f} of peak<extra></extra>",
         ), row=1, col=col)
@@ -251,7 +240,7 @@ def filter_bank(bases: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(
         fig.update_yaxes(title_text="filter (sorted by peak frequency)" if col == 1 else None,
                          showticklabels=col == 1, ticks=None if col == 1 else "", showgrid=False,
                          zeroline=False, row=1, col=col)
-    return _layout(fig, title=title, height=height)
+    return common.layout(fig, title=title, height=height)
 
 
 def filter_responses(responses: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(), *,
@@ -279,7 +268,7 @@ def filter_responses(responses: Mapping[str, np.ndarray], cfg: AudioConfig = Aud
     fig.update_xaxes(**_log_hz_axis())
     fig.update_yaxes(title_text="response (0-1 of peak)", range=[0, 1.05])
     fig.update_layout(legend=dict(orientation="h", y=-0.3))
-    return _layout(fig, title=title, height=height)
+    return common.layout(fig, title=title, height=height)
 
 
 def to_db(X01: np.ndarray, *, floor_db: float, peak_db: float) -> np.ndarray:
@@ -335,13 +324,13 @@ def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], 
         fig.add_trace(go.Heatmap(
             z=Z, x=(np.arange(Z.shape[1]) + 0.5) * duration_s / Z.shape[1],
             y=(np.arange(Z.shape[0]) + 0.5) * cfg.n_mels / Z.shape[0] - 0.5,
-            colorscale=_VIRIDIS, zmin=lo, zmax=hi, showscale=row == 1,
+            colorscale=VIRIDIS, zmin=lo, zmax=hi, showscale=row == 1,
             colorbar=dict(title=dict(text="dB"), thickness=12),
             hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.1f} dB<extra></extra>",
         ), row=row, col=1)
         fig.update_yaxes(**_band_axis(cfg), row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=n, col=1)
-    return _layout(fig, title=title, height=60 + 190 * n)
+    return common.layout(fig, title=title, height=60 + 190 * n)
 
 
 def error_bars(errors: Mapping[str, Mapping[str, float]], *, title: str | None = None) -> go.Figure:
@@ -372,7 +361,7 @@ def error_bars(errors: Mapping[str, Mapping[str, float]], *, title: str | None =
     fig.update_xaxes(title_text="decoder")
     # The legend sits above the plot, under the title, in a top margin made for it (not over the bars).
     fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom"))
-    _layout(fig, title=title, height=360)
+    common.layout(fig, title=title, height=360)
     return fig.update_layout(margin=dict(t=95), title=dict(y=0.97, yanchor="top"))
 
 
@@ -415,7 +404,7 @@ def decoder_scores(row: Mapping, *, title: str | None = None) -> go.Figure:
     fig.add_vline(x=row["mean"]["value"], line_dash="dash", line_color="rgb(120,120,120)")
     fig.update_xaxes(title_text="held-out relative error (0 = perfect; 95 % interval)", range=[0, 1.15])
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title=title, height=70 + 34 * len(names))
+    return common.layout(fig, title=title, height=70 + 34 * len(names))
 
 
 def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, Sequence[tuple[int, float]]],
@@ -463,7 +452,7 @@ def discriminative_filters(bases: Mapping[str, np.ndarray], picks: Mapping[str, 
                            font=dict(size=11))
     fig.update_yaxes(title_text="response (0-1 of peak)", range=[0, 1.05], row=1, col=1)
     bottom = 62 + 16 * n_lines
-    _layout(fig, title=title, height=height + 16 * n_lines)
+    common.layout(fig, title=title, height=height + 16 * n_lines)
     # Room above the panel titles for the figure's title, and below the x axes for the keys.
     return fig.update_layout(margin=dict(t=75 if title else 40, b=bottom), title=dict(y=0.98, yanchor="top"))
 
@@ -505,7 +494,7 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str], *, normalise: bool 
     ticks = dict(tickformat=".1f") if normalise else dict(tick0=0, dtick=max(1, int(np.ceil(zmax / 5))),
                                                           tickformat="d")
     fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=names, colorscale=_BLUES, zmin=0, zmax=zmax,
+        z=z, x=names, y=names, colorscale=BLUES, zmin=0, zmax=zmax,
         text=text, texttemplate="%{text}", textfont=dict(size=11),
         colorbar=dict(title=dict(text="share of the class (0-1)" if normalise else "clips"), thickness=12,
                       **ticks),
@@ -525,7 +514,7 @@ def confusion_matrix(cm: np.ndarray, classes: Sequence[str], *, normalise: bool 
     fig.update_yaxes(title_text="true class", autorange="reversed", automargin=True, showgrid=False)
     fig.update_layout(clickmode="event+select", dragmode=False)
     longest = max((len(c) for c in names), default=0)
-    return _layout(fig, title=title, height=height or 200 + 32 * n + 6 * longest)
+    return common.layout(fig, title=title, height=height or 200 + 32 * n + 6 * longest)
 
 
 def cell_from_selection(selection) -> tuple[int, int] | None:
@@ -560,7 +549,7 @@ def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float | None]]
                                  hovertemplate="FPR %{x:.2f}<br>TPR %{y:.2f}<extra>" + name + "</extra>"))
     fig.update_xaxes(title_text="false positive rate (0-1)", range=[-0.01, 1.01])
     fig.update_yaxes(title_text="true positive rate (0-1)", range=[-0.01, 1.01])
-    return _layout(fig, title=title, height=height)
+    return common.layout(fig, title=title, height=height)
 
 
 def metric_rows(result: Mapping) -> list[tuple]:

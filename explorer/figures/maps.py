@@ -19,11 +19,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
-from core.audio import AudioConfig, mel_frequencies_hz
+from core.audio import AudioConfig
 from core.errors import InputError
+from explorer.figures import _common as common
+from explorer.figures._common import GREYS, HZ_TICKS, MAGMA, hz_ticks, hz_to_band
 
 __all__ = [
     "HZ_TICKS",
@@ -49,64 +50,10 @@ __all__ = [
     "CHANNEL_ORDERS",
 ]
 
-HZ_TICKS = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 CHANNEL_ORDERS = ("mean", "max", "variance")
-_FONT = dict(size=11)
-_MARGIN = dict(l=60, r=10, t=40, b=45)
-# Explicit colour scales for figures built without plotly's validation (which resolves names).
-# Stops are written rgb(...), not hex: Streamlit's chart theme replaces the hex codes #000001..
-# #0000xx with theme colours, and Magma starts at #000004 (it turned zero activations pink).
-_MAGMA_SCALE = [[i / (len(sequential.Magma) - 1), "rgb({},{},{})".format(*hex_to_rgb(c))]
-                for i, c in enumerate(sequential.Magma)]
-_GREYS_SCALE = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
-
 
 # ---------------------------------------------------------------------------
 # axes helpers
-
-
-def hz_to_band(f_hz: np.ndarray | float, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
-    """Fractional mel-band index of a frequency, for drawing on a band axis.
-
-    Parameters
-    ----------
-    f_hz : float or np.ndarray, in Hz
-    cfg : AudioConfig
-
-    Returns
-    -------
-    np.ndarray [shape=np.shape(f_hz)]
-        0 is the centre of the lowest band, ``n_mels - 1`` of the highest; edges
-        beyond the outer centres extend to -0.5 and ``n_mels - 0.5``.
-    """
-    centres = mel_frequencies_hz(cfg)
-    bands = np.arange(cfg.n_mels, dtype=np.float64)
-    edges_hz = np.concatenate([[cfg.fmin_hz], centres, [cfg.fmax]])
-    edges_band = np.concatenate([[-0.5], bands, [cfg.n_mels - 0.5]])
-    return np.interp(np.asarray(f_hz, dtype=np.float64), edges_hz, edges_band)
-
-
-def hz_ticks(cfg: AudioConfig = AudioConfig()) -> dict:
-    """Plotly axis settings that label a mel-band axis with frequencies.
-
-    Returns
-    -------
-    dict
-        ``tickvals`` (band positions), ``ticktext`` ("500 Hz", "2 kHz", ...)
-        and the title "frequency (Hz)".
-    """
-    ticks, bands = [], []
-    for f in HZ_TICKS:  # keep ticks at least 6% of the axis apart (the low ones crowd on a mel axis)
-        band = float(hz_to_band(float(f), cfg))
-        if cfg.fmin_hz <= f <= cfg.fmax and (not bands or band - bands[-1] >= 0.06 * cfg.n_mels):
-            ticks.append(f)
-            bands.append(band)
-    return dict(
-        tickmode="array",
-        tickvals=bands,
-        ticktext=[f"{f // 1000} kHz" if f >= 1000 else f"{f} Hz" for f in ticks],
-        title=dict(text="frequency (Hz, mel scale)"),
-    )
 
 
 def envelope(y: np.ndarray, *, n_buckets: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,22 +106,6 @@ def _time_centres(n_cols: int, duration_s: float) -> np.ndarray:
 
 def _band_centres(n_rows: int, n_mels: int) -> np.ndarray:
     return (np.arange(n_rows) + 0.5) * n_mels / n_rows - 0.5
-
-
-def _layout(fig: go.Figure, *, title: str | None, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, font=dict(size=14)) if title else None,
-                      height=height, margin=_MARGIN, font=_FONT)
-    return fig
-
-
-def _figure(data: list[dict], layout: dict) -> go.Figure:
-    """A figure from plain dicts, skipping plotly's per-property validation.
-
-    Validation costs ~5 ms per shape or trace; the grid figures have hundreds and
-    are rebuilt on every rerun. Their dicts use only explicit values (colour
-    scales as lists, not names); the tests validate them once with ``go.Figure(fig.to_dict())``.
-    """
-    return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
 def _domain(low: float, high: float) -> list[float]:
@@ -254,7 +185,7 @@ def waveform(samples: np.ndarray, sr: int, *, title: str | None = "Waveform",
                                  name=name, hoverinfo="skip", showlegend=False), row=row, col=1)
         fig.update_yaxes(title_text="amplitude (full scale)", row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=len(names), col=1)
-    return _layout(fig, title=title, height=170 + 110 * len(names))
+    return common.layout(fig, title=title, height=170 + 110 * len(names))
 
 
 def spectrogram(S: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
@@ -284,7 +215,7 @@ def spectrogram(S: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str |
         _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="white", dash="dash")
     fig.update_xaxes(title_text="time (s)")
     fig.update_yaxes(**hz_ticks(cfg))
-    return _layout(fig, title=title, height=height)
+    return common.layout(fig, title=title, height=height)
 
 
 def _add_spectrogram(fig, S, cfg, *, unit, colorscale, duration_s=None, row=None, col=None,
@@ -350,7 +281,7 @@ def feature_steps(steps: dict[str, np.ndarray], cfg: AudioConfig = AudioConfig()
         fig.update_yaxes(**(hz_ticks(cfg) if col == 1 else dict(tickmode="array", tickvals=hz_ticks(cfg)["tickvals"],
                                                                  ticktext=[""] * len(hz_ticks(cfg)["tickvals"]))),
                          row=1, col=col)
-    _layout(fig, title=None, height=320)
+    common.layout(fig, title=None, height=320)
     return fig.update_layout(margin=dict(t=55))
 
 
@@ -374,8 +305,8 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
     go.Figure
     """
     fig = go.Figure()
-    _add_spectrogram(fig, S, cfg, unit="", colorscale="Greys_r", showscale=False)
     duration_s = _columns_s(heat.shape[1], cfg)
+    _add_background(fig, S, cfg, duration_s=_columns_s(S.shape[1], cfg))
     H = shrink(heat, max_rows=cfg.n_mels, max_cols=432)
     fig.add_trace(go.Heatmap(
         z=H, x=_time_centres(H.shape[1], duration_s), y=_band_centres(H.shape[0], cfg.n_mels),
@@ -387,9 +318,19 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
     ))
     for box in boxes:  # white dashed, as on the Clip page (cyan is the attention query)
         _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="white", dash="dash")
-    fig.update_xaxes(title_text="time (s)")
-    fig.update_yaxes(**hz_ticks(cfg))
-    return _layout(fig, title=title, height=height)
+    # no grid lines: they would cross the spectrogram, which is drawn below them
+    fig.update_xaxes(title_text="time (s)", range=[0, duration_s], showgrid=False, zeroline=False)
+    fig.update_yaxes(**hz_ticks(cfg), range=[-0.5, cfg.n_mels - 0.5], showgrid=False, zeroline=False)
+    return common.layout(fig, title=title, height=height)
+
+
+def _add_background(fig: go.Figure, S: np.ndarray, cfg: AudioConfig, *, duration_s: float,
+                    max_cols: int = 432) -> None:
+    """The spectrogram in grey (dark = quiet) as a layout image under the data: no trace, no hover, one PNG."""
+    grey = _quantise(shrink(S, max_rows=cfg.n_mels, max_cols=max_cols))[::-1]  # row 0 = top = highest band
+    fig.add_layout_image(source=common.png_uri(grey), xref="x", yref="y", x=0, y=cfg.n_mels - 0.5,
+                         sizex=duration_s, sizey=cfg.n_mels, xanchor="left", yanchor="top", sizing="stretch",
+                         layer="below")
 
 
 def top_k_bars(probs: np.ndarray, classes: Sequence[str], *, k: int = 5, title: str | None = None,
@@ -415,7 +356,7 @@ def top_k_bars(probs: np.ndarray, classes: Sequence[str], *, k: int = 5, title: 
                            marker_color=colors, text=[f"{probs[i]:.1%}" for i in order],
                            textposition="auto", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_xaxes(title_text="probability (0-1)", range=[0, 1])
-    return _layout(fig, title=title, height=90 + 28 * k)
+    return common.layout(fig, title=title, height=90 + 28 * k)
 
 
 # ---------------------------------------------------------------------------
@@ -476,7 +417,7 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = A
         Z = shrink(maps[c], max_rows=64, max_cols=128)
         trace = dict(
             type="heatmap", z=Z, x=_time_centres(Z.shape[1], duration_s), y=_band_centres(Z.shape[0], cfg.n_mels),
-            xaxis=f"x{sfx}", yaxis=f"y{sfx}", zmin=zmin, zmax=zmax, colorscale=_MAGMA_SCALE, showscale=i == 0,
+            xaxis=f"x{sfx}", yaxis=f"y{sfx}", zmin=zmin, zmax=zmax, colorscale=MAGMA, showscale=i == 0,
             hovertemplate=f"channel {c}<br>" + "%{x:.2f} s<br>%{z:.3g}<extra></extra>")
         if i == 0:
             trace["colorbar"] = dict(title=dict(text=unit), thickness=10)
@@ -492,8 +433,8 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = A
             xaxis["title"] = dict(text="time (s)")
         else:
             xaxis["showticklabels"] = False
-    fig = _figure(data, layout)
-    return _layout(fig, title=title, height=70 + 150 * n_rows)
+    fig = common.figure(data, layout)
+    return common.layout(fig, title=title, height=70 + 150 * n_rows)
 
 
 def se_weights(weights: np.ndarray, *, n_marked: int = 5, title: str | None = None) -> go.Figure:
@@ -531,7 +472,7 @@ def se_weights(weights: np.ndarray, *, n_marked: int = 5, title: str | None = No
     fig.update_xaxes(title_text="channel")
     fig.update_yaxes(title_text="excitation weight (0-1)", range=[0, 1.08])
     fig.update_layout(legend=dict(orientation="h", y=1.12, x=1, xanchor="right"), bargap=0.1)
-    return _layout(fig, title=title, height=300)
+    return common.layout(fig, title=title, height=300)
 
 
 # ---------------------------------------------------------------------------
@@ -569,7 +510,7 @@ def curve(x: np.ndarray, y: np.ndarray, *, x_label: str, y_label: str, title: st
     fig.update_xaxes(title_text=x_label)
     fig.update_yaxes(title_text=y_label, range=list(y_range) if y_range is not None else None)
     fig.update_layout(legend=dict(orientation="h", y=1.1, x=1, xanchor="right"))
-    return _layout(fig, title=title, height=320)
+    return common.layout(fig, title=title, height=320)
 
 
 # ---------------------------------------------------------------------------
@@ -641,10 +582,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
         raise InputError("weights", f"shape {weights.shape}; expected ({n_rows}, {n_cols}, P)")
     layout = _grid_layout(n_rows, n_cols, hspace=0.006, vspace=0.03,
                           row_titles=[f"layer {l}" for l in layers], col_titles=[f"head {h}" for h in heads])
-    background = _quantise(shrink(S, max_rows=64, max_cols=108))
     duration_s = _duration(cfg)
-    bx = _time_centres(background.shape[1], duration_s)
-    by = _band_centres(background.shape[0], cfg.n_mels)
     tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
     boxes = np.asarray(patch_boxes, dtype=np.float64)
     patch_ids = np.arange(len(tx))
@@ -656,8 +594,6 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
             sfx = _axis_suffix(r * n_cols + c + 1)
             xref, yref = f"x{sfx}", f"y{sfx}"
             w = weights[r, c]
-            data.append(dict(type="heatmap", z=background, x=bx, y=by, xaxis=xref, yaxis=yref,
-                             colorscale=_GREYS_SCALE, showscale=False, hoverinfo="skip"))
             data.append(dict(type="scatter", x=tx, y=ty, xaxis=xref, yaxis=yref, mode="markers",
                              customdata=patch_ids, text=np.round(w, 4),
                              marker=dict(size=6, color="rgba(0,0,0,0.01)"), showlegend=False,
@@ -687,14 +623,39 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                                      showticklabels=first_col, tickmode="array", tickvals=hz["tickvals"][1::2],
                                      ticktext=hz["ticktext"][1::2], tickfont=dict(size=8))  # off the edges
     layout["shapes"] = shapes
+    # One picture behind every cell, sent once (not one heatmap per cell).
+    layout["images"] = [_tiled_background(_quantise(shrink(S, max_rows=64, max_cols=108)), layout, n_rows, n_cols)]
     layout["annotations"].append(dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; "
                                            "cyan = query, orange = its top patches (darker = more attention)", xref="paper",
                                       yref="paper", x=0.5, y=0, yshift=-28, showarrow=False, yanchor="top",
                                       font=dict(size=11)))
     layout.update(clickmode="event+select", dragmode=False)
-    fig = _figure(data, layout)
-    _layout(fig, title=title, height=80 + 125 * n_rows)
+    fig = common.figure(data, layout)
+    common.layout(fig, title=title, height=80 + 125 * n_rows)
     return fig.update_layout(margin=dict(l=48, r=30, t=60 if title else 30, b=50))
+
+
+def _tiled_background(tile: np.ndarray, layout: dict, n_rows: int, n_cols: int) -> dict:
+    """One layout image (paper coordinates) that shows ``tile`` in every cell of a subplot grid.
+
+    ``tile`` is (rows, cols) uint8 grey with row 0 the lowest band; each copy
+    is placed on its cell's axis domains (rounded to the picture's pixels), the
+    gaps between cells left transparent.
+    """
+    h, w = tile.shape
+    x_dom, y_dom = layout["xaxis"]["domain"], layout["yaxis"]["domain"]
+    width_px = int(round(w / (x_dom[1] - x_dom[0])))
+    height_px = int(round(h / (y_dom[1] - y_dom[0])))
+    picture = np.zeros((height_px, width_px, 4), dtype=np.uint8)
+    rgba = np.concatenate([np.repeat(tile[::-1, :, None], 3, axis=2), np.full((h, w, 1), 255, np.uint8)], axis=2)
+    for k in range(1, n_rows * n_cols + 1):
+        sfx = _axis_suffix(k)
+        left = int(round(layout[f"xaxis{sfx}"]["domain"][0] * width_px))
+        top = int(round((1.0 - layout[f"yaxis{sfx}"]["domain"][1]) * height_px))
+        left, top = min(left, width_px - w), min(top, height_px - h)
+        picture[top:top + h, left:left + w] = rgba
+    return dict(source=common.png_uri(picture), xref="paper", yref="paper", x=0, y=1, sizex=1, sizey=1,
+                xanchor="left", yanchor="top", sizing="stretch", layer="below")
 
 
 def _quantise(X: np.ndarray) -> np.ndarray:
