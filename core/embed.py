@@ -14,14 +14,77 @@ each with a fixed seed, so the same vectors and seed give the same points.
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 
 from core.activations import extract, pool_tap
 from core.errors import InputError
 
-__all__ = ["METHODS", "pool_tap", "project", "embed", "cached_embedding"]
+__all__ = ["METHODS", "pool_tap", "project", "embed", "cached_embedding", "numba_cache_dir", "umap_compiled"]
 
 METHODS = ("pca", "tsne", "umap")
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+# umap-learn's own modules whose jitted functions are compiled into numba's on-disk cache
+_UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.distances", "umap.utils", "umap.sparse", "umap.spectral")
+
+
+def numba_cache_dir() -> Path:
+    """numba's compile cache: ``$NUMBA_CACHE_DIR`` when the user set it, else ``<cache>/numba`` (set here).
+
+    Set before UMAP is imported, so that numba writes what it compiles there
+    and the next process loads it instead of compiling again (once per
+    machine, not once per run). numba may already be imported (librosa uses
+    it) with the old setting; its configuration is then re-read.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if not os.environ.get(NUMBA_CACHE_ENV):
+        from core.paths import cache_dir
+
+        os.environ[NUMBA_CACHE_ENV] = str(cache_dir() / "numba")
+        if "numba" in sys.modules:
+            from numba.core import config
+
+            config.reload_config()
+    path = Path(os.environ[NUMBA_CACHE_ENV])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _umap_marker() -> Path:
+    from importlib.metadata import version
+
+    return numba_cache_dir() / f"umap-{version('umap-learn')}-numba-{version('numba')}.compiled"
+
+
+def umap_compiled() -> bool:
+    """Whether UMAP's code is already compiled in numba's cache on this machine (so the next UMAP is quick)."""
+    return _umap_marker().is_file()
+
+
+def _import_umap():
+    """``import umap`` with numba's on-disk cache on, for umap's own functions too.
+
+    umap-learn jits most of its functions without ``cache=True``, so numba would
+    compile them again in every process; :meth:`Dispatcher.enable_caching` is
+    what ``cache=True`` does, applied before their first call.
+    """
+    numba_cache_dir()
+    import umap
+    from numba.core.dispatcher import Dispatcher
+
+    for name in _UMAP_MODULES:
+        module = sys.modules.get(name)
+        for value in vars(module).values() if module is not None else ():
+            if isinstance(value, Dispatcher) and type(getattr(value, "_cache", None)).__name__ == "NullCache":
+                value.enable_caching()
+    return umap
 
 
 def project(
@@ -81,10 +144,17 @@ def project(
         points = TSNE(n_components=2, perplexity=min(perplexity, (N - 1) / 3), init="pca",
                       random_state=seed).fit_transform(X)
     else:
-        import umap  # slow to import (numba); only when asked
-
+        first = not umap_compiled()
+        if first:
+            print(f"UMAP: compiling its numba code, once on this machine (about 30 s; kept in {numba_cache_dir()})",
+                  file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        umap = _import_umap()  # slow to import (numba); only when asked
         points = umap.UMAP(n_components=2, n_neighbors=max(2, min(n_neighbors, N - 1)),
                            random_state=seed, n_jobs=1).fit_transform(X)
+        if first:
+            _umap_marker().write_text(f"{time.perf_counter() - t0:.1f} s\n")
+            print(f"UMAP: compiled in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return np.asarray(points, dtype=np.float32)
 
 

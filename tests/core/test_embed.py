@@ -95,3 +95,28 @@ def test_cached_embedding_is_computed_once(tmp_path):
     assert (cache.stats.hits, cache.stats.misses) == (2, 2)
     np.testing.assert_array_equal(first["points"], second["points"])
     np.testing.assert_allclose(first["points"], project(first["vectors"], method="pca"), atol=1e-5)
+
+
+def test_numba_cache_dir_is_the_users_when_set_else_ours(monkeypatch, tmp_path):
+    from numba.core import config
+
+    from core.embed import NUMBA_CACHE_ENV, numba_cache_dir
+
+    monkeypatch.setattr(config, "CACHE_DIR", config.CACHE_DIR)  # restored after the test
+    monkeypatch.setenv(NUMBA_CACHE_ENV, str(tmp_path / "mine"))
+    assert numba_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(NUMBA_CACHE_ENV)
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    assert numba_cache_dir() == tmp_path / "cache" / "numba" and (tmp_path / "cache" / "numba").is_dir()
+    assert config.CACHE_DIR == str(tmp_path / "cache" / "numba")  # numba, imported before, re-read it
+
+
+def test_umaps_own_jitted_functions_are_cached_on_disk():
+    from numba.core.caching import FunctionCache
+    from numba.core.dispatcher import Dispatcher
+
+    from core.embed import _import_umap
+
+    umap = _import_umap()
+    jitted = [v for v in vars(umap.umap_).values() if isinstance(v, Dispatcher)]
+    assert jitted and all(isinstance(v._cache, FunctionCache) for v in jitted)
