@@ -45,6 +45,7 @@ __all__ = [
     "patch_picker",
     "patch_from_selection",
     "arc_path",
+    "grid_offsets",
     "figure_download",
     "table_csv",
     "CHANNEL_ORDERS",
@@ -534,10 +535,14 @@ def arc_path(x0: float, y0: float, x1: float, y1: float, *, bend: float = 0.25,
     str
         ``"M x0,y0 Q cx,cy x1,y1"`` for a plotly ``path`` shape.
     """
+    cx, cy = _arc_control(x0, y0, x1, y1, bend=bend, x_span=x_span, y_span=y_span)
+    return f"M {x0:.4f},{y0:.4f} Q {cx:.4f},{cy:.4f} {x1:.4f},{y1:.4f}"
+
+
+def _arc_control(x0, y0, x1, y1, *, bend: float, x_span: float, y_span: float) -> tuple[float, float]:
     mx, my = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     dx, dy = (x1 - x0) / x_span, (y1 - y0) / y_span  # in axis fractions
-    cx, cy = mx - bend * dy * x_span, my + bend * dx * y_span
-    return f"M {x0:.4f},{y0:.4f} Q {cx:.4f},{cy:.4f} {x1:.4f},{y1:.4f}"
+    return mx - bend * dy * x_span, my + bend * dx * y_span
 
 
 def _patch_centres(patch_boxes: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -551,6 +556,11 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                    heads: Sequence[int], patch_boxes: np.ndarray, query: int | None, top_k: int = 5,
                    title: str | None = None) -> go.Figure:
     """Layers x heads grid: the spectrogram in each cell, the query patch boxed, arcs to its top-k patches.
+
+    Drawn on one pair of axes, each cell offset from the last (a subplot per
+    cell costs the browser ~25 ms each), over one picture of the spectrogram
+    tiled into every cell (sent once), with arcs and boxes as a few line traces
+    (strengths binned into ``_ARC_LEVELS`` widths) instead of hundreds of shapes.
 
     Parameters
     ----------
@@ -572,90 +582,132 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     Returns
     -------
     go.Figure
-        Each cell also holds invisible markers on the patch centres with
-        ``customdata`` = patch index, so clicking a patch selects it (see
-        :func:`patch_from_selection`).
+        One trace of invisible markers on every cell's patch centres with
+        ``customdata[0]`` = patch index, so clicking a patch selects it (see
+        :func:`patch_from_selection`); cell ``(r, c)`` is offset by
+        :func:`grid_offsets`.
     """
     weights = np.asarray(weights, dtype=np.float64)
     n_rows, n_cols = len(layers), len(heads)
     if weights.shape[:2] != (n_rows, n_cols):
         raise InputError("weights", f"shape {weights.shape}; expected ({n_rows}, {n_cols}, P)")
-    layout = _grid_layout(n_rows, n_cols, hspace=0.006, vspace=0.03,
-                          row_titles=[f"layer {l}" for l in layers], col_titles=[f"head {h}" for h in heads])
     duration_s = _duration(cfg)
+    tile = _quantise(shrink(S, max_rows=64, max_cols=108))
+    dx, dy = grid_offsets(cfg, tile.shape)
     tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
     boxes = np.asarray(patch_boxes, dtype=np.float64)
-    patch_ids = np.arange(len(tx))
+    P = len(tx)
     wmax = float(weights.max()) if weights.size else 1.0
-    qx, qy = (float(tx[query]), float(ty[query])) if query is not None else (0.0, 0.0)
-    data, shapes = [], []
+    markers = dict(x=[], y=[], customdata=[])
+    arcs = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]  # by strength level
+    tops = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]
+    cyan = dict(x=[], y=[])
     for r in range(n_rows):
         for c in range(n_cols):
-            sfx = _axis_suffix(r * n_cols + c + 1)
-            xref, yref = f"x{sfx}", f"y{sfx}"
+            ox, oy = c * dx, (n_rows - 1 - r) * dy  # row 0 (the first layer) on top
             w = weights[r, c]
-            data.append(dict(type="scatter", x=tx, y=ty, xaxis=xref, yaxis=yref, mode="markers",
-                             customdata=patch_ids, text=np.round(w, 4),
-                             marker=dict(size=6, color="rgba(0,0,0,0.01)"), showlegend=False,
-                             hovertemplate=f"layer {layers[r]}, head {heads[c]}<br>patch %{{customdata}}"
-                                           "<br>%{x:.2f} s<br>weight %{text}<extra></extra>"))
+            markers["x"].append(tx + ox)
+            markers["y"].append(ty + oy)
+            markers["customdata"].append(np.column_stack([np.arange(P), np.full(P, layers[r]), np.full(P, heads[c]),
+                                                          np.round(w, 4)]))
             if query is not None:
-                shapes.append(dict(type="rect", xref=xref, yref=yref, x0=boxes[query, 0], x1=boxes[query, 1],
-                                   y0=y0[query], y1=y1[query], line=dict(color="cyan", width=1.5)))
+                _add_rect(cyan, boxes[query, 0] + ox, boxes[query, 1] + ox, y0[query] + oy, y1[query] + oy)
             for p in np.argsort(-w, kind="stable")[:top_k]:
-                strength = w[p] / wmax if wmax > 0 else 0.0
-                colour = f"rgba(255,{int(200 - 150 * strength)},0,{0.35 + 0.65 * strength:.2f})"
+                level = int(round((w[p] / wmax if wmax > 0 else 0.0) * (_ARC_LEVELS - 1)))
                 if query is not None:
-                    shapes.append(dict(type="path", xref=xref, yref=yref, fillcolor="rgba(0,0,0,0)",
-                                       path=arc_path(qx, qy, tx[p], ty[p], x_span=duration_s, y_span=cfg.n_mels),
-                                       line=dict(color=colour, width=0.5 + 4.5 * strength)))
-                fill = f"rgba(255,140,0,{0.15 + 0.6 * strength:.2f})" if query is None else "rgba(0,0,0,0)"
-                shapes.append(dict(type="rect", xref=xref, yref=yref, x0=boxes[p, 0], x1=boxes[p, 1],
-                                   y0=y0[p], y1=y1[p], fillcolor=fill, line=dict(color="orange", width=0.8)))
+                    bx, by = _arc_points(tx[query], ty[query], tx[p], ty[p], x_span=duration_s, y_span=cfg.n_mels)
+                    arcs[level]["x"] += list(bx + ox) + [None]
+                    arcs[level]["y"] += list(by + oy) + [None]
+                _add_rect(tops[level], boxes[p, 0] + ox, boxes[p, 1] + ox, y0[p] + oy, y1[p] + oy)
+    data = []
+    for level in range(_ARC_LEVELS):
+        strength = level / (_ARC_LEVELS - 1)
+        if tops[level]["x"]:
+            fill = f"rgba(255,140,0,{0.15 + 0.6 * strength:.2f})" if query is None else None
+            data.append(dict(type="scatter", mode="lines", **tops[level], line=dict(color="orange", width=0.8),
+                             fill="toself" if fill else "none", fillcolor=fill, hoverinfo="skip", showlegend=False))
+        if arcs[level]["x"]:
+            data.append(dict(type="scatter", mode="lines", **arcs[level], hoverinfo="skip", showlegend=False,
+                             line=dict(color=f"rgba(255,{int(200 - 150 * strength)},0,{0.35 + 0.65 * strength:.2f})",
+                                       width=0.5 + 4.5 * strength)))
+    if cyan["x"]:
+        data.append(dict(type="scatter", mode="lines", **cyan, line=dict(color="cyan", width=1.5), hoverinfo="skip",
+                         showlegend=False))
+    # WebGL: thousands of hit markers (cells x patches) as SVG paths would cost the browser most of a second
+    data.append(dict(type="scattergl", mode="markers", x=np.concatenate(markers["x"]), y=np.concatenate(markers["y"]),
+                     customdata=np.concatenate(markers["customdata"]).astype(np.float32),
+                     marker=dict(size=6, color="rgba(0,0,0,0.01)"), showlegend=False,
+                     hovertemplate="layer %{customdata[1]}, head %{customdata[2]}<br>patch %{customdata[0]}"
+                                   "<br>weight %{customdata[3]:.4f}<extra></extra>"))
     hz = hz_ticks(cfg)
-    for k in range(1, n_rows * n_cols + 1):
-        sfx = _axis_suffix(k)
-        first_col = (k - 1) % n_cols == 0
-        # No tick marks: the cells sit 0.6% apart, so a cell's y ticks would poke into its left neighbour.
-        layout[f"xaxis{sfx}"].update(range=[0, duration_s], showticklabels=k > (n_rows - 1) * n_cols,
-                                     ticks="", showgrid=False, zeroline=False, tickfont=dict(size=8))
-        layout[f"yaxis{sfx}"].update(range=[-0.5, cfg.n_mels - 0.5], ticks="", showgrid=False, zeroline=False,
-                                     showticklabels=first_col, tickmode="array", tickvals=hz["tickvals"][1::2],
-                                     ticktext=hz["ticktext"][1::2], tickfont=dict(size=8))  # off the edges
-    layout["shapes"] = shapes
-    # One picture behind every cell, sent once (not one heatmap per cell).
-    layout["images"] = [_tiled_background(_quantise(shrink(S, max_rows=64, max_cols=108)), layout, n_rows, n_cols)]
-    layout["annotations"].append(dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; "
-                                           "cyan = query, orange = its top patches (darker = more attention)", xref="paper",
-                                      yref="paper", x=0.5, y=0, yshift=-28, showarrow=False, yanchor="top",
-                                      font=dict(size=11)))
-    layout.update(clickmode="event+select", dragmode=False)
+    col_s = [t for t in (0, 1, 2, 3, 4, 5, 10, 20, 30) if t < duration_s * 0.95][::2]
+    width, height = n_cols * dx - (dx - duration_s), n_rows * dy - (dy - cfg.n_mels)
+    layout = dict(
+        xaxis=dict(range=[0, width], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=8),
+                   tickmode="array", tickvals=[c * dx + t for c in range(n_cols) for t in col_s],
+                   ticktext=[f"{t:g}" for _ in range(n_cols) for t in col_s]),
+        yaxis=dict(range=[-0.5, height - 0.5], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=8),
+                   tickmode="array", tickvals=[r * dy + v for r in range(n_rows) for v in hz["tickvals"][1::2]],
+                   ticktext=[t for _ in range(n_rows) for t in hz["ticktext"][1::2]]),  # off the cells' edges
+        images=[dict(source=common.png_uri(_tiled(tile, n_rows, n_cols, dx=dx, dy=dy, cfg=cfg)), xref="x", yref="y",
+                     x=0, y=height - 0.5, sizex=width, sizey=height, xanchor="left", yanchor="top",
+                     sizing="stretch", layer="below")],
+        annotations=[dict(text=f"head {h}", x=c * dx + duration_s / 2, xref="x", y=1.0, yref="paper",
+                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12))
+                     for c, h in enumerate(heads)]
+        + [dict(text=f"layer {l}", x=1.0, xref="paper", y=(n_rows - 1 - r) * dy + cfg.n_mels / 2 - 0.5, yref="y",
+                xanchor="left", yanchor="middle", textangle=90, showarrow=False, xshift=4, font=dict(size=12))
+           for r, l in enumerate(layers)]
+        + [dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; cyan = query, orange = its top "
+                     "patches (darker = more attention)", xref="paper", yref="paper", x=0.5, y=0, yshift=-28,
+                showarrow=False, yanchor="top", font=dict(size=11))],
+        clickmode="event+select", dragmode=False, hovermode="closest",
+    )
     fig = common.figure(data, layout)
     common.layout(fig, title=title, height=80 + 125 * n_rows)
     return fig.update_layout(margin=dict(l=48, r=30, t=60 if title else 30, b=50))
 
 
-def _tiled_background(tile: np.ndarray, layout: dict, n_rows: int, n_cols: int) -> dict:
-    """One layout image (paper coordinates) that shows ``tile`` in every cell of a subplot grid.
+_ARC_LEVELS = 6  # arc widths and colours: attention strengths binned into this many steps
 
-    ``tile`` is (rows, cols) uint8 grey with row 0 the lowest band; each copy
-    is placed on its cell's axis domains (rounded to the picture's pixels), the
-    gaps between cells left transparent.
+
+def grid_offsets(cfg: AudioConfig, tile_shape: tuple[int, int] = (64, 108)) -> tuple[float, float]:
+    """How far apart :func:`attention_grid`'s cells sit: (time offset in s, band offset), gaps included.
+
+    The gaps are whole pixels of the tiled picture (6 across, 8 up), so the
+    picture's cells land exactly on the cells' axes.
     """
+    rows, cols = tile_shape
+    duration_s = _duration(cfg)
+    return duration_s * (cols + 6) / cols, cfg.n_mels * (rows + 8) / rows
+
+
+def _tiled(tile: np.ndarray, n_rows: int, n_cols: int, *, dx: float, dy: float, cfg: AudioConfig) -> np.ndarray:
+    """The grey tile (row 0 = lowest band) copied into every cell of the grid, gaps transparent: RGBA, top row first."""
     h, w = tile.shape
-    x_dom, y_dom = layout["xaxis"]["domain"], layout["yaxis"]["domain"]
-    width_px = int(round(w / (x_dom[1] - x_dom[0])))
-    height_px = int(round(h / (y_dom[1] - y_dom[0])))
-    picture = np.zeros((height_px, width_px, 4), dtype=np.uint8)
+    gap_x = int(round(w * (dx / _duration(cfg) - 1)))
+    gap_y = int(round(h * (dy / cfg.n_mels - 1)))
+    picture = np.zeros((n_rows * (h + gap_y) - gap_y, n_cols * (w + gap_x) - gap_x, 4), dtype=np.uint8)
     rgba = np.concatenate([np.repeat(tile[::-1, :, None], 3, axis=2), np.full((h, w, 1), 255, np.uint8)], axis=2)
-    for k in range(1, n_rows * n_cols + 1):
-        sfx = _axis_suffix(k)
-        left = int(round(layout[f"xaxis{sfx}"]["domain"][0] * width_px))
-        top = int(round((1.0 - layout[f"yaxis{sfx}"]["domain"][1]) * height_px))
-        left, top = min(left, width_px - w), min(top, height_px - h)
-        picture[top:top + h, left:left + w] = rgba
-    return dict(source=common.png_uri(picture), xref="paper", yref="paper", x=0, y=1, sizex=1, sizey=1,
-                xanchor="left", yanchor="top", sizing="stretch", layer="below")
+    for r in range(n_rows):
+        for c in range(n_cols):
+            top, left = r * (h + gap_y), c * (w + gap_x)
+            picture[top:top + h, left:left + w] = rgba
+    return picture
+
+
+def _add_rect(trace: dict, x0: float, x1: float, y0: float, y1: float) -> None:
+    trace["x"] += [x0, x1, x1, x0, x0, None]
+    trace["y"] += [y0, y0, y1, y1, y0, None]
+
+
+def _arc_points(x0: float, y0: float, x1: float, y1: float, *, x_span: float, y_span: float,
+                n: int = 13) -> tuple[np.ndarray, np.ndarray]:
+    """Points along :func:`arc_path`'s quadratic curve (the same control point), for a line trace."""
+    cx, cy = _arc_control(x0, y0, x1, y1, bend=0.25, x_span=x_span, y_span=y_span)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    pts = (1 - t) ** 2 * np.array([x0, y0]) + 2 * (1 - t) * t * np.array([cx, cy]) + t ** 2 * np.array([x1, y1])
+    return pts[:, 0], pts[:, 1]
 
 
 def _quantise(X: np.ndarray) -> np.ndarray:

@@ -119,6 +119,20 @@ def _patch_boxes(n_freq=2, n_time=3):
                      for f in range(n_freq) for t in range(n_time)])
 
 
+def _segments(trace) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The None-separated pieces of a line trace, as (x, y) arrays."""
+    out, xs, ys = [], [], []
+    for x, y in zip(list(trace.x) + [None], list(trace.y) + [None]):
+        if x is None:
+            if xs:
+                out.append((np.array(xs, dtype=float), np.array(ys, dtype=float)))
+            xs, ys = [], []
+        else:
+            xs.append(x)
+            ys.append(y)
+    return out
+
+
 def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
     boxes = _patch_boxes()
     rng = np.random.default_rng(2)
@@ -127,34 +141,39 @@ def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
     raw = figures.attention_grid(S, CFG, weights=weights, layers=[1, 4], heads=[1, 2, 3],
                                  patch_boxes=boxes, query=4, top_k=2)
     fig = validated(raw)
-    shapes = fig.layout.shapes
-    arcs = [s for s in shapes if s.type == "path"]
-    assert len(arcs) == 2 * 3 * 2
-    # the first cell's arcs go to its two strongest patches
-    first = [s for s in arcs if s.xref == "x"]
+    dx, dy = figures.grid_offsets(CFG)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    arcs = [seg for t in lines if t.line.color not in ("orange", "cyan") for seg in _segments(t)]
+    assert len(arcs) == 2 * 3 * 2  # top 2 in each of 6 cells
+    # the first cell (layer 1, head 1: top left, so offset dy up) links the query to its two strongest patches
+    qx = (boxes[4, 0] + boxes[4, 1]) / 2
+    first = [(x, y) for x, y in arcs if x[0] < dx and y[0] > dy]
+    assert len(first) == 2 and all(x[0] == pytest.approx(qx) for x, _ in first)
     targets = sorted(np.argsort(-weights[0, 0])[:2])
-    ends = sorted(float(s.path.split()[-1].split(",")[0]) for s in first)
-    np.testing.assert_allclose(ends, sorted((boxes[targets, 0] + boxes[targets, 1]) / 2), rtol=1e-3)
-    thickest = max(first, key=lambda s: s.line.width)
-    assert float(thickest.path.split()[-1].split(",")[0]) == pytest.approx(
-        (boxes[np.argmax(weights[0, 0]), 0] + boxes[np.argmax(weights[0, 0]), 1]) / 2, rel=1e-3)
-    cyan = [s for s in shapes if s.type == "rect" and s.line.color == "cyan"]
-    assert len(cyan) == 6 and all(s.x0 == boxes[4, 0] for s in cyan)
-    clickable = [t for t in raw.data if t.type == "scatter"]
-    assert len(clickable) == 6 and list(clickable[0].customdata) == list(range(len(boxes)))
-    # the spectrogram goes to the browser once, as one picture behind all six cells, not as a trace per cell
+    np.testing.assert_allclose(sorted(x[-1] for x, _ in first), sorted((boxes[targets, 0] + boxes[targets, 1]) / 2),
+                               rtol=1e-6)
+    widest = max((t for t in lines if t.line.color not in ("orange", "cyan")), key=lambda t: t.line.width)
+    strongest = np.unravel_index(np.argmax(weights), weights.shape)
+    assert any(x[-1] - strongest[1] * dx == pytest.approx((boxes[strongest[2], 0] + boxes[strongest[2], 1]) / 2)
+               for x, _ in _segments(widest))
+    cyan = [seg for t in lines if t.line.color == "cyan" for seg in _segments(t)]
+    assert len(cyan) == 6 and sorted(round(float(x.min() % dx), 6) for x, _ in cyan) == [round(boxes[4, 0], 6)] * 6
+    (clickable,) = [t for t in raw.data if t.mode == "markers"]
+    patches = np.asarray(clickable.customdata)[:, 0]
+    assert sorted(patches.astype(int)) == sorted(list(range(len(boxes))) * 6)
+    assert figures.patch_from_selection({"selection": {"points": [{"customdata": list(clickable.customdata[7])}]}}) \
+        == 7 % len(boxes)
+    # one picture behind all six cells (the spectrogram sent once), gaps between the cells left transparent
     assert not [t for t in raw.data if t.type == "heatmap"]
-    assert len(fig.layout.images) == 1 and fig.layout.images[0].xref == "paper"
-    picture = _png(fig.layout.images[0].source)
-    cells = picture[..., 3] > 0
-    assert cells.mean() > 0.85  # the cells cover the grid; only the gaps between them are transparent
+    (image,) = fig.layout.images
+    picture = _png(image.source)
+    assert picture[..., 3].mean() / 255 > 0.85
     column = picture[:, :, 3].max(axis=0) > 0
     assert (np.diff(column.astype(int)) == -1).sum() == 2  # three columns of cells, two gaps between them
-    # no tick marks in the grid; frequency labels on the first column only
-    yaxes = [fig.layout[f"yaxis{k if k > 1 else ''}"] for k in range(1, 7)]
-    assert all(a.ticks == "" for a in yaxes)
-    assert [bool(a.showticklabels) for a in yaxes] == [True, False, False, True, False, False]
-    assert all(t.endswith("Hz") for t in yaxes[0].ticktext)
+    assert image.sizex == pytest.approx(3 * dx - (dx - CFG.n_frames * CFG.hop_length / CFG.sr))
+    # frequency labels in Hz on each row; no tick marks
+    assert fig.layout.yaxis.ticks == "" and all(t.endswith("Hz") for t in fig.layout.yaxis.ticktext)
+    assert len(fig.layout.yaxis.tickvals) == 2 * len(set(fig.layout.yaxis.ticktext))
 
 
 def _png(uri: str) -> np.ndarray:
@@ -195,8 +214,9 @@ def test_attention_grid_for_the_class_token_fills_boxes_without_arcs():
     weights = np.random.default_rng(3).random((1, 2, len(boxes)))
     fig = validated(figures.attention_grid(np.zeros((CFG.n_mels, CFG.n_frames)), CFG, weights=weights, layers=[1],
                                            heads=[1, 2], patch_boxes=boxes, query=None, top_k=3))
-    assert not [s for s in fig.layout.shapes if s.type == "path"]
-    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 2 * 3
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert lines and all(t.line.color == "orange" and t.fill == "toself" for t in lines)  # filled boxes, no arcs
+    assert sum(len(_segments(t)) for t in lines) == 2 * 3
 
 
 def test_channel_grid_draws_the_chosen_channels_on_a_shared_scale():
