@@ -213,7 +213,17 @@ def embedding(folder: str, root: str, fold: int, tap: str, method: str = "pca", 
     np.ndarray [shape=(N, 2)], float32, in the order of :func:`predictions`
     """
     ensure_vectors(folder, root, fold)
-    return _embedding(folder, root, fold, tap, method, seed)
+    from core.embed import numba_cache_dir, umap_compiled
+
+    if method != "umap" or umap_compiled():
+        return _embedding(folder, root, fold, tap, method, seed)
+    with st.status("Compiling UMAP's numerical code: a one-time compile on this machine (about 30 s)…",
+                   expanded=True) as status:
+        st.caption(f"numba keeps what it compiles in `{numba_cache_dir()}`; later UMAP runs, in this app or "
+                   "from the command line, start at once.")
+        points = _embedding(folder, root, fold, tap, method, seed)
+        status.update(label="UMAP compiled (once on this machine)", state="complete", expanded=False)
+    return points
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# numba's compile cache (UMAP, librosa) in the repository's .cache/, shared by every test session and the
+# app, whatever temporary $EXPLORER_CACHE a test uses: set before anything imports numba
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "numba"))
+
 
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:

@@ -97,6 +97,25 @@ def test_embeddings_page(env):
     assert at.session_state["tap"] == "block3"
 
 
+def test_the_first_umap_says_it_is_a_one_time_compile(env, monkeypatch):
+    import core.embed
+
+    at = start("views/embeddings.py")
+    monkeypatch.setattr(core.embed, "umap_compiled", lambda: False)  # as on a machine that never ran UMAP
+    at.radio(key="embeddings_method").set_value("umap").run(timeout=600)  # a real first compile can take minutes
+    no_exception(at)
+    assert [s.label for s in statuses(at)] == ["UMAP compiled (once on this machine)"]
+    assert any("later UMAP runs" in c.value for c in at.caption)
+    assert "UMAP 1 (no unit)" in axis_titles(charts(at)[0])
+    monkeypatch.setattr(core.embed, "umap_compiled", lambda: True)
+    at.run()
+    assert not statuses(at)
+
+
+def statuses(at: AppTest) -> list:
+    return [e for e in at.main.children.values() if type(e).__name__ == "Status"]
+
+
 def test_embeddings_current_clip_is_ringed_and_opens_on_the_clip_page(env):
     fold5 = sorted(r.clip_id for r in env["data"].records if r.fold == 5)
     # a click calls state.open_clip(clip_id) (see point_from_selection below); set its effect directly
