@@ -28,8 +28,8 @@ __all__ = ["METHODS", "pool_tap", "project", "embed", "cached_embedding", "numba
 
 METHODS = ("pca", "tsne", "umap")
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
-# umap-learn's own modules whose jitted functions are compiled into numba's on-disk cache
-_UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.distances", "umap.utils", "umap.sparse", "umap.spectral")
+# packages whose jitted functions are compiled into numba's on-disk cache (umap-learn and its pynndescent)
+_UMAP_PACKAGES = ("umap", "pynndescent")
 
 
 def numba_cache_dir() -> Path:
@@ -71,17 +71,18 @@ def umap_compiled() -> bool:
 def _import_umap():
     """``import umap`` with numba's on-disk cache on, for umap's own functions too.
 
-    umap-learn jits most of its functions without ``cache=True``, so numba would
-    compile them again in every process; :meth:`Dispatcher.enable_caching` is
-    what ``cache=True`` does, applied before their first call.
+    umap-learn jits most of its functions without ``cache=True`` (and
+    pynndescent some), so numba would compile them again in every process;
+    :meth:`Dispatcher.enable_caching` is what ``cache=True`` does, applied
+    before their first call.
     """
     numba_cache_dir()
     import umap
     from numba.core.dispatcher import Dispatcher
 
-    for name in _UMAP_MODULES:
-        module = sys.modules.get(name)
-        for value in vars(module).values() if module is not None else ():
+    modules = [m for name, m in list(sys.modules.items()) if name.split(".")[0] in _UMAP_PACKAGES and m is not None]
+    for module in modules:
+        for value in list(vars(module).values()):
             if isinstance(value, Dispatcher) and type(getattr(value, "_cache", None)).__name__ == "NullCache":
                 value.enable_caching()
     return umap
