@@ -20,18 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from core.audio import AudioConfig, fit_duration, log_mel
 from core.errors import InputError
-from core.models import build_model, config_from_dict
+
+if TYPE_CHECKING:  # torch is imported where it is used: reading checkpoint.json (the app's first page) needs none
+    import torch
+    from torch import nn
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE", "Loaded", "save_checkpoint",
-           "load_checkpoint", "load_registered", "save_hf_checkpoint", "read_checkpoint_json"]
+           "load_checkpoint", "load_registered", "save_hf_checkpoint", "read_checkpoint_json",
+           "checkpoint_audio_config"]
 
 FORMAT = "audio-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -125,6 +127,8 @@ class Loaded:
 
     def probabilities(self, logits) -> np.ndarray:
         """Class probabilities from logits (B, n_classes): sigmoid when multi-label, else softmax."""
+        import torch
+
         logits = torch.as_tensor(logits).detach().float()
         if self.multi_label:
             return torch.sigmoid(logits).cpu().numpy()
@@ -200,6 +204,8 @@ def save_checkpoint(folder: str | Path, model: nn.Module, audio_cfg: AudioConfig
         raise InputError("classes", f"{len(classes)} names for a model with {model.n_classes} outputs")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
     state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "kind": kind})
     doc = {
@@ -268,7 +274,37 @@ def read_checkpoint_json(folder: str | Path) -> dict:
     return doc
 
 
+def checkpoint_audio_config(folder: str | Path) -> AudioConfig | None:
+    """The preprocessing a checkpoint folder of ours declares, read from its JSON without loading the model.
+
+    Returns
+    -------
+    AudioConfig or None
+        ``None`` for a folder without ``checkpoint.json`` (a Hugging Face AST,
+        a registered model): only loading it tells.
+
+    Raises
+    ------
+    InputError
+        Malformed ``checkpoint.json`` or ``audio_config``.
+    """
+    folder = Path(folder).expanduser()
+    if not (folder / META_FILE).is_file():
+        return None
+    from core.registry import is_registered_folder
+
+    if is_registered_folder(folder):
+        return None
+    try:
+        return AudioConfig.from_dict(read_checkpoint_json(folder)["audio_config"])
+    except TypeError as error:
+        raise InputError(folder / META_FILE, f"bad audio_config ({error})") from None
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     if not path.is_file():
         raise InputError(path.parent, f"no {WEIGHTS_FILE}: the weights are missing")
     try:
@@ -366,6 +402,8 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
         audio_cfg = AudioConfig.from_dict(doc["audio_config"])
     except TypeError as error:
         raise InputError(folder / META_FILE, f"bad audio_config ({error})") from None
+    from core.models import build_model, config_from_dict
+
     model_config = dict(doc["model_config"])
     if doc["kind"] == "ast" and "pad" not in model_config:
         model_config["pad"] = False  # saved before the AST padded its input to whole patches

@@ -23,14 +23,17 @@ import os
 import threading
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import streamlit as st
-import torch
 
 from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
 from core.datasets import Dataset, open_dataset
-from core.models.hf_ast import is_hf_ast_folder
 from core.paths import CHECKPOINTS_DIR
+
+if TYPE_CHECKING:  # torch (seconds to import) waits for the first model: the first page draws its clip before
+    import torch
 
 __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
@@ -138,8 +141,23 @@ def model_lock(folder: str) -> threading.Lock:
 
 
 def audio_cfg(folder: str | None) -> AudioConfig:
-    """The checkpoint's preprocessing, or the default one when no checkpoint is given."""
-    return checkpoint(folder).audio_cfg if folder else AudioConfig()
+    """The checkpoint's preprocessing, or the default one when no checkpoint is given.
+
+    Read from ``checkpoint.json`` where there is one, so a page can draw the
+    clip before the model (and torch) has loaded.
+    """
+    if not folder:
+        return AudioConfig()
+    from core.checkpoint import checkpoint_audio_config
+
+    return checkpoint_audio_config(folder) or checkpoint(folder).audio_cfg
+
+
+def is_hf_ast_folder(folder) -> bool:
+    """:func:`core.models.hf_ast.is_hf_ast_folder`, imported (with torch) only for a folder that needs it."""
+    from core.models.hf_ast import is_hf_ast_folder as check
+
+    return check(folder)
 
 
 def cfg_key(cfg: AudioConfig) -> str:
@@ -257,6 +275,8 @@ def spectrogram_db(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray
 
 
 def _x(folder: str, path: str, channel: str) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(model_x(path, input_key(folder), channel))[None]  # (1, ...): e.g. (1, 1, n_mels, n_frames)
 
 
@@ -349,6 +369,8 @@ def feature_maps(folder: str, path: str, tap: str, channel: str = "mix") -> np.n
     """
     value = tap_outputs(folder, path, (tap,), channel)[tap]
     if value.ndim == 2:  # tokens (S, D)
+        import torch
+
         from core.interpret.maps import tokens_to_grid
 
         model = checkpoint(folder).model
@@ -366,6 +388,8 @@ def attentions(folder: str, path: str, channel: str = "mix") -> tuple[torch.Tens
     tuple of Tensor [shape=(1, H, 1 + P, 1 + P)], one per layer
     """
     loaded = checkpoint(folder)
+    import torch
+
     with model_lock(folder), torch.no_grad():
         _, att = loaded.model(_x(folder, path, channel), output_attentions=True)
     return tuple(a.detach().float() for a in att)

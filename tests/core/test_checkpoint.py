@@ -136,3 +136,33 @@ def test_save_refuses_a_wrong_class_list(tmp_path):
     model = build_model("secnn", SECNN, n_classes=3)
     with pytest.raises(InputError, match="2 names for a model with 3 outputs"):
         save_checkpoint(tmp_path / "x", model, CFG, ["a", "b"], {})
+
+
+def test_the_audio_config_is_read_without_loading_the_model(tmp_path):
+    from core.checkpoint import checkpoint_audio_config
+
+    cfg = AudioConfig(sr=16000, n_mels=64, hop_length=160, n_frames=101)
+    model = build_model("secnn", {"channels": [4, 4, 8, 8, 8], "head": [16]}, n_classes=3)
+    save_checkpoint(tmp_path / "ck", model, cfg, ["a", "b", "c"], {})
+    assert checkpoint_audio_config(tmp_path / "ck") == load_checkpoint(tmp_path / "ck").audio_cfg == cfg
+    assert checkpoint_audio_config(tmp_path) is None  # no checkpoint.json: only loading tells
+    doc = json.loads((tmp_path / "ck" / META_FILE).read_text())
+    doc["audio_config"]["no_such_field"] = 1
+    (tmp_path / "ck" / META_FILE).write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="no_such_field"):
+        checkpoint_audio_config(tmp_path / "ck")
+
+
+def test_the_apps_first_imports_leave_torch_for_later():
+    """Cold start: the app's entry modules and checkpoint.json reading import no torch (seconds to load)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import explorer.cached, explorer.ui, explorer.state, explorer.figures, core.checkpoint; "
+            "core.checkpoint.checkpoint_audio_config('checkpoints/secnn'); "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                            env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-2000:] or "torch was imported"
