@@ -154,7 +154,9 @@ def audio_cfg(folder: str | None) -> AudioConfig:
 
 
 def is_hf_ast_folder(folder) -> bool:
-    """:func:`core.models.hf_ast.is_hf_ast_folder`, imported (with torch) only for a folder that needs it."""
+    """:func:`core.models.hf_ast.is_hf_ast_folder`, imported (with torch) only for a folder with a ``config.json``."""
+    if not (Path(folder) / "config.json").is_file():
+        return False
     from core.models.hf_ast import is_hf_ast_folder as check
 
     return check(folder)

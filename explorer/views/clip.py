@@ -96,8 +96,13 @@ ui.intro(
 
 upload_box()
 clip = ui.need_clip()
-models = ui.chosen_models()
-cfg = cached.audio_cfg(models[0][1]) if models else cached.audio_cfg(None)
+# The first picked model's preprocessing, from its checkpoint.json: the clip draws before any model (and torch) loads.
+found = cached.checkpoint_folders()
+picked = [found[name] for name in state.get(state.MODELS) or [] if name in found]
+try:
+    cfg = cached.audio_cfg(picked[0] if picked else None)
+except InputError:
+    cfg = cached.audio_cfg(None)  # its load error is shown under Predictions
 key = cached.cfg_key(cfg)
 
 try:
@@ -127,6 +132,7 @@ with left:
 
 with right:
     st.subheader("Predictions")
+    models = ui.chosen_models()  # loads them (torch), after the clip is drawn
     if not models:
         st.info("Pick a model in the sidebar to see its predictions.")
     cols = st.columns(max(1, len(models)))
