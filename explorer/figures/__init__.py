@@ -8,9 +8,11 @@ on its own.
   writes ``figures.overlay(...)``;
 - :mod:`explorer.figures.dataset`: the dataset-wide pages' figures
   (embeddings, decoders, errors): ``from explorer.figures import dataset as fd``;
+- :mod:`explorer.figures.sequence`: attention over time steps (models without a patch grid);
 - :mod:`explorer.figures._common`: what they share (fonts, margins, colour
   scales, Hz ticks).
 """
 
 from explorer.figures.maps import *  # noqa: F401,F403
 from explorer.figures.maps import __all__  # noqa: F401
+from explorer.figures.maps import _duration  # noqa: F401  (views/attention.py: the time axis of a sequence model)

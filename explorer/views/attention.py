@@ -34,7 +34,7 @@ def attention_over_time(loaded, folder: str, clip, model_name: str) -> None:
     """A model whose attention runs over its own time steps (no patch grid): the query-by-key matrix, one
     query's attention on the spectrogram, and how much of it lands on the event against uniform attention."""
     from core.interpret.sequence_attention import event_share, event_tokens, token_edges
-    from explorer import figures_sequence
+    from explorer.figures import sequence as figures_sequence
 
     cfg = loaded.audio_cfg
     taps = {t.name: t.label for t in loaded.model.taps() if t.kind == "attention"}

@@ -268,7 +268,7 @@ def test_table_csv_round_trips():
 
 def test_query_heat_is_weight_against_uniform_and_follows_the_token_times():
     from core.audio import AudioConfig
-    from explorer.figures_sequence import FULL_AT, attention_matrix, query_heat
+    from explorer.figures.sequence import FULL_AT, attention_matrix, query_heat
 
     cfg = AudioConfig()
     T = 8

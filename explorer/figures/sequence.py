@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from core.audio import AudioConfig
 from core.errors import InputError
-from explorer.figures import _MAGMA_SCALE, _layout
+from explorer.figures import _common as common
 
 __all__ = ["FULL_AT", "attention_matrix", "query_heat"]
 
@@ -29,7 +29,7 @@ def attention_matrix(weights: np.ndarray, edges: np.ndarray, *, query: int | Non
         raise InputError("attention", f"weights {weights.shape} do not match {len(edges) - 1} tokens")
     centres = (edges[:-1] + edges[1:]) / 2
     mean = weights.mean(axis=0)
-    fig = go.Figure(go.Heatmap(z=mean, x=centres, y=centres[: mean.shape[0]], colorscale=_MAGMA_SCALE, zmin=0,
+    fig = go.Figure(go.Heatmap(z=mean, x=centres, y=centres[: mean.shape[0]], colorscale=common.MAGMA, zmin=0,
                                colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
                                hovertemplate="query %{y:.2f} s<br>key %{x:.2f} s<br>weight %{z:.3f}<extra></extra>"))
     if query is not None:
@@ -37,7 +37,7 @@ def attention_matrix(weights: np.ndarray, edges: np.ndarray, *, query: int | Non
                       line=dict(color="cyan", width=2))
     fig.update_xaxes(title_text="key time (s)")
     fig.update_yaxes(title_text="query time (s)", autorange="reversed")
-    return _layout(fig, title=title, height=height)
+    return common.layout(fig, title=title, height=height)
 
 
 def query_heat(weights: np.ndarray, edges: np.ndarray, query: int, cfg: AudioConfig) -> np.ndarray:
