@@ -11,7 +11,7 @@ the clip's event, against the event's share of the time steps, which is what
 uniform attention would give.
 
 >>> w = time_attention(model, x, "attn.attn")  # doctest: +SKIP
->>> w.shape  # (heads or 1, T queries, T keys), rows sum to 1
+>>> w.shape  # (heads or 1, T queries, T keys), rows sum to 1  # doctest: +SKIP
 (1, 78, 78)
 """
 
