@@ -43,6 +43,7 @@ import torch
 
 from core.cache import ArrayCache, checkpoint_fingerprint, dataset_fingerprint, default_cache
 from core.errors import InputError
+from core.kinds import MAP_TAP_KINDS
 
 __all__ = [
     "SHARD_CLIPS",
@@ -226,7 +227,7 @@ def _vector(a: np.ndarray, tap, model) -> np.ndarray:
 
 REDUCTIONS = {
     "raw": Reduction("raw", _raw),
-    "time": Reduction("time", _time, ("conv", "tokens")),
+    "time": Reduction("time", _time, MAP_TAP_KINDS),
     "vector": Reduction("vector", _vector),
 }
 

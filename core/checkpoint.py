@@ -26,6 +26,7 @@ import numpy as np
 
 from core.audio import AudioConfig, fit_duration, log_mel
 from core.errors import InputError
+from core.kinds import BUILDABLE_KINDS
 
 if TYPE_CHECKING:  # torch is imported where it is used: reading checkpoint.json (the app's first page) needs none
     import torch
@@ -39,7 +40,6 @@ FORMAT = "audio-explorer-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "checkpoint.json"
-_BUILDABLE = ("secnn", "ast")
 
 
 @dataclass
@@ -198,8 +198,8 @@ def save_checkpoint(folder: str | Path, model: nn.Module, audio_cfg: AudioConfig
         The folder.
     """
     kind = getattr(model, "kind", None)
-    if kind not in _BUILDABLE:
-        raise InputError("model", f"only {_BUILDABLE} models are saved this way, got {kind!r}")
+    if kind not in BUILDABLE_KINDS:
+        raise InputError("model", f"only {BUILDABLE_KINDS} models are saved this way, got {kind!r}")
     if len(classes) != model.n_classes:
         raise InputError("classes", f"{len(classes)} names for a model with {model.n_classes} outputs")
     folder = Path(folder)
@@ -263,8 +263,8 @@ def read_checkpoint_json(folder: str | Path) -> dict:
     missing = [k for k in ("kind", "model_config", "n_classes", "classes", "audio_config") if k not in doc]
     if missing:
         raise InputError(path, f"malformed checkpoint: missing fields {missing}")
-    if doc["kind"] not in _BUILDABLE:
-        raise InputError(path, f"unknown model kind {doc['kind']!r}; known: {list(_BUILDABLE)}")
+    if doc["kind"] not in BUILDABLE_KINDS:
+        raise InputError(path, f"unknown model kind {doc['kind']!r}; known: {list(BUILDABLE_KINDS)}")
     classes = doc["classes"]
     if not isinstance(classes, list) or len(classes) != doc["n_classes"]:
         raise InputError(path, f"malformed checkpoint: {doc['n_classes']} classes declared, names {classes!r}")

@@ -42,11 +42,12 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "LAYOUTS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono",
+__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono",
            "load_features", "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-N_FOLDS = 5
+N_FOLDS = 5  # folds clips are dealt to when a layout gives none (ESC-50 has 5, UrbanSound8K 10)
+DEFAULT_TEST_FOLD = 5  # the fold the shipped checkpoints hold out, scored by default everywhere
 _REQUIRED_COLUMNS = ("filename", "fold", "target", "category")
 _BOX_COLUMNS = ("filename", "t0_s", "t1_s", "f0_hz", "f1_hz")
 _US8K_CSV = Path("metadata") / "UrbanSound8K.csv"
@@ -141,11 +142,16 @@ class Dataset:
 
     def describe(self) -> str:
         """What was found, in one line: layout, clips, classes and folds."""
-        folds = sorted({r.fold for r in self.records})
+        folds = self.folds
         fold_text = f"folds {folds[0]}-{folds[-1]}" if folds == list(range(folds[0], folds[-1] + 1)) else \
             "folds " + ", ".join(map(str, folds))
         return (f"{LAYOUTS[self.layout]} layout: {len(self.records)} clips, {len(self.classes)} classes, "
                 f"{fold_text}" + (f" ({len(self.skipped)} files skipped)" if self.skipped else ""))
+
+    @property
+    def folds(self) -> list[int]:
+        """The folds the clips are in, ascending."""
+        return sorted({r.fold for r in self.records})
 
     def select(self, folds=None) -> list[ClipRecord]:
         """Records in the given folds (all when ``folds`` is None)."""

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from core.audio import AudioConfig, fix_frames, mel_power, power_to_db
-from core.datasets import Dataset, load_mono, open_dataset, read_scene
+from core.datasets import DEFAULT_TEST_FOLD, Dataset, load_mono, open_dataset, read_scene
 from core.errors import InputError
 
 __all__ = ["Card", "FEATURE_SETS", "clip_features", "difficulty_card", "ensure_card"]
 
 CARD_FILE = "difficulty.json"
-TEST_FOLD = 5
+TEST_FOLD = DEFAULT_TEST_FOLD
 FEATURE_SETS = ("per-band max", "per-band mean + std", "MFCC means (20)")
 
 

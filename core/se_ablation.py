@@ -21,6 +21,7 @@ import argparse
 import numpy as np
 import torch
 
+from core.datasets import DEFAULT_TEST_FOLD
 from core.errors import InputError
 
 __all__ = ["mean_excitation", "se_ablation", "format_ablation", "configure", "run"]
@@ -93,7 +94,8 @@ def format_ablation(result: dict) -> str:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="SE-CNN checkpoint folder")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--fold", type=int, default=5, help="test fold; the training mean comes from the others")
+    parser.add_argument("--fold", type=int, default=DEFAULT_TEST_FOLD,
+                        help="test fold; the training mean comes from the others")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, log_mel
 from core.augment import AugmentConfig, augment_waveform, mixup
 from core.errors import InputError
+from core.kinds import TRAINABLE_KINDS
 
 __all__ = ["TrainConfig", "Split", "train", "load_split", "distillation_loss", "fit", "describe", "pick_device",
            "stratified_split", "parse_overrides", "configure", "run"]
@@ -124,7 +125,7 @@ def _loss(model, x, y, device) -> tuple[float, float, int]:
     return total, correct, len(x)
 
 
-MODELS = ("secnn", "ast", "hf-ast")
+MODELS = TRAINABLE_KINDS
 
 
 @dataclass

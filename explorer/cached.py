@@ -520,7 +520,7 @@ def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix")
     drawn on its declared (n_mels, n_frames) axes.
     """
     loaded = checkpoint(folder)
-    if loaded.kind in ("secnn", "ast", "hf-ast"):
+    if loaded.kind != "adapter":  # ours and Hugging Face ASTs
         return method_map(folder, path, f"grad-cam {tap}", int(target), channel)
     from core.interpret.gradcam import GradCAM
 

@@ -32,21 +32,21 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core.datasets import DEFAULT_TEST_FOLD
 from core.errors import InputError
+from core.kinds import MAP_TAP_KINDS
 from explorer import cached
 
 __all__ = [
     "ALL_FOLDS", "FOLDS", "CHUNK", "DECODER_FLAVOURS",
-    "fold_label", "records", "ensure_vectors", "predictions", "embedding", "evaluation",
+    "fold_label", "fold_options", "records", "ensure_vectors", "predictions", "embedding", "evaluation",
     "decoder_taps", "decoder_source", "train_decoders", "decoders",
     "reconstructions", "pattern_audio", "progress_bar",
 ]
 
 ALL_FOLDS = 0  # the fold pick meaning "every clip of the dataset"
-FOLDS = (1, 2, 3, 4, 5, ALL_FOLDS)
 CHUNK = 16  # clips per progress step
 DECODER_FLAVOURS = ("nonneg-linear", "mel-triangular", "mel-gaussian", "spectrogram-nmf")
-DECODER_TAP_KINDS = ("conv", "tokens")
 
 
 def fold_label(fold: int) -> str:
@@ -54,8 +54,17 @@ def fold_label(fold: int) -> str:
     return "all folds" if fold == ALL_FOLDS else f"fold {fold}"
 
 
+def fold_options(root: str) -> tuple[list[int], int]:
+    """The fold pick's options for a dataset (its own folds, then :data:`ALL_FOLDS`) and its default.
+
+    The default is :data:`core.datasets.DEFAULT_TEST_FOLD` when the dataset has it, else its last fold.
+    """
+    folds = cached.dataset(root).folds
+    return folds + [ALL_FOLDS], DEFAULT_TEST_FOLD if DEFAULT_TEST_FOLD in folds else folds[-1]
+
+
 def records(root: str, fold: int) -> list:
-    """The dataset's clips in one fold (1 to 5), or all of them for :data:`ALL_FOLDS`.
+    """The dataset's clips in one of its folds, or all of them for :data:`ALL_FOLDS`.
 
     Raises
     ------
@@ -63,8 +72,8 @@ def records(root: str, fold: int) -> list:
         When the fold holds no clip.
     """
     data = cached.dataset(root)
-    if fold != ALL_FOLDS and fold not in range(1, 6):
-        raise InputError("fold", f"{fold!r} is not 1 to 5 (or all folds)")
+    if fold != ALL_FOLDS and fold not in data.folds:
+        raise InputError("fold", f"{fold!r} is not one of this dataset's folds {data.folds} (or all folds)")
     chosen = data.select(None if fold == ALL_FOLDS else int(fold))
     if not chosen:
         raise InputError(fold_label(fold), f"holds no clips in {data.root}")
@@ -283,7 +292,7 @@ def evaluation(folder: str, root: str, fold: int) -> dict:
 
 def decoder_taps(folder: str) -> list:
     """The taps a decoder can read (conv and token taps), input to output."""
-    return [t for t in cached.checkpoint(folder).model.taps() if t.kind in DECODER_TAP_KINDS]
+    return [t for t in cached.checkpoint(folder).model.taps() if t.kind in MAP_TAP_KINDS]
 
 
 def _page_decoder_dir(folder: str, root: str, test_fold: int, max_steps: int) -> Path:

@@ -23,7 +23,7 @@ import streamlit as st
 
 __all__ = [
     "DATASET_SOURCE", "DATASET_FOLDER", "DATASET_ROOT", "CLIP_ID", "CLIP_ORIGIN", "UPLOAD", "MODELS",
-    "TAP", "QUERY", "TARGET_CLASS", "DEFAULTS", "PAGES_DIR", "PAGE_NAMES", "PAGE_FILES", "page_file",
+    "TAP", "FOLD", "QUERY", "TARGET_CLASS", "DEFAULTS", "PAGES_DIR", "PAGE_NAMES", "PAGE_FILES", "page_file",
     "ClipRef", "init", "bound", "commit", "open_clip", "use_upload", "get",
 ]
 
@@ -36,6 +36,7 @@ CLIP_ORIGIN = "clip_origin"  # "dataset" or "upload": which of the two is the cu
 UPLOAD = "upload"  # {"name": original file name, "path": saved copy} of the last good upload, or None
 MODELS = "models"  # list of 1 or 2 checkpoint names (folder names)
 TAP = "tap"  # tap name on the Layers and Attribution pages
+FOLD = "dataset_fold"  # the fold pick shared by the dataset pages (an int fold, or ALL_FOLDS)
 QUERY = "query_patch"  # patch index (int) or "cls": the attention page's query
 TARGET_CLASS = "target_class"  # class name explained on the Attribution page, or None = predicted
 

@@ -34,12 +34,13 @@ from core.interpret.maps import (
     resize_patch_map,
     tokens_to_grid,
 )
+from core.kinds import MAP_TAP_KINDS
 from core.models import find_tap
 
 __all__ = ["BaseCAM", "CAM_TAP_KINDS"]
 
 # Tap kinds a CAM can explain: an image-like map or a token grid.
-CAM_TAP_KINDS = ("conv", "tokens")
+CAM_TAP_KINDS = MAP_TAP_KINDS
 
 
 def _targets(target: int | Sequence[int] | None, logits: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from core.datasets import DEFAULT_TEST_FOLD
 from core.errors import InputError
 from core.interpret import nmf
+from core.kinds import MAP_TAP_KINDS
 
 __all__ = [
     "TAP_KINDS", "DEFAULT_TEST_FOLD", "REPORT_FILE", "decoder_taps", "split_records", "tap_data",
@@ -43,8 +45,7 @@ __all__ = [
     "saved_taps", "load_tap", "format_table", "configure", "run",
 ]
 
-TAP_KINDS = ("conv", "tokens")
-DEFAULT_TEST_FOLD = 5
+TAP_KINDS = MAP_TAP_KINDS
 REPORT_FILE = "report.json"
 ORACLE_FRAME_STEP = 32  # the oracle's basis is fitted on every 32nd training frame (sklearn's NMF on 2 cores)
 ORACLE_TEST_STEP = 4  # and scored on every 4th held-out frame (its activations are fitted frame by frame)

@@ -20,11 +20,12 @@ from typing import Callable
 from torch import nn
 
 from core.errors import InputError
+from core.kinds import BUILDABLE_KINDS, MAP_TAP_KINDS, MODEL_KINDS, TAP_KINDS, TRAINABLE_KINDS  # noqa: F401 (re-exported)
 
-__all__ = ["Tap", "TAP_KINDS", "TAP_VIEWS", "MODEL_KINDS", "registry", "build_model", "config_class", "config_from_dict",
+__all__ = ["Tap", "TAP_KINDS", "MAP_TAP_KINDS", "TAP_VIEWS", "MODEL_KINDS", "BUILDABLE_KINDS", "TRAINABLE_KINDS",
+           "registry", "build_model", "config_class", "config_from_dict",
            "count_parameters", "find_tap"]
 
-TAP_KINDS = ("conv", "se", "attention", "tokens", "embedding", "logits")
 
 # Declared axis conventions of a recorded tensor, each turned into (B, C, F, T):
 TAP_VIEWS = {
@@ -93,7 +94,6 @@ def registry() -> dict[str, tuple[type, type]]:
     return {"secnn": (SECNNConfig, SECNN), "ast": (ASTConfig, AudioTransformer)}
 
 
-MODEL_KINDS = ("secnn", "ast", "hf-ast", "adapter")
 
 
 def config_class(kind: str) -> type:

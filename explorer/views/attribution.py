@@ -6,9 +6,9 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
+from core.kinds import MAP_TAP_KINDS
 from explorer import cached, figures, state, ui
 
-CAM_KINDS = ("conv", "tokens")
 PREDICTED = "predicted class"
 
 st.title("Attribution")
@@ -27,7 +27,7 @@ models = ui.need_models()
 model_name, folder = ui.pick_model(models, key="attribution_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
-taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]
+taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
 methods = ui.method_notes(loaded, "Attribution")
 if not taps or "Grad-CAM" not in methods:
     st.info(f"{model_name} has no layer Grad-CAM can explain.")

@@ -191,6 +191,7 @@ if not models:
     st.info("Pick a model in the sidebar to use the lab.")
     st.stop()
 from core.counterfactual import MODES, Edits, Region, control_region  # noqa: E402
+from core.kinds import MAP_TAP_KINDS  # noqa: E402
 from explorer import cached_review  # noqa: E402
 
 lab_name, lab_folder = ui.pick_model(models, key="lab_model")
@@ -239,7 +240,7 @@ except InputError as error:
     st.stop()
 before, after = cached.probabilities(lab_folder, clip.path), cached.probabilities(lab_folder, edited)
 focus = lab.classes.index(clip.category) if clip.category in lab.classes else int(np.argmax(before))
-cam_taps = [t for t in lab.model.taps() if t.kind in ("conv", "tokens")]
+cam_taps = [t for t in lab.model.taps() if t.kind in MAP_TAP_KINDS]
 cam_tap = ui.default_cam_tap(cam_taps) if cam_taps else None
 shown = [Region(region.t0_s if region.t0_s is not None else 0.0, region.t1_s if region.t1_s is not None else duration_s,
                 region.f0_hz if region.f0_hz is not None else 0.0,

@@ -14,7 +14,6 @@ from explorer import cached_dataset as cd
 from explorer.figures import dataset as fd
 
 CHART_KEY = "embeddings_chart"
-FOLD = "dataset_fold"  # the fold pick shared by the dataset pages (not a widget key: it persists)
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
@@ -46,10 +45,12 @@ labels = {t.name: t.label for t in taps}
 tap_names = list(labels)
 default_tap = next((t.name for t in reversed(taps) if t.kind == "embedding"), tap_names[-1])
 
+fold_choices, fold_default = cd.fold_options(root)
 c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
 with c1:
-    fold = state.bound(st.selectbox, "Clips", FOLD, options=list(cd.FOLDS), default=5, format_func=cd.fold_label,
-                       help="Fold 5 is the usual test fold; all folds takes longer the first time.")
+    fold = state.bound(st.selectbox, "Clips", state.FOLD, options=fold_choices, default=fold_default,
+                       format_func=cd.fold_label,
+                       help=f"Fold {fold_default} is the usual test fold; all folds takes longer the first time.")
 with c2:
     tap = state.bound(st.selectbox, "Layer (tap)", state.TAP, options=tap_names, default=default_tap,
                       format_func=labels.get, help="Conv maps are averaged over time and frequency; transformer "

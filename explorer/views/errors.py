@@ -8,13 +8,12 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
+from core.kinds import MAP_TAP_KINDS
 from explorer import cached, state, ui
 from explorer import cached_dataset as cd
 from explorer.figures import dataset as fd
 
-FOLD = "dataset_fold"  # the fold pick shared by the dataset pages
 CELL = "errors_cell"  # [model name, true class, predicted class] of the last clicked cell
-CAM_KINDS = ("conv", "tokens")
 MAX_LISTED = 40
 
 
@@ -52,10 +51,12 @@ if not root:
     st.info("Pick a dataset in the sidebar.")
     st.stop()
 
+fold_choices, fold_default = cd.fold_options(root)
 c1, c2 = st.columns([1, 3])
 with c1:
-    fold = state.bound(st.selectbox, "Clips", FOLD, options=list(cd.FOLDS), default=5, format_func=cd.fold_label,
-                       help="Evaluate on fold 5 (the usual test fold) or another one. A model trained on a fold "
+    fold = state.bound(st.selectbox, "Clips", state.FOLD, options=fold_choices, default=fold_default,
+                       format_func=cd.fold_label,
+                       help=f"Evaluate on fold {fold_default} (the usual test fold) or another one. A model trained on a fold "
                             "looks better on it than it is.")
 with c2:
     normalise = st.toggle("Shares of each class instead of counts", value=False, key="errors_normalise")
@@ -194,7 +195,7 @@ cam_model = names[0] if len(names) == 1 else d1.radio(
     format_func=lambda n: f"{n} ({n_wrong[names.index(n)]} wrong)")
 cam_folder = folders[cam_model]
 loaded = cached.checkpoint(cam_folder)
-cam_taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]
+cam_taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
 res = results[cam_model]
 y_true, y_pred = np.asarray(res["y_true"]), np.asarray(res["y_pred"])
 wrong = np.flatnonzero(y_true != y_pred)

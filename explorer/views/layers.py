@@ -6,9 +6,10 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
+from core.kinds import MAP_TAP_KINDS
 from explorer import cached, figures, state, ui
 
-VIEW_KINDS = ("conv", "se", "tokens")
+VIEW_KINDS = MAP_TAP_KINDS + ("se",)
 
 st.title("Layers")
 ui.intro(

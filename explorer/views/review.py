@@ -6,12 +6,12 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
+from core.kinds import MAP_TAP_KINDS
 from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
 from explorer import cached, figures, state, ui
 from explorer import cached_review as cr
 
-CAM_KINDS = ("conv", "tokens")
-NEIGHBOUR_KINDS = ("conv", "tokens", "embedding")
+NEIGHBOUR_KINDS = MAP_TAP_KINDS + ("embedding",)
 DB = "review_db"  # the verdict database's path (session pick)
 POS = "review_pos"  # position in the queue
 NO_VERDICT = "no verdict yet"
@@ -147,7 +147,7 @@ with right:
                     key="review_top5")
 
 # -- Grad-CAM, label vs prediction --------------------------------------------------------
-taps = [t for t in loaded.model.taps() if t.kind in CAM_KINDS]
+taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
 if taps:
     cam_labels = {t.name: t.label for t in taps}
     tap = st.select_slider("Grad-CAM layer", list(cam_labels), value=ui.default_cam_tap(taps),

@@ -117,7 +117,7 @@ def test_urbansound8k_layout_opens_and_evaluates(tmp_path, capsys, monkeypatch):
     (root / "audio" / "fold3" / "2-1.wav").unlink()
     ds = open_dataset(root)
     assert ds.layout == "urbansound8k" and ds.classes == ["dog_bark", "siren"]
-    assert {r.fold for r in ds.records} == set(range(1, 11))
+    assert ds.folds == list(range(1, 11))
     assert ds.record("fold7/6-1.wav").path == root / "audio" / "fold7" / "6-1.wav"
     assert ds.skipped == [("fold3/2-1.wav", "listed in the metadata but absent")]
     assert ds.describe() == "UrbanSound8K layout: 19 clips, 2 classes, folds 1-10 (1 files skipped)"

@@ -437,3 +437,29 @@ def test_the_sidebar_shows_the_cache_size_and_clears_it(env):
     after = {p: p.stat().st_mtime_ns for p in default_cache().root.glob("*.np?")}
     # everything was deleted; the page, rerun, stored only what it needs again
     assert all(p not in before or after[p] > before[p] for p in after)
+
+
+def test_the_fold_pick_offers_the_datasets_own_folds(tmp_path):
+    """UrbanSound8K has 10 folds: the dataset pages offer all of them (they offered 1 to 5), and the test fold
+    default falls back to the last fold when a dataset has no fold 5."""
+    import soundfile as sf
+
+    from core.errors import InputError
+    from explorer import cached_dataset as cd
+
+    def write(root, folds):
+        (root / "metadata").mkdir(parents=True)
+        lines = ["slice_file_name,fsID,start,end,salience,fold,classID,class"]
+        for fold in folds:
+            (root / "audio" / f"fold{fold}").mkdir(parents=True)
+            sf.write(root / "audio" / f"fold{fold}" / f"{fold}.wav", np.zeros(800, np.float32) + 0.01, 8000)
+            lines.append(f"{fold}.wav,1,0,0.1,1,{fold},0,dog_bark")
+        (root / "metadata" / "UrbanSound8K.csv").write_text("\n".join(lines) + "\n")
+        return str(root)
+
+    root = write(tmp_path / "us8k", range(1, 11))
+    assert cd.fold_options(root) == (list(range(1, 11)) + [cd.ALL_FOLDS], 5)
+    assert [r.clip_id for r in cd.records(root, 9)] == ["fold9/9.wav"]
+    with pytest.raises(InputError, match="not one of this dataset's folds"):
+        cd.records(root, 11)
+    assert cd.fold_options(write(tmp_path / "three", (1, 2, 3))) == ([1, 2, 3, cd.ALL_FOLDS], 3)
