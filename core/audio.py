@@ -13,11 +13,18 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
 from core.errors import InputError
+
+
+def _librosa():
+    """``librosa``, imported when first used: it takes about 1.5 s (scipy.signal with it), and the app's first
+    page draws the clip's waveform before it needs a mel filter bank."""
+    import librosa
+
+    return librosa
 
 __all__ = [
     "AudioConfig",
@@ -193,7 +200,7 @@ def _read_fallback(path: Path, cfg: AudioConfig) -> tuple[np.ndarray, int]:
     try:
         with warnings.catch_warnings():  # librosa warns that it falls back to audioread: expected here
             warnings.simplefilter("ignore")
-            data, native_sr = librosa.load(
+            data, native_sr = _librosa().load(
                 str(path), sr=None, mono=False, duration=cfg.max_duration_s + 1.0, dtype=np.float32
             )
     except Exception as error:
@@ -324,12 +331,19 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     """
     if orig_sr == target_sr:
         return y
-    return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+    return _librosa().resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
 
 
 def fit_duration(y: np.ndarray, n_samples: int) -> np.ndarray:
-    """Cut or zero-pad the last axis to ``n_samples`` (for writing and mixing waveforms)."""
-    return librosa.util.fix_length(y, size=n_samples, axis=-1)
+    """Cut or zero-pad the last axis to ``n_samples`` (for writing and mixing waveforms).
+
+    >>> fit_duration(np.ones((2, 3)), 5).tolist(), fit_duration(np.arange(4.0), 2).tolist()
+    ([[1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]], [0.0, 1.0])
+    """
+    y = np.asarray(y)
+    if y.shape[-1] >= n_samples:
+        return y[..., :n_samples]
+    return np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, n_samples - y.shape[-1])])
 
 
 def mel_power(y: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
@@ -344,7 +358,7 @@ def mel_power(y: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     -------
     np.ndarray [shape=(n_mels, 1 + n_samples // hop_length)], float32, power
     """
-    return librosa.feature.melspectrogram(
+    return _librosa().feature.melspectrogram(
         y=y, sr=cfg.sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
         n_mels=cfg.n_mels, fmin=cfg.fmin_hz, fmax=cfg.fmax, power=2.0,
     ).astype(np.float32)
@@ -357,7 +371,7 @@ def power_to_db(S: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     -------
     np.ndarray [shape=S.shape], values in [-top_db, 0] dB
     """
-    return librosa.power_to_db(S, ref=np.max, top_db=cfg.top_db).astype(np.float32)
+    return _librosa().power_to_db(S, ref=np.max, top_db=cfg.top_db).astype(np.float32)
 
 
 def standardise(X: np.ndarray) -> np.ndarray:
@@ -432,8 +446,8 @@ def mel_db_to_audio(S_db: np.ndarray, cfg: AudioConfig = AudioConfig(), *, n_ite
     -------
     np.ndarray [shape=(hop_length * (t - 1),)], float32, peak-normalised to 0.9
     """
-    power = librosa.db_to_power(S_db - np.max(S_db))
-    y = librosa.feature.inverse.mel_to_audio(
+    power = _librosa().db_to_power(S_db - np.max(S_db))
+    y = _librosa().feature.inverse.mel_to_audio(
         power, sr=cfg.sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
         fmin=cfg.fmin_hz, fmax=cfg.fmax, power=2.0, n_iter=n_iter,
     )
@@ -443,9 +457,9 @@ def mel_db_to_audio(S_db: np.ndarray, cfg: AudioConfig = AudioConfig(), *, n_ite
 
 def mel_frequencies_hz(cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     """np.ndarray [shape=(n_mels,)]: centre frequency of each mel band, in Hz."""
-    return librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=cfg.fmin_hz, fmax=cfg.fmax)[1:-1]
+    return _librosa().mel_frequencies(n_mels=cfg.n_mels + 2, fmin=cfg.fmin_hz, fmax=cfg.fmax)[1:-1]
 
 
 def frame_times_s(n_frames: int, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     """np.ndarray [shape=(n_frames,)]: centre time of each frame, in seconds."""
-    return librosa.frames_to_time(np.arange(n_frames), sr=cfg.sr, hop_length=cfg.hop_length)
+    return _librosa().frames_to_time(np.arange(n_frames), sr=cfg.sr, hop_length=cfg.hop_length)

@@ -55,7 +55,6 @@ from typing import Callable
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 from tqdm.auto import tqdm
 
 from core.audio import AudioConfig, mel_power
@@ -63,6 +62,14 @@ from core.augment import NOISE_COLOURS, coloured_noise
 from core.datasets import read_label_truth, read_scene  # the readers of what this module writes
 from core.errors import InputError
 from core.paths import cache_dir
+
+
+def _signal():
+    """``scipy.signal``, imported on first synthesis: it takes about 1 s, and the app's first page imports this
+    module only to find the demo set on disk."""
+    from scipy import signal
+
+    return signal
 
 __all__ = ["CLASSES", "PAIRS", "DISTRACTORS", "SR", "DURATION_S", "VERSION", "Scene", "render_scene",
            "synth_clip", "pan_gains", "make_demo_data", "ensure_demo_data", "default_demo_dir",
@@ -94,8 +101,8 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def _band_noise(n: int, lo_hz: float, hi_hz: float, rng: np.random.Generator, order: int = 4) -> np.ndarray:
-    sos = signal.butter(order, [max(lo_hz, 10.0), min(hi_hz, SR / 2 - 100)], btype="bandpass", fs=SR, output="sos")
-    x = signal.sosfilt(sos, rng.standard_normal(n))
+    sos = _signal().butter(order, [max(lo_hz, 10.0), min(hi_hz, SR / 2 - 100)], btype="bandpass", fs=SR, output="sos")
+    x = _signal().sosfilt(sos, rng.standard_normal(n))
     return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
 
@@ -228,12 +235,12 @@ def _grain_event(rng: np.random.Generator, dur: float, bursts: bool) -> Event:
     else:
         onsets = rng.uniform(0.0, dur, n)
     onsets = np.clip(onsets, 0.0, dur - 0.01)
-    sos = signal.butter(2, [lo, hi], "bandpass", fs=SR, output="sos")
+    sos = _signal().butter(2, [lo, hi], "bandpass", fs=SR, output="sos")
     length = int(0.008 * SR)
     decay = np.exp(-np.arange(length) / (0.0015 * SR))
     amps = rng.uniform(0.4, 1.0, n)
     x = _impulses(onsets, lambda i: amps[i] * decay * rng.standard_normal(length), dur)
-    x = signal.sosfilt(sos, x)
+    x = _signal().sosfilt(sos, x)
     x = x / (np.sqrt(np.mean(x**2)) + 1e-12) + rng.uniform(0.1, 0.3) * _band_noise(len(x), lo, hi, rng)
     env = np.minimum(1.0, np.minimum(np.arange(len(x)), len(x) - np.arange(len(x))) / (0.05 * SR))
     return x * env, [(0.0, dur, lo, hi)]
@@ -301,7 +308,7 @@ def babble(rng: np.random.Generator) -> Event:
     n_syl = int(np.ceil(dur / syllable))
     f1 = np.repeat(rng.uniform(300, 850, n_syl), int(syllable * SR) + 1)[: len(t)]
     f2 = np.repeat(rng.uniform(900, 2400, n_syl), int(syllable * SR) + 1)[: len(t)]
-    f1, f2 = (signal.savgol_filter(f, 2 * int(0.02 * SR) + 1, 1) for f in (f1, f2))
+    f1, f2 = (_signal().savgol_filter(f, 2 * int(0.02 * SR) + 1, 1) for f in (f1, f2))
     phase = 2 * np.pi * np.cumsum(f0) / SR
     x = np.zeros(len(t))
     for k in range(1, 25):
@@ -326,10 +333,10 @@ def ratchet(rng: np.random.Generator) -> Event:
     n = int(rng.integers(4, 14))
     period = rng.uniform(0.015, 0.04)
     length = int(0.004 * SR)
-    sos = signal.butter(2, [1500, 12000], "bandpass", fs=SR, output="sos")
+    sos = _signal().butter(2, [1500, 12000], "bandpass", fs=SR, output="sos")
     x = _impulses(np.arange(n) * period, lambda i: rng.standard_normal(length) * np.exp(-np.arange(length) / 40),
                   n * period + 0.01)
-    x = signal.sosfilt(sos, x)
+    x = _signal().sosfilt(sos, x)
     return x, [(0.0, n * period + 0.005, 1500.0, 12000.0)]
 
 
@@ -454,7 +461,7 @@ def render_scene(label: int, index: int, seed: int = DEFAULT_SEED) -> Scene:
     room, rt60 = _room(rng)
 
     def in_room(x: np.ndarray) -> np.ndarray:
-        return signal.fftconvolve(x, room)[: len(x) + len(room) - 1]
+        return _signal().fftconvolve(x, room)[: len(x) + len(room) - 1]
 
     dur = _log_uniform(rng, 0.3, 4.0)
     event, rel_boxes = CLASSES[_NAMES[label]](rng, dur)

@@ -261,15 +261,14 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def cold_start(timeout_s: float = 180.0) -> dict:
-    if not Path(CHROMIUM).exists():
-        return {"name": "cold start", "note": "chromium not installed"}
+def _cold_start_s(app: str, timeout_s: float) -> float:
+    """Seconds from spawning a ``streamlit run`` server of ``app`` and a headless chromium to its first chart."""
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", APP, "--server.headless", "true",
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
                                "--server.port", str(port), "--server.address", "127.0.0.1"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -288,38 +287,27 @@ def cold_start(timeout_s: float = 180.0) -> dict:
             page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=timeout_s * 1000)
             elapsed = time.perf_counter() - t0
             browser.close()
-        return {"name": "cold start to first rendered page (server + browser)", "s": elapsed}
+        return elapsed
     finally:
         server.terminate()
         server.wait(timeout=20)
 
 
-def scale_pages(folder: str, repeats: int) -> list[dict]:
-    """Warm re-render of the Embeddings and Errors pages on a dataset folder (``core.bench``'s scale table).
+def cold_start(timeout_s: float = 180.0, repeats: int = 2) -> dict:
+    """Cold start to the first chart, median of ``repeats``, beside the bare one-heatmap page's cold start.
 
-    All folds, the shipped SE-CNN only, UMAP on the Embeddings page; the
-    caller points ``EXPLORER_CACHE`` at the cache its extraction filled.
+    The bare page is the floor on this machine: a server, a browser and Streamlit's own JavaScript.
     """
-    from streamlit.testing.v1 import AppTest
+    if not Path(CHROMIUM).exists():
+        return {"name": "cold start", "note": "chromium not installed"}
+    import tempfile
 
-    from explorer.state import page_file
-
-    at = AppTest.from_file(APP, default_timeout=1800)
-    at.session_state["models"] = ["secnn"]
-    at.session_state["dataset_source"] = "folder"
-    at.session_state["dataset_folder"] = folder
-    at.session_state["dataset_fold"] = 0  # all folds
-    at.session_state["embeddings_method"] = "umap"
-    at.run()
-    rows = []
-    for page in ("embeddings", "errors"):
-        t0 = time.perf_counter()
-        at.switch_page(page_file(page)).run()
-        first_ms = (time.perf_counter() - t0) * 1000
-        if at.exception:
-            raise RuntimeError(f"{page}: {at.exception[0].value}")
-        rows.append({"page": page, "ms": _time_reruns(at, repeats, clear=False), "first_ms": first_ms})
-    return rows
+    with tempfile.TemporaryDirectory() as tmp:
+        bare_app = str(_write(Path(tmp) / "bare.py", BARE_PAGE))
+        app = statistics.median(_cold_start_s(APP, timeout_s) for _ in range(repeats))
+        bare = statistics.median(_cold_start_s(bare_app, timeout_s) for _ in range(repeats))
+    return {"name": "cold start to first rendered page (server + browser)", "s": app, "bare_s": bare,
+            "ratio": app / bare}
 
 
 def main() -> int:
