@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -159,8 +158,9 @@ def _demo_embeddings(data_dir: Path) -> np.ndarray | None:
 
 
 def bench_embeddings(data_dir: Path, n_points: list[int]) -> list[dict]:
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+    """PCA, t-SNE and UMAP through :func:`core.embed.project`, the function the Embeddings page calls: first and
+    second call (UMAP's first call in a process loads its numba code from ``.cache/numba``, or compiles it once)."""
+    from core.embed import project
 
     rng = np.random.default_rng(0)
     sets = []
@@ -172,29 +172,14 @@ def bench_embeddings(data_dir: Path, n_points: list[int]) -> list[dict]:
         sets.append((f"{n} points x 128", (rng.standard_normal((n, 128)) + centres).astype(np.float32)))
     out = []
     for label, X in sets:
-        n = len(X)
-        methods = {
-            "PCA": lambda: PCA(n_components=2, random_state=0).fit_transform(X),
-            "t-SNE": lambda: TSNE(n_components=2, random_state=0, init="pca", perplexity=min(30, n // 4)).fit_transform(X),
-            "UMAP": lambda: _umap(X),
-        }
-        for name, fn in methods.items():
-            t0 = time.perf_counter()
-            fn()
-            first = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            fn()
-            warm = time.perf_counter() - t0
-            out.append({"name": f"{name} on {label}", "first_s": first, "warm_s": warm})
+        for name, method in (("PCA", "pca"), ("t-SNE", "tsne"), ("UMAP", "umap")):
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                project(X, method=method, seed=0)
+                times.append(time.perf_counter() - t0)
+            out.append({"name": f"{name} on {label}", "first_s": times[0], "warm_s": times[1]})
     return out
-
-
-def _umap(X):
-    import umap
-
-    with warnings.catch_warnings():  # seeded UMAP warns that it runs single-threaded: that is the point
-        warnings.simplefilter("ignore")
-        return umap.UMAP(n_components=2, random_state=0, n_jobs=1).fit_transform(X)
 
 
 def bench_explorer(repeats: int, loads: int = 3) -> list[dict]:
@@ -318,7 +303,7 @@ def bench_scale(demo: Path, sizes: Sequence[int], *, repeats: int = 5, workdir: 
     from core.cache import ArrayCache
     from core.checkpoint import load_checkpoint
     from core.datasets import open_dataset
-    from core.embed import cached_embedding
+    from core.embed import cached_embedding, project
     from core.paths import cache_dir
 
     folder = CHECKPOINTS_DIR / "secnn"
@@ -327,7 +312,7 @@ def bench_scale(demo: Path, sizes: Sequence[int], *, repeats: int = 5, workdir: 
     workdir = Path(workdir or cache_dir() / "bench")
     loaded = load_checkpoint(folder)
     taps = [t.name for t in loaded.model.taps()]
-    _umap(np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32))  # numba's compile, not timed
+    project(np.random.default_rng(0).standard_normal((200, 8)), method="umap")  # numba's compile, not timed
     with torch.no_grad():  # first-call costs (imports, filter banks), not timed
         extract(loaded, open_dataset(demo, check_files=False).records[:4], taps, reduce="vector",
                 cache=ArrayCache(workdir / "cache-warmup" / "arrays"))
