@@ -262,35 +262,20 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _cold_start_s(app: str, timeout_s: float) -> float:
-    """Seconds from spawning a ``streamlit run`` server of ``app`` and a headless chromium to its first chart."""
+    """Seconds from spawning a ``streamlit run`` server of ``app`` (:func:`_server`) and a headless chromium to
+    its first chart."""
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
-                               "--server.port", str(port), "--server.address", "127.0.0.1"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                        "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
-                    break
-                except Exception:
-                    if time.perf_counter() - t0 > timeout_s:
-                        raise
-                    time.sleep(0.2)
-            page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=timeout_s * 1000)
-            elapsed = time.perf_counter() - t0
-            browser.close()
-        return elapsed
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with _server(app, timeout_s=timeout_s) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                    "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page()
+        page.goto(url + "/", timeout=timeout_s * 1000)
+        page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=timeout_s * 1000)
+        elapsed = time.perf_counter() - t0
+        browser.close()
+    return elapsed
 
 
 def cold_start(timeout_s: float = 180.0, repeats: int = 2) -> dict:
