@@ -85,8 +85,11 @@ def provides(loaded) -> set[str]:
     return out
 
 
-def applicable(loaded, page: str | None = None) -> list[tuple[Method, str | None]]:
-    """Each method of ``page`` (or of every page) with ``None`` when it applies, else the reason it doesn't."""
+def applicable(loaded, page: str | None = None, *, name_model: bool = True) -> list[tuple[Method, str | None]]:
+    """Each method of ``page`` (or of every page) with ``None`` when it applies, else the reason it doesn't.
+
+    With ``name_model``, each reason ends by saying which model (kind and input layout) lacks it.
+    """
     have = provides(loaded)
     out = []
     for method in METHODS:
@@ -95,9 +98,10 @@ def applicable(loaded, page: str | None = None) -> list[tuple[Method, str | None
         missing = [need for need in method.needs if not set(need.split("|")) & have]
         reason = None
         if missing:
-            reason = ("needs " + "; and ".join(" or ".join(NEEDS[n] for n in need.split("|")) for need in missing)
-                      + f" (this model, {getattr(loaded, 'kind', '?')} with {getattr(loaded, 'layout', 'mel-time')} "
-                      "input, has not)")
+            reason = "needs " + "; and ".join(" or ".join(NEEDS[n] for n in need.split("|")) for need in missing)
+            if name_model:
+                reason += (f" (this model, {getattr(loaded, 'kind', '?')} with {getattr(loaded, 'layout', 'mel-time')} "
+                           "input, has not)")
         out.append((method, reason))
     return out
 

@@ -126,13 +126,13 @@ def need_models(page: str | None = None, *, what: str = "a model") -> list[tuple
     if page is not None:
         keep = []
         for name, folder in models:
-            rows = applicable(cached.checkpoint(folder), page)
+            rows = applicable(cached.checkpoint(folder), page, name_model=False)
             if any(why is None for _, why in rows):
                 keep.append((name, folder))
                 continue
             by_reason: dict[str, list[str]] = {}
             for method, why in rows:
-                by_reason.setdefault(why.split(" (this model")[0], []).append(method.name)
+                by_reason.setdefault(why, []).append(method.name)
             left_out.append(f"**{name}**: " + "; ".join(f"{' and '.join(names)} {'need' if len(names) > 1 else 'needs'}"
                                                        f"{why.removeprefix('needs')}" for why, names in by_reason.items()))
         models = keep
