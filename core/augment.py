@@ -1,4 +1,5 @@
-"""Training augmentations on waveforms: coloured noise at an SNR, time shift, mixup."""
+"""Training augmentations: coloured noise at an SNR and time shift on waveforms, SpecAugment masks on
+features, mixup on batches."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["NOISE_COLOURS", "AugmentConfig", "coloured_noise", "add_noise", "time_shift",
-           "augment_waveform", "mixup"]
+           "augment_waveform", "spec_augment", "mixup"]
 
 # Power spectral density ~ 1 / f**beta: white 0, pink 1 (-3 dB/octave), brown 2 (-6 dB/octave).
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -31,6 +32,12 @@ class AugmentConfig:
         Largest shift as a fraction of the clip's length.
     mixup_alpha : float >= 0
         Beta(alpha, alpha) parameter of mixup; 0 turns mixup off.
+    time_masks, freq_masks : int >= 0
+        SpecAugment (Park et al., 2019): this many time and frequency masks
+        per clip, on the features; 0 turns them off.
+    time_mask_max, freq_mask_max : int >= 1
+        Widest mask, in frames and in mel bands; each width is drawn from
+        0..max.
     """
 
     p_noise: float = 0.3
@@ -39,6 +46,10 @@ class AugmentConfig:
     colours: tuple[str, ...] = ("white", "pink", "brown")
     max_shift_fraction: float = 0.2
     mixup_alpha: float = 0.2
+    time_masks: int = 0
+    time_mask_max: int = 40
+    freq_masks: int = 0
+    freq_mask_max: int = 16
 
 
 def coloured_noise(n_samples: int, *, colour: str = "white", rng: np.random.Generator,
@@ -131,6 +142,44 @@ def augment_waveform(y: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
         colour = cfg.colours[int(rng.integers(len(cfg.colours)))]
         y = add_noise(y, snr_db=cfg.snr_db, colour=colour, rng=rng)
     return y.astype(np.float32, copy=False)
+
+
+def spec_augment(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """SpecAugment's masks: ``cfg.time_masks`` spans of frames and ``cfg.freq_masks`` of bands set to the mean.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(..., n_mels, n_frames)]
+        Features; not changed (a masked copy is returned).
+    rng : np.random.Generator
+    cfg : AugmentConfig
+
+    Returns
+    -------
+    np.ndarray [shape=x.shape]; ``x`` itself when no mask is asked for.
+
+    Examples
+    --------
+    >>> cfg = AugmentConfig(time_masks=1, time_mask_max=3)
+    >>> x = np.arange(12.0).reshape(2, 6)
+    >>> y = spec_augment(x, np.random.default_rng(1), cfg)
+    >>> int((y != x).any(axis=0).sum()) <= 3, y.shape
+    (True, (2, 6))
+    """
+    if cfg.time_masks == 0 and cfg.freq_masks == 0:
+        return x
+    out = np.array(x, copy=True)
+    fill = float(x.mean())
+    n_mels, n_frames = x.shape[-2:]
+    for _ in range(cfg.time_masks):
+        width = int(rng.integers(0, min(cfg.time_mask_max, n_frames) + 1))
+        start = int(rng.integers(0, n_frames - width + 1))
+        out[..., start:start + width] = fill
+    for _ in range(cfg.freq_masks):
+        width = int(rng.integers(0, min(cfg.freq_mask_max, n_mels) + 1))
+        start = int(rng.integers(0, n_mels - width + 1))
+        out[..., start:start + width, :] = fill
+    return out
 
 
 def mixup(x_a, x_b, lam: float):

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from core.audio import AudioConfig, log_mel
-from core.augment import AugmentConfig, augment_waveform, mixup
+from core.augment import AugmentConfig, augment_waveform, mixup, spec_augment
 from core.errors import InputError
 from core.kinds import TRAINABLE_KINDS
 
@@ -126,6 +126,8 @@ def _loss(model, x, y, device) -> tuple[float, float, int]:
 
 
 MODELS = TRAINABLE_KINDS
+# "plateau": LR halved when the validation loss stalls; "cosine": cosine decay from lr to 0 over the epochs.
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
@@ -143,6 +145,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.15
     patience: int = 10
+    schedule: str = "plateau"
     config: dict | None = None
     audio_cfg: AudioConfig = field(default_factory=AudioConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -168,6 +171,8 @@ class TrainConfig:
                 raise InputError(name, f"need a positive integer, got {value!r}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise InputError("lr", f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            raise InputError("--schedule", f"use one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError("--device", f"use 'auto', 'cpu' or 'cuda', got {self.device!r}")
 
@@ -298,8 +303,11 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
     features = features or (lambda y: log_mel(y, cfg.audio_cfg))
     augment, labels, waves, plain = cfg.augment, split.labels, split.waves, split.plain
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
-                                                           patience=max(1, cfg.patience // 3))
+    if cfg.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
+                                                               patience=max(1, cfg.patience // 3))
     amp = cfg.amp and device == "cuda"
 
     def autocast():
@@ -327,7 +335,8 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
             feats = []
             for j in idx:
                 y = augment_waveform(waves[j], rng, augment)
-                feats.append(plain[j] if y is waves[j] or np.array_equal(y, waves[j]) else features(y))
+                x = plain[j] if y is waves[j] or np.array_equal(y, waves[j]) else features(y)
+                feats.append(spec_augment(x, rng, augment))
             xb = torch.from_numpy(np.stack(feats)[:, None]).to(device)  # (B, 1, n_mels, n_frames)
             yb = torch.from_numpy(labels[idx]).to(device)
             if augment.mixup_alpha > 0 and len(idx) > 1:
@@ -347,7 +356,7 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
         with autocast():
             val_sum, val_correct, n_val = _loss(net, split.x_val, split.y_val, device)
         val_loss = val_sum / n_val
-        scheduler.step(val_loss)
+        scheduler.step() if cfg.schedule == "cosine" else scheduler.step(val_loss)
         row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1), "val_loss": val_loss,
                "val_accuracy": val_correct / n_val, "lr": optimiser.param_groups[0]["lr"],
                "time_s": round(time.perf_counter() - t0, 2)}
@@ -388,7 +397,7 @@ def describe(cfg: TrainConfig, split: Split, history: list[dict], best: dict, *,
         "device": device, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "seed": cfg.seed, "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-        "val_fraction": cfg.val_fraction, "patience": cfg.patience,
+        "val_fraction": cfg.val_fraction, "patience": cfg.patience, "schedule": cfg.schedule,
         "augment": dataclasses.asdict(cfg.augment),
         "teacher": None if cfg.teacher is None else {"checkpoint": Path(cfg.teacher).name, "weight": cfg.distill_weight,
                                                      "temperature": cfg.distill_temperature},
@@ -424,13 +433,17 @@ def train(**kwargs) -> dict:
     val_fraction : float in (0, 1)
         Share of each class of the training folds kept for validation.
     patience : int > 0
-        Epochs without a better validation loss before stopping; the learning
-        rate halves after ``max(1, patience // 3)`` such epochs.
+        Epochs without a better validation loss before stopping; with the
+        plateau schedule the learning rate halves after ``max(1, patience // 3)``
+        such epochs.
+    schedule : {"plateau", "cosine"}
+        ``"cosine"`` decays the learning rate from ``lr`` to 0 over ``epochs``
+        (Loshchilov and Hutter, 2017).
     config : dict or None
         Model configuration fields (see :func:`core.models.build_model`).
     audio_cfg : AudioConfig
     augment : AugmentConfig
-        ``mixup_alpha=0`` and ``p_noise=p_shift=0`` turn augmentation off.
+        ``mixup_alpha=0``, ``p_noise=p_shift=0`` and no masks turn augmentation off.
     device : {"auto", "cpu", "cuda"}
         ``"auto"``: CUDA when present (with bfloat16 mixed precision unless
         ``amp=False``), else the CPU. The meta records which.
@@ -538,6 +551,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixup-alpha", type=float, default=AugmentConfig.mixup_alpha,
                         help="Beta(alpha, alpha) of mixup; 0 turns it off")
     parser.add_argument("--no-augment", action="store_true", help="no noise or shift augmentation")
+    parser.add_argument("--time-masks", type=int, default=0, help="SpecAugment time masks per clip (0: off)")
+    parser.add_argument("--freq-masks", type=int, default=0, help="SpecAugment frequency masks per clip (0: off)")
+    parser.add_argument("--schedule", default="plateau", choices=SCHEDULES,
+                        help="plateau: LR halved when validation loss stalls; cosine: decay to 0 over --epochs")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="model config fields, e.g. channels=32,64,128,256,256 dropout=0.3")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -561,12 +578,15 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise InputError("--threads", f"need >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    augment = AugmentConfig(mixup_alpha=args.mixup_alpha)
+    if args.time_masks < 0 or args.freq_masks < 0:
+        raise InputError("--time-masks", f"need counts >= 0, got {args.time_masks}, {args.freq_masks}")
+    augment = AugmentConfig(mixup_alpha=args.mixup_alpha, time_masks=args.time_masks, freq_masks=args.freq_masks)
     if args.no_augment:
         augment = dataclasses.replace(augment, p_noise=0.0, p_shift=0.0)
     meta = train(model=args.model, data=args.data, test_fold=args.test_fold, epochs=args.epochs, out=args.out,
                  batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
-                 val_fraction=args.val_fraction, patience=args.patience, config=parse_overrides(args.config),
+                 val_fraction=args.val_fraction, patience=args.patience, schedule=args.schedule,
+                 config=parse_overrides(args.config),
                  augment=augment, device=args.device, progress=not args.no_progress, teacher=args.teacher,
                  distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
                  init=args.init, download=args.download, amp=not args.no_amp)

@@ -3,8 +3,10 @@
 Five conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), each followed,
 from block 2 on, by squeeze-and-excitation that pools every channel both by
 average and by max, passes both through one shared bottleneck (reduction 8),
-adds them and squashes to [0, 1] per channel. Global average pooling and an
-MLP head (512 -> 256 -> classes, dropout 0.5) follow.
+adds them and squashes to [0, 1] per channel. A global pooling (average over
+frequency and time, or, with ``pool="time-max"``, average over frequency then
+max plus mean over time) and an MLP head (512 -> 256 -> classes, dropout 0.5)
+follow.
 
 Reads top to bottom: the excitation, a block, the configuration, the model.
 """
@@ -20,7 +22,9 @@ from torch import nn
 from core.errors import InputError
 from core.models import Tap
 
-__all__ = ["SECNNConfig", "SECNN", "Excitation", "SqueezeExcitation", "ConvBlock"]
+__all__ = ["SECNNConfig", "SECNN", "Excitation", "SqueezeExcitation", "ConvBlock", "TimeMaxPool", "POOLS"]
+
+POOLS = ("avg", "time-max")
 
 
 class Excitation(nn.Module):
@@ -81,6 +85,18 @@ class ConvBlock(nn.Module):
         return self.se(x) if self.se is not None else x
 
 
+class TimeMaxPool(nn.Module):
+    """Mean over frequency, then max plus mean over time: (B, C, F, T) -> (B, C, 1, 1).
+
+    The pooling of PANNs (Kong et al., 2020). A short event keeps its peak
+    however long the clip around it is, where a global average dilutes it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean(dim=2)  # (B, C, T)
+        return (x.amax(dim=2) + x.mean(dim=2))[:, :, None, None]
+
+
 @dataclass(frozen=True)
 class SECNNConfig:
     """SE-CNN sizes.
@@ -104,6 +120,10 @@ class SECNNConfig:
         ``channels[-1]`` to ``head[0]``.
     dropout : float in [0, 1)
         Dropout after each hidden layer of the head.
+    pool : {"avg", "time-max"}
+        Global pooling before the head: ``"avg"`` averages over frequency and
+        time (checkpoints saved before this option); ``"time-max"`` is
+        :class:`TimeMaxPool`.
     """
 
     channels: tuple[int, ...] = (16, 32, 64, 128, 128)
@@ -111,6 +131,7 @@ class SECNNConfig:
     reduction: int = 8
     head: tuple[int, ...] = (512, 256)
     dropout: float = 0.5
+    pool: str = "avg"
 
     def __post_init__(self):
         if not self.channels or any(int(c) != c or c < 1 for c in self.channels):
@@ -123,6 +144,8 @@ class SECNNConfig:
             raise InputError("head", f"need positive hidden sizes, got {self.head}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError("dropout", f"need a value in [0, 1), got {self.dropout}")
+        if self.pool not in POOLS:
+            raise InputError("pool", f"use one of {', '.join(POOLS)}, got {self.pool!r}")
 
     @classmethod
     def thesis(cls) -> "SECNNConfig":
@@ -157,7 +180,7 @@ class SECNN(nn.Module):
             blocks.append(ConvBlock(c_in, c_out, se=k in config.se_blocks, reduction=config.reduction))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool2d(1) if config.pool == "avg" else TimeMaxPool()
         layers, width = [], c_in
         for hidden in config.head:
             layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)]
@@ -191,7 +214,8 @@ class SECNN(nn.Module):
                 taps.append(Tap(f"block{k}.se", f"block {k} / SE", "se", f"blocks.{k - 1}.se.excitation",
                                 shape=lambda b, cfg, c=c: (b, c)))
         c_last = self.config.channels[-1]
-        taps.append(Tap("pooled", "global average pool", "embedding", "pool",
+        pooled = "global average pool" if self.config.pool == "avg" else "global pool (time max + mean)"
+        taps.append(Tap("pooled", pooled, "embedding", "pool",
                         shape=lambda b, cfg: (b, c_last, 1, 1)))
         taps.append(Tap("embedding", f"embedding ({self.config.head[-1]})", "embedding", "head",
                         shape=lambda b, cfg: (b, self.config.head[-1])))

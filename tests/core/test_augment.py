@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from core.augment import AugmentConfig, add_noise, augment_waveform, coloured_noise, mixup, time_shift
+from core.augment import (AugmentConfig, add_noise, augment_waveform, coloured_noise, mixup, spec_augment,
+                          time_shift)
 from core.errors import InputError
 
 SR = 44100
@@ -70,3 +71,25 @@ def test_mixup():
     np.testing.assert_allclose(mixup(a, b, 0.25), 0.25)
     with pytest.raises(InputError):
         mixup(a, b, 1.5)
+
+
+def test_spec_augment_masks_spans_no_wider_than_asked_and_leaves_the_input():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 32, 100)).astype(np.float32)
+    before = x.copy()
+    cfg = AugmentConfig(time_masks=2, time_mask_max=10, freq_masks=1, freq_mask_max=5)
+    widest_t = widest_f = 0
+    for _ in range(200):
+        y = spec_augment(x, rng, cfg)
+        assert y.shape == x.shape
+        changed = y != x
+        frames = np.flatnonzero(changed.all(axis=(0, 1)))  # a masked frame is masked in every band
+        bands = np.flatnonzero(changed.all(axis=(0, 2)))
+        assert len(frames) <= 20 and len(bands) <= 5
+        assert np.allclose(y[changed], x.mean())  # masked cells hold the clip's mean
+        # every changed cell lies in a masked frame or a masked band
+        assert not (changed & ~np.isin(np.arange(100), frames)[None, None] & ~np.isin(np.arange(32), bands)[None, :, None]).any()
+        widest_t, widest_f = max(widest_t, len(frames)), max(widest_f, len(bands))
+    assert widest_t > 10 and widest_f == 5  # the widths are drawn up to the maximum
+    np.testing.assert_array_equal(x, before)
+    assert spec_augment(x, rng, AugmentConfig()) is x  # off by default

@@ -1,6 +1,7 @@
 """Training, evaluation and prediction on a tiny synthetic dataset (one epoch, tiny models)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -97,6 +98,21 @@ def test_distillation_from_a_teacher(trained, data, tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(InputError, match="need w"):
         train(out=tmp_path / "bad", teacher=teacher, distill_weight=1.5, **common)
+
+
+def test_cosine_schedule_with_spec_augment_decays_the_rate_to_zero(data, tmp_path):
+    lr = 1e-3
+    meta = train(model="secnn", data=data, test_fold=5, epochs=4, patience=4, out=tmp_path / "cos", batch_size=4,
+                 lr=lr, schedule="cosine", val_fraction=0.25, config={**SECNN, "pool": "time-max"}, audio_cfg=CFG,
+                 augment=AugmentConfig(time_masks=2, freq_masks=2), device="cpu", progress=False)
+    rates = [row["lr"] for row in meta["history"]]  # the rate after each epoch's step
+    expected = [lr * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)]
+    assert rates == pytest.approx(expected, abs=1e-12) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert meta["schedule"] == "cosine" and meta["augment"]["time_masks"] == 2
+    assert load_checkpoint(tmp_path / "cos").model.config.pool == "time-max"
+    with pytest.raises(InputError, match="schedule"):
+        train(model="secnn", data=data, test_fold=5, epochs=1, out=tmp_path / "bad", schedule="step",
+              audio_cfg=CFG, progress=False)
 
 
 def test_bad_arguments_are_refused(data, tmp_path):

@@ -117,8 +117,31 @@ def test_thesis_size_is_about_21_6_million():
     assert abs(n - 21.6e6) < 0.1e6
 
 
+def test_time_max_pool_is_frequency_mean_then_time_max_plus_mean(x):
+    torch.manual_seed(0)
+    model = build_model("secnn", {**TINY, "pool": "time-max"}, n_classes=3).eval()
+    out = extract(model, x, ["block5", "pooled"])
+    with torch.no_grad():
+        weighted = model.blocks[4].se(out["block5"])  # the block tap is before SE; the pool reads after it
+    by_time = weighted.mean(dim=2)  # (B, C, T)
+    pooled = out["pooled"]
+    torch.testing.assert_close(pooled.flatten(1), by_time.amax(dim=2) + by_time.mean(dim=2))
+    # a short peak survives it; a global average dilutes it by the clip's length
+    short = torch.zeros(1, 2, 4, 100)
+    short[..., 50] = 1.0
+    assert float(model.pool(short)[0, 0]) == pytest.approx(1.01)
+    assert float(torch.nn.AdaptiveAvgPool2d(1)(short)[0, 0]) == pytest.approx(0.01)
+    assert [t.label for t in model.taps() if t.name == "pooled"] == ["global pool (time max + mean)"]
+
+
+def test_a_config_without_pool_keeps_the_global_average():
+    """Checkpoints saved before the option have no "pool" field: they load as they were trained."""
+    model = build_model("secnn", {k: v for k, v in TINY.items()}, n_classes=3)
+    assert model.config.pool == "avg" and isinstance(model.pool, torch.nn.AdaptiveAvgPool2d)
+
+
 @pytest.mark.parametrize("bad", [{"channels": []}, {"channels": [4, 0]}, {"se_blocks": [6]},
-                                 {"dropout": 1.0}, {"head": []}, {"width": 3}])
+                                 {"dropout": 1.0}, {"head": []}, {"width": 3}, {"pool": "median"}])
 def test_bad_config_is_refused(bad):
     with pytest.raises(InputError):
         build_model("secnn", bad, n_classes=3)
