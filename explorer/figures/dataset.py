@@ -288,8 +288,12 @@ def to_db(X01: np.ndarray, *, floor_db: float, peak_db: float) -> np.ndarray:
 
 def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(), *,
                     errors: Mapping[str, float] | None = None, title: str | None = None,
-                    max_cols: int = 216) -> go.Figure:
+                    max_cols: int = 432) -> go.Figure:
     """The clip's spectrogram and each decoder's reconstruction, one row each: time (s) x frequency (Hz).
+
+    Each panel is one PNG picture on its axes, coloured on one shared dB scale
+    (the clip's range), with one colour bar: nothing here is hovered, and five
+    heatmap traces were most of what the Decoders page sent and drew.
 
     Parameters
     ----------
@@ -321,14 +325,18 @@ def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], 
     duration_s = target_db.shape[1] * cfg.hop_length / cfg.sr
     for row, (_, X) in enumerate(panels, start=1):
         Z = shrink(np.asarray(X, dtype=np.float32), max_rows=cfg.n_mels, max_cols=max_cols)
-        fig.add_trace(go.Heatmap(
-            z=Z, x=(np.arange(Z.shape[1]) + 0.5) * duration_s / Z.shape[1],
-            y=(np.arange(Z.shape[0]) + 0.5) * cfg.n_mels / Z.shape[0] - 0.5,
-            colorscale=VIRIDIS, zmin=lo, zmax=hi, showscale=row == 1,
-            colorbar=dict(title=dict(text="dB"), thickness=12),
-            hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.1f} dB<extra></extra>",
-        ), row=row, col=1)
-        fig.update_yaxes(**_band_axis(cfg), row=row, col=1)
+        picture = common.to_rgb(Z, VIRIDIS, vmin=lo, vmax=hi)[::-1]  # row 0 = top = highest band
+        axis = "" if row == 1 else str(row)
+        fig.add_layout_image(source=common.png_uri(picture), xref=f"x{axis}", yref=f"y{axis}", x=0,
+                             y=cfg.n_mels - 0.5, sizex=duration_s, sizey=cfg.n_mels, xanchor="left",
+                             yanchor="top", sizing="stretch", layer="below")
+        fig.update_yaxes(**_band_axis(cfg), range=[-0.5, cfg.n_mels - 0.5], showgrid=False, zeroline=False,
+                         row=row, col=1)
+        fig.update_xaxes(range=[0, duration_s], showgrid=False, zeroline=False, row=row, col=1)
+    # the shared colour bar: a one-row heatmap of the scale's ends, drawn see-through and never hovered
+    fig.add_trace(go.Heatmap(z=[[lo, hi]], x=[0, duration_s], y=[0, 0], colorscale=VIRIDIS, zmin=lo, zmax=hi,
+                             opacity=0.0, hoverinfo="skip", showscale=True,
+                             colorbar=dict(title=dict(text="dB"), thickness=12)), row=1, col=1)
     fig.update_xaxes(title_text="time (s)", row=n, col=1)
     return common.layout(fig, title=title, height=60 + 190 * n)
 

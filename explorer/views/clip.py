@@ -89,9 +89,10 @@ def upload_box() -> None:
 st.title("Clip")
 ui.intro(
     "A clip as the models hear it. The **waveform** is the raw sound over time; the **spectrogram** shows "
-    "its energy per mel band (low frequencies at the bottom, bright = loud), and the four panels below follow "
-    "the preprocessing step by step to the fixed-size picture every model takes as input. "
-    "On the right, each model's five most likely classes: the green bar is the true class."
+    "its energy per mel band (low frequencies at the bottom, bright = loud). On the right, each model's five most "
+    "likely classes: the green bar is the true class. Under **Look closer**, follow the preprocessing step by step "
+    "to the fixed-size picture every model takes as input, hear the clip with training noise, or change the sound "
+    "in the counterfactual lab."
 )
 
 upload_box()
@@ -147,135 +148,159 @@ with right:
             verdict = "" if true is None else (" (right)" if top == true else " (wrong)")
             st.caption(f"{name}: predicts **{loaded.classes[top]}** ({probs[top]:.0%}){verdict}")
 
-st.subheader("Preprocessing, step by step")
-st.caption("Step 1: mel power (linear: a few loud cells hide the rest); 2: in dB relative to the clip's peak, "
-           "floored 80 dB below; 3: standardised to zero mean and unit variance (a z-score: standard deviations from "
-           "the clip's mean); 4: cut or padded to the "
-           f"model's {cfg.n_frames} frames ({cfg.clip_duration_s:.2f} s).")
-ui.plot(figures.feature_steps(steps, cfg), key="clip_steps", stem=f"steps_{ui.safe_stem(clip.name)}")
+SECTIONS = ("Preprocessing, step by step", "Augmented", "Counterfactual lab")
 
-st.subheader("Augmented")
-st.caption("The noise the models were trained with: coloured noise at a chosen signal-to-noise ratio "
-           "(white is flat, pink falls 3 dB per octave, brown 6 dB). Lower SNR = more noise.")
-c1, c2, c3 = st.columns(3)
-colour = c1.selectbox("Noise colour", list(NOISE_COLOURS), key="aug_colour")
-snr_db = c2.slider("SNR (dB)", min_value=-10, max_value=40, value=15, step=1, key="aug_snr")
-shift = c3.slider("Largest time shift (share of the clip)", min_value=0.0, max_value=0.5, value=0.0, step=0.05,
-                  key="aug_shift", help="The clip is rolled by a random offset up to this share, either way.")
-augmented = cached.augmented(clip.path, cfg.sr, colour, float(snr_db), float(shift))
-a_left, a_right = st.columns([3, 2], gap="medium")
-with a_left:
-    if np.max(np.abs(augmented)) > 0:
-        st.audio(augmented, sample_rate=cfg.sr)
-    ui.plot(figures.spectrogram(cached.augmented_db(clip.path, key, colour, float(snr_db), float(shift)), cfg,
-                                title=f"With {colour} noise at {snr_db} dB SNR"),
-            key="clip_aug", stem=f"augmented_{ui.safe_stem(clip.name)}")
-with a_right:
-    cols = st.columns(max(1, len(models)))
-    for col, (name, folder) in zip(cols, models):
+
+def preprocessing_section(steps: dict, cfg, clip) -> None:
+    st.caption("Step 1: mel power (linear: a few loud cells hide the rest); 2: in dB relative to the clip's peak, "
+               "floored 80 dB below; 3: standardised to zero mean and unit variance (a z-score: standard deviations "
+               "from the clip's mean); 4: cut or padded to the "
+               f"model's {cfg.n_frames} frames ({cfg.clip_duration_s:.2f} s).")
+    ui.plot(figures.feature_steps(steps, cfg), key="clip_steps", stem=f"steps_{ui.safe_stem(clip.name)}")
+
+
+def augmented_section(clip, cfg, key: str, models: list) -> None:
+    st.caption("The noise the models were trained with: coloured noise at a chosen signal-to-noise ratio "
+               "(white is flat, pink falls 3 dB per octave, brown 6 dB). Lower SNR = more noise.")
+    c1, c2, c3 = st.columns(3)
+    colour = c1.selectbox("Noise colour", list(NOISE_COLOURS), key="aug_colour")
+    snr_db = c2.slider("SNR (dB)", min_value=-10, max_value=40, value=15, step=1, key="aug_snr")
+    shift = c3.slider("Largest time shift (share of the clip)", min_value=0.0, max_value=0.5, value=0.0, step=0.05,
+                      key="aug_shift", help="The clip is rolled by a random offset up to this share, either way.")
+    augmented = cached.augmented(clip.path, cfg.sr, colour, float(snr_db), float(shift))
+    a_left, a_right = st.columns([3, 2], gap="medium")
+    with a_left:
+        if np.max(np.abs(augmented)) > 0:
+            st.audio(augmented, sample_rate=cfg.sr)
+        ui.plot(figures.spectrogram(cached.augmented_db(clip.path, key, colour, float(snr_db), float(shift)), cfg,
+                                    title=f"With {colour} noise at {snr_db} dB SNR"),
+                key="clip_aug", stem=f"augmented_{ui.safe_stem(clip.name)}")
+    with a_right:
+        cols = st.columns(max(1, len(models)))
+        for col, (name, folder) in zip(cols, models):
+            with col:
+                loaded = cached.checkpoint(folder)
+                probs = cached.augmented_probabilities(folder, clip.path, colour, float(snr_db), float(shift))
+                true = loaded.classes.index(clip.category) if clip.category in loaded.classes else None
+                st.plotly_chart(figures.top_k_bars(probs, loaded.classes, k=5, true_label=true,
+                                                   title=f"{name}, augmented"), key=f"aug_pred_{name}")
+
+
+def lab_section(clip, boxes: list, models: list) -> None:
+    st.caption("Change the sound and see whether the model changes its mind: mute a time span, a frequency band or "
+               "a box (or keep only it, or turn it down), add noise, shift, pitch-shift or stretch it. Region edits "
+               "act on the short-time Fourier transform with hard edges, so a muted span may click at its ends. If "
+               "muting the region the explanation points at barely moves the probability, the explanation did not "
+               "find what the model uses.")
+    if not models:
+        st.info("Pick a model in the sidebar to use the lab.")
+        return
+    from core.counterfactual import MODES, Edits, Region, control_region
+    from core.kinds import MAP_TAP_KINDS
+    from explorer import cached_review
+
+    lab_name, lab_folder = ui.pick_model(models, key="lab_model")
+    lab = cached.checkpoint(lab_folder)
+    lab_cfg = lab.audio_cfg
+    duration_s = round(lab_cfg.clip_duration_s, 2)
+    nyquist_hz = float(lab_cfg.sr // 2)
+    event = boxes[0] if boxes else None
+    r1, r2, r3 = st.columns([1, 2, 2])
+    what = r1.radio("Region", ["none", "time span", "frequency band", "box"], key="lab_region",
+                    help="The sliders start on the clip's labelled event where the dataset marks one.")
+    span = r2.slider("Time (s)", 0.0, duration_s, (round(event.t0_s, 2), round(min(event.t1_s, duration_s), 2))
+                     if event else (1.0, 2.0), step=0.05, key="lab_time", disabled=what in ("none", "frequency band"))
+    band = r3.slider("Frequency (Hz)", 0.0, nyquist_hz,
+                     (float(int(event.f0_hz)), float(min(int(event.f1_hz), nyquist_hz)))
+                     if event else (500.0, 2000.0), step=10.0, key="lab_band", disabled=what in ("none", "time span"))
+    m1, m2 = st.columns([2, 3])
+    mode = m1.radio("Do", MODES, horizontal=True, key="lab_mode",
+                    format_func={"mute": "mute it", "keep": "keep only it", "attenuate": "turn it down"}.get,
+                    disabled=what == "none")
+    attenuate_db = m2.slider("Turn down by (dB)", 0, 60, 20, key="lab_db",
+                             disabled=what == "none" or mode != "attenuate")
+    with st.expander("Noise, shift, pitch, speed"):
+        e1, e2, e3, e4 = st.columns(4)
+        noise_on = e1.toggle("Add noise", value=False, key="lab_noise_on")
+        snr = e1.slider("SNR (dB)", -10, 40, 10, key="lab_snr", disabled=not noise_on)
+        colour = e1.selectbox("Colour", list(NOISE_COLOURS), key="lab_colour", disabled=not noise_on)
+        shift_s = e2.slider("Shift (s)", -duration_s / 2, duration_s / 2, 0.0, step=0.05, key="lab_shift")
+        pitch = e3.slider("Pitch (semitones)", -12, 12, 0, key="lab_pitch")
+        stretch = e4.slider("Speed (x)", 0.5, 2.0, 1.0, step=0.05, key="lab_stretch",
+                            help="Faster (> 1) or slower (< 1), then cut or padded to the clip's length.")
+    region = None
+    if what != "none":
+        region = Region(t0_s=span[0] if what in ("time span", "box") else None,
+                        t1_s=span[1] if what in ("time span", "box") else None,
+                        f0_hz=band[0] if what in ("frequency band", "box") else None,
+                        f1_hz=band[1] if what in ("frequency band", "box") else None)
+    edits = Edits(region=region, mode=mode, attenuate_db=float(attenuate_db), shift_s=float(shift_s),
+                  pitch_semitones=float(pitch), stretch_rate=float(stretch),
+                  noise_snr_db=float(snr) if noise_on else None, noise_colour=colour)
+    if edits.is_identity:
+        st.info("Pick a region or an edit to compare the two versions.")
+        return
+    try:
+        edited = cached_review.counterfactual_path(clip.path, lab_cfg.sr, edits.to_json())
+    except InputError as error:
+        st.error(str(error))
+        return
+    before, after = cached.probabilities(lab_folder, clip.path), cached.probabilities(lab_folder, edited)
+    focus = lab.classes.index(clip.category) if clip.category in lab.classes else int(np.argmax(before))
+    cam_taps = [t for t in lab.model.taps() if t.kind in MAP_TAP_KINDS]
+    cam_tap = ui.default_cam_tap(cam_taps) if cam_taps else None
+    shown = [Region(region.t0_s if region.t0_s is not None else 0.0,
+                    region.t1_s if region.t1_s is not None else duration_s,
+                    region.f0_hz if region.f0_hz is not None else 0.0,
+                    region.f1_hz if region.f1_hz is not None else nyquist_hz)] if region else []
+    g1, g2 = st.columns(2)
+    g1.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",
+              delta=f"{100 * (after[focus] - before[focus]):+.1f} points (was {before[focus]:.1%})")
+    if region is not None:
+        control = control_region(region, duration_s=duration_s, fmax_hz=nyquist_hz)
+        control_path = cached_review.counterfactual_path(
+            clip.path, lab_cfg.sr, dataclasses.replace(edits, region=control).to_json())
+        p_control = cached.probabilities(lab_folder, control_path)[focus]
+        g2.metric("The same edits on a region of the same size elsewhere (the baseline)", f"{p_control:.1%}",
+                  delta=f"{100 * (p_control - before[focus]):+.1f} points", delta_color="off",
+                  help=f"Region {control.t0_s if control.t0_s is not None else 0:.2f}-"
+                       f"{control.t1_s if control.t1_s is not None else duration_s:.2f} s, "
+                       f"{control.f0_hz if control.f0_hz is not None else 0:.0f}-"
+                       f"{control.f1_hz if control.f1_hz is not None else nyquist_hz:.0f} Hz. If it moves the "
+                       "probability as much, the region itself is not what matters.")
+    for col, (title, path_, probs_) in zip(st.columns(2, gap="medium"),
+                                            (("Before", clip.path, before), ("After", edited, after))):
         with col:
-            loaded = cached.checkpoint(folder)
-            probs = cached.augmented_probabilities(folder, clip.path, colour, float(snr_db), float(shift))
-            true = loaded.classes.index(clip.category) if clip.category in loaded.classes else None
-            st.plotly_chart(figures.top_k_bars(probs, loaded.classes, k=5, true_label=true,
-                                               title=f"{name}, augmented"), key=f"aug_pred_{name}")
+            st.markdown(f"**{title}**: predicts **{lab.classes[int(np.argmax(probs_))]}** ({probs_.max():.0%})")
+            y_play, _, _ = cached.clip_samples(path_, lab_cfg.sr)
+            if np.max(np.abs(y_play)) > 0:
+                st.audio(y_play, sample_rate=lab_cfg.sr)
+            else:
+                st.warning("Nothing is left to hear.")
+            X_lab = cached.model_input(path_, cached.input_key(lab_folder))
+            if cam_tap is not None:
+                heat = cached.gradcam(lab_folder, path_, cam_tap, focus)
+                fig = figures.overlay(X_lab, heat, lab_cfg, boxes=shown,
+                                      title=f"Grad-CAM for '{lab.classes[focus]}' (dashed: the edited region)")
+            else:
+                fig = figures.spectrogram(X_lab, lab_cfg, unit="z", boxes=shown, title="Model input")
+            st.plotly_chart(fig, key=f"lab_map_{title}")
+            st.plotly_chart(figures.top_k_bars(probs_, lab.classes, k=5, true_label=focus if clip.category else None,
+                                               title=f"{lab_name}, {title.lower()}"), key=f"lab_top5_{title}")
 
-# -- counterfactual lab -------------------------------------------------------------------------
-st.subheader("Counterfactual lab")
-st.caption("Change the sound and see whether the model changes its mind: mute a time span, a frequency band or a "
-           "box (or keep only it, or turn it down), add noise, shift, pitch-shift or stretch it. Region edits act on "
-           "the short-time Fourier transform with hard edges, so a muted span may click at its ends. If muting the "
-           "region the explanation points at barely moves the probability, the explanation did not find what the "
-           "model uses.")
-if not models:
-    st.info("Pick a model in the sidebar to use the lab.")
-    st.stop()
-from core.counterfactual import MODES, Edits, Region, control_region  # noqa: E402
-from core.kinds import MAP_TAP_KINDS  # noqa: E402
-from explorer import cached_review  # noqa: E402
 
-lab_name, lab_folder = ui.pick_model(models, key="lab_model")
-lab = cached.checkpoint(lab_folder)
-lab_cfg = lab.audio_cfg
-duration_s = round(lab_cfg.clip_duration_s, 2)
-nyquist_hz = float(lab_cfg.sr // 2)
-event = boxes[0] if boxes else None
-r1, r2, r3 = st.columns([1, 2, 2])
-what = r1.radio("Region", ["none", "time span", "frequency band", "box"], key="lab_region",
-                help="The sliders start on the clip's labelled event where the dataset marks one.")
-span = r2.slider("Time (s)", 0.0, duration_s, (round(event.t0_s, 2), round(min(event.t1_s, duration_s), 2))
-                 if event else (1.0, 2.0), step=0.05, key="lab_time", disabled=what in ("none", "frequency band"))
-band = r3.slider("Frequency (Hz)", 0.0, nyquist_hz, (float(int(event.f0_hz)), float(min(int(event.f1_hz), nyquist_hz)))
-                 if event else (500.0, 2000.0), step=10.0, key="lab_band", disabled=what in ("none", "time span"))
-m1, m2 = st.columns([2, 3])
-mode = m1.radio("Do", MODES, horizontal=True, key="lab_mode",
-                format_func={"mute": "mute it", "keep": "keep only it", "attenuate": "turn it down"}.get,
-                disabled=what == "none")
-attenuate_db = m2.slider("Turn down by (dB)", 0, 60, 20, key="lab_db", disabled=what == "none" or mode != "attenuate")
-with st.expander("Noise, shift, pitch, speed"):
-    e1, e2, e3, e4 = st.columns(4)
-    noise_on = e1.toggle("Add noise", value=False, key="lab_noise_on")
-    snr = e1.slider("SNR (dB)", -10, 40, 10, key="lab_snr", disabled=not noise_on)
-    colour = e1.selectbox("Colour", list(NOISE_COLOURS), key="lab_colour", disabled=not noise_on)
-    shift_s = e2.slider("Shift (s)", -duration_s / 2, duration_s / 2, 0.0, step=0.05, key="lab_shift")
-    pitch = e3.slider("Pitch (semitones)", -12, 12, 0, key="lab_pitch")
-    stretch = e4.slider("Speed (x)", 0.5, 2.0, 1.0, step=0.05, key="lab_stretch",
-                        help="Faster (> 1) or slower (< 1), then cut or padded to the clip's length.")
-region = None
-if what != "none":
-    region = Region(t0_s=span[0] if what in ("time span", "box") else None,
-                    t1_s=span[1] if what in ("time span", "box") else None,
-                    f0_hz=band[0] if what in ("frequency band", "box") else None,
-                    f1_hz=band[1] if what in ("frequency band", "box") else None)
-edits = Edits(region=region, mode=mode, attenuate_db=float(attenuate_db), shift_s=float(shift_s),
-              pitch_semitones=float(pitch), stretch_rate=float(stretch),
-              noise_snr_db=float(snr) if noise_on else None, noise_colour=colour)
-if edits.is_identity:
-    st.info("Pick a region or an edit to compare the two versions.")
-    st.stop()
-try:
-    edited = cached_review.counterfactual_path(clip.path, lab_cfg.sr, edits.to_json())
-except InputError as error:
-    st.error(str(error))
-    st.stop()
-before, after = cached.probabilities(lab_folder, clip.path), cached.probabilities(lab_folder, edited)
-focus = lab.classes.index(clip.category) if clip.category in lab.classes else int(np.argmax(before))
-cam_taps = [t for t in lab.model.taps() if t.kind in MAP_TAP_KINDS]
-cam_tap = ui.default_cam_tap(cam_taps) if cam_taps else None
-shown = [Region(region.t0_s if region.t0_s is not None else 0.0, region.t1_s if region.t1_s is not None else duration_s,
-                region.f0_hz if region.f0_hz is not None else 0.0,
-                region.f1_hz if region.f1_hz is not None else nyquist_hz)] if region else []
-g1, g2 = st.columns(2)
-g1.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",
-          delta=f"{100 * (after[focus] - before[focus]):+.1f} points (was {before[focus]:.1%})")
-if region is not None:
-    control = control_region(region, duration_s=duration_s, fmax_hz=nyquist_hz)
-    control_path = cached_review.counterfactual_path(
-        clip.path, lab_cfg.sr, dataclasses.replace(edits, region=control).to_json())
-    p_control = cached.probabilities(lab_folder, control_path)[focus]
-    g2.metric("The same edits on a region of the same size elsewhere (the baseline)", f"{p_control:.1%}",
-              delta=f"{100 * (p_control - before[focus]):+.1f} points", delta_color="off",
-              help=f"Region {control.t0_s if control.t0_s is not None else 0:.2f}-"
-                   f"{control.t1_s if control.t1_s is not None else duration_s:.2f} s, "
-                   f"{control.f0_hz if control.f0_hz is not None else 0:.0f}-"
-                   f"{control.f1_hz if control.f1_hz is not None else nyquist_hz:.0f} Hz. If it moves the "
-                   "probability as much, the region itself is not what matters.")
-for col, (title, path_, probs_) in zip(st.columns(2, gap="medium"),
-                                        (("Before", clip.path, before), ("After", edited, after))):
-    with col:
-        st.markdown(f"**{title}**: predicts **{lab.classes[int(np.argmax(probs_))]}** ({probs_.max():.0%})")
-        y_play, _, _ = cached.clip_samples(path_, lab_cfg.sr)
-        if np.max(np.abs(y_play)) > 0:
-            st.audio(y_play, sample_rate=lab_cfg.sr)
-        else:
-            st.warning("Nothing is left to hear.")
-        X_lab = cached.model_input(path_, cached.input_key(lab_folder))
-        if cam_tap is not None:
-            heat = cached.gradcam(lab_folder, path_, cam_tap, focus)
-            fig = figures.overlay(X_lab, heat, lab_cfg, boxes=shown,
-                                  title=f"Grad-CAM for '{lab.classes[focus]}' (dashed: the edited region)")
-        else:
-            fig = figures.spectrogram(X_lab, lab_cfg, unit="z", boxes=shown, title="Model input")
-        st.plotly_chart(fig, key=f"lab_map_{title}")
-        st.plotly_chart(figures.top_k_bars(probs_, lab.classes, k=5, true_label=focus if clip.category else None,
-                                           title=f"{lab_name}, {title.lower()}"), key=f"lab_top5_{title}")
+st.subheader("Look closer")
+section = st.segmented_control(
+    "Look closer", SECTIONS, key="clip_section", label_visibility="collapsed",
+    help="One at a time, so the page stays quick: the preprocessing from sound to model input, the clip with the "
+         "noise the models were trained with, or a lab to change the sound and watch the prediction.")
+if section is None:
+    st.caption("Pick one above: how the sound becomes the model's input, the clip with training noise, or the "
+               "counterfactual lab.")
+else:
+    if section == SECTIONS[0]:
+        preprocessing_section(steps, cfg, clip)
+    elif section == SECTIONS[1]:
+        augmented_section(clip, cfg, key, models)
+    else:
+        lab_section(clip, boxes, models)

@@ -56,11 +56,19 @@ def test_clip_page(env):
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Clip"]
     assert at.markdown[0].value.startswith("A clip as the models hear it")  # the page's intro
-    assert {"Predictions", "Preprocessing, step by step", "Augmented"} <= {s.value for s in at.subheader}
+    assert {"Predictions", "Look closer"} <= {s.value for s in at.subheader}
     assert any("true class" in m.value for m in at.markdown)
-    # waveform, spectrogram, 2 x predictions, steps, augmented spectrogram, 2 x augmented predictions
-    assert len(charts(at)) == 8
-    assert len(at.get("audio")) == 2  # the clip and its augmented version
+    # the first visit draws only the clip: waveform, spectrogram, 2 x predictions
+    assert len(charts(at)) == 4 and len(at.get("audio")) == 1
+    section = at.segmented_control(key="clip_section")
+    assert section.value is None
+    section.set_value("Preprocessing, step by step").run()
+    no_exception(at)
+    assert len(charts(at)) == 5 and len(at.get("audio")) == 1  # the four steps are one figure
+    section.set_value("Augmented").run()
+    no_exception(at)
+    # augmented spectrogram, 2 x augmented predictions; the steps are gone
+    assert len(charts(at)) == 4 + 3 and len(at.get("audio")) == 2  # the clip and its augmented version
     # sidebar: dataset, clip and models
     assert at.sidebar.radio[0].value == "demo"
     assert at.sidebar.multiselect[0].value == MODELS

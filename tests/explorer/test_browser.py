@@ -399,6 +399,17 @@ def click_embedding_point(page, state: dict, problems: list[str]) -> dict:
     return settle(page, until=lambda s: s["title"] == "Embeddings" and f"Current clip: {clicked}," in s["text"])
 
 
+def open_preprocessing(page, state: dict, problems: list[str]) -> dict:
+    """Clip: the first visit draws the clip alone; "Preprocessing, step by step" adds the four steps' figure."""
+    before = state["charts"]
+    page.locator('[data-testid="stMain"]').get_by_role("button", name="Preprocessing, step by step").click()
+    try:
+        return settle(page, until=lambda s: s["charts"] == before + 1 and "Step 1: mel power" in s["text"])
+    except AssertionError as error:
+        problems.append(f"clip: 'Preprocessing, step by step' did not draw the steps: {error}")
+        return settle(page)
+
+
 def train_small_decoders(page, state: dict, problems: list[str]) -> dict:
     """Decoders: without saved decoders, train small ones (few steps) so the figures show."""
     train = page.get_by_role("button", name="Train the decoders")
@@ -426,7 +437,7 @@ def drawn(name: str, state: dict) -> bool:
     return state["charts"] > 0
 
 
-ACTIONS = {"layers": move_layer_slider, "attention": click_attention_patch, "embeddings": click_embedding_point,
+ACTIONS = {"clip": open_preprocessing, "layers": move_layer_slider, "attention": click_attention_patch, "embeddings": click_embedding_point,
            "decoders": train_small_decoders}
 
 
@@ -522,7 +533,9 @@ def test_review_queue_keeps_a_verdict_and_the_lab_moves_a_probability(browser_pa
     assert main.get_by_label("Note").input_value() == "the event is in the wrong band for its label"
 
     open_page(page, "clip")
-    settle(page, until=lambda s: s["title"] == "Clip" and "Counterfactual lab" in s["text"])
+    settle(page, until=lambda s: s["title"] == "Clip" and "Look closer" in s["text"] and s["charts"] > 0)
+    main.get_by_role("button", name="Counterfactual lab").click()
+    settle(page, until=lambda s: "Pick a region or an edit" in s["text"])
     main.locator('[data-testid="stRadio"]').filter(has_text="Region").get_by_text("box", exact=True).click()
     s = settle(page, until=lambda s: "probability of" in s["text"] and "points (was" in s["text"])
     delta = re.search(r"([+-]\d+\.\d) points \(was", s["text"])

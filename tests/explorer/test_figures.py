@@ -283,3 +283,24 @@ def test_query_heat_is_weight_against_uniform_and_follows_the_token_times():
     inside = (times >= edges[5]) & (times < edges[6])
     assert np.all(focused[:, inside] == 1.0) and np.all(focused[:, ~inside] == 0.0)
     go.Figure(attention_matrix(w, edges, query=2).to_dict())  # a valid figure
+
+
+def test_reconstructions_are_pictures_on_the_clip_s_shared_db_scale():
+    from explorer.figures import _common
+    from explorer.figures import dataset as fd
+
+    rng = np.random.default_rng(2)
+    target = rng.uniform(-80, 0, (CFG.n_mels, 100)).astype(np.float32)
+    loud = np.full_like(target, 10.0)  # above the clip's range: drawn at the scale's top colour
+    fig = validated(fd.reconstructions(target, {"nonneg-linear": target * 0.5, "mel-gaussian": loud}, CFG,
+                                       errors={"nonneg-linear": 0.25}))
+    assert len(fig.layout.images) == 3 and [i.yref for i in fig.layout.images] == ["y", "y2", "y3"]
+    (bar,) = fig.data  # the colour bar only: see-through, never hovered
+    assert bar.opacity == 0.0 and bar.hoverinfo == "skip" and (bar.zmin, bar.zmax) == (target.min(), target.max())
+    first = _png(fig.layout.images[0].source)
+    expected = _common.to_rgb(target, _common.VIRIDIS, vmin=float(target.min()), vmax=float(target.max()))[::-1]
+    np.testing.assert_array_equal(first, expected)  # row 0 = highest band
+    top = np.array([int(v) for v in _common.VIRIDIS[-1][1][4:-1].split(",")], dtype=np.uint8)
+    assert (_png(fig.layout.images[2].source) == top).all()
+    assert "relative error 0.25" in [a.text for a in fig.layout.annotations][1]
+    assert list(fig.layout.yaxis3.range) == [-0.5, CFG.n_mels - 0.5]

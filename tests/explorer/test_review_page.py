@@ -194,7 +194,9 @@ def test_counterfactual_lab_on_the_clip_page(env):
     at.session_state["models"] = ["tiny-secnn"]
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "Counterfactual lab" in [s.value for s in at.subheader]
+    at.segmented_control(key="clip_section").set_value("Counterfactual lab").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Pick a region or an edit to compare the two versions." in [i.value for i in at.info]
     n_audio = len(at.get("audio"))
     at.radio(key="lab_region").set_value("box").run()
     at.radio(key="lab_mode").set_value("keep").run()
@@ -202,7 +204,8 @@ def test_counterfactual_lab_on_the_clip_page(env):
     assert len(at.get("audio")) == n_audio + 2  # before and after
     metric = at.metric[0]
     assert "probability of" in metric.label and "was" in metric.delta
-    assert len(at.get("plotly_chart")) >= 4 + 4  # the page's own charts, then two maps and two top-5s
+    keys = [c.key for c in at.get("plotly_chart")]  # the clip's own charts, then two maps and two top-5s
+    assert keys[-4:] == ["lab_map_Before", "lab_top5_Before", "lab_map_After", "lab_top5_After"], keys
 
 
 def test_a_recording_is_checked_like_an_upload(env):
