@@ -105,7 +105,7 @@ def test_bad_uploads_keep_the_previous_clip_then_a_good_one_is_explained(env):
         assert len(at.error) == 1 and at.error[0].value.startswith(name + ":"), [e.value for e in at.error]
         assert at.session_state["clip_origin"] == "dataset"
         assert at.session_state["clip_id"] == previous
-        assert len(charts(at)) == 8  # the previous clip is still explained
+        assert len(charts(at)) == 4  # the previous clip is still explained: waveform, spectrogram, 2 x top-5
     t = np.arange(22050) / 22050
     stereo = np.stack([np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 880 * t)], axis=1).astype(np.float32)
     at.file_uploader(key="_uploader").set_value(("tone.wav", wav_bytes(stereo, 22050), "audio/wav"))
@@ -115,7 +115,10 @@ def test_bad_uploads_keep_the_previous_clip_then_a_good_one_is_explained(env):
     assert at.session_state["clip_origin"] == "upload"
     assert any("tone.wav" in m.value for m in at.markdown)
     assert any("stereo" in c.value and "22050 Hz" in c.value for c in at.caption)
-    assert len(charts(at)) == 8
+    assert len(charts(at)) == 4
+    at.segmented_control(key="clip_section").set_value("Augmented").run()  # the upload is augmented too
+    no_exception(at)
+    assert len(charts(at)) == 4 + 3 and len(at.get("audio")) == 2
     at.switch_page("views/attribution.py").run()  # other pages explain the upload too
     no_exception(at)
     assert any("tone.wav" in m.value for m in at.markdown)
@@ -267,7 +270,7 @@ def test_folder_dataset_with_a_wrong_layout_shows_an_error_and_keeps_working(env
     at.sidebar.text_input[0].set_value(str(tmp_path)).run()
     no_exception(at)
     assert any(str(tmp_path) in e.value for e in at.sidebar.error)
-    assert len(charts(at)) == 8  # the demo clip is still shown
+    assert len(charts(at)) == 4  # the demo clip is still shown
 
 
 def test_a_hugging_face_ast_folder_is_explained_too(env, tmp_path, monkeypatch):

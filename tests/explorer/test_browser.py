@@ -402,7 +402,7 @@ def click_embedding_point(page, state: dict, problems: list[str]) -> dict:
 def open_preprocessing(page, state: dict, problems: list[str]) -> dict:
     """Clip: the first visit draws the clip alone; "Preprocessing, step by step" adds the four steps' figure."""
     before = state["charts"]
-    page.locator('[data-testid="stMain"]').get_by_role("button", name="Preprocessing, step by step").click()
+    page.locator('[data-testid="stMain"]').get_by_role("radio", name="Preprocessing, step by step").click()
     try:
         return settle(page, until=lambda s: s["charts"] == before + 1 and "Step 1: mel power" in s["text"])
     except AssertionError as error:
@@ -533,8 +533,8 @@ def test_review_queue_keeps_a_verdict_and_the_lab_moves_a_probability(browser_pa
     assert main.get_by_label("Note").input_value() == "the event is in the wrong band for its label"
 
     open_page(page, "clip")
-    settle(page, until=lambda s: s["title"] == "Clip" and "Look closer" in s["text"] and s["charts"] > 0)
-    main.get_by_role("button", name="Counterfactual lab").click()
+    settle(page, until=lambda s: s["title"] == "Clip" and "Pick one above" in s["text"] and s["charts"] > 0)
+    main.get_by_role("radio", name="Counterfactual lab").click()  # a segmented control: its options are radios
     settle(page, until=lambda s: "Pick a region or an edit" in s["text"])
     main.locator('[data-testid="stRadio"]').filter(has_text="Region").get_by_text("box", exact=True).click()
     s = settle(page, until=lambda s: "probability of" in s["text"] and "points (was" in s["text"])
