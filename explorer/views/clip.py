@@ -148,10 +148,12 @@ with right:
             verdict = "" if true is None else (" (right)" if top == true else " (wrong)")
             st.caption(f"{name}: predicts **{loaded.classes[top]}** ({probs[top]:.0%}){verdict}")
 
+# Under "Look closer", one at a time: a new tab draws the clip alone (1 heatmap, not 6).
 SECTIONS = ("Preprocessing, step by step", "Augmented", "Counterfactual lab")
 
 
 def preprocessing_section(steps: dict, cfg, clip) -> None:
+    """The four steps from mel power to the model's fixed-size input."""
     st.caption("Step 1: mel power (linear: a few loud cells hide the rest); 2: in dB relative to the clip's peak, "
                "floored 80 dB below; 3: standardised to zero mean and unit variance (a z-score: standard deviations "
                "from the clip's mean); 4: cut or padded to the "
@@ -160,6 +162,7 @@ def preprocessing_section(steps: dict, cfg, clip) -> None:
 
 
 def augmented_section(clip, cfg, key: str, models: list) -> None:
+    """The clip with the training noise and shift, to hear, see and predict."""
     st.caption("The noise the models were trained with: coloured noise at a chosen signal-to-noise ratio "
                "(white is flat, pink falls 3 dB per octave, brown 6 dB). Lower SNR = more noise.")
     c1, c2, c3 = st.columns(3)
@@ -187,6 +190,7 @@ def augmented_section(clip, cfg, key: str, models: list) -> None:
 
 
 def lab_section(clip, boxes: list, models: list) -> None:
+    """Edit the sound (a region, noise, shift, pitch, speed) and compare the model's answer before and after."""
     st.caption("Change the sound and see whether the model changes its mind: mute a time span, a frequency band or "
                "a box (or keep only it, or turn it down), add noise, shift, pitch-shift or stretch it. Region edits "
                "act on the short-time Fourier transform with hard edges, so a muted span may click at its ends. If "
@@ -297,10 +301,9 @@ section = st.segmented_control(
 if section is None:
     st.caption("Pick one above: how the sound becomes the model's input, the clip with training noise, or the "
                "counterfactual lab.")
+elif section == SECTIONS[0]:
+    preprocessing_section(steps, cfg, clip)
+elif section == SECTIONS[1]:
+    augmented_section(clip, cfg, key, models)
 else:
-    if section == SECTIONS[0]:
-        preprocessing_section(steps, cfg, clip)
-    elif section == SECTIONS[1]:
-        augmented_section(clip, cfg, key, models)
-    else:
-        lab_section(clip, boxes, models)
+    lab_section(clip, boxes, models)
