@@ -51,6 +51,13 @@ class AugmentConfig:
     freq_masks: int = 0
     freq_mask_max: int = 16
 
+    def __post_init__(self):
+        if self.time_masks < 0 or self.freq_masks < 0:
+            raise InputError("time_masks, freq_masks", f"need counts >= 0, got {self.time_masks}, {self.freq_masks}")
+        if self.time_mask_max < 1 or self.freq_mask_max < 1:
+            raise InputError("time_mask_max, freq_mask_max",
+                             f"need widths >= 1, got {self.time_mask_max}, {self.freq_mask_max}")
+
 
 def coloured_noise(n_samples: int, *, colour: str = "white", rng: np.random.Generator,
                    n_channels: int | None = None) -> np.ndarray:

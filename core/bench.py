@@ -187,8 +187,8 @@ def bench_explorer(repeats: int, loads: int = 3) -> list[dict]:
     script = REPO_ROOT / "scripts" / "bench_pages.py"
     if not script.exists():
         return [{"name": "explorer", "note": "scripts/bench_pages.py is missing"}]
-    result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats), "--loads", str(loads)], capture_output=True,
-                            text=True, cwd=REPO_ROOT)
+    result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats), "--loads", str(loads)],
+                            capture_output=True, text=True, cwd=REPO_ROOT)
     if result.returncode != 0:
         return [{"name": "explorer", "note": "failed: " + result.stderr.strip().splitlines()[-1][:200]}]
     return json.loads(result.stdout.strip().splitlines()[-1])

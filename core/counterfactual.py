@@ -49,6 +49,15 @@ class Region:
     f0_hz: float | None = None
     f1_hz: float | None = None
 
+    def bounded(self, *, duration_s: float, fmax_hz: float) -> "Region":
+        """The same region as a box: each ``None`` bound set to the clip's edge (for drawing and naming it).
+
+        >>> Region(t0_s=1.0, t1_s=2.0).bounded(duration_s=5.0, fmax_hz=11025.0)
+        Region(t0_s=1.0, t1_s=2.0, f0_hz=0.0, f1_hz=11025.0)
+        """
+        return Region(0.0 if self.t0_s is None else self.t0_s, duration_s if self.t1_s is None else self.t1_s,
+                      0.0 if self.f0_hz is None else self.f0_hz, fmax_hz if self.f1_hz is None else self.f1_hz)
+
 
 @dataclass(frozen=True)
 class Edits:

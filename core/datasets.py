@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "Box", "ClipRecord", "Dataset", "open_dataset", "load_mono",
-           "load_features", "read_scene", "read_label_truth"]
+__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "Box", "ClipRecord", "Dataset",
+           "open_dataset", "load_mono", "load_features", "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 N_FOLDS = 5  # folds clips are dealt to when a layout gives none (ESC-50 has 5, UrbanSound8K 10)

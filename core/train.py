@@ -304,10 +304,11 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
     augment, labels, waves, plain = cfg.augment, split.labels, split.waves, split.plain
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs)
+        end_of_epoch = lambda val_loss: cosine.step()  # noqa: E731 (the rate follows the epoch count alone)
     else:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
-                                                               patience=max(1, cfg.patience // 3))
+        end_of_epoch = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
+                                                                  patience=max(1, cfg.patience // 3)).step
     amp = cfg.amp and device == "cuda"
 
     def autocast():
@@ -356,7 +357,7 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
         with autocast():
             val_sum, val_correct, n_val = _loss(net, split.x_val, split.y_val, device)
         val_loss = val_sum / n_val
-        scheduler.step() if cfg.schedule == "cosine" else scheduler.step(val_loss)
+        end_of_epoch(val_loss)
         row = {"epoch": epoch, "train_loss": train_loss / max(seen, 1), "val_loss": val_loss,
                "val_accuracy": val_correct / n_val, "lr": optimiser.param_groups[0]["lr"],
                "time_s": round(time.perf_counter() - t0, 2)}
@@ -578,8 +579,6 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise InputError("--threads", f"need >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    if args.time_masks < 0 or args.freq_masks < 0:
-        raise InputError("--time-masks", f"need counts >= 0, got {args.time_masks}, {args.freq_masks}")
     augment = AugmentConfig(mixup_alpha=args.mixup_alpha, time_masks=args.time_masks, freq_masks=args.freq_masks)
     if args.no_augment:
         augment = dataclasses.replace(augment, p_noise=0.0, p_shift=0.0)

@@ -22,7 +22,6 @@ import json
 import os
 import threading
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -60,7 +60,8 @@ CHANCE = "chance (box area)"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     parser.add_argument("--data", required=True, type=Path, help="dataset folder (ESC-50 layout or class folders)")
-    parser.add_argument("--fold", type=int, default=DEFAULT_TEST_FOLD, help=f"fold to score (default {DEFAULT_TEST_FOLD})")
+    parser.add_argument("--fold", type=int, default=DEFAULT_TEST_FOLD,
+                        help=f"fold to score (default {DEFAULT_TEST_FOLD})")
     parser.add_argument("--limit", type=int, default=None, help="score at most N clips, evenly through the fold")
     parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--draws", type=int, default=4, help="smooth random maps per clip (default 4)")

@@ -20,7 +20,9 @@ from typing import Callable
 from torch import nn
 
 from core.errors import InputError
-from core.kinds import BUILDABLE_KINDS, MAP_TAP_KINDS, MODEL_KINDS, TAP_KINDS, TRAINABLE_KINDS  # noqa: F401 (re-exported)
+from core.kinds import (  # noqa: F401 (re-exported)
+    BUILDABLE_KINDS, MAP_TAP_KINDS, MODEL_KINDS, TAP_KINDS, TRAINABLE_KINDS,
+)
 
 __all__ = ["Tap", "TAP_KINDS", "MAP_TAP_KINDS", "TAP_VIEWS", "MODEL_KINDS", "BUILDABLE_KINDS", "TRAINABLE_KINDS",
            "registry", "build_model", "config_class", "config_from_dict",
@@ -92,8 +94,6 @@ def registry() -> dict[str, tuple[type, type]]:
     from core.models.secnn import SECNN, SECNNConfig
 
     return {"secnn": (SECNNConfig, SECNN), "ast": (ASTConfig, AudioTransformer)}
-
-
 
 
 def config_class(kind: str) -> type:

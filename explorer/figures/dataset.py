@@ -152,8 +152,8 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         ))
     if highlight is not None and 0 <= highlight < n:
         fig.add_trace(scatter(x=[points[highlight, 0]], y=[points[highlight, 1]], mode="markers",
-                                 name="current clip", hoverinfo="skip",
-                                 marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2.5, color="black"))))
+                              name="current clip", hoverinfo="skip",
+                              marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2.5, color="black"))))
     fig.update_xaxes(title_text=f"{axis_name} 1 (no unit)", zeroline=False)
     fig.update_yaxes(title_text=f"{axis_name} 2 (no unit)", zeroline=False)
     fig.update_layout(clickmode="event+select", dragmode="pan", legend=dict(itemsizing="constant"))

@@ -253,10 +253,7 @@ def lab_section(clip, boxes: list, models: list) -> None:
     focus = lab.classes.index(clip.category) if clip.category in lab.classes else int(np.argmax(before))
     cam_taps = [t for t in lab.model.taps() if t.kind in MAP_TAP_KINDS]
     cam_tap = ui.default_cam_tap(cam_taps) if cam_taps else None
-    shown = [Region(region.t0_s if region.t0_s is not None else 0.0,
-                    region.t1_s if region.t1_s is not None else duration_s,
-                    region.f0_hz if region.f0_hz is not None else 0.0,
-                    region.f1_hz if region.f1_hz is not None else nyquist_hz)] if region else []
+    shown = [region.bounded(duration_s=duration_s, fmax_hz=nyquist_hz)] if region else []
     g1, g2 = st.columns(2)
     g1.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",
               delta=f"{100 * (after[focus] - before[focus]):+.1f} points (was {before[focus]:.1%})")
@@ -265,13 +262,11 @@ def lab_section(clip, boxes: list, models: list) -> None:
         control_path = cached_review.counterfactual_path(
             clip.path, lab_cfg.sr, dataclasses.replace(edits, region=control).to_json())
         p_control = cached.probabilities(lab_folder, control_path)[focus]
+        where = control.bounded(duration_s=duration_s, fmax_hz=nyquist_hz)
         g2.metric("The same edits on a region of the same size elsewhere (the baseline)", f"{p_control:.1%}",
                   delta=f"{100 * (p_control - before[focus]):+.1f} points", delta_color="off",
-                  help=f"Region {control.t0_s if control.t0_s is not None else 0:.2f}-"
-                       f"{control.t1_s if control.t1_s is not None else duration_s:.2f} s, "
-                       f"{control.f0_hz if control.f0_hz is not None else 0:.0f}-"
-                       f"{control.f1_hz if control.f1_hz is not None else nyquist_hz:.0f} Hz. If it moves the "
-                       "probability as much, the region itself is not what matters.")
+                  help=f"Region {where.t0_s:.2f}-{where.t1_s:.2f} s, {where.f0_hz:.0f}-{where.f1_hz:.0f} Hz. "
+                       "If it moves the probability as much, the region itself is not what matters.")
     for col, (title, path_, probs_) in zip(st.columns(2, gap="medium"),
                                             (("Before", clip.path, before), ("After", edited, after))):
         with col:

@@ -93,3 +93,9 @@ def test_spec_augment_masks_spans_no_wider_than_asked_and_leaves_the_input():
     assert widest_t > 10 and widest_f == 5  # the widths are drawn up to the maximum
     np.testing.assert_array_equal(x, before)
     assert spec_augment(x, rng, AugmentConfig()) is x  # off by default
+
+
+@pytest.mark.parametrize("bad", [dict(time_masks=-1), dict(freq_masks=-2), dict(time_mask_max=0)])
+def test_bad_mask_settings_are_refused(bad):
+    with pytest.raises(InputError):
+        AugmentConfig(**bad)
