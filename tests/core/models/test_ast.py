@@ -139,7 +139,26 @@ def test_wrong_input_size_is_refused(model):
         model(torch.zeros(1, 1, 32, 41))
 
 
-@pytest.mark.parametrize("bad", [{"dim": 15}, {"patch": 64}, {"depth": 0}, {"dropout": -0.1}])
+@pytest.mark.parametrize("bad", [{"dim": 15}, {"patch": 64}, {"depth": 0}, {"dropout": -0.1},
+                                 {"attn_dropout": 1.0}])
 def test_bad_config_is_refused(bad):
     with pytest.raises(InputError):
         build_model("ast", {**TINY, **bad}, n_classes=3)
+
+
+def test_attention_dropout_is_its_own_setting_and_defaults_to_dropout(x):
+    torch.manual_seed(0)
+    same = build_model("ast", {**TINY, "dropout": 0.3}, n_classes=3)
+    torch.manual_seed(0)
+    apart = build_model("ast", {**TINY, "dropout": 0.3, "attn_dropout": 0}, n_classes=3)
+    assert [layer.attn.dropout for layer in same.layers] == [0.3, 0.3]
+    assert [layer.attn.dropout for layer in apart.layers] == [0, 0]
+    assert apart.layers[0].mlp[2].p == 0.3 and apart.layers[0].drop.p == 0.3  # the rest keeps its dropout
+    # in eval mode no dropout acts: the two settings give one model
+    apart.load_state_dict(same.state_dict())
+    torch.testing.assert_close(same.eval()(x), apart.eval()(x))
+    # while training, attention dropout alone makes two passes of the same batch differ
+    only_attn = build_model("ast", {**TINY, "dropout": 0.0, "attn_dropout": 0.5}, n_classes=3).train()
+    none = build_model("ast", {**TINY, "dropout": 0.0, "attn_dropout": 0.0}, n_classes=3).train()
+    assert not torch.equal(only_attn(x), only_attn(x))
+    assert torch.equal(none(x), none(x))
