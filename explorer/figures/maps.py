@@ -575,6 +575,11 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     cell costs the browser ~25 ms each), over one picture of the spectrogram
     tiled into every cell (sent once), with arcs and boxes as a few line traces
     (strengths binned into ``_ARC_LEVELS`` widths) instead of hundreds of shapes.
+    Hovering a patch names its layer, head and weight through one invisible
+    heatmap over the whole grid. The grid is not clickable: WebGL hit markers
+    cost the browser about 1 s (its context, whatever the number of points),
+    SVG ones more, and Streamlit does not report clicks on a heatmap, so the
+    query is picked on :func:`patch_picker`.
 
     Parameters
     ----------
@@ -596,10 +601,8 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     Returns
     -------
     go.Figure
-        One trace of invisible markers on every cell's patch centres with
-        ``customdata[0]`` = patch index, so clicking a patch selects it (see
-        :func:`patch_from_selection`); cell ``(r, c)`` is offset by
-        :func:`grid_offsets`.
+        Cell ``(r, c)`` is offset by :func:`grid_offsets`; the hover layer's
+        ``customdata`` is (patch, layer, head, weight) per patch.
     """
     weights = np.asarray(weights, dtype=np.float64)
     n_rows, n_cols = len(layers), len(heads)
@@ -612,7 +615,6 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     boxes = np.asarray(patch_boxes, dtype=np.float64)
     P = len(tx)
     wmax = float(weights.max()) if weights.size else 1.0
-    markers = dict(x=[], y=[], customdata=[])
     arcs = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]  # by strength level
     tops = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]
     cyan = dict(x=[], y=[])
@@ -620,10 +622,6 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
         for c in range(n_cols):
             ox, oy = c * dx, (n_rows - 1 - r) * dy  # row 0 (the first layer) on top
             w = weights[r, c]
-            markers["x"].append(tx + ox)
-            markers["y"].append(ty + oy)
-            markers["customdata"].append(np.column_stack([np.arange(P), np.full(P, layers[r]), np.full(P, heads[c]),
-                                                          np.round(w, 4)]))
             if query is not None:
                 _add_rect(cyan, boxes[query, 0] + ox, boxes[query, 1] + ox, y0[query] + oy, y1[query] + oy)
             for p in np.argsort(-w, kind="stable")[:top_k]:
@@ -647,12 +645,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     if cyan["x"]:
         data.append(dict(type="scatter", mode="lines", **cyan, line=dict(color="cyan", width=1.5), hoverinfo="skip",
                          showlegend=False))
-    # WebGL: thousands of hit markers (cells x patches) as SVG paths would cost the browser most of a second
-    data.append(dict(type="scattergl", mode="markers", x=np.concatenate(markers["x"]), y=np.concatenate(markers["y"]),
-                     customdata=np.concatenate(markers["customdata"]).astype(np.float32),
-                     marker=dict(size=6, color="rgba(0,0,0,0.01)"), showlegend=False,
-                     hovertemplate="layer %{customdata[1]}, head %{customdata[2]}<br>patch %{customdata[0]}"
-                                   "<br>weight %{customdata[3]:.4f}<extra></extra>"))
+    data.append(_hover_layer(tx, ty, weights, layers, heads, dx=dx, dy=dy))
     hz = hz_ticks(cfg)
     col_s = [t for t in (0, 1, 2, 3, 4, 5, 10, 20, 30) if t < duration_s * 0.95][::2]
     width, height = n_cols * dx - (dx - duration_s), n_rows * dy - (dy - cfg.n_mels)
@@ -673,9 +666,9 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                 xanchor="left", yanchor="middle", textangle=90, showarrow=False, xshift=4, font=dict(size=12))
            for r, l in enumerate(layers)]
         + [dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; cyan = query, orange = its top "
-                     "patches (darker = more attention)", xref="paper", yref="paper", x=0.5, y=0, yshift=-28,
+                     "patches (darker = more attention); pick the query on the rollout map", xref="paper", yref="paper", x=0.5, y=0, yshift=-28,
                 showarrow=False, yanchor="top", font=dict(size=11))],
-        clickmode="event+select", dragmode=False, hovermode="closest",
+        dragmode=False, hovermode="closest",
     )
     fig = common.figure(data, layout)
     common.layout(fig, title=title, height=80 + 125 * n_rows)
@@ -683,6 +676,36 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
 
 
 _ARC_LEVELS = 6  # arc widths and colours: attention strengths binned into this many steps
+_CLEAR = [[0.0, "rgba(0,0,0,0)"], [1.0, "rgba(0,0,0,0)"]]
+
+
+def _hover_layer(tx: np.ndarray, ty: np.ndarray, weights: np.ndarray, layers: Sequence[int], heads: Sequence[int], *,
+                 dx: float, dy: float) -> dict:
+    """One transparent heatmap over every cell of :func:`attention_grid`, for hovering its patches.
+
+    Each cell is the patch grid (a column per distinct time centre, a row per
+    band centre), offset like the cell; an empty column and row between cells
+    keep one cell's hover from reaching into the next.
+    """
+    n_rows, n_cols = weights.shape[:2]
+    ux, uy = np.unique(tx), np.unique(ty)
+    col, row = np.searchsorted(ux, tx), np.searchsorted(uy, ty)
+    nx, ny = len(ux) + 1, len(uy) + 1  # each cell's patches plus one gap
+    z = np.full((n_rows * ny - 1, n_cols * nx - 1), np.nan)
+    custom = np.full(z.shape + (4,), np.nan)
+    for r in range(n_rows):
+        y0 = (n_rows - 1 - r) * ny  # row 0 (the first layer) on top
+        for c in range(n_cols):
+            z[y0 + row, c * nx + col] = weights[r, c]
+            custom[y0 + row, c * nx + col] = np.column_stack([np.arange(len(tx)), np.full(len(tx), layers[r]),
+                                                              np.full(len(tx), heads[c]), np.round(weights[r, c], 4)])
+    gap_x, gap_y = (ux[-1] + dx + ux[0]) / 2, (uy[-1] + dy + uy[0]) / 2  # midway to the next cell's first patch
+    x = np.concatenate([np.append(ux + c * dx, gap_x + c * dx) for c in range(n_cols)])[:-1]
+    y = np.concatenate([np.append(uy + r * dy, gap_y + r * dy) for r in range(n_rows)])[:-1]
+    return dict(type="heatmap", z=z, x=x, y=y, customdata=custom, colorscale=_CLEAR, showscale=False,
+                hoverongaps=False, zmin=0.0, zmax=1.0,
+                hovertemplate="layer %{customdata[1]}, head %{customdata[2]}<br>patch %{customdata[0]}"
+                              "<br>weight %{customdata[3]:.4f}<extra></extra>")
 
 
 def grid_offsets(cfg: AudioConfig, tile_shape: tuple[int, int] = (64, 108)) -> tuple[float, float]:

@@ -90,8 +90,8 @@ ui.intro(
     "In the grid, each cell is one **head** of one **layer**: the cyan box is the query patch and the "
     "orange arcs go to the patches it attends to most (thicker = more attention). The page opens on the "
     "patch the rollout map ranks highest among those covering the clip's event (for a clip without event "
-    "boxes, the highest of all); **click any patch** to make "
-    "it the query. Below, **attention rollout** multiplies attention through all layers to show "
+    "boxes, the highest of all); **click a patch on the rollout map** below to make "
+    "it the query (hovering a cell of the grid gives each patch's weight). Below, **attention rollout** multiplies attention through all layers to show "
     "which parts of the clip reach the class token that makes the decision; there too the query is cyan, and "
     "a dashed white box marks where the clip's true event is (demo clips only)."
 )
@@ -142,17 +142,17 @@ else:
     weights = cached.query_weights(folder, clip.path, layers=layers, heads=heads, query=query, channel=channel)
     fig = figures.attention_grid(X, cfg, weights=weights, layers=layers, heads=heads, patch_boxes=boxes,
                                  query=None if query == CLASS_TOKEN else query, top_k=top_k)
-    ui.plot(fig, key=GRID_KEY, stem=f"attention_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
-            on_select=partial(on_patch_click, GRID_KEY), selection_mode="points")
+    ui.plot(fig, key=GRID_KEY, stem=f"attention_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}")
 
 roll_col, control_col = st.columns([3, 2], gap="medium")
 with control_col:
     if query == CLASS_TOKEN:
         st.markdown("**Query:** the class token; its top patches are filled, darker = more attention. "
-                    "Click a patch (in the grid or on the rollout map) to query it instead.")
+                    "Click a patch on the rollout map to query it instead.")
     else:
         t0, t1, f0, f1 = boxes[query]
-        st.markdown(f"**Query:** patch {query}, {t0:.2f}–{t1:.2f} s, {f0:.0f}–{f1:.0f} Hz")
+        st.markdown(f"**Query:** patch {query}, {t0:.2f}–{t1:.2f} s, {f0:.0f}–{f1:.0f} Hz. Click another "
+                    "patch on the rollout map to query it.")
         st.button("Query the class token instead", on_click=use_class_token, key="attention_cls")
     st.markdown("**Rollout**")
     fusion = st.selectbox("Head fusion", HEAD_FUSIONS, key="attention_fusion",

@@ -133,7 +133,7 @@ def _segments(trace) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
+def test_attention_grid_draws_arcs_boxes_and_hoverable_patches():
     boxes = _patch_boxes()
     rng = np.random.default_rng(2)
     weights = rng.random((2, 3, len(boxes)))
@@ -142,7 +142,7 @@ def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
                                  patch_boxes=boxes, query=4, top_k=2)
     fig = validated(raw)
     dx, dy = figures.grid_offsets(CFG)
-    lines = [t for t in fig.data if t.mode == "lines"]
+    lines = [t for t in fig.data if getattr(t, "mode", None) == "lines"]
     arcs = [seg for t in lines if t.line.color not in ("orange", "cyan") for seg in _segments(t)]
     assert len(arcs) == 2 * 3 * 2  # top 2 in each of 6 cells
     # the first cell (layer 1, head 1: top left, so offset dy up) links the query to its two strongest patches
@@ -158,13 +158,21 @@ def test_attention_grid_draws_arcs_boxes_and_clickable_patches():
                for x, _ in _segments(widest))
     cyan = [seg for t in lines if t.line.color == "cyan" for seg in _segments(t)]
     assert len(cyan) == 6 and sorted(round(float(x.min() % dx), 6) for x, _ in cyan) == [round(boxes[4, 0], 6)] * 6
-    (clickable,) = [t for t in raw.data if t.mode == "markers"]
-    patches = np.asarray(clickable.customdata)[:, 0]
-    assert sorted(patches.astype(int)) == sorted(list(range(len(boxes))) * 6)
-    assert figures.patch_from_selection({"selection": {"points": [{"customdata": list(clickable.customdata[7])}]}}) \
-        == 7 % len(boxes)
+    # no WebGL and nothing selectable: the query is picked on the rollout map
+    assert not [t for t in raw.data if t.type == "scattergl" or getattr(t, "mode", None) == "markers"]
+    # one invisible heatmap names each patch on hover: at patch p's centre in cell (r, c), p's own weight
+    (hover,) = [t for t in raw.data if t.type == "heatmap"]
+    assert {rgba for _, rgba in hover.colorscale} == {"rgba(0,0,0,0)"} and hover.hoverongaps is False
+    z, custom, hx, hy = np.asarray(hover.z), np.asarray(hover.customdata), np.asarray(hover.x), np.asarray(hover.y)
+    tx, ty = (boxes[:, 0] + boxes[:, 1]) / 2, figures.hz_to_band((boxes[:, 2] + boxes[:, 3]) / 2, CFG)
+    assert np.isfinite(z).sum() == weights.size and np.all(np.isnan(z[:, np.isnan(z).all(axis=0)]))
+    for r, c, p in [(0, 0, 4), (1, 2, 0), (0, 1, len(boxes) - 1)]:
+        oy = (1 - r) * dy
+        i = np.argmin(np.abs(hy - (ty[p] + oy)))
+        j = np.argmin(np.abs(hx - (tx[p] + c * dx)))
+        assert custom[i, j, :3].tolist() == [p, [1, 4][r], [1, 2, 3][c]]
+        assert z[i, j] == pytest.approx(weights[r, c, p]) and custom[i, j, 3] == pytest.approx(weights[r, c, p], abs=1e-4)
     # one picture behind all six cells (the spectrogram sent once), gaps between the cells left transparent
-    assert not [t for t in raw.data if t.type == "heatmap"]
     (image,) = fig.layout.images
     picture = _png(image.source)
     assert picture[..., 3].mean() / 255 > 0.85
@@ -214,7 +222,7 @@ def test_attention_grid_for_the_class_token_fills_boxes_without_arcs():
     weights = np.random.default_rng(3).random((1, 2, len(boxes)))
     fig = validated(figures.attention_grid(np.zeros((CFG.n_mels, CFG.n_frames)), CFG, weights=weights, layers=[1],
                                            heads=[1, 2], patch_boxes=boxes, query=None, top_k=3))
-    lines = [t for t in fig.data if t.mode == "lines"]
+    lines = [t for t in fig.data if getattr(t, "mode", None) == "lines"]
     assert lines and all(t.line.color == "orange" and t.fill == "toself" for t in lines)  # filled boxes, no arcs
     assert sum(len(_segments(t)) for t in lines) == 2 * 3
 
