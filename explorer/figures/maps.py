@@ -194,7 +194,7 @@ def waveform(samples: np.ndarray, sr: int, *, title: str | None = "Waveform",
 
 def spectrogram(S: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
                 unit: str = "dB", boxes: Sequence = (), colorscale: str = "Viridis",
-                duration_s: float | None = None, height: int = 320) -> go.Figure:
+                duration_s: float | None = None, height: int = 320, max_cols: int = 432) -> go.Figure:
     """A mel spectrogram: time (s) across, mel bands up, labelled in Hz.
 
     Parameters
@@ -208,13 +208,16 @@ def spectrogram(S: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str |
         Ground-truth event boxes, drawn as white outlines.
     duration_s : float or None
         Time covered by the columns; ``None`` derives it from ``cfg``.
+    max_cols : int > 0
+        Columns sent to the browser at most (block-averaged down): a narrow
+        panel needs fewer than the clip's 431 frames.
 
     Returns
     -------
     go.Figure
     """
     fig = go.Figure()
-    _add_spectrogram(fig, S, cfg, unit=unit, colorscale=colorscale, duration_s=duration_s)
+    _add_spectrogram(fig, S, cfg, unit=unit, colorscale=colorscale, duration_s=duration_s, max_cols=max_cols)
     for box in boxes:
         _add_box(fig, box.t0_s, box.t1_s, box.f0_hz, box.f1_hz, cfg, color="white", dash="dash")
     fig.update_xaxes(title_text="time (s)")

@@ -210,7 +210,7 @@ for col, (title, group) in zip(cols, groups):
         if mean is None:
             st.caption(f"No clip is {title}.")
             continue
-        ui.plot(figures.spectrogram(mean, cfg, title=f"{title}: {len(group)} clips", unit="z"),
+        ui.plot(figures.spectrogram(mean, cfg, title=f"{title}: {len(group)} clips", unit="z", max_cols=144),
                 key=f"review_avg_{title}", stem=f"review_average_{ui.safe_stem(title)}")
 
 # -- export ----------------------------------------------------------------------------------

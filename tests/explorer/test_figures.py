@@ -258,6 +258,10 @@ def test_clip_figures_carry_units():
     assert "time (s)" in axis_titles(spec) and any("Hz" in t for t in axis_titles(spec))
     assert spec.data[0].colorbar.title.text == "dB"
     assert spec.data[0].x[-1] <= steps["db"].shape[1] * CFG.hop_length / CFG.sr
+    narrow = figures.spectrogram(steps["db"], CFG, max_cols=50)  # block-averaged, still over the whole clip
+    rows, cols = np.shape(narrow.data[0].z)
+    assert rows == CFG.n_mels and 25 <= cols <= 50 < steps["db"].shape[1]
+    assert narrow.data[0].x[-1] == pytest.approx(spec.data[0].x[-1], abs=spec.data[0].x[-1] / 25)
     validated(figures.feature_steps(steps, CFG))
     over = figures.overlay(steps["fixed"], np.random.default_rng(6).random(steps["fixed"].shape), CFG)
     assert len(over.data) == 1 and len(over.layout.images) == 1 and "time (s)" in axis_titles(over)
