@@ -33,7 +33,9 @@ def mean_excitation(model, features: np.ndarray, *, batch_size: int = 32) -> dic
     Parameters
     ----------
     model : SECNN
-    features : np.ndarray [shape=(N, n_mels, n_frames)]
+    features : np.ndarray [shape=(N, n_mels, n_frames) or (N, 1, n_mels, n_frames)]
+        Model inputs, with or without the channel axis
+        (:func:`core.evaluate.features_for` gives it).
 
     Returns
     -------
@@ -44,7 +46,8 @@ def mean_excitation(model, features: np.ndarray, *, batch_size: int = 32) -> dic
 
     sums: dict[int, np.ndarray] = {}
     for i in range(0, len(features), batch_size):
-        x = torch.as_tensor(features[i:i + batch_size], dtype=torch.float32)[:, None]
+        x = torch.as_tensor(features[i:i + batch_size], dtype=torch.float32)
+        x = x[:, None] if x.ndim == 3 else x
         for name, w in se_weights(model, x).items():
             k = int(name.removeprefix("block").removesuffix(".se"))
             sums[k] = sums.get(k, 0.0) + w.sum(axis=0)

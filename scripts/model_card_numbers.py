@@ -4,8 +4,11 @@
 """
 
 import json
+import sys
+from pathlib import Path
 
-from core.paths import CHECKPOINTS_DIR
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from core.paths import CHECKPOINTS_DIR  # noqa: E402
 
 for path in sorted(CHECKPOINTS_DIR.glob("*/checkpoint.json")):
     doc = json.loads(path.read_text())

@@ -25,6 +25,10 @@ def test_mean_excitation_is_the_mean_of_the_se_taps_over_clips(model):
     assert sorted(means) == model.se_blocks()
     for k, m in means.items():
         np.testing.assert_allclose(m, direct[f"block{k}.se"].mean(axis=0), atol=1e-6)
+    # the model's own input shape, channel axis included (what the CLI's features_for gives), means the same
+    with_channel = mean_excitation(model, x.numpy(), batch_size=4)
+    for k, m in means.items():
+        np.testing.assert_allclose(with_channel[k], m, atol=1e-6)
 
 
 def test_fixed_excitation_is_the_same_for_every_clip_and_is_restored(model):
