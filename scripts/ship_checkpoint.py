@@ -46,8 +46,8 @@ def main(src: str, dst: str, evaluate_on: str | None = None) -> None:
     path = dst / "checkpoint.json"
     doc = json.loads(path.read_text())
     meta = doc["meta"]
-    n_clips = meta["n_train"] + meta["n_val"] + meta["n_test"]
-    per_class = n_clips // len(doc["classes"])
+    trained_test = meta.get("evaluation_training_set", meta["evaluation"])["n_clips"]  # re-shipping keeps it
+    per_class = (meta["n_train"] + meta["n_val"] + trained_test) // len(doc["classes"])
     meta["data"] = f"demo sound set v{VERSION}, seed {DEFAULT_SEED} (python -m core make-demo-data)"
     if per_class != CLIPS_PER_CLASS:
         meta["data"] = (f"demo sound set v{VERSION}, seed {DEFAULT_SEED}, {per_class} clips per class "
@@ -72,11 +72,11 @@ def _evaluate_on(doc: dict, dst: Path, data: Path) -> None:
     (dst / "checkpoint.json").write_text(json.dumps(doc, indent=2) + "\n")  # load what is shipped
     loaded = load_checkpoint(dst)
     records = open_dataset(data).select(meta["test_fold"])
-    meta["evaluation_training_set"] = {k: meta["evaluation"][k] for k in ("n_clips", "accuracy", "macro_f1",
-                                                                           "roc_auc_macro")}
+    meta.setdefault("evaluation_training_set", {k: meta["evaluation"][k] for k in ("n_clips", "accuracy",
+                                                                                   "macro_f1", "roc_auc_macro")})
     meta["evaluation"] = evaluate(loaded, records, progress=True)
     meta["n_test"] = len(records)
-    meta["evaluated_on"] = f"fold {meta['test_fold']} of the default demo set ({len(records)} clips)"
+    meta["evaluated_on"] = f"fold {meta['test_fold']} of {data.name} ({len(records)} clips)"
     if "evaluation_se_bypassed" in meta:
         with loaded.model.se_bypassed():
             bypassed = evaluate(loaded, records)

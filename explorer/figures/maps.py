@@ -669,8 +669,9 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                 xanchor="left", yanchor="middle", textangle=90, showarrow=False, xshift=4, font=dict(size=12))
            for r, l in enumerate(layers)]
         + [dict(text="each cell: time (s) across, frequency (Hz, mel scale) up; cyan = query, orange = its top "
-                     "patches (darker = more attention); pick the query on the rollout map", xref="paper", yref="paper", x=0.5, y=0, yshift=-28,
-                showarrow=False, yanchor="top", font=dict(size=11))],
+                     "patches (darker = more attention); pick the query on the rollout map",
+                xref="paper", yref="paper", x=0.5, y=0, yshift=-28, showarrow=False, yanchor="top",
+                font=dict(size=11))],
         dragmode=False, hovermode="closest",
     )
     fig = common.figure(data, layout)

@@ -90,10 +90,11 @@ ui.intro(
     "In the grid, each cell is one **head** of one **layer**: the cyan box is the query patch and the "
     "orange arcs go to the patches it attends to most (thicker = more attention). The page opens on the "
     "patch the rollout map ranks highest among those covering the clip's event (for a clip without event "
-    "boxes, the highest of all); **click a patch on the rollout map** below to make "
-    "it the query (hovering a cell of the grid gives each patch's weight). Below, **attention rollout** multiplies attention through all layers to show "
-    "which parts of the clip reach the class token that makes the decision; there too the query is cyan, and "
-    "a dashed white box marks where the clip's true event is (demo clips only)."
+    "boxes, the highest of all); **click a patch on the rollout map** below to make it the query "
+    "(hovering a cell of the grid gives each patch's weight). Below, **attention rollout** multiplies "
+    "attention through all layers to show which parts of the clip reach the class token that makes the "
+    "decision; there too the query is cyan, and a dashed white box marks where the clip's true event is "
+    "(demo clips only)."
 )
 
 clip = ui.need_clip()

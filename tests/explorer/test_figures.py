@@ -171,7 +171,8 @@ def test_attention_grid_draws_arcs_boxes_and_hoverable_patches():
         i = np.argmin(np.abs(hy - (ty[p] + oy)))
         j = np.argmin(np.abs(hx - (tx[p] + c * dx)))
         assert custom[i, j, :3].tolist() == [p, [1, 4][r], [1, 2, 3][c]]
-        assert z[i, j] == pytest.approx(weights[r, c, p]) and custom[i, j, 3] == pytest.approx(weights[r, c, p], abs=1e-4)
+        assert z[i, j] == pytest.approx(weights[r, c, p])
+        assert custom[i, j, 3] == pytest.approx(weights[r, c, p], abs=1e-4)
     # one picture behind all six cells (the spectrogram sent once), gaps between the cells left transparent
     (image,) = fig.layout.images
     picture = _png(image.source)
