@@ -36,6 +36,8 @@ __all__ = [
     "spectrogram",
     "feature_steps",
     "overlay",
+    "OVERLAY_ROWS",
+    "OVERLAY_COLS",
     "top_k_bars",
     "channel_grid",
     "se_weights",
@@ -292,6 +294,11 @@ def feature_steps(steps: dict[str, np.ndarray], cfg: AudioConfig = AudioConfig()
     return fig.update_layout(margin=dict(t=55))
 
 
+# The heat an overlay sends and hovers, at most: maps come from patches or conv blocks far coarser than this, and
+# a quarter of the spectrogram's cells is a quarter of the bytes the browser parses and paints on every draw.
+OVERLAY_ROWS, OVERLAY_COLS = 64, 216
+
+
 def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *, title: str | None = None,
             unit: str = "relevance (0-1)", boxes: Sequence = (), opacity: float = 0.75,
             height: int = 320) -> go.Figure:
@@ -304,6 +311,8 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
     heat : np.ndarray [shape=(n_mels, n_frames)], in [0, 1]
         Relevance on the same grid; the colour scale runs from 0
         (transparent) to 1, so an all-zero map leaves the spectrogram bare.
+        Drawn (and hovered) block-averaged to at most ``OVERLAY_ROWS`` x
+        ``OVERLAY_COLS`` cells, about the plot's own pixels.
     boxes : sequence of objects with ``t0_s, t1_s, f0_hz, f1_hz``
         Ground-truth event boxes, drawn as white dashed outlines.
 
@@ -314,7 +323,7 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
     fig = go.Figure()
     duration_s = _columns_s(heat.shape[1], cfg)
     _add_background(fig, S, cfg, duration_s=_columns_s(S.shape[1], cfg))
-    H = shrink(heat, max_rows=cfg.n_mels, max_cols=432)
+    H = shrink(heat, max_rows=OVERLAY_ROWS, max_cols=OVERLAY_COLS)
     fig.add_trace(go.Heatmap(
         z=H, x=_time_centres(H.shape[1], duration_s), y=_band_centres(H.shape[0], cfg.n_mels),
         colorscale=[[0.0, "rgba(255,40,0,0)"], [0.35, "rgba(255,80,0,0.25)"], [1.0, "rgba(255,230,0,0.95)"]],
@@ -631,8 +640,8 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                 level = int(round((w[p] / wmax if wmax > 0 else 0.0) * (_ARC_LEVELS - 1)))
                 if query is not None:
                     bx, by = _arc_points(tx[query], ty[query], tx[p], ty[p], x_span=duration_s, y_span=cfg.n_mels)
-                    arcs[level]["x"] += list(bx + ox) + [None]
-                    arcs[level]["y"] += list(by + oy) + [None]
+                    arcs[level]["x"] += list(np.round(bx + ox, 4)) + [None]  # 4 decimals: a tenth of a pixel
+                    arcs[level]["y"] += list(np.round(by + oy, 3)) + [None]
                 _add_rect(tops[level], boxes[p, 0] + ox, boxes[p, 1] + ox, y0[p] + oy, y1[p] + oy)
     data = []
     for level in range(_ARC_LEVELS):
@@ -695,21 +704,21 @@ def _hover_layer(tx: np.ndarray, ty: np.ndarray, weights: np.ndarray, layers: Se
     ux, uy = np.unique(tx), np.unique(ty)
     col, row = np.searchsorted(ux, tx), np.searchsorted(uy, ty)
     nx, ny = len(ux) + 1, len(uy) + 1  # each cell's patches plus one gap
-    z = np.full((n_rows * ny - 1, n_cols * nx - 1), np.nan)
-    custom = np.full(z.shape + (4,), np.nan)
+    z = np.full((n_rows * ny - 1, n_cols * nx - 1), np.nan, dtype=np.float32)
+    custom = np.zeros(z.shape + (3,), dtype=np.int16)  # patch, layer, head: 6 bytes a cell, not 32 as float64
     for r in range(n_rows):
         y0 = (n_rows - 1 - r) * ny  # row 0 (the first layer) on top
         for c in range(n_cols):
             z[y0 + row, c * nx + col] = weights[r, c]
             custom[y0 + row, c * nx + col] = np.column_stack([np.arange(len(tx)), np.full(len(tx), layers[r]),
-                                                              np.full(len(tx), heads[c]), np.round(weights[r, c], 4)])
+                                                              np.full(len(tx), heads[c])])
     gap_x, gap_y = (ux[-1] + dx + ux[0]) / 2, (uy[-1] + dy + uy[0]) / 2  # midway to the next cell's first patch
     x = np.concatenate([np.append(ux + c * dx, gap_x + c * dx) for c in range(n_cols)])[:-1]
     y = np.concatenate([np.append(uy + r * dy, gap_y + r * dy) for r in range(n_rows)])[:-1]
     return dict(type="heatmap", z=z, x=x, y=y, customdata=custom, colorscale=_CLEAR, showscale=False,
                 hoverongaps=False, zmin=0.0, zmax=1.0,
                 hovertemplate="layer %{customdata[1]}, head %{customdata[2]}<br>patch %{customdata[0]}"
-                              "<br>weight %{customdata[3]:.4f}<extra></extra>")
+                              "<br>weight %{z:.4f}<extra></extra>")
 
 
 def grid_offsets(cfg: AudioConfig, tile_shape: tuple[int, int] = (64, 108)) -> tuple[float, float]:
@@ -738,6 +747,7 @@ def _tiled(tile: np.ndarray, n_rows: int, n_cols: int, *, dx: float, dy: float, 
 
 
 def _add_rect(trace: dict, x0: float, x1: float, y0: float, y1: float) -> None:
+    x0, x1, y0, y1 = (round(float(v), 4) for v in (x0, x1, y0, y1))
     trace["x"] += [x0, x1, x1, x0, x0, None]
     trace["y"] += [y0, y0, y1, y1, y0, None]
 
