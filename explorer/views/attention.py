@@ -115,10 +115,14 @@ st.markdown(ui.clip_caption(clip))
 
 samples, _, _ = cached.clip_samples(clip.path, cfg.sr)
 stereo = samples.shape[0] == 2
-c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
-channel = c1.radio("Channel", cached.CHANNELS if stereo else ("mix",), horizontal=True, key="attention_channel",
-                   format_func={"mix": "mix-down", "left": "left", "right": "right"}.get,
-                   help="The model hears the mix-down; left and right are fed to it separately to compare.")
+channel = "mix"
+if stereo:  # a mono clip has only the one channel: nothing to choose
+    c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+    channel = c1.radio("Channel", cached.CHANNELS, horizontal=True, key="attention_channel",
+                       format_func={"mix": "mix-down", "left": "left", "right": "right"}.get,
+                       help="The model hears the mix-down; left and right are fed to it separately to compare.")
+else:
+    c2, c3, c4 = st.columns([4, 1, 1])
 layers = c2.multiselect("Layers", list(range(1, n_layers + 1)),
                         default=[l for l in DEFAULT_LAYERS if l <= n_layers] or [n_layers], key="attention_layers")
 top_k = c3.slider("Top-k", min_value=1, max_value=10, value=5, key="attention_top_k")
@@ -149,13 +153,13 @@ roll_col, control_col = st.columns([3, 2], gap="medium")
 with control_col:
     if query == CLASS_TOKEN:
         st.markdown("**Query:** the class token; its top patches are filled, darker = more attention. "
-                    "Click a patch on the rollout map to query it instead.")
+                    "Click a patch on the rollout map to query it instead.\n\n**Rollout**")
     else:
         t0, t1, f0, f1 = boxes[query]
         st.markdown(f"**Query:** patch {query}, {t0:.2f}–{t1:.2f} s, {f0:.0f}–{f1:.0f} Hz. Click another "
                     "patch on the rollout map to query it.")
         st.button("Query the class token instead", on_click=use_class_token, key="attention_cls")
-    st.markdown("**Rollout**")
+        st.markdown("**Rollout**")
     fusion = st.selectbox("Head fusion", HEAD_FUSIONS, key="attention_fusion",
                           help="How the heads of a layer are combined: their mean, max or min.")
     discard = st.slider("Discard weakest links", min_value=0.0, max_value=0.95, value=0.0, step=0.05,

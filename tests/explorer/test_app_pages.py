@@ -186,6 +186,10 @@ def test_attention_page(env):
     assert at.multiselect(key="attention_layers").value == [1, 4, 8]
     keys = [c.key for c in charts(at)]
     assert keys[:2] == ["attention_grid_chart", "attention_picker_chart"]  # the grid and the rollout map
+    from core.datasets import open_dataset
+
+    channels = sf.info(str(open_dataset(env["demo"]).record(at.session_state["clip_id"]).path)).channels
+    assert len([r for r in at.radio if r.key == "attention_channel"]) == (channels == 2)  # mono: nothing to choose
     # the SE-CNN picked beside the AST is left out, and the page says why (core.methods)
     assert at.session_state["models"] == ["tiny-secnn", "tiny-ast"]
     assert any(c.value.startswith("Not shown on this page: **tiny-secnn**: attention per head and attention rollout need "
@@ -224,6 +228,11 @@ def test_attention_page_stereo_clip_shows_left_right_and_mix(env):
     assert len(charts(at)) == 5
     at.radio(key="attention_channel").set_value("left").run()
     no_exception(at)
+    mono = [r.clip_id for r in open_dataset(env["demo"]).records if sf.info(str(r.path)).channels == 1]
+    at.session_state["clip_id"] = mono[0]
+    at.run()
+    no_exception(at)
+    assert not [r for r in at.radio if r.key == "attention_channel"] and len(charts(at)) == 2  # nothing to choose
 
 
 def test_attribution_page(env):
