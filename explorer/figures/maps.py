@@ -640,8 +640,8 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                 level = int(round((w[p] / wmax if wmax > 0 else 0.0) * (_ARC_LEVELS - 1)))
                 if query is not None:
                     bx, by = _arc_points(tx[query], ty[query], tx[p], ty[p], x_span=duration_s, y_span=cfg.n_mels)
-                    arcs[level]["x"] += list(np.round(bx + ox, 4)) + [None]  # 4 decimals: a tenth of a pixel
-                    arcs[level]["y"] += list(np.round(by + oy, 3)) + [None]
+                    arcs[level]["x"] += list(np.round(bx + ox, _DECIMALS)) + [None]
+                    arcs[level]["y"] += list(np.round(by + oy, _DECIMALS)) + [None]
                 _add_rect(tops[level], boxes[p, 0] + ox, boxes[p, 1] + ox, y0[p] + oy, y1[p] + oy)
     data = []
     for level in range(_ARC_LEVELS):
@@ -689,6 +689,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
 
 
 _ARC_LEVELS = 6  # arc widths and colours: attention strengths binned into this many steps
+_DECIMALS = 4  # line coordinates sent to the browser: under a tenth of a pixel in seconds or bands
 _CLEAR = [[0.0, "rgba(0,0,0,0)"], [1.0, "rgba(0,0,0,0)"]]
 
 
@@ -747,7 +748,7 @@ def _tiled(tile: np.ndarray, n_rows: int, n_cols: int, *, dx: float, dy: float, 
 
 
 def _add_rect(trace: dict, x0: float, x1: float, y0: float, y1: float) -> None:
-    x0, x1, y0, y1 = (round(float(v), 4) for v in (x0, x1, y0, y1))
+    x0, x1, y0, y1 = (round(float(v), _DECIMALS) for v in (x0, x1, y0, y1))
     trace["x"] += [x0, x1, x1, x0, x0, None]
     trace["y"] += [y0, y0, y1, y1, y0, None]
 
