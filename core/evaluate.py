@@ -20,8 +20,10 @@ import numpy as np
 
 from core.errors import InputError
 
-__all__ = ["predict_proba", "logits_tap", "dataset_proba", "metrics", "multilabel_metrics", "evaluate", "features_for",
-           "spread", "format_report", "configure", "run"]
+__all__ = ["HEADLINE", "predict_proba", "logits_tap", "dataset_proba", "metrics", "headline", "multilabel_metrics",
+           "evaluate", "features_for", "spread", "format_report", "configure", "run"]
+
+HEADLINE = ("accuracy", "macro_f1", "roc_auc_macro")  # what a model card keeps of a second evaluation
 
 
 def predict_proba(loaded, features, *, batch_size: int = 32) -> np.ndarray:
@@ -163,6 +165,15 @@ def metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict:
         "y_true": y_true.tolist(),
         "y_pred": y_pred.tolist(),
     }
+
+
+def headline(result: dict) -> dict:
+    """The headline figures of a :func:`metrics` result, plus its clip count when it has one.
+
+    >>> headline(metrics([0, 1, 1], np.array([[.9, .1], [.2, .8], [.6, .4]]), ["a", "b"]))
+    {'n_clips': 3, 'accuracy': 0.6666666666666666, 'macro_f1': 0.6666666666666666, 'roc_auc_macro': 1.0}
+    """
+    return {k: result[k] for k in ("n_clips", *HEADLINE) if k in result}
 
 
 def multilabel_metrics(Y_true, proba, classes, *, threshold: float = 0.5) -> dict:

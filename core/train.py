@@ -470,7 +470,7 @@ def train(**kwargs) -> dict:
     import torch  # imported here so that ``python -m core`` starts fast for other commands
 
     from core.checkpoint import save_checkpoint
-    from core.evaluate import metrics, predict_proba
+    from core.evaluate import HEADLINE, metrics, predict_proba
     from core.models import build_model
 
     cfg = TrainConfig(**kwargs)
@@ -526,7 +526,7 @@ def train(**kwargs) -> dict:
     if hasattr(net_cpu, "se_bypassed") and net_cpu.se_blocks():
         with net_cpu.se_bypassed():
             bypassed = metrics(split.y_test, predict_proba(net_cpu, split.x_test), dataset.classes)
-        meta["evaluation_se_bypassed"] = {k: bypassed[k] for k in ("accuracy", "macro_f1", "roc_auc_macro")}
+        meta["evaluation_se_bypassed"] = {k: bypassed[k] for k in HEADLINE}
     if hf_model is not None:
         from core.checkpoint import save_hf_checkpoint
 

@@ -66,21 +66,20 @@ def _evaluate_on(doc: dict, dst: Path, data: Path) -> None:
     """Replace the meta's test-fold evaluation with one on ``data``'s test fold (SE bypass included)."""
     from core.checkpoint import load_checkpoint
     from core.datasets import open_dataset
-    from core.evaluate import evaluate
+    from core.evaluate import HEADLINE, evaluate, headline
 
     meta = doc["meta"]
     (dst / "checkpoint.json").write_text(json.dumps(doc, indent=2) + "\n")  # load what is shipped
     loaded = load_checkpoint(dst)
     records = open_dataset(data).select(meta["test_fold"])
-    meta.setdefault("evaluation_training_set", {k: meta["evaluation"][k] for k in ("n_clips", "accuracy",
-                                                                                   "macro_f1", "roc_auc_macro")})
+    meta.setdefault("evaluation_training_set", headline(meta["evaluation"]))
     meta["evaluation"] = evaluate(loaded, records, progress=True)
     meta["n_test"] = len(records)
     meta["evaluated_on"] = f"fold {meta['test_fold']} of {data.name} ({len(records)} clips)"
     if "evaluation_se_bypassed" in meta:
         with loaded.model.se_bypassed():
             bypassed = evaluate(loaded, records)
-        meta["evaluation_se_bypassed"] = {k: bypassed[k] for k in ("accuracy", "macro_f1", "roc_auc_macro")}
+        meta["evaluation_se_bypassed"] = {k: bypassed[k] for k in HEADLINE}
     print(f"fold {meta['test_fold']} of {data}: accuracy {meta['evaluation']['accuracy']:.3f} "
           f"(the training set's fold: {meta['evaluation_training_set']['accuracy']:.3f} on "
           f"{meta['evaluation_training_set']['n_clips']} clips)")

@@ -212,3 +212,34 @@ def test_train_command_end_to_end(tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().err
     loaded = load_checkpoint(tmp_path / "ckpt")
     assert loaded.model.config.channels == (4, 4, 4, 4, 4) and loaded.audio_cfg == AudioConfig()
+
+
+def _ship_checkpoint():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "ship_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("ship_checkpoint", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipping_keeps_the_training_runs_evaluation_and_the_decoders_of_unchanged_weights(trained, data, tmp_path):
+    ship = _ship_checkpoint()
+    src, meta = trained
+    dst = tmp_path / "shipped"
+    ship.main(src, dst, evaluate_on=data)
+    shipped = load_checkpoint(dst).meta
+    assert "dataset_fingerprint" not in shipped and shipped["data"].startswith("demo sound set")
+    assert shipped["evaluation_training_set"] == {k: meta["evaluation"][k]
+                                                  for k in ("n_clips", "accuracy", "macro_f1", "roc_auc_macro")}
+    again = evaluate(load_checkpoint(dst), open_dataset(data).select(5))
+    assert shipped["evaluation"]["y_pred"] == again["y_pred"] and shipped["n_test"] == 2
+    assert set(shipped["evaluation_se_bypassed"]) == {"accuracy", "macro_f1", "roc_auc_macro"}
+    # re-shipped (to refresh the meta) over a fitted decoder: same weights, so the decoder stays
+    (dst / "decoders").mkdir()
+    (dst / "decoders" / "fit.json").write_text("{}")
+    ship.main(src, dst, evaluate_on=data)
+    assert (dst / "decoders" / "fit.json").read_text() == "{}"
+    assert load_checkpoint(dst).meta["evaluation_training_set"] == shipped["evaluation_training_set"]
