@@ -34,7 +34,6 @@ from core.errors import InputError
 __all__ = ["Card", "FEATURE_SETS", "clip_features", "difficulty_card", "ensure_card"]
 
 CARD_FILE = "difficulty.json"
-TEST_FOLD = DEFAULT_TEST_FOLD
 FEATURE_SETS = ("per-band max", "per-band mean + std", "MFCC means (20)")
 
 
@@ -124,9 +123,9 @@ def difficulty_card(data: Dataset, cfg: AudioConfig = AudioConfig(), *, progress
     if not data.has_boxes:
         raise InputError(data.root, "the difficulty card needs ground-truth boxes (meta/boxes.csv)")
     records = data.records
-    test = np.array([r.fold == TEST_FOLD for r in records])
+    test = np.array([r.fold == DEFAULT_TEST_FOLD for r in records])
     if test.all() or not test.any():
-        raise InputError(data.root, f"the difficulty card needs clips in fold {TEST_FOLD} and in the other folds")
+        raise InputError(data.root, f"the difficulty card needs clips in fold {DEFAULT_TEST_FOLD} and in the other folds")
     feats: dict[str, list] = {name: [] for name in FEATURE_SETS}
     in_event, in_distractor, shares = [], [], []
     for r in tqdm(records, desc="difficulty card", unit="clip", disable=not progress):

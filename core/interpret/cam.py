@@ -37,10 +37,7 @@ from core.interpret.maps import (
 from core.kinds import MAP_TAP_KINDS
 from core.models import find_tap
 
-__all__ = ["BaseCAM", "CAM_TAP_KINDS"]
-
-# Tap kinds a CAM can explain: an image-like map or a token grid.
-CAM_TAP_KINDS = MAP_TAP_KINDS
+__all__ = ["BaseCAM"]
 
 
 def _targets(target: int | Sequence[int] | None, logits: torch.Tensor) -> torch.Tensor:
@@ -107,7 +104,7 @@ class BaseCAM:
             raise InputError("model", f"{type(model).__name__} lists no taps")
         for name in self.taps:
             kind = find_tap(model, name).kind
-            if kind not in CAM_TAP_KINDS:
+            if kind not in MAP_TAP_KINDS:
                 raise InputError("tap", f"{name!r} is a {kind} tap; a CAM needs a conv or token tap")
         self.grid = grid if grid is not None else getattr(model, "grid", None)
         self.n_special = n_special if n_special is not None else getattr(model, "n_special", 1)

@@ -40,12 +40,11 @@ from core.interpret import nmf
 from core.kinds import MAP_TAP_KINDS
 
 __all__ = [
-    "TAP_KINDS", "DEFAULT_TEST_FOLD", "REPORT_FILE", "decoder_taps", "split_records", "tap_data",
+    "REPORT_FILE", "decoder_taps", "split_records", "tap_data",
     "fit_tap", "fit_oracle", "score_tap", "class_bands", "class_band_check", "fit_decoders",
     "saved_taps", "load_tap", "format_table", "configure", "run",
 ]
 
-TAP_KINDS = MAP_TAP_KINDS
 REPORT_FILE = "report.json"
 ORACLE_FRAME_STEP = 32  # the oracle's basis is fitted on every 32nd training frame (sklearn's NMF on 2 cores)
 ORACLE_TEST_STEP = 4  # and scored on every 4th held-out frame (its activations are fitted frame by frame)
@@ -54,7 +53,7 @@ DISCRIMINATIVE_TOP = 3
 
 def decoder_taps(model, names: Sequence[str] | None = None) -> list:
     """The model's conv and token taps (or the named ones, which must be of those kinds), input to output."""
-    taps = [t for t in model.taps() if t.kind in TAP_KINDS]
+    taps = [t for t in model.taps() if t.kind in MAP_TAP_KINDS]
     if names:
         known = {t.name: t for t in taps}
         missing = [n for n in names if n not in known]
