@@ -489,8 +489,10 @@ def train(**kwargs) -> dict:
         hf_model = new_head(load_hf_ast(cfg.init, download=cfg.download), classes)
         cfg.audio_cfg = hf_audio_config(hf_model)
 
-        def features(y):
+        def hf_input(y):
             return hf_features(y, cfg.audio_cfg.sr, extractor=hf_model.extractor).numpy()
+
+        features = hf_input
 
     split = load_split(cfg, rng, features)
     dataset = split.dataset

@@ -29,6 +29,7 @@ import streamlit as st
 
 from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
 from core.datasets import Dataset, open_dataset
+from core.errors import InputError
 from core.paths import CHECKPOINTS_DIR
 
 if TYPE_CHECKING:  # torch (seconds to import) waits for the first model: the first page draws its clip before

@@ -38,7 +38,7 @@ from core.kinds import MAP_TAP_KINDS
 from explorer import cached
 
 __all__ = [
-    "ALL_FOLDS", "FOLDS", "CHUNK", "DECODER_FLAVOURS",
+    "ALL_FOLDS", "CHUNK", "DECODER_FLAVOURS",
     "fold_label", "fold_options", "records", "ensure_vectors", "predictions", "embedding", "evaluation",
     "decoder_taps", "decoder_source", "train_decoders", "decoders",
     "reconstructions", "pattern_audio", "progress_bar",

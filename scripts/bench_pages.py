@@ -295,6 +295,35 @@ def cold_start(timeout_s: float = 180.0, repeats: int = 2) -> dict:
             "ratio": app / bare}
 
 
+def scale_pages(folder: str, repeats: int) -> list[dict]:
+    """Warm re-render of the Embeddings and Errors pages on a dataset folder (``core.bench``'s scale table).
+
+    All folds, the shipped SE-CNN only, UMAP on the Embeddings page; the
+    caller points ``EXPLORER_CACHE`` at the cache its extraction filled.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from explorer import state
+    from explorer.cached_dataset import ALL_FOLDS
+    from explorer.state import page_file
+
+    at = AppTest.from_file(APP, default_timeout=1800)
+    at.session_state[state.MODELS] = ["secnn"]
+    at.session_state[state.DATASET_SOURCE] = "folder"
+    at.session_state[state.DATASET_FOLDER] = folder
+    at.session_state[state.FOLD] = ALL_FOLDS
+    at.session_state["embeddings_method"] = "umap"  # the Embeddings page's own radio
+    at.run()
+    rows = []
+    for page in ("embeddings", "errors"):
+        t0 = time.perf_counter()
+        at.switch_page(page_file(page)).run()
+        first_ms = (time.perf_counter() - t0) * 1000
+        if at.exception:
+            raise RuntimeError(f"{page}: {at.exception[0].value}")
+        rows.append({"page": page, "ms": _time_reruns(at, repeats, clear=False), "first_ms": first_ms})
+    return rows
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)

@@ -48,7 +48,7 @@ from core.interpret.faithfulness import (
     model_predictor,
     pointing_game_hit,
 )
-from core.interpret.methods import ENERGY, model_methods
+from core.interpret.methods import model_methods
 from core.interpret.sanity import cascading_randomisation, verdict
 
 __all__ = ["configure", "run", "faithfulness_table", "format_table", "SMOOTH_RANDOM", "CHANCE"]

@@ -34,7 +34,7 @@ core.interpret.attention : one head's raw attention for one query.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from core.audio import AudioConfig
 from core.errors import InputError
 from explorer.figures import _common as common
-from explorer.figures._common import GREYS, HZ_TICKS, MAGMA, hz_ticks, hz_to_band
+from explorer.figures._common import HZ_TICKS, MAGMA, hz_ticks, hz_to_band
 
 __all__ = [
     "HZ_TICKS",
@@ -625,7 +625,6 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     dx, dy = grid_offsets(cfg, tile.shape)
     tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
     boxes = np.asarray(patch_boxes, dtype=np.float64)
-    P = len(tx)
     wmax = float(weights.max()) if weights.size else 1.0
     arcs = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]  # by strength level
     tops = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]

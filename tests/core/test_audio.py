@@ -1,5 +1,3 @@
-import struct
-import wave
 
 import librosa
 import numpy as np
@@ -106,7 +104,6 @@ def bad_files(tmp_path):
     cases["too long"] = (write(tmp_path / "long.wav", np.zeros(4000 * 61, np.float32), sr=4000), "limit is 60 s")
     cases["low sr"] = (write(tmp_path / "low.wav", tone(sr=3000), sr=3000), "below the minimum")
     cases["too short"] = (write(tmp_path / "short.wav", np.ones(1, np.float32) * 0.1), "minimum")
-    data = (tmp_path / "zero.wav").read_bytes()
     full = write(tmp_path / "full.wav", tone())
     (tmp_path / "trunc.wav").write_bytes(full.read_bytes()[:30])
     cases["truncated header"] = (tmp_path / "trunc.wav", "")

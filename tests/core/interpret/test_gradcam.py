@@ -19,7 +19,7 @@ def minmax(a):
 
 def hand_gradcam(activations, score, shape):
     """activations (B, C, h, w) attached to score; ReLU(sum_c mean(dy/dA_c) A_c), resized, min-max."""
-    (grads,) = torch.autograd.grad(score, activations)
+    (grads,) = torch.autograd.grad(score, activations, retain_graph=True)
     weights = grads.mean(dim=(2, 3))  # (B, C)
     cam = torch.relu((weights[:, :, None, None] * activations).sum(dim=1))  # (B, h, w)
     cam = F.interpolate(cam[:, None].detach(), size=shape, mode="bilinear", align_corners=False)[:, 0]
@@ -100,16 +100,16 @@ def test_channel_weights_are_the_mean_gradient_over_both_spatial_axes(tiny_cnn):
 def test_gradcam_on_the_real_secnn_equals_hand_formula(real_secnn):
     x = torch.randn(2, 1, 32, 64, generator=torch.Generator().manual_seed(0))
     maps = GradCAM(real_secnn, ["block1", "block3"]).maps(x, target=1)
-    a1 = real_secnn.blocks[0].features(x)  # the "block1" tap: before SE
-    h = real_secnn.blocks[0](x)
-    h = real_secnn.blocks[1](h)
+    a1 = real_secnn.blocks[0].features(x)  # the "block1" tap (the first block has no SE)
+    assert real_secnn.blocks[0].se is None
+    h = real_secnn.blocks[1](a1)
     a3 = real_secnn.blocks[2].features(h)
     h = real_secnn.blocks[2].se(a3)
     for block in real_secnn.blocks[3:]:
         h = block(h)
     logits = real_secnn.out(real_secnn.head(real_secnn.pool(h).flatten(1)))
     np.testing.assert_allclose(maps["block3"], hand_gradcam(a3, logits[:, 1].sum(), (32, 64)), atol=1e-5)
-    assert maps["block1"].shape == (2, 32, 64)
+    np.testing.assert_allclose(maps["block1"], hand_gradcam(a1, logits[:, 1].sum(), (32, 64)), atol=1e-5)
 
 
 def test_gradcam_on_the_real_ast_token_grid(real_ast):
