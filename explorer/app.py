@@ -172,6 +172,9 @@ def _model_picker() -> None:
         sb.warning("No checkpoints found under `checkpoints/`.")
         st.session_state[state.MODELS] = []
         return
+    problem = cached.registry_problem()
+    if problem is not None:
+        sb.warning(f"Registered models are not listed: {problem}")
     names = list(found)
     if state.get(state.MODELS) is None:
         st.session_state[state.MODELS] = _default_models(found)

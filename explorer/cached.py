@@ -40,7 +40,8 @@ __all__ = [
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
     "method_names", "method_map", "gradcam", "scorecard", "masked_audio",
-    "spectrogram_db", "augmented", "model_x", "registered_models", "kind_label", "augmented_db", "augmented_probabilities",
+    "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
+    "augmented_probabilities",
 ]
 
 CHANNELS = ("mix", "left", "right")
@@ -82,13 +83,25 @@ def checkpoint_folders() -> dict[str, str]:
 
 
 def registered_models() -> dict[str, dict]:
-    """Models registered with ``python -m core add-model`` (an unreadable registry lists none)."""
+    """Models registered with ``python -m core add-model`` (an unreadable registry lists none:
+    :func:`registry_problem` says why)."""
     from core.registry import registered
 
     try:
         return registered()
     except InputError:
         return {}
+
+
+def registry_problem() -> str | None:
+    """Why the model registry cannot be read (file and problem), or ``None`` when it can."""
+    from core.registry import registered
+
+    try:
+        registered()
+    except InputError as error:
+        return str(error)
+    return None
 
 
 def kind_label(folder: str) -> str:

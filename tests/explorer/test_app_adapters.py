@@ -128,6 +128,25 @@ def test_a_registered_model_whose_adapter_changed_is_a_message_not_a_crash(regis
     assert at.get("plotly_chart")  # the other model still works
 
 
+def test_an_unreadable_registry_is_a_warning_and_the_shipped_models_still_open(registered, env):
+    from core.registry import registry_path
+
+    path = registry_path()
+    saved = path.read_bytes()
+    assert any(o.startswith("crnn ") for o in start(["tiny-secnn"]).sidebar.multiselect[0].options)
+    try:
+        path.write_text('{"models": {"crnn": ')  # cut off mid-write by some other tool
+        at = start(["tiny-secnn"], "views/layers.py")
+        no_exception(at)
+        assert any("Registered models are not listed" in w.value and str(path) in w.value and "not valid JSON"
+                   in w.value for w in at.sidebar.warning)
+        assert not any(o.startswith("crnn ") for o in at.sidebar.multiselect[0].options)
+        assert at.get("plotly_chart")
+        assert path.read_text() == '{"models": {"crnn": '  # the app only reads it
+    finally:
+        path.write_bytes(saved)
+
+
 def _multilabel_set(env, root: Path, n_clips: int = 12, seed: int = 0) -> tuple[Path, np.ndarray]:
     """A small dataset in ESC-50's layout whose CSV has a ';'-separated ``labels`` column."""
     import shutil
