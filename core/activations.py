@@ -348,7 +348,21 @@ def extract(
 
     Examples
     --------
-    >>> acts = extract(loaded, dataset.records, ["block3"], reduce="vector", progress=True)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from core.cache import ArrayCache
+    >>> from core.checkpoint import load_checkpoint
+    >>> from core.datasets import open_dataset
+    >>> from core.demo_data import ensure_demo_data
+    >>> from core.paths import CHECKPOINTS_DIR
+    >>> loaded = load_checkpoint(CHECKPOINTS_DIR / "secnn")
+    >>> records = open_dataset(ensure_demo_data()).select(5)[:4]
+    >>> cache = ArrayCache(tempfile.mkdtemp())
+    >>> acts = extract(loaded, records, ["block3", "embedding"], reduce="vector", cache=cache)
+    >>> acts["block3"].shape, acts["embedding"].shape, acts["labels"].tolist()
+    ((4, 64), (4, 256), [5, 4, 7, 7])
+    >>> again = extract(loaded, records, ["block3"], reduce="vector", cache=cache)  # read from disk
+    >>> cache.stats
+    CacheStats(hits=1, misses=2)
     """
     from core.models import find_tap
 

@@ -282,9 +282,10 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig(), *, resample_t
 
     Examples
     --------
-    >>> clip = load_audio("dog.wav", resample_to=44100)  # doctest: +SKIP
-    >>> clip.samples.shape, clip.is_silent  # doctest: +SKIP
-    ((1, 220500), False)
+    >>> from core.demo_data import ensure_demo_data
+    >>> clip = load_audio(ensure_demo_data() / "audio" / "1-00001-A-3.wav", resample_to=22050)
+    >>> clip.samples.shape, clip.sr, clip.is_silent  # 5 s, mono, channels first
+    ((1, 110250), 22050, False)
     """
     path = Path(path)
     if not path.exists():

@@ -352,9 +352,10 @@ def load_checkpoint(folder: str | Path, *, kind: str | None = None) -> Loaded:
 
     Examples
     --------
-    >>> loaded = load_checkpoint("checkpoints/secnn-demo")  # doctest: +SKIP
-    >>> loaded.kind, loaded.classes[:2]  # doctest: +SKIP
-    ('secnn', ['bird_chirp', 'dog_bark'])
+    >>> from core.paths import CHECKPOINTS_DIR
+    >>> loaded = load_checkpoint(CHECKPOINTS_DIR / "secnn")
+    >>> loaded.kind, loaded.classes[:2], loaded.audio_cfg.sr
+    ('secnn', ['clock_tick', 'keyboard_typing'], 44100)
     """
     folder = Path(folder).expanduser()
     if not folder.exists():

@@ -5,8 +5,13 @@ it (:func:`provides`, from its taps, its input layout and its outputs). A page
 offers the methods of :func:`applicable` whose reason is ``None`` and says the
 reason for the others.
 
->>> [(m.name, why) for m, why in applicable(loaded, "Attribution")]  # doctest: +SKIP
-[('Grad-CAM', None), ('deletion curve', 'needs an input laid out as (1, n_mels, n_frames); ...')]
+>>> from core.checkpoint import load_checkpoint
+>>> from core.paths import CHECKPOINTS_DIR
+>>> for m, why in applicable(load_checkpoint(CHECKPOINTS_DIR / "secnn"), "Attention"):
+...     print(f"{m.name}: {why}")  # doctest: +ELLIPSIS
+attention per head: needs attention weights (an attention tap); and a token grid ...
+attention rollout: needs attention weights (an attention tap); and a token grid ...
+attention over time: needs attention weights over time steps ...
 """
 
 from __future__ import annotations

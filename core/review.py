@@ -13,7 +13,12 @@ a newer version of this code, or in a folder that cannot be written) raises
 :class:`~core.errors.InputError` naming the file and the problem; the app shows
 it and goes on without the store.
 
->>> store = VerdictStore(":memory:")  # doctest: +SKIP
+>>> import tempfile
+>>> store = VerdictStore(Path(tempfile.mkdtemp()) / "verdicts.sqlite")
+>>> key = dict(dataset="74683f6a72585acd", clip_id="5-00003-A-5.wav", model="secnn", checkpoint="c0ffee")
+>>> _ = store.save(Verdict(**key, verdict="label error", note="a rising whistle, labelled falling"))
+>>> VerdictStore(store.path).get(**key).verdict  # another connection (tab, process) reads it back
+'label error'
 """
 
 from __future__ import annotations

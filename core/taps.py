@@ -1,9 +1,13 @@
 """Record what named layers of a model output, through forward hooks, without editing the model.
 
->>> with record(model, ["block3", "block3.se"]) as rec:  # doctest: +SKIP
+>>> from core.checkpoint import load_checkpoint
+>>> from core.paths import CHECKPOINTS_DIR
+>>> model = load_checkpoint(CHECKPOINTS_DIR / "secnn").model
+>>> x = torch.zeros(2, 1, 128, 431)  # two clips' log-mel spectrograms
+>>> with record(model, ["block3", "block3.se"]) as rec:
 ...     logits = model(x)
->>> rec.outputs["block3.se"].shape  # doctest: +SKIP
-torch.Size([8, 64])
+>>> rec.outputs["block3"].shape, rec.outputs["block3.se"].shape  # (B, C, F, T) before SE; (B, C) its weights
+(torch.Size([2, 64, 16, 53]), torch.Size([2, 64]))
 
 Leaving the block removes every hook (and restores any attention switch it
 turned on), also when the forward pass raises.

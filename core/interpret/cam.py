@@ -82,8 +82,14 @@ class BaseCAM:
 
     Examples
     --------
-    >>> cam = GradCAM(model, ["block3", "block4"])  # doctest: +SKIP
-    >>> per_tap = cam.maps(x, target=7)  # {"block3": (B, n_mels, n_frames), ...}  # doctest: +SKIP
+    >>> from core.checkpoint import load_checkpoint
+    >>> from core.interpret.gradcam import GradCAM
+    >>> from core.paths import CHECKPOINTS_DIR
+    >>> model = load_checkpoint(CHECKPOINTS_DIR / "secnn").model
+    >>> x = torch.randn(2, 1, 128, 431, generator=torch.Generator().manual_seed(0))
+    >>> per_tap = GradCAM(model, ["block3", "block4"]).maps(x, target=7)
+    >>> {tap: m.shape for tap, m in per_tap.items()}  # (B, n_mels, n_frames) each, in [0, 1]
+    {'block3': (2, 128, 431), 'block4': (2, 128, 431)}
     """
 
     uses_gradients = True

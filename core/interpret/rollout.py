@@ -139,8 +139,15 @@ def rollout(
 
     Examples
     --------
-    >>> logits, attentions = model(x, output_attentions=True)  # doctest: +SKIP
-    >>> joint = rollout(attentions, head_fusion="max", discard_ratio=0.9)  # doctest: +SKIP
+    >>> from core.checkpoint import load_checkpoint
+    >>> from core.paths import CHECKPOINTS_DIR
+    >>> model = load_checkpoint(CHECKPOINTS_DIR / "ast").model
+    >>> logits, attentions = model(torch.zeros(1, 1, 128, 431), output_attentions=True)
+    >>> len(attentions), attentions[0].shape  # per layer: (B, heads, S, S); S = class token + 216 patches
+    (8, torch.Size([1, 8, 217, 217]))
+    >>> joint = rollout(attentions, head_fusion="max", discard_ratio=0.9)
+    >>> joint.shape, bool(torch.allclose(joint.sum(-1), torch.ones(1, 217, dtype=joint.dtype)))
+    (torch.Size([1, 217, 217]), True)
     """
     if head_fusion not in HEAD_FUSIONS:
         raise InputError("head_fusion", f"{head_fusion!r} is not one of {', '.join(HEAD_FUSIONS)}")

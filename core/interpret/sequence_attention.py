@@ -10,9 +10,18 @@ Evidence beside the picture: the share of a query's attention that lands on
 the clip's event, against the event's share of the time steps, which is what
 uniform attention would give.
 
->>> w = time_attention(model, x, "attn.attn")  # doctest: +SKIP
->>> w.shape  # (heads or 1, T queries, T keys), rows sum to 1  # doctest: +SKIP
-(1, 78, 78)
+A query attending 0.7 to the first of 4 steps over 5 s, 0.1 to each other one,
+with an event from 1 to 2 s (steps 0 and 1):
+
+>>> edges = token_edges(4, 5.0)
+>>> on_event = event_tokens(edges, [(1.0, 2.0)])
+>>> edges.tolist(), on_event.tolist()
+([0.0, 1.25, 2.5, 3.75, 5.0], [True, True, False, False])
+>>> event_share(np.array([[[0.7, 0.1, 0.1, 0.1]]]), on_event)  # (heads, queries, keys)
+{'share': array([0.8]), 'chance': 0.5, 'ratio': array([1.6])}
+
+:func:`time_attention` reads the weights from a model's attention tap:
+``(heads or 1, T queries, T keys)``, rows summing to 1.
 """
 
 from __future__ import annotations
