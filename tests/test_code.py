@@ -10,7 +10,6 @@ import ast
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "explorer")
