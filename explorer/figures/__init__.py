@@ -15,4 +15,3 @@ on its own.
 
 from explorer.figures.maps import *  # noqa: F401,F403
 from explorer.figures.maps import __all__  # noqa: F401
-from explorer.figures.maps import _duration  # noqa: F401  (views/attention.py: the time axis of a sequence model)

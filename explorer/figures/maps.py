@@ -34,6 +34,7 @@ __all__ = [
     "shrink",
     "waveform",
     "spectrogram",
+    "extent_s",
     "feature_steps",
     "overlay",
     "OVERLAY_ROWS",
@@ -239,8 +240,9 @@ def _add_spectrogram(fig, S, cfg, *, unit, colorscale, duration_s=None, row=None
     ), row=row, col=col)
 
 
-def _duration(cfg: AudioConfig, n_cols: int = 1) -> float:
-    """Time covered by the model's ``n_frames`` columns, in s."""
+def extent_s(cfg: AudioConfig) -> float:
+    """The time axis of a drawn spectrogram, in s: ``n_frames`` columns of one hop each (a frame's column spans
+    its hop, so this is one hop more than :attr:`core.audio.AudioConfig.clip_duration_s`)."""
     return _columns_s(cfg.n_frames, cfg)
 
 
@@ -426,7 +428,7 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = A
     n_rows = max(1, int(np.ceil(len(channels) / n_cols)))
     selected = maps[channels] if channels else maps[:0]
     zmin, zmax = (float(selected.min()), float(selected.max())) if selected.size else (0.0, 1.0)
-    duration_s = _duration(cfg)
+    duration_s = extent_s(cfg)
     ticks = hz_ticks(cfg)
     hspace = 0.025
     width = (1.0 - hspace * (n_cols - 1)) / n_cols
@@ -620,7 +622,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     n_rows, n_cols = len(layers), len(heads)
     if weights.shape[:2] != (n_rows, n_cols):
         raise InputError("weights", f"shape {weights.shape}; expected ({n_rows}, {n_cols}, P)")
-    duration_s = _duration(cfg)
+    duration_s = extent_s(cfg)
     tile = _quantise(shrink(S, max_rows=64, max_cols=108))
     dx, dy = grid_offsets(cfg, tile.shape)
     tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
@@ -728,14 +730,14 @@ def grid_offsets(cfg: AudioConfig, tile_shape: tuple[int, int] = (64, 108)) -> t
     picture's cells land exactly on the cells' axes.
     """
     rows, cols = tile_shape
-    duration_s = _duration(cfg)
+    duration_s = extent_s(cfg)
     return duration_s * (cols + 6) / cols, cfg.n_mels * (rows + 8) / rows
 
 
 def _tiled(tile: np.ndarray, n_rows: int, n_cols: int, *, dx: float, dy: float, cfg: AudioConfig) -> np.ndarray:
     """The grey tile (row 0 = lowest band) copied into every cell of the grid, gaps transparent: RGBA, top row first."""
     h, w = tile.shape
-    gap_x = int(round(w * (dx / _duration(cfg) - 1)))
+    gap_x = int(round(w * (dx / extent_s(cfg) - 1)))
     gap_y = int(round(h * (dy / cfg.n_mels - 1)))
     picture = np.zeros((n_rows * (h + gap_y) - gap_y, n_cols * (w + gap_x) - gap_x, 4), dtype=np.uint8)
     rgba = np.concatenate([np.repeat(tile[::-1, :, None], 3, axis=2), np.full((h, w, 1), 255, np.uint8)], axis=2)

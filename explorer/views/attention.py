@@ -47,7 +47,7 @@ def attention_over_time(loaded, folder: str, clip, model_name: str) -> None:
         st.error(str(error))
         st.stop()
     n_heads, n_tokens = weights.shape[0], weights.shape[-1]
-    edges = token_edges(n_tokens, figures._duration(cfg))
+    edges = token_edges(n_tokens, figures.extent_s(cfg))
     st.caption(f"{model_name} attends over {n_tokens} time steps, not spectrogram patches. Each step is read as "
                f"{edges[1]:.3f} s of the clip, equally spaced (an assumption about the model: true when its "
                f"layers pool over the clip's frames). "
