@@ -39,3 +39,15 @@ def test_scale_folder_links_the_clips_into_a_bigger_dataset(tmp_path):
     assert big.records[4].path.samefile(source / "audio" / "c1.wav")  # a link, not a copy
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
     assert scale_folder(source, 7, tmp_path / "big") == tmp_path / "big"  # reused as it is
+
+
+def test_the_scale_tables_page_rerender_runs_on_a_linked_folder(tmp_path, demo_dir):
+    """bench --full's Embeddings and Errors rerender (scripts/bench_pages.py --scale-folder, in a subprocess)
+    on a small linked set: a page that fails, or a driver that no longer runs, is a row without timings."""
+    from core.bench import _scale_pages, scale_folder
+
+    root = scale_folder(demo_dir, 30, tmp_path / "scale-30")
+    row = _scale_pages(root, tmp_path / "cache", repeats=1)
+    assert "pages_note" not in row, row["pages_note"]
+    assert row["embeddings_ms"] > 0 and row["errors_ms"] > 0 and row["embeddings_first_s"] > 0
+    assert any((tmp_path / "cache").rglob("*.npy"))  # the pages extracted into the cache they were given
