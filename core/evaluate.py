@@ -5,7 +5,7 @@ the rest) and the confusion matrix; printed as a table and saved as JSON.
 torch and scikit-learn are imported when used, so that ``python -m core``
 starts fast for the other commands.
 
-    python -m core evaluate --checkpoint checkpoints/secnn-demo --data DIR --fold 5 --out results/eval.json
+    python -m core evaluate --checkpoint checkpoints/secnn --data DIR --fold 5 --out results/eval.json
 """
 
 from __future__ import annotations

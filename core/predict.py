@@ -1,6 +1,6 @@
 """``python -m core predict``: a checkpoint's top-k classes for audio files.
 
-    python -m core predict --checkpoint checkpoints/secnn-demo --top-k 3 dog.wav rain.flac
+    python -m core predict --checkpoint checkpoints/secnn --top-k 3 dog.wav rain.flac
 
 The first ``n_frames`` of each file (5 s for the shipped models) are
 classified. A file that is not usable audio ends the command with status 2 and

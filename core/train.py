@@ -1,6 +1,6 @@
 """``python -m core train``: train a model on a dataset folder and write a checkpoint.
 
-    python -m core train --model secnn --data DIR --test-fold 5 --epochs 40 --out checkpoints/secnn-demo
+    python -m core train --model secnn --data DIR --test-fold 5 --epochs 40 --out checkpoints/my-secnn
 
 Adam; the learning rate halves when the validation loss stops improving
 (``ReduceLROnPlateau``); training stops early when it has not improved for

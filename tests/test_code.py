@@ -116,3 +116,45 @@ def test_pyflakes_finds_no_undefined_names_or_dead_code():
         if "# noqa" not in source[message.lineno - 1]:
             found.append(str(message))
     assert found == []
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """Every ``python -m core COMMAND ...`` written in the READMEs and in core's docstrings: (where, command line).
+
+    Continuation lines are joined; optional parts in brackets and trailing comments are dropped."""
+    import re
+
+    sources = [REPO / "README.md", REPO / "checkpoints" / "README.md", *sorted((REPO / "core").rglob("*.py"))]
+    found = []
+    for path in sources:
+        text = path.read_text().replace("\\\n", " ")
+        for match in re.finditer(r"python -m core ([a-z][a-z-]*)([^`\"'\n#]*)", text):
+            line = re.sub(r"\[[^\]]*\]", "", f"{match.group(1)} {match.group(2)}")
+            found.append((path.relative_to(REPO).as_posix(), " ".join(line.split())))
+    return found
+
+
+def test_every_documented_core_command_parses():
+    """A renamed command or option leaves no stale example behind: each is parsed by the CLI's own parser, and
+    a shipped checkpoint it names exists."""
+    import shlex
+
+    from core.cli import COMMANDS, build_parser
+
+    commands = documented_commands()
+    assert len(commands) > 30 and any(c.startswith("train --model") for _, c in commands)  # they were found
+    wrong = []
+    for where, line in commands:
+        argv = shlex.split(line)
+        if argv[0] not in COMMANDS:
+            wrong.append(f"{where}: {line} (no such command)")
+        elif any(a.startswith("-") for a in argv):  # with options (words alone may be prose: "... first")
+            try:
+                args = build_parser(argv[0]).parse_args(argv)
+            except SystemExit:
+                wrong.append(f"{where}: {line}")
+                continue
+            shipped = str(getattr(args, "checkpoint", None) or "")
+            if shipped.startswith("checkpoints/") and not (REPO / shipped / "checkpoint.json").is_file():
+                wrong.append(f"{where}: {line} (no shipped checkpoint {shipped})")
+    assert wrong == []

@@ -22,7 +22,7 @@ cells in the boxes). A method that loses to a baseline is reported as it is.
 
 Examples
 --------
-``python -m core explain-report --checkpoint checkpoints/secnn --data .cache/demo-seed0 --fold 5 --limit 20``
+``python -m core explain-report --checkpoint checkpoints/secnn --data .cache/demo-v2-seed0 --fold 5 --limit 20``
 """
 
 from __future__ import annotations
