@@ -125,7 +125,8 @@ def difficulty_card(data: Dataset, cfg: AudioConfig = AudioConfig(), *, progress
     records = data.records
     test = np.array([r.fold == DEFAULT_TEST_FOLD for r in records])
     if test.all() or not test.any():
-        raise InputError(data.root, f"the difficulty card needs clips in fold {DEFAULT_TEST_FOLD} and in the other folds")
+        raise InputError(data.root, f"the difficulty card needs clips in fold {DEFAULT_TEST_FOLD} and in the "
+                                    "other folds")
     feats: dict[str, list] = {name: [] for name in FEATURE_SETS}
     in_event, in_distractor, shares = [], [], []
     for r in tqdm(records, desc="difficulty card", unit="clip", disable=not progress):
