@@ -118,9 +118,9 @@ def need_models(page: str | None = None, *, what: str = "a model") -> list[tuple
     """The chosen models, or stop the page with a message naming what to pick.
 
     With ``page``, only the models for which some of the page's methods apply
-    (:func:`core.methods.applicable`); the page says why each other chosen model is left out.
+    (:func:`core.applicability.applicable`); the page says why each other chosen model is left out.
     """
-    from core.methods import applicable
+    from core.applicability import applicable
 
     models, left_out = chosen_models(), []
     if page is not None:
@@ -215,8 +215,9 @@ def scorecard(card: dict) -> None:
 
 
 def method_notes(loaded, page: str) -> list[str]:
-    """The page's methods that apply to the model (:func:`core.methods.applicable`); a caption says why the others don't."""
-    from core.methods import applicable
+    """The page's methods that apply to the model (:func:`core.applicability.applicable`); a caption says why
+    the others don't."""
+    from core.applicability import applicable
 
     rows = applicable(loaded, page)
     skipped = [f"**{m.name}** {why}" for m, why in rows if why is not None]

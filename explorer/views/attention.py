@@ -11,7 +11,7 @@ from core.errors import InputError
 from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
 from core.interpret.methods import rollout_name
 from core.interpret.rollout import HEAD_FUSIONS
-from core.methods import usable
+from core.applicability import usable
 from explorer import cached, figures, state, ui
 
 GRID_KEY = "attention_grid_chart"

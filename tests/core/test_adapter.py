@@ -19,7 +19,7 @@ from core.checkpoint import load_checkpoint
 from core.cli import main
 from core.errors import InputError
 from core.interpret.gradcam import GradCAM
-from core.methods import applicable, usable
+from core.applicability import applicable, usable
 from core.models.adapter import load_adapter
 from core.registry import add_model, registered, registry_path
 

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from core.checkpoint import load_checkpoint
 from core.cli import main
-from core.methods import usable
+from core.applicability import usable
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

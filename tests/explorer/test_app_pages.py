@@ -190,7 +190,7 @@ def test_attention_page(env):
 
     channels = sf.info(str(open_dataset(env["demo"]).record(at.session_state["clip_id"]).path)).channels
     assert len([r for r in at.radio if r.key == "attention_channel"]) == (channels == 2)  # mono: nothing to choose
-    # the SE-CNN picked beside the AST is left out, and the page says why (core.methods)
+    # the SE-CNN picked beside the AST is left out, and the page says why (core.applicability)
     assert at.session_state["models"] == ["tiny-secnn", "tiny-ast"]
     assert any(c.value.startswith("Not shown on this page: **tiny-secnn**: attention per head and attention rollout need "
                                   "attention weights")
