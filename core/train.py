@@ -37,7 +37,11 @@ from core.errors import InputError
 from core.kinds import TRAINABLE_KINDS
 
 __all__ = ["TrainConfig", "Split", "train", "load_split", "distillation_loss", "fit", "describe", "pick_device",
-           "stratified_split", "parse_overrides", "configure", "run"]
+           "stratified_split", "parse_overrides", "save_training_state", "load_training_state", "STATE_FILE",
+           "configure", "run"]
+
+# Written into the output folder after every epoch: what `train --resume` continues from.
+STATE_FILE = "training-state.pt"
 
 
 def stratified_split(labels, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +161,7 @@ class TrainConfig:
     init: str | Path | None = None
     download: bool = False
     amp: bool = True
+    resume: bool = False
 
     def check(self) -> None:
         """Raise :class:`InputError` for a value no run can use."""
@@ -283,12 +288,65 @@ def distillation_loss(logits, targets, weights, teacher_logits=None, *, weight: 
     return (1 - weight) * hard + weight * kl
 
 
+def _settings(cfg: TrainConfig) -> dict:
+    """What a resumed run must share with the run it continues: every setting but the bookkeeping ones.
+
+    ``epochs`` may grow on resume with the plateau schedule (the cosine one is laid out over ``epochs``).
+    """
+    skip = {"out", "progress", "device", "resume", "epochs"} - ({"epochs"} if cfg.schedule == "cosine" else set())
+    return {k: json.loads(json.dumps(v, default=str)) for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+
+
+def save_training_state(out: str | Path, state: dict) -> Path:
+    """Write ``state`` (tensors, numbers, strings, lists and dicts only) to ``out/training-state.pt``.
+
+    Written to a temporary file and renamed into place, so a run killed while
+    saving leaves the previous epoch's state whole.
+    """
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out / STATE_FILE)
+    return out / STATE_FILE
+
+
+def load_training_state(out: str | Path, cfg: TrainConfig) -> dict | None:
+    """The state :func:`fit` saved in ``out`` after its last finished epoch, or ``None`` when there is none.
+
+    Read with ``weights_only=True`` (never unpickled beyond tensors and plain
+    values). A state saved with other settings is refused with
+    :class:`InputError` naming the first setting that differs.
+    """
+    import torch
+
+    path = Path(out) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (any unreadable file is the same message)
+        raise InputError(path, f"not a readable training state ({type(exc).__name__}: {exc})") from None
+    saved, now = state.get("settings", {}), _settings(cfg)
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            raise InputError(path, f"saved by a run with {key}={saved.get(key)!r}, this one has "
+                                   f"{now.get(key)!r}; resume with the same settings or write to another --out")
+    return state
+
+
 def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: str, *, teacher_net=None,
-        features=None) -> tuple[list[dict], dict]:
+        features=None, state: dict | None = None) -> tuple[list[dict], dict]:
     """The training loop: Adam, LR halved on plateau, early stopping, augmentation and mixup.
 
     On CUDA with ``cfg.amp`` the forward passes run in bfloat16 autocast
-    (mixed precision); on the CPU in float32, as always.
+    (mixed precision); on the CPU in float32, as always. After every epoch the
+    whole state (weights, best weights, optimiser, schedule, random generators,
+    history) is saved with :func:`save_training_state`; ``state``, as
+    :func:`load_training_state` returns it, continues from there, so a resumed
+    run ends with the weights an uninterrupted one would have.
 
     Returns
     -------
@@ -304,11 +362,12 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
     augment, labels, waves, plain = cfg.augment, split.labels, split.waves, split.plain
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "cosine":
-        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs)
-        end_of_epoch = lambda val_loss: cosine.step()  # noqa: E731 (the rate follows the epoch count alone)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs)
+        end_of_epoch = lambda val_loss: scheduler.step()  # noqa: E731 (the rate follows the epoch count alone)
     else:
-        end_of_epoch = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
-                                                                  patience=max(1, cfg.patience // 3)).step
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=0.5,
+                                                               patience=max(1, cfg.patience // 3))
+        end_of_epoch = scheduler.step
     amp = cfg.amp and device == "cuda"
 
     def autocast():
@@ -324,8 +383,21 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
         return distillation_loss(logits, targets, weights, teacher, weight=cfg.distill_weight,
                                  temperature=cfg.distill_temperature)
 
-    history, best, best_loss, since_best = [], None, float("inf"), 0
-    for epoch in range(1, cfg.epochs + 1):
+    history, best, best_loss, since_best, first = [], None, float("inf"), 0, 1
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        history, best_loss, since_best = state["history"], state["best_loss"], state["since_best"]
+        best = {"epoch": state["best_epoch"], "state": state["best_state"]} if state["best_state"] else None
+        first = len(history) + 1
+        if cfg.progress:
+            tqdm.write(f"resuming after epoch {len(history)} (best so far: epoch {state['best_epoch']})")
+    for epoch in range(first, cfg.epochs + 1):
+        if since_best >= cfg.patience:  # a resumed run that had already stopped early
+            break
         t0 = time.perf_counter()
         net.train()
         order = rng.permutation(split.train_idx)
@@ -370,8 +442,13 @@ def fit(net, split: Split, cfg: TrainConfig, rng: np.random.Generator, device: s
             best = {"epoch": epoch, "state": copy.deepcopy(net.state_dict())}
         else:
             since_best += 1
-            if since_best >= cfg.patience:
-                break
+        save_training_state(cfg.out, {
+            "settings": _settings(cfg), "history": history, "best_loss": best_loss, "since_best": since_best,
+            "best_epoch": best["epoch"] if best else 0, "best_state": best["state"] if best else {},
+            "model": net.state_dict(), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state})
+        if since_best >= cfg.patience:
+            break
     if best is None:  # the validation loss was never finite: keep the last epoch
         best = {"epoch": len(history), "state": copy.deepcopy(net.state_dict())}
     net.load_state_dict(best["state"])
@@ -459,6 +536,9 @@ def train(**kwargs) -> dict:
     init : str, Path or None
         For ``"hf-ast"``: a Hugging Face AST folder or hub id (from the local
         cache; ``download=True`` fetches that id when it is not there).
+    resume : bool
+        Continue from ``out/training-state.pt`` (saved after every epoch) when
+        it is there; a run whose epochs are all done only evaluates and saves.
 
     Returns
     -------
@@ -518,7 +598,8 @@ def train(**kwargs) -> dict:
     if cfg.progress:
         amp = " with bfloat16 mixed precision" if device == "cuda" and cfg.amp else ""
         print(f"training {cfg.model} on {device}{amp}", file=sys.stderr)
-    history, best = fit(net, split, cfg, rng, device, teacher_net=teacher_net, features=features)
+    state = load_training_state(cfg.out, cfg) if cfg.resume else None
+    history, best = fit(net, split, cfg, rng, device, teacher_net=teacher_net, features=features, state=state)
     net_cpu = net.to("cpu")
 
     evaluation = metrics(split.y_test, predict_proba(net_cpu, split.x_test), dataset.classes)
@@ -572,6 +653,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true",
                         help="hf-ast: download --init's hub id when it is not in the local Hugging Face cache")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"continue from --out's {STATE_FILE} (saved after every epoch) with the same settings; "
+                             "with the plateau schedule --epochs may be raised")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -590,7 +674,7 @@ def run(args: argparse.Namespace) -> int:
                  config=parse_overrides(args.config),
                  augment=augment, device=args.device, progress=not args.no_progress, teacher=args.teacher,
                  distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
-                 init=args.init, download=args.download, amp=not args.no_amp)
+                 init=args.init, download=args.download, amp=not args.no_amp, resume=args.resume)
     ev = meta["evaluation"]
     line = (f"saved {args.out}: {meta['epochs_run']} epochs in {meta['time_s']:.0f} s on {meta['device']}; "
             f"fold {args.test_fold} "

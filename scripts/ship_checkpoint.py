@@ -40,7 +40,7 @@ def main(src: str, dst: str, evaluate_on: str | None = None) -> None:
         elif (dst / "decoders").is_dir():
             print(f"{dst}/decoders dropped: the weights changed; refit them with python -m core fit-decoders")
         shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("decoders"))
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("decoders", "training-state.pt*"))
         if keep:
             shutil.copytree(Path(tmp) / "decoders", dst / "decoders")
     path = dst / "checkpoint.json"

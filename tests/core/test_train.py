@@ -117,6 +117,48 @@ def test_cosine_schedule_with_spec_augment_decays_the_rate_to_zero(data, tmp_pat
               audio_cfg=CFG, progress=False)
 
 
+class _Killed(Exception):
+    """Stands for the process being killed right after an epoch's state reached the disk."""
+
+
+def test_a_killed_run_resumes_at_its_last_epoch_and_ends_as_an_uninterrupted_one(data, tmp_path, monkeypatch):
+    import core.train as train_module
+
+    # mixup, noise/shift augmentation and the AST's dropout all draw from the generators the state must carry
+    common = dict(model="ast", data=data, test_fold=5, batch_size=4, val_fraction=0.25, config={**AST, "dropout": 0.2},
+                  audio_cfg=CFG, device="cpu", progress=False, patience=5, seed=3)
+    whole = train(epochs=3, out=tmp_path / "whole", **common)
+
+    saved = train_module.save_training_state
+    calls = []
+
+    def killed_after_two(out, state):
+        path = saved(out, state)
+        calls.append(len(state["history"]))
+        if len(calls) == 2:
+            raise _Killed
+        return path
+
+    monkeypatch.setattr(train_module, "save_training_state", killed_after_two)
+    with pytest.raises(_Killed):
+        train(epochs=3, out=tmp_path / "cut", **common)
+    monkeypatch.setattr(train_module, "save_training_state", saved)
+    assert not (tmp_path / "cut" / "checkpoint.json").exists() and calls == [1, 2]
+
+    resumed = train(epochs=3, out=tmp_path / "cut", resume=True, **common)
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3]
+    for a, b in zip(whole["history"], resumed["history"]):
+        assert (a["train_loss"], a["val_loss"], a["lr"]) == (b["train_loss"], b["val_loss"], b["lr"])
+    w, r = (load_checkpoint(tmp_path / d).model.state_dict() for d in ("whole", "cut"))
+    assert all(torch.equal(w[k], r[k]) for k in w)
+
+    # other settings are refused, naming the one that differs; a finished run only evaluates again
+    with pytest.raises(InputError, match="lr="):
+        train(epochs=3, out=tmp_path / "cut", resume=True, lr=0.5, **common)
+    again = train(epochs=3, out=tmp_path / "cut", resume=True, **common)
+    assert again["history"] == resumed["history"]
+
+
 def test_bad_arguments_are_refused(data, tmp_path):
     common = dict(data=data, out=tmp_path / "x", audio_cfg=CFG, progress=False)
     with pytest.raises(InputError, match="fold 7"):
