@@ -216,9 +216,9 @@ def _hub_box() -> None:
             st.checkbox("Download it if it is not on this computer", key=HUB_DOWNLOAD, value=False,
                         help="Without this, only the local Hugging Face cache is read and nothing is downloaded.")
             st.form_submit_button("Add", on_click=_add_hub_model)
-        kind, text = st.session_state.pop(HUB_MESSAGE, (None, None))
-        if kind is not None:
-            (st.error if kind == "error" else st.success)(text)
+        level, text = st.session_state.pop(HUB_MESSAGE, (None, None))
+        if level is not None:
+            (st.error if level == "error" else st.success)(text)
 
 
 def _cache_box() -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
+from core.audio import AudioConfig, feature_steps, fit_duration, load_audio
 from core.datasets import Dataset, open_dataset
 from core.errors import InputError
 from core.paths import CHECKPOINTS_DIR
@@ -250,34 +250,19 @@ def steps(path: str, cfg_json: str) -> dict[str, np.ndarray]:
 def model_x(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
     """The model's own input for a clip (:meth:`core.checkpoint.Loaded.input`), without the batch axis.
 
-    ``input_json`` is :func:`input_key`. The channel is cut or zero-padded to
-    the model's clip length first, as :func:`core.datasets.load_mono` does.
+    ``input_json`` is :func:`input_key`.
     """
-    folder = json.loads(input_json)["frontend"]
-    loaded = checkpoint(folder)
-    cfg = loaded.audio_cfg
-    samples, _, _ = clip_samples(path, cfg.sr)
-    y = _channel(samples, channel)
-    if loaded.kind != "hf-ast":  # its extractor takes the clip as it is
-        y = fit_duration(y, cfg.hop_length * (cfg.n_frames - 1))
-    return loaded.input(y, cfg.sr)
+    loaded = checkpoint(json.loads(input_json)["frontend"])
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
+    return loaded.input(_channel(samples, channel), loaded.audio_cfg.sr)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_input(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
-    """The spectrogram the model sees, on our axes: np.ndarray [shape=(n_mels, n_frames)], float32.
-
-    A mel-time model's input as it is; a time-first model's transposed; for
-    a waveform model, which sees no spectrogram, the log-mel of its
-    ``audio_cfg`` (the axes its maps are drawn on).
-    """
+    """The spectrogram the model sees, on our axes: :meth:`core.checkpoint.Loaded.spectrogram`."""
     loaded = checkpoint(json.loads(input_json)["frontend"])
-    if loaded.layout == "waveform":
-        cfg = loaded.audio_cfg
-        samples, _, _ = clip_samples(path, cfg.sr)
-        return log_mel(fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1)), cfg)
-    x = model_x(path, input_json, channel)[0]
-    return np.ascontiguousarray(x.T if loaded.layout == "time-mel" else x)
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
+    return loaded.spectrogram(_channel(samples, channel), loaded.audio_cfg.sr)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -285,7 +270,7 @@ def spectrogram_db(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray
     """The clip in dB on the model's grid (for listening back): np.ndarray [shape=(n_mels, n_frames)]."""
     cfg = _cfg(cfg_json)
     samples, _, _ = clip_samples(path, cfg.sr)
-    y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
+    y = fit_duration(_channel(samples, channel), cfg.n_samples)
     return feature_steps(y, cfg)["db"][:, : cfg.n_frames]
 
 
@@ -316,7 +301,7 @@ def augmented(path: str, sr: int, colour: str, snr_db: float, max_shift: float, 
 
 def _augmented_mix(path: str, cfg: AudioConfig, colour: str, snr_db: float, max_shift: float) -> np.ndarray:
     samples = augmented(path, cfg.sr, colour, snr_db, max_shift)
-    return fit_duration(_channel(samples, "mix"), cfg.hop_length * (cfg.n_frames - 1))
+    return fit_duration(_channel(samples, "mix"), cfg.n_samples)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -466,10 +451,7 @@ def stereo_rollout(folder: str, path: str, *, head_fusion: str = "mean",
     from core.interpret.rollout import stereo_rollout as core_stereo_rollout
 
     loaded = checkpoint(folder)
-    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
-    if loaded.kind != "hf-ast":
-        samples = np.stack([fit_duration(c, loaded.audio_cfg.hop_length * (loaded.audio_cfg.n_frames - 1))
-                            for c in samples])
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)  # cut or padded by the model's own front end
     with model_lock(folder):
         return core_stereo_rollout(loaded, samples, head_fusion=head_fusion, discard_ratio=discard_ratio)
 
@@ -570,21 +552,10 @@ def scorecard(folder: str, path: str, method: str, target: int, *, n_steps: int 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")
 def masked_audio(folder: str, path: str, tap: str, target: int, keep_fraction: float,
                  channel: str = "mix") -> tuple[np.ndarray, float]:
-    """The clip with only the most relevant cells of its Grad-CAM map kept, as sound.
+    """The clip with only the most relevant cells of its Grad-CAM map kept, as sound:
+    :func:`core.interpret.kept_region.kept_region_audio` (audio at the checkpoint's rate, and the threshold)."""
+    from core.interpret.kept_region import kept_region_audio
 
-    The mel spectrogram (dB) keeps the ``keep_fraction`` highest-relevance
-    cells; the others drop to the clip's floor; Griffin-Lim turns it back into
-    a waveform (:func:`core.audio.mel_db_to_audio`).
-
-    Returns
-    -------
-    audio : np.ndarray [shape=(n_samples,)], float32, at the checkpoint's rate
-    threshold : float
-        Relevance above which cells were kept.
-    """
     cfg = audio_cfg(folder)
-    S_db = spectrogram_db(path, cfg_key(cfg), channel)
     heat = gradcam(folder, path, tap, target, channel)
-    threshold = float(np.nanquantile(heat, 1.0 - keep_fraction))
-    masked = np.where(heat >= threshold, S_db, S_db.min())  # NaN (not covered) cells are dropped
-    return mel_db_to_audio(masked, cfg), threshold
+    return kept_region_audio(spectrogram_db(path, cfg_key(cfg), channel), heat, keep_fraction, cfg)

@@ -7,7 +7,6 @@ Pages stay thin: they read widgets, call :mod:`explorer.cached`, draw with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import streamlit as st
 
@@ -15,7 +14,7 @@ from core.errors import InputError
 from explorer import cached, figures, state
 
 __all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "pick_model", "download_figure",
-           "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP", "scorecard"]
+           "download_table", "plot", "clip_caption", "EMPTY_MAP", "scorecard"]
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
              "transformer's last layer this is always so: only the class token reaches the head. Pick an "
@@ -43,28 +42,6 @@ def current_clip() -> state.ClipRef | None:
         return None
     return state.ClipRef(path=str(record.path), name=record.clip_id, origin="dataset", label=record.label,
                          category=record.category, dataset_root=root)
-
-
-def default_cam_tap(taps: Sequence) -> str:
-    """The layer Grad-CAM explains by default: the deepest one whose map can be non-empty.
-
-    A transformer's last token layer feeds the head through its class token
-    only, so the gradient on its patch tokens, and the map, is zero: for a
-    model whose last tap is a token layer, take the one before it.
-
-    Parameters
-    ----------
-    taps : sequence of core.models.Tap
-        The model's Grad-CAM taps (conv or tokens), input to output; not empty.
-
-    Returns
-    -------
-    str
-        A tap name.
-    """
-    if len(taps) > 1 and taps[-1].kind == "tokens":
-        return taps[-2].name
-    return taps[-1].name
 
 
 def clip_boxes(clip: state.ClipRef) -> list:

@@ -338,7 +338,7 @@ def check_spec(model: AdaptedModel, spec: ModelSpec, *, source: str | Path = "ad
     from core.taps import record
 
     cfg = spec.audio_config()
-    y = np.zeros(cfg.hop_length * (cfg.n_frames - 1), dtype=np.float32)
+    y = np.zeros(cfg.n_samples, dtype=np.float32)
     try:
         x = np.asarray(spec.input(y, cfg.sr), dtype=np.float32)
     except Exception as error:

@@ -37,7 +37,7 @@ def attention_over_time(loaded, folder: str, clip, model_name: str) -> None:
     from explorer.figures import sequence as figures_sequence
 
     cfg = loaded.audio_cfg
-    taps = {t.name: t.label for t in loaded.model.taps() if t.kind == "attention"}
+    taps = {t.name: t.label for t in loaded.taps("attention")}
     tap = next(iter(taps))
     if len(taps) > 1:
         tap = st.selectbox("Attention module", list(taps), format_func=taps.get, key="attention_time_tap")

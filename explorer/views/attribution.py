@@ -6,7 +6,6 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
-from core.kinds import MAP_TAP_KINDS
 from explorer import cached, figures, state, ui
 
 PREDICTED = "predicted class"
@@ -27,7 +26,7 @@ models = ui.need_models()
 model_name, folder = ui.pick_model(models, key="attribution_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
-taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
+taps = loaded.cam_taps()
 methods = ui.method_notes(loaded, "Attribution")
 if not taps or "Grad-CAM" not in methods:
     st.info(f"{model_name} has no layer Grad-CAM can explain.")
@@ -40,7 +39,7 @@ probs = cached.probabilities(folder, clip.path)
 predicted = int(np.argmax(probs))
 c1, c2 = st.columns([3, 2])
 with c1:
-    tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names, default=ui.default_cam_tap(taps),
+    tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names, default=loaded.default_cam_tap(),
                       format_func=labels.get, help="Deeper layers see larger, more abstract patterns. A "
                                                    "transformer's last layer always gives an empty map.")
 with c2:
