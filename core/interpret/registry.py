@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from core.interpret import smoothgrad
 from core.kinds import HEAD_FUSIONS
 from core.pages import PAGE_TITLES
 
@@ -325,6 +326,10 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("occlusion", "occlusion", ("spectrogram input",), _occlusion,
                (Param("window", "Block size (bands and frames)", 16, low=1, high=128, step=1),),
                reference="Zeiler & Fergus, 2014", costly=True),
+    MethodSpec("smoothgrad", "SmoothGrad", ("gradients", "spectrogram input"), smoothgrad.explain,
+               (Param("n_samples", "Noisy copies", 16, low=1, high=64, step=1),
+                Param("noise", "Noise (share of the input's range)", 0.15, low=0.0, high=0.5, step=0.05)),
+               reference="Smilkov et al., 2017", costly=True),
     MethodSpec("energy", ENERGY, ("spectrogram input",), _energy, class_specific=False, baseline=True),
 )
 

@@ -96,8 +96,8 @@ def test_each_page_offers_the_right_methods(cache, name):
     spectrogram_input = EXPECTED[name][2]
     assert usable(loaded, "Layers") == ["feature maps"]  # no SE blocks
     assert usable(loaded, "Attention") == []  # no token grid, no attention
-    assert usable(loaded, "Attribution") == (["Grad-CAM", "integrated gradients", "occlusion", "deletion curve",
-                                              "kept region as sound"]
+    assert usable(loaded, "Attribution") == (["Grad-CAM", "integrated gradients", "occlusion", "SmoothGrad",
+                                              "deletion curve", "kept region as sound"]
                                              if spectrogram_input else ["Grad-CAM", "kept region as sound"])
     assert usable(loaded, "Embeddings") == ["embedding projection"]
     assert usable(loaded, "Decoders") == (["NMF-style decoders"] if spectrogram_input else [])

@@ -251,6 +251,17 @@ def test_attribution_page(env):
     at.toggle(key="attribution_listen").set_value(True).run()
     no_exception(at)
     assert len(at.get("audio")) == 1
+    # every map method of the registry is offered; its parameters become widgets, and it is scored the same way
+    box = at.selectbox(key="attribution_method")
+    assert box.value == "gradcam" and {"integrated gradients", "occlusion", "SmoothGrad"} <= set(box.options)
+    box.set_value("smoothgrad").run()  # (a widget found before a run is stale after it)
+    no_exception(at)
+    at.slider(key="attribution_smoothgrad_n_samples").set_value(2).run()
+    no_exception(at)
+    assert [c.key for c in charts(at)] == ["attribution_overlay", "attribution_deletion"]
+    assert [m.label for m in at.metric] == ["This map", "Random blobs", "Loudest cells"]
+    assert len(at.success) + len(at.warning) == 1  # its sanity verdict
+    at.selectbox(key="attribution_method").set_value("gradcam").run()
     # an AST opens on its second-to-last layer: the last one's map is always empty
     at.radio(key="attribution_model").set_value("tiny-ast").run()
     no_exception(at)

@@ -22,7 +22,7 @@ def names(runs) -> list[str]:
 def test_methods_per_model_kind(real_secnn, real_ast, real_audio_cfg):
     energy = "energy (input itself)"
     assert names(report_runs(as_loaded(real_secnn, real_audio_cfg))) == [f"grad-cam block{k}" for k in range(1, 6)] + [
-        "integrated gradients", "occlusion", energy]
+        "integrated gradients", "occlusion", "SmoothGrad", energy]
     assert names(report_runs(as_loaded(real_ast, real_audio_cfg), reference=False)) == [
         "rollout (mean)", "rollout (max, discard 0.9)", "attention × gradient (Chefer)", "attention (last layer)",
         "grad-cam layer1", energy]
