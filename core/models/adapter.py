@@ -37,7 +37,7 @@ from torch import nn
 
 from core.audio import AudioConfig
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 
 __all__ = ["LAYOUTS", "ModelSpec", "AdaptedModel", "load_adapter", "discover_taps", "load_weights", "check_spec",
            "file_sha256", "build_adapted"]

@@ -30,7 +30,7 @@ from torch import nn
 
 from core.audio import AudioConfig, check_audio, resample, to_mono
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 from core.models.ast import PatchGrid, patch_grid
 
 __all__ = ["HFASTConfig", "HFAST", "is_hf_ast_folder", "load_hf_ast", "hf_features", "hf_audio_config",
