@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from core.audio import AudioConfig, fit_duration, log_mel
+from core.audio import AudioConfig, fit_duration, log_mel, resample
+from core.datasets import load_mono
 from core.errors import InputError
-from core.kinds import BUILDABLE_KINDS
+from core.kinds import BUILDABLE_KINDS, MAP_TAP_KINDS
 
 if TYPE_CHECKING:  # torch is imported where it is used: reading checkpoint.json (the app's first page) needs none
     import torch
@@ -113,8 +115,6 @@ class Loaded:
             and a Hugging Face AST (its own feature extractor); whatever the
             adapter's ``input`` returns for a registered model.
         """
-        from core.audio import resample
-
         if self.own_front_end:
             return self.features(np.asarray(y, dtype=np.float32), sr=sr)[None]
         y = np.asarray(y, dtype=np.float32)
@@ -151,8 +151,6 @@ class Loaded:
 
     def cam_taps(self) -> list:
         """The taps a CAM can explain: conv and token taps."""
-        from core.kinds import MAP_TAP_KINDS
-
         return self.taps(*MAP_TAP_KINDS)
 
     def default_cam_tap(self) -> str | None:
@@ -171,10 +169,6 @@ class Loaded:
 
     def inputs(self, records, *, progress: bool = False) -> np.ndarray:
         """The model's inputs for dataset records, stacked: np.ndarray [shape=(N, ...)], float32."""
-        from tqdm.auto import tqdm
-
-        from core.datasets import load_mono
-
         return np.stack([self.input(load_mono(r, self.audio_cfg), self.audio_cfg.sr)
                          for r in tqdm(records, desc="inputs", unit="clip", disable=not progress)])
 

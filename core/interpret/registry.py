@@ -244,7 +244,8 @@ class Run:
 
 
 # ---------------------------------------------------------------------------
-# the maps: each calls its own module
+# the maps: each imports its own module when first called (the app imports this registry at its cold start,
+# before torch)
 
 
 def _gradcam(loaded, x, target, *, tap):

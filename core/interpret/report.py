@@ -38,8 +38,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.datasets import DEFAULT_TEST_FOLD
+from core.checkpoint import load_checkpoint
+from core.datasets import DEFAULT_TEST_FOLD, open_dataset
 from core.errors import InputError
+from core.evaluate import spread
 from core.interpret.baselines import bootstrap_interval, pointing_chance, random_curves, smooth_random_map
 from core.interpret.faithfulness import (
     deletion_curve,
@@ -50,6 +52,7 @@ from core.interpret.faithfulness import (
 )
 from core.interpret.registry import report_runs
 from core.interpret.sanity import cascading_randomisation, verdict
+from core.paths import REPO_ROOT
 
 __all__ = ["configure", "run", "faithfulness_table", "format_table", "SMOOTH_RANDOM", "CHANCE"]
 
@@ -132,8 +135,6 @@ def faithfulness_table(
         ``"sanity_passed"``, ``"sanity_verdict"``, ``"n_clips", "n_boxed",
         "n_distracted", "seconds_per_clip", "per_clip"}`` (the per-clip values).
     """
-    from core.evaluate import spread
-
     if len(records) != len(features) or len(records) == 0:
         raise InputError("records", f"{len(records)} records for {len(features)} feature arrays")
     if draws < 1:
@@ -282,11 +283,6 @@ def _fill(value: str) -> str | float:
 
 
 def run(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
-    from core.evaluate import spread
-    from core.paths import REPO_ROOT
-
     fill = _fill(args.fill)
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit", f"must be at least 1, got {args.limit}")
