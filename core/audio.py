@@ -99,9 +99,14 @@ class AudioConfig:
         return float(self.fmax_hz) if self.fmax_hz is not None else self.sr / 2.0
 
     @property
+    def n_samples(self) -> int:
+        """Samples of one clip at ``sr``: the span ``n_frames`` frames cover, one hop apart (the one home of this length)."""
+        return self.hop_length * (self.n_frames - 1)
+
+    @property
     def clip_duration_s(self) -> float:
         """Duration covered by ``n_frames`` frames, in seconds."""
-        return (self.n_frames - 1) * self.hop_length / self.sr
+        return self.n_samples / self.sr
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from core.audio import AudioConfig, fit_duration, log_mel
+from core.audio import AudioConfig, fit_duration, log_mel, resample
+from core.datasets import load_mono
 from core.errors import InputError
-from core.kinds import BUILDABLE_KINDS
+from core.kinds import BUILDABLE_KINDS, MAP_TAP_KINDS
 
 if TYPE_CHECKING:  # torch is imported where it is used: reading checkpoint.json (the app's first page) needs none
     import torch
@@ -83,7 +85,17 @@ class Loaded:
     @property
     def n_samples(self) -> int:
         """Samples of one clip at ``audio_cfg.sr``: what the model hears."""
-        return self.audio_cfg.hop_length * (self.audio_cfg.n_frames - 1)
+        return self.audio_cfg.n_samples
+
+    @property
+    def own_front_end(self) -> bool:
+        """Whether the model's feature extractor takes a clip of any length (a Hugging Face AST's does)."""
+        return self.kind == "hf-ast"
+
+    @property
+    def map_shape(self) -> tuple[int, int]:
+        """``(n_mels, n_frames)``: the grid every map of this model is drawn on."""
+        return self.audio_cfg.n_mels, self.audio_cfg.n_frames
 
     def input(self, y: np.ndarray, sr: int) -> np.ndarray:
         """The model's input for one clip: the one front end every caller uses.
@@ -91,7 +103,8 @@ class Loaded:
         Parameters
         ----------
         y : np.ndarray [shape=(n_samples,)]
-            Mono.
+            Mono, of any length: cut or zero-padded to :attr:`n_samples` first
+            (a Hugging Face AST's extractor takes it as it is).
         sr : int
             Rate of ``y``, in Hz (resampled to the model's when different).
 
@@ -102,24 +115,60 @@ class Loaded:
             and a Hugging Face AST (its own feature extractor); whatever the
             adapter's ``input`` returns for a registered model.
         """
-        from core.audio import resample
-
-        if self.kind == "hf-ast":
+        if self.own_front_end:
             return self.features(np.asarray(y, dtype=np.float32), sr=sr)[None]
         y = np.asarray(y, dtype=np.float32)
         if int(sr) != self.audio_cfg.sr:
             y = resample(y, orig_sr=int(sr), target_sr=self.audio_cfg.sr)
+        y = fit_duration(y, self.n_samples)
         if self.input_fn is not None:
-            y = fit_duration(y, self.n_samples)
             return np.ascontiguousarray(np.asarray(self.input_fn(y, self.audio_cfg.sr), dtype=np.float32))
         return log_mel(y, self.audio_cfg)[None]
 
+    def spectrogram(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """The spectrogram the model sees, on our axes (the axes its maps are drawn on).
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n_samples,)]
+            Mono, at ``sr``; of any length (as :meth:`input`).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_mels, n_frames)], float32
+            A mel-time model's input as it is; a time-first model's transposed;
+            for a waveform model, which sees no spectrogram, the log-mel of its
+            ``audio_cfg``.
+        """
+        if self.layout == "waveform":
+            return log_mel(fit_duration(np.asarray(y, dtype=np.float32), self.n_samples), self.audio_cfg)
+        x = self.input(y, sr)[0]
+        return np.ascontiguousarray(x.T if self.layout == "time-mel" else x)
+
+    def taps(self, *kinds: str) -> list:
+        """The model's taps (:class:`core.models.Tap`), input to output; only those of ``kinds`` when given."""
+        return [t for t in self.model.taps() if not kinds or t.kind in kinds]
+
+    def cam_taps(self) -> list:
+        """The taps a CAM can explain: conv and token taps."""
+        return self.taps(*MAP_TAP_KINDS)
+
+    def default_cam_tap(self) -> str | None:
+        """The layer a CAM explains by default: the deepest whose map can be non-empty, or None when none.
+
+        A transformer's last token layer feeds the head through its class token
+        only, so the gradient on its patch tokens, and the map, is zero: for a
+        model whose last CAM tap is a token layer, the one before it.
+        """
+        taps = self.cam_taps()
+        if not taps:
+            return None
+        if len(taps) > 1 and taps[-1].kind == "tokens":
+            return taps[-2].name
+        return taps[-1].name
+
     def inputs(self, records, *, progress: bool = False) -> np.ndarray:
         """The model's inputs for dataset records, stacked: np.ndarray [shape=(N, ...)], float32."""
-        from tqdm.auto import tqdm
-
-        from core.datasets import load_mono
-
         return np.stack([self.input(load_mono(r, self.audio_cfg), self.audio_cfg.sr)
                          for r in tqdm(records, desc="inputs", unit="clip", disable=not progress)])
 
@@ -147,7 +196,7 @@ class Loaded:
             :func:`core.audio.log_mel` for our models; the Hugging Face feature
             extractor for ``"hf-ast"``.
         """
-        if self.kind == "hf-ast":
+        if self.own_front_end:
             from core.models.hf_ast import hf_features
 
             return hf_features(y, sr or self.audio_cfg.sr, extractor=self.model.extractor).numpy()

@@ -401,11 +401,11 @@ def load_mono(source: ClipRecord | str | Path, cfg: AudioConfig = AudioConfig())
 
     Returns
     -------
-    np.ndarray [shape=(hop_length * (n_frames - 1),)], float32
+    np.ndarray [shape=(cfg.n_samples,)], float32
     """
     path = source.path if isinstance(source, ClipRecord) else source
     clip = load_audio(path, cfg, resample_to=cfg.sr)
-    return fit_duration(clip.mono, cfg.hop_length * (cfg.n_frames - 1))
+    return fit_duration(clip.mono, cfg.n_samples)
 
 
 def load_features(records: list[ClipRecord], cfg: AudioConfig = AudioConfig(), *,

@@ -47,7 +47,7 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
     if not isinstance(top_k, int) or top_k < 1:
         raise InputError("--top-k", f"need a positive integer, got {top_k!r}")
     cfg = loaded.audio_cfg
-    n_samples = cfg.hop_length * (cfg.n_frames - 1)
+    n_samples = cfg.n_samples
     results = []
     for path in paths:
         clip = load_audio(path, cfg, resample_to=cfg.sr)

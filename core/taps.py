@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 
 __all__ = ["Recording", "record", "extract", "se_weights", "tap_names", "to_view", "from_view"]
 

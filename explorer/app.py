@@ -19,24 +19,13 @@ if str(_REPO) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from core.errors import InputError  # noqa: E402
+from core.pages import PAGES  # noqa: E402
 from explorer import cached, state  # noqa: E402
 
-# (page name, title, icon); files: state.page_file(name), i.e. views/<name>.py.
-PAGES = [
-    ("clip", "Clip", ":material/graphic_eq:"),
-    ("layers", "Layers", ":material/layers:"),
-    ("attention", "Attention", ":material/hub:"),
-    ("attribution", "Attribution", ":material/local_fire_department:"),
-    ("embeddings", "Embeddings", ":material/scatter_plot:"),
-    ("decoders", "Decoders", ":material/equalizer:"),
-    ("errors", "Errors", ":material/rule:"),
-    ("review", "Review", ":material/fact_check:"),
-]
-
-
 def _pages() -> list:
-    return [st.Page(state.page_file(name), title=title, icon=icon, url_path=name, default=i == 0)
-            for i, (name, title, icon) in enumerate(PAGES)]
+    """The app's pages (:data:`core.pages.PAGES`), each from ``views/<name>.py``."""
+    return [st.Page(state.page_file(p.name), title=p.title, icon=p.icon, url_path=p.name, default=i == 0)
+            for i, p in enumerate(PAGES)]
 
 
 def _demo_root() -> str:
@@ -216,9 +205,9 @@ def _hub_box() -> None:
             st.checkbox("Download it if it is not on this computer", key=HUB_DOWNLOAD, value=False,
                         help="Without this, only the local Hugging Face cache is read and nothing is downloaded.")
             st.form_submit_button("Add", on_click=_add_hub_model)
-        kind, text = st.session_state.pop(HUB_MESSAGE, (None, None))
-        if kind is not None:
-            (st.error if kind == "error" else st.success)(text)
+        level, text = st.session_state.pop(HUB_MESSAGE, (None, None))
+        if level is not None:
+            (st.error if level == "error" else st.success)(text)
 
 
 def _cache_box() -> None:

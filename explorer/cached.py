@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
+from core.audio import AudioConfig, feature_steps, fit_duration, load_audio
 from core.datasets import Dataset, open_dataset
 from core.errors import InputError
+from core.interpret.registry import method
 from core.paths import CHECKPOINTS_DIR
 
 if TYPE_CHECKING:  # torch (seconds to import) waits for the first model: the first page draws its clip before
@@ -39,7 +40,7 @@ __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
-    "method_names", "method_map", "gradcam", "scorecard", "masked_audio",
+    "params_key", "method_map", "gradcam", "scorecard", "masked_audio", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
     "augmented_probabilities",
 ]
@@ -250,34 +251,19 @@ def steps(path: str, cfg_json: str) -> dict[str, np.ndarray]:
 def model_x(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
     """The model's own input for a clip (:meth:`core.checkpoint.Loaded.input`), without the batch axis.
 
-    ``input_json`` is :func:`input_key`. The channel is cut or zero-padded to
-    the model's clip length first, as :func:`core.datasets.load_mono` does.
+    ``input_json`` is :func:`input_key`.
     """
-    folder = json.loads(input_json)["frontend"]
-    loaded = checkpoint(folder)
-    cfg = loaded.audio_cfg
-    samples, _, _ = clip_samples(path, cfg.sr)
-    y = _channel(samples, channel)
-    if loaded.kind != "hf-ast":  # its extractor takes the clip as it is
-        y = fit_duration(y, cfg.hop_length * (cfg.n_frames - 1))
-    return loaded.input(y, cfg.sr)
+    loaded = checkpoint(json.loads(input_json)["frontend"])
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
+    return loaded.input(_channel(samples, channel), loaded.audio_cfg.sr)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_input(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
-    """The spectrogram the model sees, on our axes: np.ndarray [shape=(n_mels, n_frames)], float32.
-
-    A mel-time model's input as it is; a time-first model's transposed; for
-    a waveform model, which sees no spectrogram, the log-mel of its
-    ``audio_cfg`` (the axes its maps are drawn on).
-    """
+    """The spectrogram the model sees, on our axes: :meth:`core.checkpoint.Loaded.spectrogram`."""
     loaded = checkpoint(json.loads(input_json)["frontend"])
-    if loaded.layout == "waveform":
-        cfg = loaded.audio_cfg
-        samples, _, _ = clip_samples(path, cfg.sr)
-        return log_mel(fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1)), cfg)
-    x = model_x(path, input_json, channel)[0]
-    return np.ascontiguousarray(x.T if loaded.layout == "time-mel" else x)
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
+    return loaded.spectrogram(_channel(samples, channel), loaded.audio_cfg.sr)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -285,7 +271,7 @@ def spectrogram_db(path: str, cfg_json: str, channel: str = "mix") -> np.ndarray
     """The clip in dB on the model's grid (for listening back): np.ndarray [shape=(n_mels, n_frames)]."""
     cfg = _cfg(cfg_json)
     samples, _, _ = clip_samples(path, cfg.sr)
-    y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
+    y = fit_duration(_channel(samples, channel), cfg.n_samples)
     return feature_steps(y, cfg)["db"][:, : cfg.n_frames]
 
 
@@ -316,7 +302,7 @@ def augmented(path: str, sr: int, colour: str, snr_db: float, max_shift: float, 
 
 def _augmented_mix(path: str, cfg: AudioConfig, colour: str, snr_db: float, max_shift: float) -> np.ndarray:
     samples = augmented(path, cfg.sr, colour, snr_db, max_shift)
-    return fit_duration(_channel(samples, "mix"), cfg.hop_length * (cfg.n_frames - 1))
+    return fit_duration(_channel(samples, "mix"), cfg.n_samples)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -432,31 +418,25 @@ def patch_boxes(folder: str) -> np.ndarray:
     return loaded.model.patch_boxes(loaded.audio_cfg)
 
 
-def method_names(folder: str, *, reference: bool = True) -> list[str]:
-    """Names of the heatmap methods for a checkpoint's model (:func:`core.interpret.methods.model_methods`)."""
-    from core.interpret.methods import model_methods
-
-    return list(model_methods(checkpoint(folder).model, reference=reference))
+def params_key(params: dict) -> tuple:
+    """A method's parameters as a cache key: ``((name, value), ...)``, sorted."""
+    return tuple(sorted(params.items()))
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing the map…")
-def method_map(folder: str, path: str, method: str, target: int, channel: str = "mix") -> np.ndarray:
-    """A method's map of one clip for class ``target``: :func:`core.interpret.methods.method_map`.
+def method_map(folder: str, path: str, method_id: str, params: tuple, target: int, channel: str = "mix") -> np.ndarray:
+    """A method's map of one clip for class ``target``: :meth:`core.interpret.registry.MethodSpec.explain`
+    of the model's own input (the map the report scores).
+
+    ``params`` is :func:`params_key` of the method's parameters (missing ones take their defaults).
 
     Returns
     -------
     np.ndarray [shape=(n_mels, n_frames)], in [0, 1], NaN where the method covers no cell
     """
-    from core.interpret.methods import method_map as core_method_map
-
     loaded = checkpoint(folder)
     with model_lock(folder):
-        return core_method_map(loaded.model, method, model_input(path, input_key(folder), channel), int(target))
-
-
-def _rollout_name(head_fusion: str, discard_ratio: float) -> str | None:
-    return {("mean", 0.0): "rollout (mean)", ("max", 0.9): "rollout (max, discard 0.9)"}.get(
-        (head_fusion, round(float(discard_ratio), 6)))
+        return method(method_id).explain(loaded, _x(folder, path, channel), int(target), dict(params))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the stereo rollout…")
@@ -466,10 +446,7 @@ def stereo_rollout(folder: str, path: str, *, head_fusion: str = "mean",
     from core.interpret.rollout import stereo_rollout as core_stereo_rollout
 
     loaded = checkpoint(folder)
-    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
-    if loaded.kind != "hf-ast":
-        samples = np.stack([fit_duration(c, loaded.audio_cfg.hop_length * (loaded.audio_cfg.n_frames - 1))
-                            for c in samples])
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)  # cut or padded by the model's own front end
     with model_lock(folder):
         return core_stereo_rollout(loaded, samples, head_fusion=head_fusion, discard_ratio=discard_ratio)
 
@@ -479,18 +456,14 @@ def rollout(folder: str, path: str, *, head_fusion: str = "mean", discard_ratio:
             channel: str = "mix") -> np.ndarray:
     """Attention rollout on the spectrogram's grid: np.ndarray [shape=(n_mels, n_frames)] in [0, 1].
 
-    The mix-down's map is :func:`core.interpret.rollout.model_rollout` of the
-    model's input, with the patch geometry (the map ``explain-report`` scores);
+    The mix-down's map is the registry's ``"rollout"`` (:func:`method_map`, the
+    map ``explain-report`` scores);
     left and right come from :func:`stereo_rollout`, on one shared scale.
     """
-    from core.interpret.rollout import model_rollout
-
     if channel != "mix":
         return stereo_rollout(folder, path, head_fusion=head_fusion, discard_ratio=discard_ratio)[channel]
-    loaded = checkpoint(folder)
-    with model_lock(folder):
-        return model_rollout(loaded.model, _x(folder, path, "mix"), head_fusion=head_fusion,
-                             discard_ratio=discard_ratio)[0]
+    return method_map(folder, path, "rollout", params_key({"head_fusion": head_fusion,
+                                                           "discard_ratio": float(discard_ratio)}), 0, "mix")
 
 
 @st.cache_data(max_entries=32, show_spinner="Reading the attention weights…")
@@ -524,67 +497,35 @@ def default_query(folder: str, path: str, event_boxes: tuple = ()) -> int:
     return strongest_patch(heat, grid=loaded.model.grid, geometry=patch_geometry(loaded.model), event_cells=cells)
 
 
-@st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
 def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix") -> np.ndarray:
-    """Grad-CAM of class ``target`` at ``tap``: np.ndarray [shape=(n_mels, n_frames)] in [0, 1], NaN where not covered.
-
-    Our models and Hugging Face ASTs go through :func:`method_map` (the map the
-    report scores); a registered model's map is computed on its own input and
-    drawn on its declared (n_mels, n_frames) axes.
-    """
-    loaded = checkpoint(folder)
-    if loaded.kind != "adapter":  # ours and Hugging Face ASTs
-        return method_map(folder, path, f"grad-cam {tap}", int(target), channel)
-    from core.interpret.gradcam import GradCAM
-
-    with model_lock(folder):
-        cfg = loaded.audio_cfg
-        heat = GradCAM(loaded.model, [tap])(_x(folder, path, channel), target=int(target),
-                                             shape=(cfg.n_mels, cfg.n_frames))
-    return heat[0]
+    """Grad-CAM of class ``target`` at ``tap``: :func:`method_map` of ``"gradcam"``."""
+    return method_map(folder, path, "gradcam", params_key({"tap": tap}), int(target), channel)
 
 
 @st.cache_data(max_entries=32, show_spinner="Scoring the map against its baselines (deletion curves, sanity check)…")
-def scorecard(folder: str, path: str, method: str, target: int, *, n_steps: int = 10, draws: int = 3) -> dict:
+def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int, *, n_steps: int = 10,
+              draws: int = 3) -> dict:
     """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down).
 
-    Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays quick;
-    the report's table is the measurement.
-
-    Returns
-    -------
-    dict
-        The map's deletion curve, the smooth random and energy baselines' curves, the
-        sanity check and a summary in words.
+    Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays
+    quick; the report's table is the measurement. ``params`` as in :func:`method_map`.
     """
-    from core.interpret.methods import find_method
     from core.interpret.scorecard import clip_scorecard
 
     loaded = checkpoint(folder)
-    chosen = find_method(loaded.model, method)
+    explain = method(method_id).bind(loaded, dict(params))
     with model_lock(folder):
-        return clip_scorecard(loaded.model, chosen.explain, model_input(path, input_key(folder)), int(target),
+        return clip_scorecard(loaded.model, explain, model_input(path, input_key(folder)), int(target),
                               n_steps=n_steps, draws=draws)
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")
-def masked_audio(folder: str, path: str, tap: str, target: int, keep_fraction: float,
+def masked_audio(folder: str, path: str, method_id: str, params: tuple, target: int, keep_fraction: float,
                  channel: str = "mix") -> tuple[np.ndarray, float]:
-    """The clip with only the most relevant cells of its Grad-CAM map kept, as sound.
+    """The clip with only the most relevant cells of a method's map kept, as sound:
+    :func:`core.interpret.kept_region.kept_region_audio` (audio at the checkpoint's rate, and the threshold)."""
+    from core.interpret.kept_region import kept_region_audio
 
-    The mel spectrogram (dB) keeps the ``keep_fraction`` highest-relevance
-    cells; the others drop to the clip's floor; Griffin-Lim turns it back into
-    a waveform (:func:`core.audio.mel_db_to_audio`).
-
-    Returns
-    -------
-    audio : np.ndarray [shape=(n_samples,)], float32, at the checkpoint's rate
-    threshold : float
-        Relevance above which cells were kept.
-    """
     cfg = audio_cfg(folder)
-    S_db = spectrogram_db(path, cfg_key(cfg), channel)
-    heat = gradcam(folder, path, tap, target, channel)
-    threshold = float(np.nanquantile(heat, 1.0 - keep_fraction))
-    masked = np.where(heat >= threshold, S_db, S_db.min())  # NaN (not covered) cells are dropped
-    return mel_db_to_audio(masked, cfg), threshold
+    heat = method_map(folder, path, method_id, params, int(target), channel)
+    return kept_region_audio(spectrogram_db(path, cfg_key(cfg), channel), heat, keep_fraction, cfg)

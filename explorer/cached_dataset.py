@@ -34,7 +34,6 @@ import torch
 
 from core.datasets import DEFAULT_TEST_FOLD
 from core.errors import InputError
-from core.kinds import MAP_TAP_KINDS
 from explorer import cached
 
 __all__ = [
@@ -292,7 +291,7 @@ def evaluation(folder: str, root: str, fold: int) -> dict:
 
 def decoder_taps(folder: str) -> list:
     """The taps a decoder can read (conv and token taps), input to output."""
-    return [t for t in cached.checkpoint(folder).model.taps() if t.kind in MAP_TAP_KINDS]
+    return cached.checkpoint(folder).cam_taps()
 
 
 def _page_decoder_dir(folder: str, root: str, test_fold: int, max_steps: int) -> Path:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from core.pages import PAGE_NAMES
+
 __all__ = [
     "DATASET_SOURCE", "DATASET_FOLDER", "DATASET_ROOT", "CLIP_ID", "CLIP_ORIGIN", "UPLOAD", "MODELS",
     "TAP", "FOLD", "QUERY", "TARGET_CLASS", "DEFAULTS", "PAGES_DIR", "PAGE_NAMES", "PAGE_FILES", "page_file",
@@ -58,7 +60,6 @@ DEFAULTS: dict[str, Any] = {
 # multipage mode before st.navigation runs, so a deep link (/layers) on a fresh server runs the
 # page without app.py and AppTest loses the sidebar on every rerun.
 PAGES_DIR = "views"
-PAGE_NAMES = ("clip", "layers", "attention", "attribution", "embeddings", "decoders", "errors", "review")
 PAGE_FILES = {name: f"{PAGES_DIR}/{name}.py" for name in PAGE_NAMES}
 
 

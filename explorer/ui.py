@@ -7,15 +7,15 @@ Pages stay thin: they read widgets, call :mod:`explorer.cached`, draw with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import streamlit as st
 
 from core.errors import InputError
+from core.interpret.registry import applicable
 from explorer import cached, figures, state
 
 __all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "pick_model", "download_figure",
-           "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP", "scorecard"]
+           "download_table", "plot", "clip_caption", "EMPTY_MAP", "scorecard", "method_notes", "method_params"]
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
              "transformer's last layer this is always so: only the class token reaches the head. Pick an "
@@ -43,28 +43,6 @@ def current_clip() -> state.ClipRef | None:
         return None
     return state.ClipRef(path=str(record.path), name=record.clip_id, origin="dataset", label=record.label,
                          category=record.category, dataset_root=root)
-
-
-def default_cam_tap(taps: Sequence) -> str:
-    """The layer Grad-CAM explains by default: the deepest one whose map can be non-empty.
-
-    A transformer's last token layer feeds the head through its class token
-    only, so the gradient on its patch tokens, and the map, is zero: for a
-    model whose last tap is a token layer, take the one before it.
-
-    Parameters
-    ----------
-    taps : sequence of core.models.Tap
-        The model's Grad-CAM taps (conv or tokens), input to output; not empty.
-
-    Returns
-    -------
-    str
-        A tap name.
-    """
-    if len(taps) > 1 and taps[-1].kind == "tokens":
-        return taps[-2].name
-    return taps[-1].name
 
 
 def clip_boxes(clip: state.ClipRef) -> list:
@@ -118,10 +96,8 @@ def need_models(page: str | None = None, *, what: str = "a model") -> list[tuple
     """The chosen models, or stop the page with a message naming what to pick.
 
     With ``page``, only the models for which some of the page's methods apply
-    (:func:`core.applicability.applicable`); the page says why each other chosen model is left out.
+    (:func:`core.interpret.registry.applicable`); the page says why each other chosen model is left out.
     """
-    from core.applicability import applicable
-
     models, left_out = chosen_models(), []
     if page is not None:
         keep = []
@@ -132,7 +108,7 @@ def need_models(page: str | None = None, *, what: str = "a model") -> list[tuple
                 continue
             by_reason: dict[str, list[str]] = {}
             for method, why in rows:
-                by_reason.setdefault(why, []).append(method.name)
+                by_reason.setdefault(why, []).append(method.label)
             left_out.append(f"**{name}**: " + "; ".join(f"{' and '.join(names)} {'need' if len(names) > 1 else 'needs'}"
                                                        f"{why.removeprefix('needs')}" for why, names in by_reason.items()))
         models = keep
@@ -215,12 +191,33 @@ def scorecard(card: dict) -> None:
 
 
 def method_notes(loaded, page: str) -> list[str]:
-    """The page's methods that apply to the model (:func:`core.applicability.applicable`); a caption says why
+    """The page's methods that apply to the model (:func:`core.interpret.registry.applicable`); a caption says why
     the others don't."""
-    from core.applicability import applicable
-
     rows = applicable(loaded, page)
-    skipped = [f"**{m.name}** {why}" for m, why in rows if why is not None]
+    skipped = [f"**{m.label}** {why}" for m, why in rows if why is not None]
     if skipped:
         st.caption("Not offered for this model: " + "; ".join(skipped) + ".")
-    return [m.name for m, why in rows if why is None]
+    return [m.label for m, why in rows if why is None]
+
+
+def method_params(spec, loaded, *, key: str) -> dict:
+    """One widget per parameter of a map method (:class:`core.interpret.registry.Param`); their values.
+
+    A layer is the shared tap pick (:data:`explorer.state.TAP`, a slider over the model's CAM taps); a choice
+    is a select box; a number a slider over its range. Widget keys are ``f"{key}_{param.name}"``.
+    """
+    values = {}
+    for p in spec.params:
+        if p.tap:
+            labels = {t.name: t.label for t in loaded.cam_taps()}
+            values[p.name] = state.bound(st.select_slider, p.label, state.TAP, options=list(labels),
+                                         default=p.default_for(loaded), format_func=labels.get, help=p.help)
+        elif p.options:
+            values[p.name] = st.selectbox(p.label, p.options, index=p.options.index(p.default), key=f"{key}_{p.name}",
+                                          help=p.help)
+        else:
+            number = type(p.default)
+            values[p.name] = number(st.slider(p.label, min_value=number(p.low), max_value=number(p.high),
+                                              value=p.default, step=number(p.step), key=f"{key}_{p.name}",
+                                              help=p.help))
+    return values

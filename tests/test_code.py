@@ -26,7 +26,7 @@ def _modules() -> dict[str, Path]:
 
 
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Module -> the project modules it imports (a package's own ``__init__`` is not counted)."""
+    """Module -> the project modules it imports, a child's import of its own package (``__init__``) included."""
 
     def resolve(name: str) -> str | None:
         while name and name not in modules:
@@ -43,12 +43,13 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
                 if node.level:
                     anchor = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
                     base = ".".join(anchor[: len(anchor) - node.level + 1] + ([base] if base else []))
-                names = [base] + [f"{base}.{a.name}" for a in node.names]
+                # "from pkg import sub" imports the submodule; "from pkg import Name" what pkg defines
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
             else:
                 continue
             for name in names:
                 target = resolve(name)
-                if target and target != module and not module.startswith(target + "."):
+                if target and target != module:  # a child importing its own package counts too
                     graph[module].add(target)
     return graph
 
@@ -73,6 +74,22 @@ def test_the_circle_finder_finds_a_planted_circle():
     assert circles(graph) == [["a", "b", "c"]]
     graph["c"] = set()
     assert circles(graph) == []
+
+
+def test_a_child_importing_its_own_package_is_an_edge(tmp_path):
+    """The loop core/models had: the package imports a child lazily, the child imports a name from the package.
+    "from pkg import child" is an edge to the child only."""
+    (tmp_path / "pkg").mkdir()
+    files = {
+        "pkg": ("pkg/__init__.py", "def build():\n    from pkg.child import Model\n    return Model\nNAME = 1\n"),
+        "pkg.child": ("pkg/child.py", "from pkg import NAME\nclass Model: pass\n"),
+        "pkg.user": ("pkg/user.py", "from pkg import child\n"),
+    }
+    for path, text in files.values():
+        (tmp_path / path).write_text(text)
+    graph = import_graph({name: tmp_path / path for name, (path, _) in files.items()})
+    assert graph == {"pkg": {"pkg.child"}, "pkg.child": {"pkg"}, "pkg.user": {"pkg.child"}}
+    assert circles(graph) == [["pkg", "pkg.child"]]
 
 
 def test_no_import_circles_and_core_never_imports_explorer():

@@ -7,7 +7,7 @@
 * :mod:`core.interpret.attention_relevance` — attention weighted by its gradient (Chefer et al., 2021).
 * :mod:`core.interpret.last_attention` — the last layer's attention from the class token.
 * :mod:`core.interpret.integrated_gradients`, :mod:`core.interpret.occlusion` — model-agnostic references.
-* :mod:`core.interpret.methods` — every method by name: the one function per map the report and the app call.
+* :mod:`core.interpret.registry` — every method once (id, needs, parameters, map): what the report, the pages and the scorecard iterate over.
 * :mod:`core.interpret.faithfulness` — deletion and insertion curves, pointing game, distractor hits.
 * :mod:`core.interpret.baselines` — energy map, smooth random maps, pointing-game chance, bootstrap intervals.
 * :mod:`core.interpret.sanity` — cascading model-parameter randomisation (Adebayo et al., 2018).

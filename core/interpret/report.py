@@ -1,6 +1,6 @@
 """``python -m core explain-report``: how faithful each explanation method is, beside its baselines, as one table.
 
-For every clip of one fold, each method (:mod:`core.interpret.methods`) makes
+For every clip of one fold, each method (:mod:`core.interpret.registry`) makes
 a heatmap for the clip's true class. Per method the table gives, each as a
 mean over clips with a bootstrap 95 % interval:
 
@@ -31,15 +31,17 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.datasets import DEFAULT_TEST_FOLD
+from core.checkpoint import load_checkpoint
+from core.datasets import DEFAULT_TEST_FOLD, open_dataset
 from core.errors import InputError
+from core.evaluate import spread
 from core.interpret.baselines import bootstrap_interval, pointing_chance, random_curves, smooth_random_map
 from core.interpret.faithfulness import (
     deletion_curve,
@@ -48,8 +50,9 @@ from core.interpret.faithfulness import (
     model_predictor,
     pointing_game_hit,
 )
-from core.interpret.methods import model_methods
+from core.interpret.registry import report_runs
 from core.interpret.sanity import cascading_randomisation, verdict
+from core.paths import REPO_ROOT
 
 __all__ = ["configure", "run", "faithfulness_table", "format_table", "SMOOTH_RANDOM", "CHANCE"]
 
@@ -109,9 +112,8 @@ def faithfulness_table(
     features : np.ndarray [shape=(N, n_mels, n_frames)]
         The model's input for each record.
     boxes, distractor_boxes : callable or None
-        ``clip_id -> list of Box``: the event boxes (``Dataset.boxes``) and the
-        distractor boxes (``Dataset.distractor_boxes``); clips without count
-        for neither the pointing game nor distractor hits.
+        ``clip_id -> list of Box`` (``Dataset.boxes``, ``Dataset.distractor_boxes``);
+        clips without count for neither the pointing game nor distractor hits.
     n_steps, fill
         Of the deletion and insertion curves.
     draws : int
@@ -119,7 +121,8 @@ def faithfulness_table(
     sanity_clips : int
         The sanity check runs on this many clips (evenly through ``records``); 0 skips it.
     ig_steps, occlusion_window, reference
-        As in :func:`core.interpret.methods.model_methods`.
+        Integrated Gradients' steps, occlusion's block size, and whether to run
+        those costly methods (:func:`core.interpret.registry.report_runs`).
     seed : int
     progress : bool
 
@@ -132,17 +135,16 @@ def faithfulness_table(
         ``"sanity_passed"``, ``"sanity_verdict"``, ``"n_clips", "n_boxed",
         "n_distracted", "seconds_per_clip", "per_clip"}`` (the per-clip values).
     """
-    from core.evaluate import spread
-
     if len(records) != len(features) or len(records) == 0:
         raise InputError("records", f"{len(records)} records for {len(features)} feature arrays")
     if draws < 1:
         raise InputError("--draws", f"must be at least 1, got {draws}")
-    model = loaded.model.eval()
-    cfg = loaded.audio_cfg
-    shape = tuple(features.shape[1:])
-    methods = model_methods(model, ig_steps=ig_steps, occlusion_window=occlusion_window, reference=reference)
-    predict = model_predictor(model, batch_size=n_steps + 1)
+    loaded.model.eval()
+    runs = report_runs(loaded, reference=reference, params={"integrated-gradients": {"n_steps": ig_steps},
+                                                            "occlusion": {"window": occlusion_window}})
+    methods = {run.name: run for run in runs}
+    explainers = {run.name: run.bind(loaded) for run in runs}
+    predict = model_predictor(loaded.model, batch_size=n_steps + 1)
     names = list(methods) + [SMOOTH_RANDOM, CHANCE]
     per = {name: {"hits": [], "distractor": [], "deletion": [], "insertion": [], "seconds": [],
                   "deletion_spread": []} for name in names}
@@ -150,72 +152,97 @@ def faithfulness_table(
     sanity = {name: {"top": [], "all": []} for name in methods}
     for i, (record, x) in enumerate(tqdm(list(zip(records, features)), desc="explain-report", unit="clip",
                                          disable=not progress)):
-        clip_seed = seed + 1009 * i
-        target = int(record.label)
-        xt = torch.as_tensor(x, dtype=torch.float32)[None, None]
-        events = list(boxes(record.clip_id)) if boxes else []
-        distractors = list(distractor_boxes(record.clip_id)) if distractor_boxes else []
-        for name, method in methods.items():
-            started = time.perf_counter()
-            heat = method.explain(model, xt, target)
-            per[name]["seconds"].append(time.perf_counter() - started)
-            s = per[name]
-            s["deletion"].append(deletion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill,
-                                                seed=clip_seed).auc)
-            s["insertion"].append(insertion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill,
-                                                  seed=clip_seed).auc)
-            if events:
-                s["hits"].append(float(pointing_game_hit(heat, events, cfg=cfg, seed=clip_seed)))
-            if distractors:
-                s["distractor"].append(float(distractor_hit(heat, distractors, events, cfg=cfg, seed=clip_seed)))
+        clip = _Clip(x=x, target=int(record.label), seed=seed + 1009 * i, cfg=loaded.audio_cfg,
+                     events=list(boxes(record.clip_id)) if boxes else [],
+                     distractors=list(distractor_boxes(record.clip_id)) if distractor_boxes else [])
+        for name, explain in explainers.items():
+            _score_map(per[name], clip, explain, loaded.model, predict, n_steps=n_steps, fill=fill)
             if record.clip_id in sanity_ids:
-                result = cascading_randomisation(model, method.explain, xt, target, seed=clip_seed)
+                result = cascading_randomisation(loaded.model, explain, clip.tensor, clip.target, seed=clip.seed)
                 sanity[name]["top"].append(result.top)
                 sanity[name]["all"].append(result.all_random)
-        started = time.perf_counter()
-        rc = random_curves(predict, x, target=target, draws=draws, n_steps=n_steps, fill=fill, seed=clip_seed)
-        s = per[SMOOTH_RANDOM]
-        s["seconds"].append(time.perf_counter() - started)
-        s["deletion"].append(rc.deletion_auc)
-        s["insertion"].append(rc.insertion_auc)
-        s["deletion_spread"].append(rc.deletion_spread)
-        random_maps = [smooth_random_map(shape, seed=clip_seed + k) for k in range(draws)]
-        if events:
-            s["hits"].append(float(np.mean([pointing_game_hit(h, events, cfg=cfg, seed=clip_seed)
-                                            for h in random_maps])))
-            per[CHANCE]["hits"].append(pointing_chance(events, shape=shape, cfg=cfg))
-        if distractors:
-            s["distractor"].append(float(np.mean([distractor_hit(h, distractors, events, cfg=cfg, seed=clip_seed)
-                                                  for h in random_maps])))
-            per[CHANCE]["distractor"].append(pointing_chance(distractors, shape=shape, cfg=cfg))
-    table = {}
-    for name in names:
-        s = per[name]
-        row = {
-            "baseline": name in (SMOOTH_RANDOM, CHANCE) or (name in methods and methods[name].baseline),
-            "pointing_game": _interval(s["hits"]),
-            "distractor_hits": _interval(s["distractor"]),
-            "deletion_auc": _interval(s["deletion"]),
-            "insertion_auc": _interval(s["insertion"]),
-            "n_clips": len(s["deletion"]),
-            "n_boxed": len(s["hits"]),
-            "n_distracted": len(s["distractor"]),
-            "seconds_per_clip": round(float(np.mean(s["seconds"])), 3) if s["seconds"] else None,
-            "per_clip": {k: [round(float(v), 4) for v in s[k]] for k in ("hits", "distractor", "deletion", "insertion")},
-        }
-        if name == SMOOTH_RANDOM:
-            row["deletion_spread_over_draws"] = round(float(np.mean(s["deletion_spread"])), 4)
-            row["draws"] = draws
-        if name in sanity and sanity[name]["all"]:
-            top, all_random = float(np.mean(sanity[name]["top"])), float(np.mean(sanity[name]["all"]))
-            passed, words = verdict(all_random)
-            row.update(sanity_top=round(top, 4), sanity_all=round(all_random, 4), sanity_passed=passed,
-                       sanity_verdict=words, sanity_clips=len(sanity[name]["all"]),
-                       sanity_per_clip=[round(v, 4) for v in sanity[name]["all"]])
-        else:
-            row.update(sanity_top=None, sanity_all=None, sanity_passed=None, sanity_verdict=None)
-        table[name] = row
-    return table
+        _score_baselines(per[SMOOTH_RANDOM], per[CHANCE], clip, predict, draws=draws, n_steps=n_steps, fill=fill)
+    return {name: _row(name, per[name], sanity.get(name), baseline=name in (SMOOTH_RANDOM, CHANCE) or (
+        name in methods and methods[name].spec.baseline), draws=draws) for name in names}
+
+
+@dataclass
+class _Clip:
+    """One clip as the table scores it."""
+
+    x: np.ndarray  # (n_mels, n_frames)
+    target: int
+    seed: int
+    cfg: object
+    events: list
+    distractors: list
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        return torch.as_tensor(self.x, dtype=torch.float32)[None, None]
+
+
+def _score_map(s: dict, clip: _Clip, explain: Callable, model, predict, *, n_steps: int, fill) -> None:
+    """One method's map of one clip: its time, deletion and insertion AUC, pointing game and distractor hit."""
+    started = time.perf_counter()
+    heat = explain(model, clip.tensor, clip.target)
+    s["seconds"].append(time.perf_counter() - started)
+    for key, curve in (("deletion", deletion_curve), ("insertion", insertion_curve)):
+        s[key].append(curve(predict, clip.x, heat, target=clip.target, n_steps=n_steps, fill=fill,
+                            seed=clip.seed).auc)
+    if clip.events:
+        s["hits"].append(float(pointing_game_hit(heat, clip.events, cfg=clip.cfg, seed=clip.seed)))
+    if clip.distractors:
+        s["distractor"].append(float(distractor_hit(heat, clip.distractors, clip.events, cfg=clip.cfg,
+                                                    seed=clip.seed)))
+
+
+def _score_baselines(s: dict, chance: dict, clip: _Clip, predict, *, draws: int, n_steps: int, fill) -> None:
+    """Smooth random maps (the mean over ``draws``) and the pointing game's chance level, for one clip."""
+    started = time.perf_counter()
+    rc = random_curves(predict, clip.x, target=clip.target, draws=draws, n_steps=n_steps, fill=fill, seed=clip.seed)
+    s["seconds"].append(time.perf_counter() - started)
+    s["deletion"].append(rc.deletion_auc)
+    s["insertion"].append(rc.insertion_auc)
+    s["deletion_spread"].append(rc.deletion_spread)
+    shape = clip.x.shape
+    random_maps = [smooth_random_map(shape, seed=clip.seed + k) for k in range(draws)]
+    if clip.events:
+        s["hits"].append(float(np.mean([pointing_game_hit(h, clip.events, cfg=clip.cfg, seed=clip.seed)
+                                        for h in random_maps])))
+        chance["hits"].append(pointing_chance(clip.events, shape=shape, cfg=clip.cfg))
+    if clip.distractors:
+        s["distractor"].append(float(np.mean([distractor_hit(h, clip.distractors, clip.events, cfg=clip.cfg,
+                                                             seed=clip.seed) for h in random_maps])))
+        chance["distractor"].append(pointing_chance(clip.distractors, shape=shape, cfg=clip.cfg))
+
+
+def _row(name: str, s: dict, sanity: dict | None, *, baseline: bool, draws: int) -> dict:
+    """One row of the table: intervals over clips, counts, the sanity verdict."""
+    row = {
+        "baseline": baseline,
+        "pointing_game": _interval(s["hits"]),
+        "distractor_hits": _interval(s["distractor"]),
+        "deletion_auc": _interval(s["deletion"]),
+        "insertion_auc": _interval(s["insertion"]),
+        "n_clips": len(s["deletion"]),
+        "n_boxed": len(s["hits"]),
+        "n_distracted": len(s["distractor"]),
+        "seconds_per_clip": round(float(np.mean(s["seconds"])), 3) if s["seconds"] else None,
+        "per_clip": {k: [round(float(v), 4) for v in s[k]] for k in ("hits", "distractor", "deletion", "insertion")},
+    }
+    if name == SMOOTH_RANDOM:
+        row["deletion_spread_over_draws"] = round(float(np.mean(s["deletion_spread"])), 4)
+        row["draws"] = draws
+    if sanity and sanity["all"]:
+        top, all_random = float(np.mean(sanity["top"])), float(np.mean(sanity["all"]))
+        passed, words = verdict(all_random)
+        row.update(sanity_top=round(top, 4), sanity_all=round(all_random, 4), sanity_passed=passed,
+                   sanity_verdict=words, sanity_clips=len(sanity["all"]),
+                   sanity_per_clip=[round(v, 4) for v in sanity["all"]])
+    else:
+        row.update(sanity_top=None, sanity_all=None, sanity_passed=None, sanity_verdict=None)
+    return row
 
 
 def _cell(interval) -> str:
@@ -256,11 +283,6 @@ def _fill(value: str) -> str | float:
 
 
 def run(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
-    from core.evaluate import spread
-    from core.paths import REPO_ROOT
-
     fill = _fill(args.fill)
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit", f"must be at least 1, got {args.limit}")

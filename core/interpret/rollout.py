@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from core.errors import InputError
+from core.kinds import HEAD_FUSIONS
 from core.interpret.maps import PatchGeometry, normalise_map, patch_geometry, resize_map, resize_patch_map
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "stereo_rollout",
 ]
 
-HEAD_FUSIONS = ("mean", "max", "min")
 
 
 def fuse_heads(attention: torch.Tensor, *, head_fusion: str = "mean") -> torch.Tensor:

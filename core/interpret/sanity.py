@@ -136,7 +136,7 @@ def cascading_randomisation(
         The trained model, in eval mode; it is not changed (a copy is randomised).
     explain : callable
         ``explain(model, x, target) -> np.ndarray (n_mels, n_frames)``, e.g. a
-        :class:`core.interpret.methods.Method`'s ``explain``.
+        :meth:`core.interpret.registry.MethodSpec.bind`'s result.
     x : Tensor [shape=(1, 1, n_mels, n_frames)]
     target : int
     seed : int

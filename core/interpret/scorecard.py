@@ -40,7 +40,7 @@ def clip_scorecard(
         In eval mode.
     explain : callable
         ``explain(model, x, target) -> (n_mels, n_frames)``, a
-        :class:`core.interpret.methods.Method`'s ``explain``.
+        :meth:`core.interpret.registry.MethodSpec.bind`'s result.
     x : np.ndarray [shape=(n_mels, n_frames)]
     target : int
     n_steps, draws, seed

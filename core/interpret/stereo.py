@@ -49,10 +49,10 @@ def stereo_inputs(loaded, samples: np.ndarray) -> np.ndarray:
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 2 or samples.shape[0] != 2:
         raise InputError("samples", f"expected (2, n_samples) for a stereo clip, got {samples.shape}")
-    if getattr(loaded, "kind", "") == "hf-ast":
+    if loaded.own_front_end:
         return np.stack([loaded.features(channel) for channel in samples])
     cfg = loaded.audio_cfg
-    n_samples = cfg.hop_length * (cfg.n_frames - 1)
+    n_samples = cfg.n_samples
     power = np.stack([mel_power(fit_duration(channel, n_samples), cfg) for channel in samples])  # (2, n_mels, t)
     db = librosa.power_to_db(power, ref=float(power.max()) or 1.0, top_db=cfg.top_db)  # one reference
     standardised = (db - db.mean()) / (db.std() + 1e-6)  # one mean and std for the pair

@@ -37,7 +37,7 @@ from torch import nn
 
 from core.audio import AudioConfig
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 
 __all__ = ["LAYOUTS", "ModelSpec", "AdaptedModel", "load_adapter", "discover_taps", "load_weights", "check_spec",
            "file_sha256", "build_adapted"]
@@ -338,7 +338,7 @@ def check_spec(model: AdaptedModel, spec: ModelSpec, *, source: str | Path = "ad
     from core.taps import record
 
     cfg = spec.audio_config()
-    y = np.zeros(cfg.hop_length * (cfg.n_frames - 1), dtype=np.float32)
+    y = np.zeros(cfg.n_samples, dtype=np.float32)
     try:
         x = np.asarray(spec.input(y, cfg.sr), dtype=np.float32)
     except Exception as error:

@@ -30,7 +30,7 @@ from torch import nn
 
 from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 
 __all__ = ["ASTConfig", "AudioTransformer", "Attention", "Layer", "patch_grid", "padded_size"]
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from core.audio import AudioConfig, check_audio, resample, to_mono
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 from core.models.ast import PatchGrid, patch_grid
 
 __all__ = ["HFASTConfig", "HFAST", "is_hf_ast_folder", "load_hf_ast", "hf_features", "hf_audio_config",
@@ -234,7 +234,7 @@ class HFAST(PatchGrid, nn.Module):
 def hf_audio_config(model: HFAST) -> AudioConfig:
     """An :class:`AudioConfig` describing the extractor's axes (16 kHz, 10 ms hop, n_frames).
 
-    Used for loading clips (``load_mono`` at ``sr``, ``hop_length * (n_frames - 1)`` samples)
+    Used for loading clips (``load_mono`` at ``sr``, ``AudioConfig.n_samples`` samples)
     and for time axes; the features themselves come from :func:`hf_features`.
     """
     c = model.config

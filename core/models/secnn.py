@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from core.models import Tap
+from core.models.tap import Tap
 
 __all__ = ["SECNNConfig", "SECNN", "Excitation", "SqueezeExcitation", "ConvBlock", "TimeMaxPool", "POOLS"]
 

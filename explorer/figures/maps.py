@@ -124,43 +124,6 @@ def _axis_suffix(k: int) -> str:
     return "" if k == 1 else str(k)
 
 
-def _grid_layout(n_rows: int, n_cols: int, *, hspace: float, vspace: float, cell_titles: Sequence[str] = (),
-                 row_titles: Sequence[str] = (), col_titles: Sequence[str] = (), share: bool = True) -> dict:
-    """Layout of a subplot grid as a plain dict (what ``make_subplots`` makes, 10x faster).
-
-    Cell ``(r, c)`` (0-based) uses axes ``x{k}``/``y{k}`` with ``k = r * n_cols + c + 1``
-    (``x``/``y`` for ``k = 1``). Shared axes follow the first cell's zoom.
-    """
-    width = (1.0 - hspace * (n_cols - 1)) / n_cols
-    height = (1.0 - vspace * (n_rows - 1)) / n_rows
-    layout: dict = {}
-    annotations = []
-    for r in range(n_rows):
-        y1 = 1.0 - r * (height + vspace)
-        for c in range(n_cols):
-            k = r * n_cols + c + 1
-            sfx = _axis_suffix(k)
-            x0 = c * (width + hspace)
-            xaxis = dict(domain=_domain(x0, x0 + width), anchor=f"y{sfx}")
-            yaxis = dict(domain=_domain(y1 - height, y1), anchor=f"x{sfx}")
-            if share and k > 1:
-                xaxis["matches"], yaxis["matches"] = "x", "y"
-            layout[f"xaxis{sfx}"], layout[f"yaxis{sfx}"] = xaxis, yaxis
-            if k - 1 < len(cell_titles):
-                annotations.append(dict(text=cell_titles[k - 1], x=x0 + width / 2, y=y1, xref="paper", yref="paper",
-                                        xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11)))
-        if r < len(row_titles):
-            annotations.append(dict(text=row_titles[r], x=1.0, y=y1 - height / 2, xref="paper", yref="paper",
-                                    xanchor="left", yanchor="middle", textangle=90, showarrow=False,
-                                    xshift=4, font=dict(size=12)))
-    for c, text in enumerate(col_titles):
-        x0 = c * (width + hspace)
-        annotations.append(dict(text=text, x=x0 + width / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
-                                yanchor="bottom", showarrow=False, font=dict(size=12)))
-    layout["annotations"] = annotations
-    return layout
-
-
 # ---------------------------------------------------------------------------
 # clip
 
@@ -585,15 +548,11 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                    title: str | None = None) -> go.Figure:
     """Layers x heads grid: the spectrogram in each cell, the query patch boxed, arcs to its top-k patches.
 
-    Drawn on one pair of axes, each cell offset from the last (a subplot per
-    cell costs the browser ~25 ms each), over one picture of the spectrogram
-    tiled into every cell (sent once), with arcs and boxes as a few line traces
-    (strengths binned into ``_ARC_LEVELS`` widths) instead of hundreds of shapes.
-    Hovering a patch names its layer, head and weight through one invisible
-    heatmap over the whole grid. The grid is not clickable: WebGL hit markers
-    cost the browser about 1 s (its context, whatever the number of points),
-    SVG ones more, and Streamlit does not report clicks on a heatmap, so the
-    query is picked on :func:`patch_picker`.
+    One pair of axes, each cell offset from the last, over one picture of the
+    spectrogram tiled into every cell; arcs and boxes as a few line traces
+    (strengths binned into ``_ARC_LEVELS`` widths); one invisible heatmap
+    carries the hover (why: README, Performance). The query is picked on
+    :func:`patch_picker`.
 
     Parameters
     ----------
@@ -626,7 +585,20 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     tile = _quantise(shrink(S, max_rows=64, max_cols=108))
     dx, dy = grid_offsets(cfg, tile.shape)
     tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
-    boxes = np.asarray(patch_boxes, dtype=np.float64)
+    data = _arc_traces(weights, np.asarray(patch_boxes, dtype=np.float64), (tx, ty, y0, y1), query=query,
+                       top_k=top_k, dx=dx, dy=dy, x_span=duration_s, y_span=cfg.n_mels)
+    data.append(_hover_layer(tx, ty, weights, layers, heads, dx=dx, dy=dy))
+    fig = common.figure(data, _attention_grid_layout(tile, cfg, layers, heads, dx=dx, dy=dy))
+    common.layout(fig, title=title, height=80 + 125 * n_rows)
+    return fig.update_layout(margin=dict(l=48, r=30, t=60 if title else 30, b=50))
+
+
+def _arc_traces(weights: np.ndarray, boxes: np.ndarray, centres: tuple, *, query: int | None, top_k: int,
+                dx: float, dy: float, x_span: float, y_span: float) -> list[dict]:
+    """The grid's line traces: per strength level the top-k patches' boxes and the arcs to them, and the query's
+    cyan boxes. ``centres`` is :func:`_patch_centres`' (x, y, bottom, top) of each patch."""
+    tx, ty, y0, y1 = centres
+    n_rows, n_cols = weights.shape[:2]
     wmax = float(weights.max()) if weights.size else 1.0
     arcs = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]  # by strength level
     tops = [dict(x=[], y=[]) for _ in range(_ARC_LEVELS)]
@@ -640,7 +612,7 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
             for p in np.argsort(-w, kind="stable")[:top_k]:
                 level = int(round((w[p] / wmax if wmax > 0 else 0.0) * (_ARC_LEVELS - 1)))
                 if query is not None:
-                    bx, by = _arc_points(tx[query], ty[query], tx[p], ty[p], x_span=duration_s, y_span=cfg.n_mels)
+                    bx, by = _arc_points(tx[query], ty[query], tx[p], ty[p], x_span=x_span, y_span=y_span)
                     arcs[level]["x"] += list(np.round(bx + ox, _DECIMALS)) + [None]
                     arcs[level]["y"] += list(np.round(by + oy, _DECIMALS)) + [None]
                 _add_rect(tops[level], boxes[p, 0] + ox, boxes[p, 1] + ox, y0[p] + oy, y1[p] + oy)
@@ -658,11 +630,18 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
     if cyan["x"]:
         data.append(dict(type="scatter", mode="lines", **cyan, line=dict(color="cyan", width=1.5), hoverinfo="skip",
                          showlegend=False))
-    data.append(_hover_layer(tx, ty, weights, layers, heads, dx=dx, dy=dy))
+    return data
+
+
+def _attention_grid_layout(tile: np.ndarray, cfg: AudioConfig, layers: Sequence[int], heads: Sequence[int], *,
+                           dx: float, dy: float) -> dict:
+    """The grid's axes (seconds and Hz ticks repeated per cell), its tiled picture and its titles."""
+    n_rows, n_cols = len(layers), len(heads)
+    duration_s = extent_s(cfg)
     hz = hz_ticks(cfg)
     col_s = [t for t in (0, 1, 2, 3, 4, 5, 10, 20, 30) if t < duration_s * 0.95][::2]
     width, height = n_cols * dx - (dx - duration_s), n_rows * dy - (dy - cfg.n_mels)
-    layout = dict(
+    return dict(
         xaxis=dict(range=[0, width], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=8),
                    tickmode="array", tickvals=[c * dx + t for c in range(n_cols) for t in col_s],
                    ticktext=[f"{t:g}" for _ in range(n_cols) for t in col_s]),
@@ -684,9 +663,6 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                 font=dict(size=11))],
         dragmode=False, hovermode="closest",
     )
-    fig = common.figure(data, layout)
-    common.layout(fig, title=title, height=80 + 125 * n_rows)
-    return fig.update_layout(margin=dict(l=48, r=30, t=60 if title else 30, b=50))
 
 
 _ARC_LEVELS = 6  # arc widths and colours: attention strengths binned into this many steps

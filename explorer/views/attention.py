@@ -9,13 +9,12 @@ import streamlit as st
 
 from core.errors import InputError
 from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
-from core.interpret.methods import rollout_name
-from core.interpret.rollout import HEAD_FUSIONS
-from core.applicability import usable
+from core.interpret.registry import method, usable
 from explorer import cached, figures, state, ui
 
 GRID_KEY = "attention_grid_chart"
 PICKER_KEY = "attention_picker_chart"
+ROLLOUT = method("rollout")
 OPENED_KEY = "attention_opened_on"  # (model folder, clip path) the query was last chosen for
 
 
@@ -37,7 +36,7 @@ def attention_over_time(loaded, folder: str, clip, model_name: str) -> None:
     from explorer.figures import sequence as figures_sequence
 
     cfg = loaded.audio_cfg
-    taps = {t.name: t.label for t in loaded.model.taps() if t.kind == "attention"}
+    taps = {t.name: t.label for t in loaded.taps("attention")}
     tap = next(iter(taps))
     if len(taps) > 1:
         tap = st.selectbox("Attention module", list(taps), format_func=taps.get, key="attention_time_tap")
@@ -160,10 +159,8 @@ with control_col:
                     "patch on the rollout map to query it.")
         st.button("Query the class token instead", on_click=use_class_token, key="attention_cls")
         st.markdown("**Rollout**")
-    fusion = st.selectbox("Head fusion", HEAD_FUSIONS, key="attention_fusion",
-                          help="How the heads of a layer are combined: their mean, max or min.")
-    discard = st.slider("Discard weakest links", min_value=0.0, max_value=0.95, value=0.0, step=0.05,
-                        key="attention_discard", help="Share of the weakest attention links dropped in each layer.")
+    rollout_params = ui.method_params(ROLLOUT, loaded, key="attention")
+    fusion, discard = rollout_params["head_fusion"], rollout_params["discard_ratio"]
     marks = (["solid cyan: the query patch"] if query != CLASS_TOKEN else []) + (
         ["dashed white: the clip's true event"] if ui.clip_boxes(clip) else [])
     st.caption("Bright = much of the class token's information comes from there" + (
@@ -199,7 +196,7 @@ if stereo:
 
 with st.expander("How faithful is this rollout map? (deletion against baselines, sanity check)", expanded=True):
     target = int(np.argmax(cached.probabilities(folder, clip.path)))
-    card = cached.scorecard(folder, clip.path, rollout_name(fusion, float(discard)), target)
+    card = cached.scorecard(folder, clip.path, ROLLOUT.id, cached.params_key(rollout_params), target)
     st.caption(f"Scored for the mix-down and the predicted class, '{loaded.classes[target]}'. Rollout is the same "
                "for every class: it follows attention, not the decision.")
     ui.scorecard(card)

@@ -1,4 +1,5 @@
-"""Attribution page: which time-frequency cells a model's decision rests on (Grad-CAM), and how much to trust that."""
+"""Attribution page: which time-frequency cells a model's decision rests on (any map method of the registry), and how much
+to trust that: its deletion curve beside baselines, its sanity verdict, the kept region as sound."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
-from core.kinds import MAP_TAP_KINDS
+from core.interpret.registry import map_methods
 from explorer import cached, figures, state, ui
 
 PREDICTED = "predicted class"
 
 st.title("Attribution")
 ui.intro(
-    "**Grad-CAM** colours the cells of the spectrogram that push the model towards a class, as seen from one "
-    "layer: yellow = strong evidence, transparent = none (the last frames a layer's pooling "
+    "**Grad-CAM** (the default; the method box offers every map method that applies to the model) colours the "
+    "cells of the spectrogram that push the model towards a class, as seen from one layer: yellow = strong evidence, transparent = none (the last frames a layer's pooling "
     "never sees stay uncoloured). The **deletion curve** checks the map: it blanks the most highlighted cells first and "
     "reruns the model. If the map is right, the class's probability falls fast: faster than when smooth random "
     "blobs are blanked (dashed) and faster than when simply the loudest cells are blanked (dotted). A lower area "
@@ -27,22 +28,23 @@ models = ui.need_models()
 model_name, folder = ui.pick_model(models, key="attribution_model")
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
-taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
-methods = ui.method_notes(loaded, "Attribution")
-if not taps or "Grad-CAM" not in methods:
-    st.info(f"{model_name} has no layer Grad-CAM can explain.")
+offered = ui.method_notes(loaded, "Attribution")
+methods = {m.id: m for m in map_methods(loaded)}
+if not methods:
+    st.info(f"{model_name} has no map method that applies to it.")
     st.stop()
-labels = {t.name: t.label for t in taps}
-tap_names = list(labels)
 st.markdown(ui.clip_caption(clip))
 
 probs = cached.probabilities(folder, clip.path)
 predicted = int(np.argmax(probs))
-c1, c2 = st.columns([3, 2])
+c0, c1, c2 = st.columns([2, 3, 2])
+with c0:
+    ids = list(methods)
+    spec = methods[st.selectbox("Method", ids, index=ids.index("gradcam") if "gradcam" in ids else 0,
+                                format_func=lambda i: methods[i].label, key="attribution_method",
+                                help="Every map method that applies to this model (core's method registry).")]
 with c1:
-    tap = state.bound(st.select_slider, "Layer (tap)", state.TAP, options=tap_names, default=ui.default_cam_tap(taps),
-                      format_func=labels.get, help="Deeper layers see larger, more abstract patterns. A "
-                                                   "transformer's last layer always gives an empty map.")
+    params = ui.method_params(spec, loaded, key=f"attribution_{spec.id}")
 with c2:
     options = [PREDICTED] + list(loaded.classes)
     target_name = state.bound(st.selectbox, "Class explained", state.TARGET_CLASS, options=options,
@@ -50,32 +52,38 @@ with c2:
                               format_func=lambda c: f"predicted: {loaded.classes[predicted]} ({probs[predicted]:.0%})"
                               if c == PREDICTED else f"{c} ({probs[loaded.classes.index(c)]:.0%})")
 target = predicted if target_name == PREDICTED else loaded.classes.index(target_name)
+key = cached.params_key(params)
+setting = spec.name(params)
+tap_labels = {t.name: t.label for t in loaded.cam_taps()}
+where = f" at {tap_labels[params['tap']]}" if "tap" in params else ""
 
 left, right = st.columns([3, 2], gap="medium")
 X = cached.model_input(clip.path, cached.input_key(folder))
-stem = f"gradcam_{ui.safe_stem(model_name)}_{tap}_{ui.safe_stem(clip.name)}"
+stem = f"{ui.safe_stem(setting)}_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}"
 try:
-    heat = cached.gradcam(folder, clip.path, tap, target)
+    heat = cached.method_map(folder, clip.path, spec.id, key, target)
 except InputError as error:
     st.error(str(error))
     st.stop()
 with left:
     boxes = ui.clip_boxes(clip)
     empty = not np.any(heat > 0)
-    title = f"Grad-CAM for '{loaded.classes[target]}' at {labels[tap]}" + (
+    title = f"{spec.label} for '{loaded.classes[target]}'{where}" + (
         ": empty map" if empty else " (dashed white: true event)" if boxes else "")
     ui.plot(figures.overlay(X, heat, cfg, title=title, boxes=boxes), key="attribution_overlay", stem=stem)
     if empty:
         st.caption(ui.EMPTY_MAP)
+    if not spec.class_specific:
+        st.caption(f"{spec.label} is the same for every class: it does not follow the decision.")
 
 with right:
-    if "deletion curve" not in methods:
+    if "deletion curve" not in offered:
         st.info("No deletion curve for this model: it masks the model's input cell by cell, and this model's "
                 "input is not laid out on the map's (n_mels, n_frames) grid.")
     else:
-        card = cached.scorecard(folder, clip.path, f"grad-cam {tap}", target)
+        card = cached.scorecard(folder, clip.path, spec.id, key, target)
         fig = figures.curve(card["fractions"], card["probabilities"], x_label="share of cells blanked (0-1)",
-                            y_label=f"probability of '{loaded.classes[target]}' (0-1)", name="Grad-CAM order",
+                            y_label=f"probability of '{loaded.classes[target]}' (0-1)", name=f"{spec.label} order",
                             baseline=(card["fractions"], card["random_probabilities"]),
                             baseline_name="smooth random blobs (mean)",
                             more_baselines=[(card["fractions"], card["energy_probabilities"], "loudest cells first")],
@@ -84,7 +92,7 @@ with right:
         ui.scorecard(card)
         ui.download_table(list(zip(card["fractions"], card["probabilities"], card["random_probabilities"],
                                    card["energy_probabilities"])),
-                          ["fraction_blanked", "probability_gradcam_order", "probability_smooth_random_mean",
+                          ["fraction_blanked", "probability_map_order", "probability_smooth_random_mean",
                            "probability_energy_order"], stem=f"deletion_{stem}", key="attribution_deletion_csv")
 
 st.subheader("Listen to the highlighted region")
@@ -94,7 +102,7 @@ l1, l2 = st.columns([1, 2])
 keep = l1.slider("Share of cells kept", min_value=0.05, max_value=0.5, value=0.2, step=0.05, key="attribution_keep")
 if l1.toggle("Make the sound", value=False, key="attribution_listen",
              help="Takes a second or two the first time for each setting."):
-    audio, threshold = cached.masked_audio(folder, clip.path, tap, target, float(keep))
+    audio, threshold = cached.masked_audio(folder, clip.path, spec.id, key, target, float(keep))
     with l2:
         st.caption(f"Cells with relevance ≥ {threshold:.2f} kept ({keep:.0%} of the spectrogram).")
         if np.max(np.abs(audio)) > 0:

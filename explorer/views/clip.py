@@ -3,50 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from core.augment import NOISE_COLOURS
-from core.datasets import AUDIO_EXTENSIONS
 from core.errors import InputError
-from core.paths import cache_dir
+from core.uploads import MAX_UPLOAD_MB, save_upload
 from explorer import cached, figures, state, ui
-
-MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
-
-
-def save_upload(name: str, data: bytes) -> str:
-    """Check an upload's type and size, keep a copy named by its hash, and check it loads.
-
-    Returns
-    -------
-    str
-        Path of the saved copy.
-
-    Raises
-    ------
-    InputError
-        Wrong extension, too large, or anything :func:`core.audio.load_audio` refuses.
-    """
-    suffix = Path(name).suffix.lower()
-    if suffix not in AUDIO_EXTENSIONS:
-        raise InputError(name, f"not an audio file type the explorer reads ({', '.join(AUDIO_EXTENSIONS)})")
-    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        raise InputError(name, f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_MB} MB")
-    folder = cache_dir() / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
-    if not path.is_file():
-        path.write_bytes(data)
-    try:
-        cached.clip_samples(str(path), cached.audio_cfg(None).sr)
-    except InputError as error:
-        path.unlink(missing_ok=True)
-        raise InputError(name, error.problem) from None
-    return str(path)
 
 
 def _take(file, *, name: str | None = None) -> None:
@@ -62,7 +26,7 @@ def _take(file, *, name: str | None = None) -> None:
     st.session_state["_upload_error"] = None
     name = name or file.name
     try:
-        path = save_upload(name, file.getvalue())
+        path = str(save_upload(name, file.getvalue()))
     except InputError as error:
         st.session_state["_upload_error"] = str(error)
         st.error(str(error))
@@ -200,7 +164,6 @@ def lab_section(clip, boxes: list, models: list) -> None:
         st.info("Pick a model in the sidebar to use the lab.")
         return
     from core.counterfactual import MODES, Edits, Region, control_region
-    from core.kinds import MAP_TAP_KINDS
     from explorer import cached_review
 
     lab_name, lab_folder = ui.pick_model(models, key="lab_model")
@@ -251,8 +214,7 @@ def lab_section(clip, boxes: list, models: list) -> None:
         return
     before, after = cached.probabilities(lab_folder, clip.path), cached.probabilities(lab_folder, edited)
     focus = lab.classes.index(clip.category) if clip.category in lab.classes else int(np.argmax(before))
-    cam_taps = [t for t in lab.model.taps() if t.kind in MAP_TAP_KINDS]
-    cam_tap = ui.default_cam_tap(cam_taps) if cam_taps else None
+    cam_tap = lab.default_cam_tap()
     shown = [region.bounded(duration_s=duration_s, fmax_hz=nyquist_hz)] if region else []
     g1, g2 = st.columns(2)
     g1.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",

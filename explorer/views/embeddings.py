@@ -43,7 +43,7 @@ loaded = cached.checkpoint(folder)
 taps = loaded.model.taps()
 labels = {t.name: t.label for t in taps}
 tap_names = list(labels)
-default_tap = next((t.name for t in reversed(taps) if t.kind == "embedding"), tap_names[-1])
+default_tap = next((t.name for t in reversed(loaded.taps("embedding"))), tap_names[-1])
 
 fold_choices, fold_default = cd.fold_options(root)
 c1, c2, c3, c4 = st.columns([1, 2, 2, 2])

@@ -8,7 +8,6 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
-from core.kinds import MAP_TAP_KINDS
 from explorer import cached, state, ui
 from explorer import cached_dataset as cd
 from explorer.figures import dataset as fd
@@ -195,7 +194,7 @@ cam_model = names[0] if len(names) == 1 else d1.radio(
     format_func=lambda n: f"{n} ({n_wrong[names.index(n)]} wrong)")
 cam_folder = folders[cam_model]
 loaded = cached.checkpoint(cam_folder)
-cam_taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
+cam_taps = loaded.cam_taps()
 res = results[cam_model]
 y_true, y_pred = np.asarray(res["y_true"]), np.asarray(res["y_pred"])
 wrong = np.flatnonzero(y_true != y_pred)
@@ -205,7 +204,7 @@ elif len(wrong) == 0:
     st.success(f"{cam_model} gets every clip of {cd.fold_label(fold)} right.")
 else:
     cam_labels = {t.name: t.label for t in cam_taps}
-    tap = d2.selectbox("Layer (tap)", list(cam_labels), index=list(cam_labels).index(ui.default_cam_tap(cam_taps)),
+    tap = d2.selectbox("Layer (tap)", list(cam_labels), index=list(cam_labels).index(loaded.default_cam_tap()),
                        format_func=cam_labels.get, key=f"errors_cam_tap_{loaded.kind}",
                        help="A transformer's last layer always gives an empty map.")
     explain = d3.radio("Class explained", ["predicted", "true"], horizontal=True, key="errors_cam_target",

@@ -147,10 +147,10 @@ with right:
                     key="review_top5")
 
 # -- Grad-CAM, label vs prediction --------------------------------------------------------
-taps = [t for t in loaded.model.taps() if t.kind in MAP_TAP_KINDS]
+taps = loaded.cam_taps()
 if taps:
     cam_labels = {t.name: t.label for t in taps}
-    tap = st.select_slider("Grad-CAM layer", list(cam_labels), value=ui.default_cam_tap(taps),
+    tap = st.select_slider("Grad-CAM layer", list(cam_labels), value=loaded.default_cam_tap(),
                            format_func=cam_labels.get, key=f"review_tap_{loaded.kind}")
     X = cached.model_input(path, cached.input_key(folder))
     boxes = data.boxes(clip_id)
@@ -171,7 +171,7 @@ else:
 
 # -- nearest training clips -----------------------------------------------------------------
 st.subheader("Nearest training clips")
-n_taps = [t for t in loaded.model.taps() if t.kind in NEIGHBOUR_KINDS]
+n_taps = loaded.taps(*NEIGHBOUR_KINDS)
 n_labels = {t.name: t.label for t in n_taps}
 k1, k2 = st.columns([3, 1])
 n_tap = k1.selectbox("Layer", list(n_labels), index=len(n_labels) - 1, format_func=n_labels.get,

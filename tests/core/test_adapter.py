@@ -19,7 +19,7 @@ from core.checkpoint import load_checkpoint
 from core.cli import main
 from core.errors import InputError
 from core.interpret.gradcam import GradCAM
-from core.applicability import applicable, usable
+from core.interpret.registry import applicable, usable
 from core.models.adapter import load_adapter
 from core.registry import add_model, registered, registry_path
 
@@ -96,15 +96,16 @@ def test_each_page_offers_the_right_methods(cache, name):
     spectrogram_input = EXPECTED[name][2]
     assert usable(loaded, "Layers") == ["feature maps"]  # no SE blocks
     assert usable(loaded, "Attention") == []  # no token grid, no attention
-    assert usable(loaded, "Attribution") == (["Grad-CAM", "deletion curve", "kept region as sound"]
+    assert usable(loaded, "Attribution") == (["Grad-CAM", "integrated gradients", "occlusion", "SmoothGrad",
+                                              "deletion curve", "kept region as sound"]
                                              if spectrogram_input else ["Grad-CAM", "kept region as sound"])
     assert usable(loaded, "Embeddings") == ["embedding projection"]
     assert usable(loaded, "Decoders") == (["NMF-style decoders"] if spectrogram_input else [])
     assert usable(loaded, "Errors") == ["confusion matrix", "per-class average precision"]
-    reasons = dict((m.name, why) for m, why in applicable(loaded, "Attention"))
+    reasons = dict((m.label, why) for m, why in applicable(loaded, "Attention"))
     assert "token grid" in reasons["attention rollout"] and "attention weights" in reasons["attention rollout"]
     if not spectrogram_input:
-        assert "(1, n_mels, n_frames)" in dict((m.name, why) for m, why in applicable(loaded, "Attribution"))[
+        assert "(1, n_mels, n_frames)" in dict((m.label, why) for m, why in applicable(loaded, "Attribution"))[
             "deletion curve"]
 
 
@@ -248,7 +249,7 @@ def test_attention_without_a_patch_grid_is_attention_over_time_and_equals_its_fo
     assert entry["taps"]["attn.attn"]["kind"] == "attention"
     loaded = load_checkpoint("attncrnn")
     assert usable(loaded, "Attention") == ["attention over time"]
-    reasons = dict((m.name, why) for m, why in applicable(loaded, "Attention"))
+    reasons = dict((m.label, why) for m, why in applicable(loaded, "Attention"))
     assert "token grid" in reasons["attention per head"]
 
     x = torch.from_numpy(loaded.input(clip(16000), 16000))[None]

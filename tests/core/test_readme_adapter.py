@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from core.checkpoint import load_checkpoint
 from core.cli import main
-from core.applicability import usable
+from core.interpret.registry import usable
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -43,4 +43,5 @@ def test_the_readme_adapter_registers_and_is_explained(tmp_path, monkeypatch, ca
     reference.load_state_dict(state)
     with torch.no_grad():  # the registered weights were loaded, not fresh random ones
         torch.testing.assert_close(loaded.model(torch.from_numpy(x)[None]), reference(torch.from_numpy(x)[None]))
-    assert usable(loaded, "Attribution") == ["Grad-CAM", "deletion curve", "kept region as sound"]
+    assert usable(loaded, "Attribution") == ["Grad-CAM", "integrated gradients", "occlusion", "SmoothGrad",
+                                             "deletion curve", "kept region as sound"]

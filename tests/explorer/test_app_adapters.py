@@ -77,7 +77,7 @@ def test_a_registered_model_renders_every_page_that_applies(registered, name):
         assert "NMF-style decoders" in " ".join(c.value for c in at.caption)
     at.switch_page("views/attention.py").run()
     no_exception(at)
-    info = " ".join(i.value for i in at.info)  # why not (core.applicability): no attention weights on a patch grid
+    info = " ".join(i.value for i in at.info)  # why not (core.interpret.registry): no attention weights on a patch grid
     assert "transformer" in info and f"**{name}**: attention per head and attention rollout need attention weights" in info
     assert "token grid" in info and "attention over time needs attention weights over time steps" in info
 

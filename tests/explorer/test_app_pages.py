@@ -190,7 +190,7 @@ def test_attention_page(env):
 
     channels = sf.info(str(open_dataset(env["demo"]).record(at.session_state["clip_id"]).path)).channels
     assert len([r for r in at.radio if r.key == "attention_channel"]) == (channels == 2)  # mono: nothing to choose
-    # the SE-CNN picked beside the AST is left out, and the page says why (core.applicability)
+    # the SE-CNN picked beside the AST is left out, and the page says why (core.interpret.registry)
     assert at.session_state["models"] == ["tiny-secnn", "tiny-ast"]
     assert any(c.value.startswith("Not shown on this page: **tiny-secnn**: attention per head and attention rollout need "
                                   "attention weights")
@@ -209,8 +209,8 @@ def test_attention_page(env):
     at.button(key="attention_cls").click().run()
     assert at.session_state["query_patch"] == "cls"
     assert any(m.value.startswith("**Query:** the class token") for m in at.markdown)
-    at.selectbox(key="attention_fusion").set_value("max").run()
-    at.slider(key="attention_discard").set_value(0.5).run()
+    at.selectbox(key="attention_head_fusion").set_value("max").run()
+    at.slider(key="attention_discard_ratio").set_value(0.5).run()
     no_exception(at)
 
 
@@ -251,6 +251,17 @@ def test_attribution_page(env):
     at.toggle(key="attribution_listen").set_value(True).run()
     no_exception(at)
     assert len(at.get("audio")) == 1
+    # every map method of the registry is offered; its parameters become widgets, and it is scored the same way
+    box = at.selectbox(key="attribution_method")
+    assert box.value == "gradcam" and {"integrated gradients", "occlusion", "SmoothGrad"} <= set(box.options)
+    box.set_value("smoothgrad").run()  # (a widget found before a run is stale after it)
+    no_exception(at)
+    at.slider(key="attribution_smoothgrad_n_samples").set_value(2).run()
+    no_exception(at)
+    assert [c.key for c in charts(at)] == ["attribution_overlay", "attribution_deletion"]
+    assert [m.label for m in at.metric] == ["This map", "Random blobs", "Loudest cells"]
+    assert len(at.success) + len(at.warning) == 1  # its sanity verdict
+    at.selectbox(key="attribution_method").set_value("gradcam").run()
     # an AST opens on its second-to-last layer: the last one's map is always empty
     at.radio(key="attribution_model").set_value("tiny-ast").run()
     no_exception(at)
@@ -343,19 +354,23 @@ def test_more_bad_uploads_then_a_96k_float_file(env):
 def test_the_app_shows_the_rollout_the_report_scores(env):
     """One computation: the Attention page's rollout of a clip is explain-report's map of it."""
     from core.datasets import load_mono
-    from core.interpret.methods import model_methods
+    from core.interpret.registry import report_runs
     from explorer import cached
 
     folder = cached.checkpoint_folders()["tiny-ast"]
     loaded = cached.checkpoint(folder)
     record = env["data"].records[0]
+    x = torch.as_tensor(loaded.features(load_mono(record, loaded.audio_cfg)))[None, None]  # as explain-report
+    runs = {run.name: run for run in report_runs(loaded, reference=False)}
     app = cached.rollout(folder, str(record.path))
-    x = torch.as_tensor(loaded.features(load_mono(record, loaded.audio_cfg)))[None, None]
-    for name in ("rollout (mean)",):
-        report = model_methods(loaded.model, reference=False)[name].explain(loaded.model, x, record.label)
-        np.testing.assert_allclose(app, report, atol=1e-6)
+    report = runs["rollout (mean)"].bind(loaded)(loaded.model, x, record.label)
+    np.testing.assert_allclose(app, report, atol=1e-6)
     assert np.isnan(app).any() == np.isnan(report).any()
     fused = cached.rollout(folder, str(record.path), head_fusion="max", discard_ratio=0.9)
-    report = model_methods(loaded.model, reference=False)["rollout (max, discard 0.9)"].explain(
-        loaded.model, x, record.label)
+    report = runs["rollout (max, discard 0.9)"].bind(loaded)(loaded.model, x, record.label)
     np.testing.assert_allclose(fused, report, atol=1e-6)
+    # and the Attribution page's Grad-CAM is the report's
+    tap = next(run.params["tap"] for run in runs.values() if run.spec.id == "gradcam")
+    app = cached.method_map(folder, str(record.path), "gradcam", cached.params_key({"tap": tap}), record.label)
+    report = runs[f"grad-cam {tap}"].bind(loaded)(loaded.model, x, record.label)
+    np.testing.assert_allclose(app, report, atol=1e-6)

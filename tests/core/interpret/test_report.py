@@ -10,28 +10,33 @@ import pytest
 import soundfile as sf
 
 from core.cli import main
-from core.interpret.methods import model_methods
+from core.interpret.registry import report_runs
+from tests.core.interpret.conftest import as_loaded
 from core.interpret.report import CHANCE, SMOOTH_RANDOM, faithfulness_table, format_table
 
 
-def test_methods_per_model_kind(real_secnn, real_ast):
+def names(runs) -> list[str]:
+    return [run.name for run in runs]
+
+
+def test_methods_per_model_kind(real_secnn, real_ast, real_audio_cfg):
     energy = "energy (input itself)"
-    assert list(model_methods(real_secnn)) == [f"grad-cam block{k}" for k in range(1, 6)] + [
-        "integrated gradients", "occlusion", energy]
-    assert list(model_methods(real_ast, reference=False)) == [
+    assert names(report_runs(as_loaded(real_secnn, real_audio_cfg))) == [f"grad-cam block{k}" for k in range(1, 6)] + [
+        "integrated gradients", "occlusion", "SmoothGrad", energy]
+    assert names(report_runs(as_loaded(real_ast, real_audio_cfg), reference=False)) == [
         "rollout (mean)", "rollout (max, discard 0.9)", "attention × gradient (Chefer)", "attention (last layer)",
         "grad-cam layer1", energy]
 
 
 def test_table_on_a_real_ast_with_baselines_distractors_and_sanity(real_ast, real_audio_cfg):
-    loaded = SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg)
+    loaded = as_loaded(real_ast, real_audio_cfg)
     records = [SimpleNamespace(clip_id=f"c{i}", label=i % 3) for i in range(3)]
     features = np.random.default_rng(0).standard_normal((3, 32, 64)).astype(np.float32)
     boxes = lambda clip_id: [(0.0, 0.5, 0.0, 4000.0)] if clip_id != "c2" else []
     distractors = lambda clip_id: [(0.6, 0.9, 0.0, 4000.0)] if clip_id == "c0" else []  # planted
     table = faithfulness_table(loaded, records, features, boxes=boxes, distractor_boxes=distractors, n_steps=4,
                                draws=2, sanity_clips=1, reference=False, progress=False)
-    assert list(table) == list(model_methods(real_ast, reference=False)) + [SMOOTH_RANDOM, CHANCE]
+    assert list(table) == names(report_runs(loaded, reference=False)) + [SMOOTH_RANDOM, CHANCE]
     for name, row in table.items():
         if name == CHANCE:
             assert row["deletion_auc"] is None and 0 < row["pointing_game"][0] < 1 and row["n_boxed"] == 2

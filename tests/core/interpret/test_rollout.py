@@ -123,13 +123,10 @@ def test_rollout_on_the_real_ast_equals_the_loop_formula(real_ast):
 
 
 def _loaded(real_ast, real_audio_cfg):
-    from types import SimpleNamespace
+    from core.checkpoint import Loaded
 
-    from core.audio import log_mel
-
-    return SimpleNamespace(model=real_ast, audio_cfg=real_audio_cfg, kind="ast",
-                           features=lambda y: log_mel(y, real_audio_cfg),
-                           input=lambda y, sr: log_mel(y, real_audio_cfg)[None])
+    return Loaded(model=real_ast, audio_cfg=real_audio_cfg, classes=[str(k) for k in range(real_ast.n_classes)],
+                  kind="ast")
 
 
 def test_stereo_inputs_keep_the_level_difference(real_ast, real_audio_cfg):

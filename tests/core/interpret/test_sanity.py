@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.interpret.gradcam import GradCAM
-from core.interpret.methods import model_methods
+from core.interpret.registry import method
+from tests.core.interpret.conftest import as_loaded
 from core.interpret.sanity import cascading_randomisation, layer_groups, randomise_, rank_correlation, verdict
 
 
@@ -71,12 +72,12 @@ def test_rank_correlation_is_spearman_over_covered_cells():
 
 
 def test_the_check_flags_the_energy_map_and_passes_gradcam_on_a_trained_model(trained_cnn):
-    energy = model_methods(trained_cnn, reference=False)["energy (input itself)"]
+    energy = method("energy").bind(as_loaded(trained_cnn))
     x, y = planted_batch(6, torch.Generator().manual_seed(2))
     energy_rho, gradcam_rho = [], []
     for i in range(len(x)):
         xi, target = x[i:i + 1], int(y[i])
-        result = cascading_randomisation(trained_cnn, energy.explain, xi, target)
+        result = cascading_randomisation(trained_cnn, energy, xi, target)
         assert result.layers == ["out", "conv2", "conv1"]
         energy_rho.append(result.all_random)
         gradcam_rho.append(cascading_randomisation(trained_cnn, gradcam, xi, target, seed=i).all_random)
