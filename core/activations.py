@@ -396,7 +396,6 @@ def extract(
         if stored is not None:
             out[name] = stored
     missing = [name for name in taps if name not in out]
-    n = len(records)
     with cache.lock(*(keys[name] for name in missing)):  # one writer per entry; a second one waits, then reads
         for name in missing:
             stored = cache.load_array(keys[name])

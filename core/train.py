@@ -499,16 +499,11 @@ def train(**kwargs) -> dict:
 
         features = hf_input
 
-    split = load_split(cfg, rng, features)
-    dataset = split.dataset
-
-    teacher_net = None
-    if cfg.teacher is not None:
+    taught_by = None
+    if cfg.teacher is not None:  # checked before any clip is loaded
         from core.checkpoint import load_checkpoint
 
         taught_by = load_checkpoint(cfg.teacher)
-        if taught_by.classes != dataset.classes:
-            raise InputError(cfg.teacher, f"the teacher's classes {taught_by.classes} differ from the data's")
         student = "hf-ast" if cfg.model == "hf-ast" else "log-mel"
         teacher = {"secnn": "log-mel", "ast": "log-mel"}.get(taught_by.kind, taught_by.kind)
         if teacher != student or taught_by.audio_cfg != cfg.audio_cfg:
@@ -516,6 +511,14 @@ def train(**kwargs) -> dict:
                                           f"{_front_end(taught_by.audio_cfg)}) takes another input than the student "
                                           f"({cfg.model}, {_front_end(cfg.audio_cfg)}); distillation feeds both the "
                                           f"same batch, so they must share their front end")
+
+    split = load_split(cfg, rng, features)
+    dataset = split.dataset
+
+    teacher_net = None
+    if taught_by is not None:
+        if taught_by.classes != dataset.classes:
+            raise InputError(cfg.teacher, f"the teacher's classes {taught_by.classes} differ from the data's")
         teacher_net = taught_by.model.to(device).eval()
     if not 0.0 <= cfg.distill_weight <= 1.0 or not cfg.distill_temperature > 0:
         raise InputError("distill_weight", f"need w in [0, 1] and T > 0, got {cfg.distill_weight}, "

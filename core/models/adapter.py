@@ -309,12 +309,19 @@ def _is_block(name: str, module: nn.Module) -> bool:
     return _has_conv(module) and not isinstance(module, _CONV) and (bool(_BLOCK_NAME.search(name)) or name.isdigit())
 
 
+def _one_conv(module: nn.Module) -> bool:
+    """A small block whatever its name: one convolution inside (with its norm, activation, pooling), no recurrence."""
+    inner = list(module.modules())
+    return sum(isinstance(m, _CONV) for m in inner) == 1 and not any(isinstance(m, _RECURRENT) for m in inner)
+
+
 def _conv_blocks(module: nn.Module, prefix: str) -> list[tuple[str, str]]:
     """Outermost blocks holding convolutions, as ``(name, module path to read)``.
 
     A container of several blocks (named conv/block/layer/stage, or numbered
     children of an ``nn.Sequential``/``nn.ModuleList``) is opened: each block
-    is its own tap. A bare convolution is read after the normalisation and
+    is its own tap; so is any module holding exactly one convolution (a stem of
+    conv, BN, ReLU), read at its output. A bare convolution is read after the normalisation and
     activation modules that follow it among its siblings (conv, BN, ReLU: the
     ReLU's output), so its tap is what the next layer receives.
     """
@@ -332,7 +339,7 @@ def _conv_blocks(module: nn.Module, prefix: str) -> list[tuple[str, str]]:
                     break
                 read = f"{prefix}.{after_name}" if prefix else after_name
             out.append((path, read))
-        elif _is_block(name, child) and len(blocks) < 2:
+        elif (_is_block(name, child) and len(blocks) < 2) or _one_conv(child):
             out.append((path, path))
         else:
             out += _conv_blocks(child, path)
