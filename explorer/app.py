@@ -34,6 +34,12 @@ PAGES = [
 ]
 
 
+# The browser tab's icon: an emoji, drawn by the browser. A page's ":material/...:" icon as the tab's icon would be
+# fetched from an internet font host (fonts.gstatic.com), which fails offline; the sidebar's material icons use
+# the font Streamlit ships, so they stay.
+TAB_ICON = "🎧"
+
+
 def _pages() -> list:
     return [st.Page(state.page_file(name), title=title, icon=icon, url_path=name, default=i == 0)
             for i, (name, title, icon) in enumerate(PAGES)]
@@ -245,7 +251,7 @@ def sidebar() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Audio classifier explorer", page_icon=":material/graphic_eq:", layout="wide")
+    st.set_page_config(page_title="Audio classifier explorer", page_icon=TAB_ICON, layout="wide")
     state.init()
     page = st.navigation(_pages())
     sidebar()

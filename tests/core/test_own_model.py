@@ -22,7 +22,6 @@ from safetensors.torch import load_file, save_file
 from core.cache import checkpoint_fingerprint
 from core.checkpoint import load_checkpoint
 from core.cli import main
-from core.errors import InputError
 from core.models.adapter import load_adapter
 from core.registry import add_model
 
