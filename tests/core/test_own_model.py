@@ -157,3 +157,22 @@ def test_every_command_runs_or_says_in_one_line_why_not(cache, small_demo, capsy
                        "--out", str(cache / "student"), "--teacher", "tfgru"], capsys,
                       "takes another input than the student")
     assert not (cache / "student").exists()
+
+
+def test_decoders_read_a_mel_time_adapters_own_input(cache, small_demo):
+    """A mel-time adapter's decoders reconstruct its own input's mel bands (offered on the page, fitted by the CLI)."""
+    from core.applicability import usable
+    from core.datasets import open_dataset
+    from core.interpret.decoder_fit import tap_data
+
+    crnn = ADAPTERS / "crnn.py"
+    add_model(crnn, random_weights(crnn, cache / "w.safetensors"), "crnn")
+    loaded = load_checkpoint("crnn")
+    assert usable(loaded, "Decoders") == ["NMF-style decoders"]
+    records = open_dataset(small_demo).records[:2]
+    acts, X = tap_data(loaded, records, ["conv_block1"], progress=False)
+    from core.datasets import load_mono
+    from core.interpret.nmf import nonnegative_target
+
+    inputs = np.stack([loaded.input(load_mono(r, loaded.audio_cfg), loaded.audio_cfg.sr)[0] for r in records])
+    assert X.shape == (2, 32, 313) and np.allclose(X, nonnegative_target(inputs))
