@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+PORT   ?= 8501
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
@@ -17,10 +18,10 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# Set up, make the demo sound set if missing, and open the explorer on localhost.
+# Set up, make the demo sound set if missing, and open the explorer on localhost (make explore PORT=8502).
 explore: $(RUNTIME_STAMP)
 	$(PY) -m core make-demo-data
-	$(PY) -m streamlit run explorer/app.py
+	$(PY) -m streamlit run explorer/app.py --server.port $(PORT)
 
 # Set up (chromium for the browser test, when we may install it) and run the whole suite.
 test: $(DEV_STAMP)

@@ -396,6 +396,23 @@ def extract(
         if stored is not None:
             out[name] = stored
     missing = [name for name in taps if name not in out]
+    with cache.lock(*(keys[name] for name in missing)):  # one writer per entry; a second one waits, then reads
+        for name in missing:
+            stored = cache.load_array(keys[name])
+            if stored is not None:  # written by whoever held the lock before us
+                out[name] = stored
+        missing = [name for name in taps if name not in out]
+        _compute_missing(loaded, records, missing, reduction, cache, keys, out, batch_size=batch_size,
+                         shard_size=shard_size, on_progress=on_progress, progress=progress, engine=engine,
+                         scheduler=scheduler)
+    out = {name: out[name] for name in taps}
+    out["labels"] = np.array([r.label for r in records], dtype=np.int64)
+    return out
+
+
+def _compute_missing(loaded, records, missing, reduction, cache, keys, out, *, batch_size, shard_size, on_progress,
+                     progress, engine, scheduler) -> None:
+    """Extract the ``missing`` taps shard by shard (resuming at shards on disk) and assemble each into ``out``."""
     n = len(records)
     if missing:
         bounds = [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
@@ -417,9 +434,6 @@ def extract(
             out[name] = cache.assemble(keys[name], bounds)
     elif on_progress is not None:
         on_progress(n, n)
-    out = {name: out[name] for name in taps}
-    out["labels"] = np.array([r.label for r in records], dtype=np.int64)
-    return out
 
 
 class _Progress:

@@ -18,7 +18,10 @@ Two kinds of entry live under ``core.paths.cache_dir() / "arrays"``:
   computed) and read memory-mapped (:meth:`ArrayCache.load_array`).
 
 Every write is a temporary file renamed into place, so a killed process leaves
-either a whole file or none. Lookups through :meth:`ArrayCache.get_or_compute`
+either a whole file or none. One writer per entry: :meth:`ArrayCache.lock`
+(a file lock, ``<key>.lock``) is held while an entry is computed, so a second
+process (the app and a command, or two commands) waits and then reads the first
+one's result instead of racing it. Lookups through :meth:`ArrayCache.get_or_compute`
 and :meth:`ArrayCache.count` add to ``cache.stats``, so a test can check that a
 second call was served from disk.
 
@@ -35,6 +38,7 @@ CacheStats(hits=1, misses=1)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -191,12 +195,35 @@ class ArrayCache:
         if key is None:
             key = self.key(checkpoint=checkpoint, dataset=dataset, preprocessing=preprocessing, extra=extra)
         arrays = self.load(key)
-        self.count(arrays is not None)
-        if arrays is not None:
-            return arrays
-        arrays = compute()
-        self.save(key, arrays)
+        if arrays is None:
+            with self.lock(key):  # one writer: a second caller waits here, then reads the first one's result
+                arrays = self.load(key)
+                if arrays is None:
+                    self.count(False)
+                    arrays = compute()
+                    self.save(key, arrays)
+                    return arrays
+        self.count(True)
         return arrays
+
+    @contextmanager
+    def lock(self, *keys: str) -> Iterator[None]:
+        """Hold the entries' locks (``<key>.lock``, ``fcntl.flock``) for the block: one writer per entry.
+
+        Another process or thread asking for any of them waits until the
+        block ends; it should then look for the entry again before computing.
+        Several keys are locked in sorted order, so two callers never wait on
+        each other. The lock is released when its holder exits, even killed.
+        """
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            for key in sorted(set(keys)):
+                f = stack.enter_context(open(self.root / f"{key}.lock", "a"))
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                stack.callback(fcntl.flock, f.fileno(), fcntl.LOCK_UN)
+            yield
 
     # -- large entries: one .npy, built from shards ---------------------------------------
 
@@ -338,12 +365,33 @@ def _file_hash(path: Path) -> str:
     return _FILE_HASHES[memo]
 
 
+def _files_named_by(folder: Path) -> list[Path]:
+    """The files a registered model is made of, outside its folder: its adapter, modules and weights."""
+    from core.registry import ENTRY_FILE
+
+    entry_file = folder / ENTRY_FILE
+    if not entry_file.is_file():
+        return []
+    try:
+        entry = json.loads(entry_file.read_text())
+        paths = [Path(entry["adapter"])] + [Path(r["path"]) for r in entry.get("files", [])]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(entry_file, f"not a registered model's entry ({error})") from None
+    for path in paths:
+        if not path.is_file():
+            raise InputError(path, f"a file of the registered model in {folder} is gone")
+    return paths
+
+
 def checkpoint_fingerprint(folder: str | Path) -> str:
-    """A hash of the contents of the files directly in a checkpoint folder.
+    """A hash of the contents of the files directly in a checkpoint folder, and of the files it names.
 
     Sub-folders (such as saved ``decoders/``) are left out, so saving a
-    decoder beside a checkpoint does not change its fingerprint. Each file is
-    read once per (path, size, modification time).
+    decoder beside a checkpoint does not change its fingerprint. A registered
+    model's folder (``adapter.json``) names its adapter, the local modules the
+    adapter imports and its weights, wherever they are: their bytes are hashed
+    too, so a replaced weights file or an edited module gives another key. Each
+    file is read once per (path, size, modification time).
 
     Parameters
     ----------
@@ -359,7 +407,7 @@ def checkpoint_fingerprint(folder: str | Path) -> str:
     files = sorted(p for p in folder.iterdir() if p.is_file())
     if not files:
         raise InputError(folder, "the checkpoint folder is empty")
-    return _digest([(p.name, _file_hash(p)) for p in files])
+    return _digest([(p.name, _file_hash(p)) for p in files] + [(str(p), _file_hash(p)) for p in _files_named_by(folder)])
 
 
 def dataset_fingerprint(records: Sequence) -> str:

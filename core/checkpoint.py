@@ -84,8 +84,9 @@ class Loaded:
 
     @property
     def n_samples(self) -> int:
-        """Samples of one clip at ``audio_cfg.sr``: what the model hears."""
-        return self.audio_cfg.n_samples
+        """Samples of one clip at ``audio_cfg.sr``: what the model hears (for a registered model, what its
+        adapter's ``input`` was promised: ``round(clip_seconds * sample_rate)``)."""
+        return int(self.meta.get("input_samples", self.audio_cfg.n_samples))
 
     @property
     def own_front_end(self) -> bool:
@@ -194,14 +195,20 @@ class Loaded:
         -------
         np.ndarray [shape=(n_mels, n_frames)], float32
             :func:`core.audio.log_mel` for our models; the Hugging Face feature
-            extractor for ``"hf-ast"``.
+            extractor for ``"hf-ast"``; a registered model's own input when it
+            is laid out ``"mel-time"`` as ``(1, n_mels, n_frames)`` (others
+            raise :class:`InputError`).
         """
         if self.own_front_end:
             from core.models.hf_ast import hf_features
 
             return hf_features(y, sr or self.audio_cfg.sr, extractor=self.model.extractor).numpy()
         if self.input_fn is not None:
-            raise InputError(self.folder, f"{self.kind!r} models take Loaded.input(y, sr), not log-mel features")
+            x = self.input(y, sr or self.audio_cfg.sr)
+            if self.layout != "mel-time" or x.ndim != 3 or x.shape[:2] != (1, self.audio_cfg.n_mels):
+                raise InputError(self.folder, f"this model's input ({self.layout}, shape {x.shape}) is not a "
+                                              f"(1, n_mels={self.audio_cfg.n_mels}, n_frames) spectrogram")
+            return x[0]  # the adapter's own mel bands
         return log_mel(y, self.audio_cfg)
 
 
@@ -476,6 +483,7 @@ def load_registered(folder: str | Path) -> Loaded:
 
     entry = entry_for_folder(folder)
     model, spec = build_adapted(entry["adapter"], entry.get("weights"))
-    meta = {"adapter": entry["adapter"], "weights": entry.get("weights"), "name": entry["name"]}
+    meta = {"adapter": entry["adapter"], "weights": entry.get("weights"), "name": entry["name"],
+            "input_samples": spec.n_samples()}
     return Loaded(model, spec.audio_config(), list(spec.classes), meta, "adapter", Path(entry["folder"]),
                   layout=spec.layout, multi_label=bool(spec.multi_label), input_fn=spec.input)

@@ -27,7 +27,7 @@ import numpy as np
 
 from core.errors import InputError
 
-__all__ = ["MODES", "Region", "Edits", "edit_region", "shift", "apply_edits", "control_region"]
+__all__ = ["MODES", "Region", "Edits", "edit_region", "shift", "apply_edits", "control_region", "covering_region"]
 
 MODES = ("mute", "keep", "attenuate")
 
@@ -112,6 +112,26 @@ def _check(y: np.ndarray) -> np.ndarray:
     if y.ndim != 1 or y.size == 0:
         raise InputError("audio", f"expected a non-empty mono clip (n_samples,), got shape {y.shape}")
     return y
+
+
+def covering_region(boxes) -> Region | None:
+    """The smallest box holding every one of ``boxes`` (an event drawn as several boxes), or None for none.
+
+    Parameters
+    ----------
+    boxes : sequence of objects with ``t0_s``, ``t1_s``, ``f0_hz``, ``f1_hz``
+        E.g. a clip's event boxes (``Dataset.boxes``).
+
+    Examples
+    --------
+    >>> covering_region([Region(1.0, 1.5, 400.0, 900.0), Region(3.0, 3.2, 300.0, 800.0)])
+    Region(t0_s=1.0, t1_s=3.2, f0_hz=300.0, f1_hz=900.0)
+    """
+    boxes = list(boxes)
+    if not boxes:
+        return None
+    return Region(min(b.t0_s for b in boxes), max(b.t1_s for b in boxes), min(b.f0_hz for b in boxes),
+                  max(b.f1_hz for b in boxes))
 
 
 def control_region(region: Region, *, duration_s: float, fmax_hz: float) -> Region:

@@ -35,7 +35,7 @@ from core.errors import InputError
 from core.paths import cache_dir
 
 __all__ = ["REGISTRY_FILE", "ENTRY_FILE", "registry_path", "registered", "entry_for_folder", "add_model",
-           "add_hub_model", "remove_model", "is_registered_folder", "configure", "run"]
+           "add_hub_model", "remove_model", "file_record", "is_registered_folder", "configure", "run"]
 
 REGISTRY_FILE = "registry.json"
 ENTRY_FILE = "adapter.json"
@@ -107,12 +107,40 @@ def entry_for_folder(folder: str | Path) -> dict:
                 raise InputError(adapter, f"the adapter of registered model {name!r} is gone")
             from core.models.adapter import file_sha256
 
+            again = f"check and register it again with python -m core add-model --replace --name {name}"
             if file_sha256(adapter) != entry.get("adapter_sha256"):
-                raise InputError(adapter, f"changed since model {name!r} was registered; check and register it "
-                                          f"again with python -m core add-model")
+                raise InputError(adapter, f"changed since model {name!r} was registered; {again}")
+            for record in entry.get("files", []):
+                if not _unchanged(record):
+                    what = "is gone" if not Path(record["path"]).is_file() else "changed"
+                    raise InputError(record["path"], f"{what} since model {name!r} was registered (its "
+                                                     f"{record['role']}); {again}")
             return dict(entry, name=name)
     raise InputError(folder, f"holds an {ENTRY_FILE} but is not in the model registry ({registry_path()}); "
                              "an adapter is code and runs only once registered with python -m core add-model")
+
+
+def file_record(path: str | Path, role: str) -> dict:
+    """What registration remembers of a file a model is made of: ``path``, ``role``, ``sha256``, ``size``, ``mtime_ns``."""
+    from core.models.adapter import file_sha256
+
+    path = Path(path).resolve()
+    stat = path.stat()
+    return {"path": str(path), "role": role, "sha256": file_sha256(path), "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns}
+
+
+def _unchanged(record: dict) -> bool:
+    """The file still holds the registered bytes: same size and modification time, or else the same SHA-256."""
+    from core.models.adapter import file_sha256
+
+    path = Path(record["path"])
+    if not path.is_file():
+        return False
+    stat = path.stat()
+    if stat.st_size == record.get("size") and stat.st_mtime_ns == record.get("mtime_ns"):
+        return True
+    return stat.st_size == record.get("size") and file_sha256(path) == record.get("sha256")
 
 
 def add_model(adapter: str | Path, weights: str | Path | None, name: str, *, replace: bool = False) -> dict:
@@ -121,8 +149,11 @@ def add_model(adapter: str | Path, weights: str | Path | None, name: str, *, rep
     Returns
     -------
     dict
-        The registry entry: ``adapter``, ``adapter_sha256``, ``weights``,
+        The registry entry: ``adapter``, ``adapter_sha256``, ``files`` (the
+        weights and every local module the adapter imports, each with its
+        SHA-256, size and modification time: :func:`file_record`), ``weights``,
         ``folder``, ``classes``, ``layout``, ``multi_label``, ``input_shape``, ``taps``.
+        A later load refuses the model when any of these files changed.
 
     Raises
     ------
@@ -142,7 +173,10 @@ def add_model(adapter: str | Path, weights: str | Path | None, name: str, *, rep
     model, spec = build_adapted(adapter, weights)
     report = check_spec(model, spec, source=adapter)
     folder = registry_path().parent / name
-    entry = {"adapter": str(adapter), "adapter_sha256": file_sha256(adapter),
+    files = [file_record(path, "module the adapter imports") for path in spec.code_files[1:]]
+    if weights is not None:
+        files.append(file_record(weights, "weights"))
+    entry = {"adapter": str(adapter), "adapter_sha256": file_sha256(adapter), "files": files,
              "weights": str(weights) if weights is not None else None, "folder": str(folder),
              "classes": spec.classes, "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report}
     models[name] = entry

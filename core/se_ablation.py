@@ -54,6 +54,16 @@ def mean_excitation(model, features: np.ndarray, *, batch_size: int = 32) -> dic
     return {k: v / len(features) for k, v in sums.items()}
 
 
+def require_se(loaded) -> list:
+    """The model's SE blocks; an :class:`InputError` (before any clip is computed) when it has none."""
+    model = loaded.model
+    blocks = model.se_blocks() if hasattr(model, "se_blocks") else []
+    if not blocks:
+        raise InputError(getattr(loaded, "folder", "checkpoint"), f"the model ({getattr(loaded, 'kind', '?')}) has "
+                                                                  "no squeeze-and-excitation blocks to ablate")
+    return blocks
+
+
 def se_ablation(loaded, train_features: np.ndarray, test_features: np.ndarray, y_test: np.ndarray) -> dict:
     """Test accuracy intact, with SE forced to 1, and with mean excitation per block and in all blocks.
 
@@ -66,9 +76,7 @@ def se_ablation(loaded, train_features: np.ndarray, test_features: np.ndarray, y
     from core.evaluate import predict_proba
 
     model = loaded.model
-    blocks = model.se_blocks() if hasattr(model, "se_blocks") else []
-    if not blocks:
-        raise InputError(getattr(loaded, "folder", "checkpoint"), "the model has no squeeze-and-excitation blocks")
+    blocks = require_se(loaded)
 
     def accuracy() -> float:
         return float((predict_proba(model, test_features).argmax(axis=1) == y_test).mean())
@@ -107,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from core.evaluate import _labels, features_for
 
     loaded = load_checkpoint(args.checkpoint)
+    require_se(loaded)
     data = open_dataset(args.data)
     test = data.select(folds=[args.fold])
     train = [r for r in data.records if r.fold != args.fold]

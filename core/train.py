@@ -252,6 +252,10 @@ def load_split(cfg: TrainConfig, rng: np.random.Generator, features=None) -> Spl
     return Split(dataset, folds, pool, test, labels, train_idx, val_idx, waves, plain, x_val, y_val, x_test, y_test)
 
 
+def _front_end(audio_cfg) -> str:
+    return f"{audio_cfg.sr} Hz, {audio_cfg.n_mels} mels, hop {audio_cfg.hop_length}, {audio_cfg.n_frames} frames"
+
+
 def distillation_loss(logits, targets, weights, teacher_logits=None, *, weight: float = 0.5,
                       temperature: float = 2.0):
     """Cross-entropy on (mixed) hard targets, blended with a teacher's soft targets.
@@ -530,7 +534,8 @@ def train(**kwargs) -> dict:
     teacher : str, Path or None
         A checkpoint folder whose model teaches this one (knowledge
         distillation, see :func:`distillation_loss`). The teacher sees the
-        same (augmented, mixed) batch. It must share the classes.
+        same (augmented, mixed) batch. It must share the classes and the
+        student's input (front end and its settings).
     distill_weight : float in [0, 1]
     distill_temperature : float > 0
     init : str, Path or None
@@ -574,14 +579,24 @@ def train(**kwargs) -> dict:
 
         features = hf_input
 
+    taught_by = None
+    if cfg.teacher is not None:  # checked before any clip is loaded
+        from core.checkpoint import load_checkpoint
+
+        taught_by = load_checkpoint(cfg.teacher)
+        student = "hf-ast" if cfg.model == "hf-ast" else "log-mel"
+        teacher = {"secnn": "log-mel", "ast": "log-mel"}.get(taught_by.kind, taught_by.kind)
+        if teacher != student or taught_by.audio_cfg != cfg.audio_cfg:
+            raise InputError(cfg.teacher, f"the teacher ({taught_by.kind}, {taught_by.layout} input, "
+                                          f"{_front_end(taught_by.audio_cfg)}) takes another input than the student "
+                                          f"({cfg.model}, {_front_end(cfg.audio_cfg)}); distillation feeds both the "
+                                          f"same batch, so they must share their front end")
+
     split = load_split(cfg, rng, features)
     dataset = split.dataset
 
     teacher_net = None
-    if cfg.teacher is not None:
-        from core.checkpoint import load_checkpoint
-
-        taught_by = load_checkpoint(cfg.teacher)
+    if taught_by is not None:
         if taught_by.classes != dataset.classes:
             raise InputError(cfg.teacher, f"the teacher's classes {taught_by.classes} differ from the data's")
         teacher_net = taught_by.model.to(device).eval()

@@ -22,6 +22,12 @@ from core.errors import InputError  # noqa: E402
 from core.pages import PAGES  # noqa: E402
 from explorer import cached, state  # noqa: E402
 
+# The browser tab's icon: an emoji, drawn by the browser. A page's ":material/...:" icon as the tab's icon would be
+# fetched from an internet font host (fonts.gstatic.com), which fails offline; the sidebar's material icons use
+# the font Streamlit ships, so they stay.
+TAB_ICON = "🎧"
+
+
 def _pages() -> list:
     """The app's pages (:data:`core.pages.PAGES`), each from ``views/<name>.py``."""
     return [st.Page(state.page_file(p.name), title=p.title, icon=p.icon, url_path=p.name, default=i == 0)
@@ -234,7 +240,7 @@ def sidebar() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Audio classifier explorer", page_icon=":material/graphic_eq:", layout="wide")
+    st.set_page_config(page_title="Audio classifier explorer", page_icon=TAB_ICON, layout="wide")
     state.init()
     page = st.navigation(_pages())
     sidebar()

@@ -127,7 +127,20 @@ def kind_label(folder: str) -> str:
     return "?"
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the checkpoint…")
+def _unchanged(loaded) -> bool:
+    """A registered model stays loaded only while its adapter, modules and weights are the registered bytes."""
+    if loaded.kind != "adapter":
+        return True
+    from core.registry import entry_for_folder
+
+    try:
+        entry_for_folder(loaded.folder)
+    except InputError:
+        return False  # loaded again, which raises the one-line message the page shows
+    return True
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the checkpoint…", validate=_unchanged)
 def checkpoint(folder: str):
     """The loaded checkpoint of a folder (model in eval mode), shared by every session.
 

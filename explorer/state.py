@@ -38,6 +38,7 @@ CLIP_ORIGIN = "clip_origin"  # "dataset" or "upload": which of the two is the cu
 UPLOAD = "upload"  # {"name": original file name, "path": saved copy} of the last good upload, or None
 MODELS = "models"  # list of 1 or 2 checkpoint names (folder names)
 TAP = "tap"  # tap name on the Layers and Attribution pages
+EMBEDDING_TAP = "embedding_tap"  # the Embeddings page's own tap: a conv tap picked on Layers is no default there
 FOLD = "dataset_fold"  # the fold pick shared by the dataset pages (an int fold, or ALL_FOLDS)
 QUERY = "query_patch"  # patch index (int) or "cls": the attention page's query
 TARGET_CLASS = "target_class"  # class name explained on the Attribution page, or None = predicted

@@ -52,6 +52,20 @@ def clip_boxes(clip: state.ClipRef) -> list:
     return cached.dataset(clip.dataset_root).boxes(clip.name)
 
 
+def points_delta(change: float, suffix: str = "") -> dict:
+    """``st.metric``'s delta for a change in percentage points: no arrow when it rounds to zero (not "↓ -0.0").
+
+    >>> points_delta(-0.04)
+    {'delta': '±0.0 points', 'delta_arrow': 'off'}
+    >>> points_delta(5.66, " (was 40.0%)")
+    {'delta': '+5.7 points (was 40.0%)', 'delta_arrow': 'auto'}
+    """
+    shown = round(float(change), 1)
+    if shown == 0:
+        return {"delta": f"±0.0 points{suffix}", "delta_arrow": "off"}
+    return {"delta": f"{shown:+.1f} points{suffix}", "delta_arrow": "auto"}
+
+
 def clip_caption(clip: state.ClipRef) -> str:
     """One line naming the clip and its true class."""
     if clip.origin == "upload":

@@ -286,6 +286,7 @@ def fit_decoders(loaded, dataset, *, taps: Sequence[str] | None = None, test_fol
     chosen = decoder_taps(loaded.model, taps)
     if not chosen:
         raise InputError(loaded.folder, "the model has no conv or token tap a decoder can read")
+    loaded.features(np.zeros(loaded.n_samples, np.float32))  # a model without a mel spectrogram: refused before any clip
     train, val, test = split_records(loaded, dataset, test_fold=test_fold, val_fold=val_fold)
     names = [t.name for t in chosen]
     data = {part: tap_data(loaded, recs, names, cache=cache, progress=progress)

@@ -291,6 +291,10 @@ def run(args) -> int:
         if value < 1:
             raise InputError(name, f"must be at least 1, got {value}")
     loaded = load_checkpoint(args.checkpoint)
+    if loaded.layout != "mel-time":  # before any clip: deletion, insertion and the boxes mask (n_mels, n_frames) cells
+        raise InputError(args.checkpoint, f"explain-report masks the model's input cell by cell and scores it on the "
+                                          f"boxes: it needs an input laid out (1, n_mels, n_frames), this model's is "
+                                          f"{loaded.layout}")
     dataset = open_dataset(args.data)
     records = dataset.select(folds=[args.fold])
     if not records:

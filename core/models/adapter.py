@@ -65,8 +65,9 @@ class ModelSpec:
         Weights are loaded into it by :func:`load_weights`.
     input : callable
         ``input(y, sr) -> np.ndarray``: one mono clip (float32, at
-        ``sample_rate``, cut or zero-padded to ``clip_seconds``) to the model's
-        input for that clip, without the batch axis.
+        ``sample_rate``, cut or zero-padded to exactly
+        ``round(clip_seconds * sample_rate)`` samples, :meth:`n_samples`) to the
+        model's input for that clip, without the batch axis.
     classes : list of str
         Index = output unit.
     multi_label : bool
@@ -76,14 +77,18 @@ class ModelSpec:
     clip_seconds : float
     layout : {"mel-time", "time-mel", "waveform"}
         See :data:`LAYOUTS`.
-    n_mels, hop_length, fmin_hz : int, int, float
-        The mel axis pages draw the clip and the maps on (the model's own
-        front end when it has one).
+    n_mels, hop_length, fmin_hz, n_fft : int, int, float, int or None
+        The mel front end pages draw the clip and the maps on (set them to the
+        model's own front end when it has one); ``n_fft`` ``None`` means
+        ``4 * hop_length``.
     taps : dict or None
         ``{tap name: module path}`` to use instead of the discovered taps (each
         keeps the kind and view discovery gives its module).
     attention : list of str
         Module paths whose output is ``(values, attention weights)``.
+    code_files : list of Path
+        Set by :func:`load_adapter`: the adapter file and the local modules it
+        imports (:func:`local_modules`), which registration fingerprints.
     """
 
     model: nn.Module
@@ -96,13 +101,20 @@ class ModelSpec:
     n_mels: int = 64
     hop_length: int = 160
     fmin_hz: float = 20.0
+    n_fft: int | None = None
     taps: dict | None = None
     attention: list = field(default_factory=list)
+    code_files: list = field(default_factory=list, init=False, repr=False)
+
+    def n_samples(self) -> int:
+        """The samples ``input`` receives: ``round(clip_seconds * sample_rate)``."""
+        return int(round(self.clip_seconds * self.sample_rate))
 
     def audio_config(self) -> AudioConfig:
         """Loading (rate, clip length) and the axes pages draw on."""
         n_frames = int(round(self.clip_seconds * self.sample_rate / self.hop_length)) + 1
-        return AudioConfig(sr=int(self.sample_rate), n_mels=int(self.n_mels), n_fft=4 * int(self.hop_length),
+        n_fft = 4 * int(self.hop_length) if self.n_fft is None else int(self.n_fft)
+        return AudioConfig(sr=int(self.sample_rate), n_mels=int(self.n_mels), n_fft=n_fft,
                            hop_length=int(self.hop_length), fmin_hz=float(self.fmin_hz), n_frames=n_frames)
 
 
@@ -127,6 +139,8 @@ def load_adapter(path: str | Path) -> ModelSpec:
     module_name = f"_explorer_adapter_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
+    _make_siblings_importable(path.parent)
     try:
         sys.modules[module_name] = module  # dataclasses and pickling look classes up here
         spec.loader.exec_module(module)
@@ -153,7 +167,89 @@ def load_adapter(path: str | Path) -> ModelSpec:
     if len(classes) > MAX_CLASSES or len(set(map(str, classes))) != len(classes):
         raise InputError(path, f"ModelSpec.classes must be at most {MAX_CLASSES} distinct names")
     spec_.classes = [str(c) for c in classes]
+    spec_.code_files = [path] + local_modules(module, new=set(sys.modules) - before)
     return spec_
+
+
+_ADAPTER_FOLDERS: set[Path] = set()
+
+
+def _make_siblings_importable(folder: Path) -> None:
+    """Put an adapter's folder first on ``sys.path``, as Python does for a script's folder.
+
+    A sibling module of the same name already imported from another adapter's
+    folder (two adapters each with a ``model.py``) is dropped from
+    ``sys.modules`` first, so this adapter imports its own; the other adapter
+    keeps the objects it already holds.
+    """
+    names = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    for name in names:
+        loaded = sys.modules.get(name)
+        file = getattr(loaded, "__file__", None)
+        if file and Path(file).resolve().parent not in (folder, folder / name) and any(
+                Path(file).resolve().is_relative_to(other) for other in _ADAPTER_FOLDERS):
+            del sys.modules[name]
+    _ADAPTER_FOLDERS.add(folder)
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    sys.path.insert(0, str(folder))
+
+
+def _installed_roots() -> list[Path]:
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    from core.paths import REPO_ROOT
+
+    roots |= {str(REPO_ROOT / "core"), str(REPO_ROOT / "explorer")}  # this project's own code is not the model's
+    return [Path(r).resolve() for r in roots if r]
+
+
+def local_modules(module, *, new: set[str] = frozenset()) -> list[Path]:
+    """The files of the local modules an adapter uses: neither installed packages, the standard library nor ours.
+
+    Found two ways, so that a module imported before (by an earlier load in the
+    same process) is found too: the modules ``new`` in ``sys.modules`` since the
+    import began, and, transitively, the modules that the adapter's globals
+    (and those modules' globals) come from.
+
+    Returns
+    -------
+    list of Path
+        Sorted, without the adapter itself.
+    """
+    import types
+
+    roots = _installed_roots()
+
+    def local_file(mod) -> Path | None:
+        file = getattr(mod, "__file__", None)
+        if not file or not str(file).endswith(".py"):
+            return None
+        file = Path(file).resolve()
+        if not file.is_file() or any(file.is_relative_to(root) for root in roots):
+            return None
+        return file
+
+    found: dict[Path, object] = {}
+    todo = [sys.modules[name] for name in new if name in sys.modules] + [module]
+    while todo:
+        mod = todo.pop()
+        file = local_file(mod)
+        if file is None or file in found:
+            continue
+        found[file] = mod
+        for value in list(vars(mod).values()):
+            if isinstance(value, types.ModuleType):
+                todo.append(value)
+            else:
+                owner = sys.modules.get(getattr(value, "__module__", None) or "")
+                if owner is not None:
+                    todo.append(owner)
+    own = local_file(module)
+    return sorted(f for f in found if f != own)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
@@ -187,6 +283,12 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             raise InputError(path, "a .pt file must hold a state dict of tensors")
     else:
         raise InputError(path, "weights must be .safetensors or .pt")
+    own = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model" for k, v in state.items()
+             if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise InputError(path, f"the weights do not fit the adapter's model: {len(wrong)} tensors of another shape "
+                               f"({'; '.join(wrong[:3])})")
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise InputError(path, f"the weights do not fit the adapter's model: missing {result.missing_keys[:4]}, "
@@ -197,17 +299,48 @@ def _has_conv(module: nn.Module) -> bool:
     return any(isinstance(m, _CONV) for m in module.modules())
 
 
-def _conv_blocks(module: nn.Module, prefix: str) -> list[str]:
-    """Outermost named blocks holding convolutions (a container of several blocks is opened)."""
+_AFTER_CONV = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LayerNorm,
+               nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
+               nn.Tanh)
+
+
+def _is_block(name: str, module: nn.Module) -> bool:
+    """A block: holds a convolution, is not one, and is named like a block or is a numbered child."""
+    return _has_conv(module) and not isinstance(module, _CONV) and (bool(_BLOCK_NAME.search(name)) or name.isdigit())
+
+
+def _one_conv(module: nn.Module) -> bool:
+    """A small block whatever its name: one convolution inside (with its norm, activation, pooling), no recurrence."""
+    inner = list(module.modules())
+    return sum(isinstance(m, _CONV) for m in inner) == 1 and not any(isinstance(m, _RECURRENT) for m in inner)
+
+
+def _conv_blocks(module: nn.Module, prefix: str) -> list[tuple[str, str]]:
+    """Outermost blocks holding convolutions, as ``(name, module path to read)``.
+
+    A container of several blocks (named conv/block/layer/stage, or numbered
+    children of an ``nn.Sequential``/``nn.ModuleList``) is opened: each block
+    is its own tap; so is any module holding exactly one convolution (a stem of
+    conv, BN, ReLU), read at its output. A bare convolution is read after the normalisation and
+    activation modules that follow it among its siblings (conv, BN, ReLU: the
+    ReLU's output), so its tap is what the next layer receives.
+    """
     out = []
-    for name, child in module.named_children():
+    children = list(module.named_children())
+    for i, (name, child) in enumerate(children):
         path = f"{prefix}.{name}" if prefix else name
         if not _has_conv(child) or isinstance(child, _RECURRENT):
             continue
-        blocks = [n for n, c in child.named_children() if _has_conv(c) and not isinstance(c, _CONV)
-                  and _BLOCK_NAME.search(n)]
-        if isinstance(child, _CONV) or (_BLOCK_NAME.search(name) and len(blocks) < 2):
-            out.append(path)
+        blocks = [n for n, c in child.named_children() if _is_block(n, c)]
+        if isinstance(child, _CONV):
+            read = path
+            for after_name, after in children[i + 1:]:
+                if not isinstance(after, _AFTER_CONV):
+                    break
+                read = f"{prefix}.{after_name}" if prefix else after_name
+            out.append((path, read))
+        elif (_is_block(name, child) and len(blocks) < 2) or _one_conv(child):
+            out.append((path, path))
         else:
             out += _conv_blocks(child, path)
     return out
@@ -221,9 +354,11 @@ def _head(model: nn.Module, n_classes: int) -> str | None:
 def discover_taps(model: nn.Module, *, layout: str, n_classes: int, attention=(), prefix: str = "net") -> list[Tap]:
     """Taps of an adapted model by module type and name, with their axis conventions.
 
-    - conv blocks (outermost modules named conv/block/layer/stage that hold a
-      ``Conv1d``/``Conv2d``, or bare convs): kind ``"conv"``; a 2-D conv of a
-      time-first model is viewed ``"time-first"``, a 1-D conv ``"1d"``.
+    - conv blocks (outermost modules named conv/block/layer/stage, or numbered
+      children of a container, that hold a ``Conv1d``/``Conv2d``; a container of
+      several blocks is opened, one tap per block), and bare convs, read after
+      the norm and activation modules that follow them: kind ``"conv"``; a 2-D
+      conv of a time-first model is viewed ``"time-first"``, a 1-D conv ``"1d"``.
     - ``GRU``/``LSTM``/``RNN``: kind ``"conv"`` over time only, viewed ``"sequence"``.
     - modules named in ``attention`` (and every ``nn.MultiheadAttention``): kind ``"attention"``.
     - the input of the last ``Linear`` with ``n_classes`` outputs: ``"embedding"``;
@@ -238,7 +373,7 @@ def discover_taps(model: nn.Module, *, layout: str, n_classes: int, attention=()
     modules = dict(model.named_modules())
     attention = list(attention) + [n for n, m in modules.items() if isinstance(m, nn.MultiheadAttention)
                                    and n not in attention]
-    convs = _conv_blocks(model, "")
+    convs = dict(_conv_blocks(model, ""))  # name -> the module read
     order = {name: i for i, name in enumerate(modules)}
     found = [(name, "conv") for name in convs]
     found += [(name, "recurrent") for name, m in modules.items() if isinstance(m, _RECURRENT)]
@@ -250,7 +385,7 @@ def discover_taps(model: nn.Module, *, layout: str, n_classes: int, attention=()
             one_d = isinstance(module, nn.Conv1d) or (not isinstance(module, nn.Conv2d) and
                                                       any(isinstance(m, nn.Conv1d) for m in module.modules()))
             view = "1d" if one_d else ("time-first" if layout == "time-mel" else None)
-            taps.append(Tap(name, label, "conv", f"{prefix}.{name}", view=view))
+            taps.append(Tap(name, label, "conv", f"{prefix}.{convs[name]}", view=view))
         elif what == "recurrent":
             view = "sequence" if getattr(module, "batch_first", False) else "sequence-time-first"
             taps.append(Tap(name, f"{label} (over time)", "conv", f"{prefix}.{name}", index=0, view=view))
@@ -319,6 +454,11 @@ def build_adapted(adapter: str | Path, weights: str | Path | None) -> tuple[Adap
     return model, spec
 
 
+# What each kind of tap must record (batch first): a conv map (B, C, F, T) once viewed; attention
+# (B, heads, S, S) or (B, S, S); a vector per clip.
+_TAP_NDIM = {"conv": (4,), "se": (2, 4), "attention": (4, 3), "tokens": (3,), "embedding": (2,), "logits": (2,)}
+
+
 def check_spec(model: AdaptedModel, spec: ModelSpec, *, source: str | Path = "adapter") -> dict:
     """Run a silent clip through the adapter's input function and the model; check what comes out.
 
@@ -338,7 +478,7 @@ def check_spec(model: AdaptedModel, spec: ModelSpec, *, source: str | Path = "ad
     from core.taps import record
 
     cfg = spec.audio_config()
-    y = np.zeros(cfg.n_samples, dtype=np.float32)
+    y = np.zeros(spec.n_samples(), dtype=np.float32)
     try:
         x = np.asarray(spec.input(y, cfg.sr), dtype=np.float32)
     except Exception as error:
@@ -369,5 +509,11 @@ def check_spec(model: AdaptedModel, spec: ModelSpec, *, source: str | Path = "ad
     unreached = [name for name, t in taps.items() if t["shape"] is None]
     if unreached:
         raise InputError(source, f"the forward pass did not reach the taps {unreached}")
+    for tap in model.taps():
+        shape = taps[tap.name]["shape"]
+        if len(shape) not in _TAP_NDIM[tap.kind]:
+            raise InputError(source, f"tap {tap.name!r} ({tap.module.removeprefix('net.')}) is read as a {tap.kind} "
+                                     f"tap, {_TAP_NDIM[tap.kind][0]}-D, but its output has shape {tuple(shape)}; "
+                                     f"name another module in ModelSpec.taps")
     return {"input_shape": list(x.shape), "taps": taps, "layout": spec.layout, "multi_label": spec.multi_label,
             "n_classes": len(spec.classes)}

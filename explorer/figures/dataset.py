@@ -140,16 +140,25 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
     for name, idx, colour in groups:
         if len(idx) == 0:
             continue
-        custom = [[int(i), clip_ids[i], true_names[i], pred_names[i], float(confidence[i])] for i in idx]
-        fig.add_trace(scatter(
-            x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"{name} ({len(idx)})",
-            customdata=custom,
-            marker=dict(size=9, color=colour, opacity=0.85,
-                        symbol=["circle" if correct[i] else "x" for i in idx],
-                        line=dict(width=0.5, color="white")),
-            hovertemplate="%{customdata[1]}<br>label: %{customdata[2]}<br>predicted: %{customdata[3]} "
-                          "(%{customdata[4]:.0%})<extra>click to open</extra>",
-        ))
+        # The legend draws a trace's first symbol, so a group's entry is a point-less circle of its own and its
+        # right and wrong points are two traces of its legend group (one mixed trace showed x, the mistakes'
+        # marker, for a class whose first clip was wrong).
+        fig.add_trace(scatter(x=[None], y=[None], mode="markers", name=f"{name} ({len(idx)})", legendgroup=name,
+                              hoverinfo="skip", marker=dict(size=9, color=colour, symbol="circle")))
+        for symbol, part in (("circle", idx[correct[idx]]), ("x", idx[~correct[idx]])):
+            if len(part) == 0:
+                continue
+            custom = [[int(i), clip_ids[i], true_names[i], pred_names[i], float(confidence[i])] for i in part]
+            fig.add_trace(scatter(
+                x=points[part, 0], y=points[part, 1], mode="markers", name=f"{name} ({len(idx)})",
+                legendgroup=name, showlegend=False, customdata=custom,
+                marker=dict(size=9, color=colour, opacity=0.85, symbol=symbol, line=dict(width=0.5, color="white")),
+                hovertemplate="%{customdata[1]}<br>label: %{customdata[2]}<br>predicted: %{customdata[3]} "
+                              "(%{customdata[4]:.0%})<extra>click to open</extra>",
+            ))
+    if colour_by == "class" and not correct.all():  # one legend entry says what the crosses are
+        fig.add_trace(scatter(x=[None], y=[None], mode="markers", name="x: predicted wrong", hoverinfo="skip",
+                              marker=dict(size=9, color="grey", symbol="x")))
     if highlight is not None and 0 <= highlight < n:
         fig.add_trace(scatter(x=[points[highlight, 0]], y=[points[highlight, 1]], mode="markers",
                               name="current clip", hoverinfo="skip",
@@ -407,8 +416,12 @@ def decoder_scores(row: Mapping, *, title: str | None = None) -> go.Figure:
     fig = go.Figure(go.Bar(
         y=names, x=values, orientation="h", marker_color=colours,
         error_x=dict(type="data", symmetric=False, array=highs, arrayminus=lows, color="black", thickness=1.2),
-        text=[f"{v:.3f}" for v in values], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    # Each value is written past its interval's upper end (as the bar's own "outside" text it sat under the
+    # error bar's whisker).
+    fig.add_trace(go.Scatter(y=names, x=[v + h for v, h in zip(values, highs)], mode="text",
+                             text=[f"  {v:.3f}" for v in values], textposition="middle right", cliponaxis=False,
+                             hoverinfo="skip", showlegend=False))
     fig.add_vline(x=row["mean"]["value"], line_dash="dash", line_color="rgb(120,120,120)")
     fig.update_xaxes(title_text="held-out relative error (0 = perfect; 95 % interval)", range=[0, 1.15])
     fig.update_yaxes(autorange="reversed")

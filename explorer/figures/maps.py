@@ -642,10 +642,10 @@ def _attention_grid_layout(tile: np.ndarray, cfg: AudioConfig, layers: Sequence[
     col_s = [t for t in (0, 1, 2, 3, 4, 5, 10, 20, 30) if t < duration_s * 0.95][::2]
     width, height = n_cols * dx - (dx - duration_s), n_rows * dy - (dy - cfg.n_mels)
     return dict(
-        xaxis=dict(range=[0, width], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=8),
+        xaxis=dict(range=[0, width], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=10),
                    tickmode="array", tickvals=[c * dx + t for c in range(n_cols) for t in col_s],
                    ticktext=[f"{t:g}" for _ in range(n_cols) for t in col_s]),
-        yaxis=dict(range=[-0.5, height - 0.5], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=8),
+        yaxis=dict(range=[-0.5, height - 0.5], showgrid=False, zeroline=False, ticks="", tickfont=dict(size=10),
                    tickmode="array", tickvals=[r * dy + v for r in range(n_rows) for v in hz["tickvals"][1::2]],
                    ticktext=[t for _ in range(n_rows) for t in hz["ticktext"][1::2]]),  # off the cells' edges
         images=[dict(source=common.png_uri(_tiled(tile, n_rows, n_cols, dx=dx, dy=dy, cfg=cfg)), xref="x", yref="y",
@@ -770,8 +770,8 @@ def patch_picker(S: np.ndarray, cfg: AudioConfig, *, patch_boxes: np.ndarray, qu
         S, cfg, title=title, unit="z-score", colorscale="Greys_r", boxes=boxes)
     tx, ty, y0, y1 = _patch_centres(patch_boxes, cfg)
     fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", customdata=np.arange(len(tx)), showlegend=False,
-                             marker=dict(size=7, color="rgba(255,255,255,0.15)",
-                                         line=dict(width=0.5, color="rgba(255,255,255,0.35)")),
+                             # all but invisible (a grid of dots hid the map), yet drawn, so a click finds them
+                             marker=dict(size=10, color="rgba(255,255,255,0.01)", line=dict(width=0)),
                              hovertemplate="patch %{customdata}<br>%{x:.2f} s<extra>click to query</extra>"))
     if query is not None:
         b = np.asarray(patch_boxes, dtype=np.float64)[query]

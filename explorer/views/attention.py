@@ -13,6 +13,7 @@ from core.interpret.registry import method, usable
 from explorer import cached, figures, state, ui
 
 GRID_KEY = "attention_grid_chart"
+GRID_HEADS = 4  # heads drawn side by side by default
 PICKER_KEY = "attention_picker_chart"
 ROLLOUT = method("rollout")
 OPENED_KEY = "attention_opened_on"  # (model folder, clip path) the query was last chosen for
@@ -125,9 +126,14 @@ else:
 layers = c2.multiselect("Layers", list(range(1, n_layers + 1)),
                         default=[l for l in DEFAULT_LAYERS if l <= n_layers] or [n_layers], key="attention_layers")
 top_k = c3.slider("Top-k", min_value=1, max_value=10, value=5, key="attention_top_k")
-heads = tuple(range(1, n_heads + 1))
-if c4.checkbox("Fewer heads", value=False, key="attention_fewer_heads", help="Show only heads 1-4."):
-    heads = heads[:4]
+groups = {f"{h}-{min(h + GRID_HEADS - 1, n_heads)}": tuple(range(h, min(h + GRID_HEADS, n_heads + 1)))
+          for h in range(1, n_heads + 1, GRID_HEADS)}
+if len(groups) > 1:  # 8 heads side by side leave each cell ~70 px: its ticks unreadable
+    groups["all"] = tuple(range(1, n_heads + 1))
+    heads = groups[c4.selectbox("Heads", list(groups), key="attention_heads",
+                                help=f"{GRID_HEADS} heads at a time keep each cell wide enough to read.")]
+else:
+    heads = tuple(range(1, n_heads + 1))
 
 if st.session_state.get(OPENED_KEY) != (folder, clip.path):  # a new clip or model: open on its strongest patch
     events = tuple((b.t0_s, b.t1_s, b.f0_hz, b.f1_hz) for b in ui.clip_boxes(clip))

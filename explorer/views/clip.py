@@ -163,7 +163,7 @@ def lab_section(clip, boxes: list, models: list) -> None:
     if not models:
         st.info("Pick a model in the sidebar to use the lab.")
         return
-    from core.counterfactual import MODES, Edits, Region, control_region
+    from core.counterfactual import MODES, Edits, Region, control_region, covering_region
     from explorer import cached_review
 
     lab_name, lab_folder = ui.pick_model(models, key="lab_model")
@@ -171,10 +171,11 @@ def lab_section(clip, boxes: list, models: list) -> None:
     lab_cfg = lab.audio_cfg
     duration_s = round(lab_cfg.clip_duration_s, 2)
     nyquist_hz = float(lab_cfg.sr // 2)
-    event = boxes[0] if boxes else None
+    event = covering_region(boxes)  # every box of the event: muting one of several by default says little
     r1, r2, r3 = st.columns([1, 2, 2])
     what = r1.radio("Region", ["none", "time span", "frequency band", "box"], key="lab_region",
-                    help="The sliders start on the clip's labelled event where the dataset marks one.")
+                    help="The sliders start on the box holding all of the clip's labelled event where the dataset "
+                         "marks one.")
     span = r2.slider("Time (s)", 0.0, duration_s, (round(event.t0_s, 2), round(min(event.t1_s, duration_s), 2))
                      if event else (1.0, 2.0), step=0.05, key="lab_time", disabled=what in ("none", "frequency band"))
     band = r3.slider("Frequency (Hz)", 0.0, nyquist_hz,
@@ -218,7 +219,7 @@ def lab_section(clip, boxes: list, models: list) -> None:
     shown = [region.bounded(duration_s=duration_s, fmax_hz=nyquist_hz)] if region else []
     g1, g2 = st.columns(2)
     g1.metric(f"{lab_name}: probability of '{lab.classes[focus]}'", f"{after[focus]:.1%}",
-              delta=f"{100 * (after[focus] - before[focus]):+.1f} points (was {before[focus]:.1%})")
+              **ui.points_delta(100 * (after[focus] - before[focus]), f" (was {before[focus]:.1%})"))
     if region is not None:
         control = control_region(region, duration_s=duration_s, fmax_hz=nyquist_hz)
         control_path = cached_review.counterfactual_path(
@@ -226,7 +227,7 @@ def lab_section(clip, boxes: list, models: list) -> None:
         p_control = cached.probabilities(lab_folder, control_path)[focus]
         where = control.bounded(duration_s=duration_s, fmax_hz=nyquist_hz)
         g2.metric("The same edits on a region of the same size elsewhere (the baseline)", f"{p_control:.1%}",
-                  delta=f"{100 * (p_control - before[focus]):+.1f} points", delta_color="off",
+                  **ui.points_delta(100 * (p_control - before[focus])), delta_color="off",
                   help=f"Region {where.t0_s:.2f}-{where.t1_s:.2f} s, {where.f0_hz:.0f}-{where.f1_hz:.0f} Hz. "
                        "If it moves the probability as much, the region itself is not what matters.")
     for col, (title, path_, probs_) in zip(st.columns(2, gap="medium"),

@@ -52,7 +52,7 @@ with c1:
                        format_func=cd.fold_label,
                        help=f"Fold {fold_default} is the usual test fold; all folds takes longer the first time.")
 with c2:
-    tap = state.bound(st.selectbox, "Layer (tap)", state.TAP, options=tap_names, default=default_tap,
+    tap = state.bound(st.selectbox, "Layer (tap)", state.EMBEDDING_TAP, options=tap_names, default=default_tap,
                       format_func=labels.get, help="Conv maps are averaged over time and frequency; transformer "
                                                    "layers give their class token.")
 with c3:
@@ -85,8 +85,9 @@ fig = fd.embedding_scatter(points, clip_ids=clip_ids, true_names=preds["categori
                                  f"{METHOD_NAMES[method]}")
 stem = f"embedding_{ui.safe_stem(model_name)}_{tap}_{method}_{cd.fold_label(fold).replace(' ', '')}"
 ui.plot(fig, key=CHART_KEY, stem=stem, on_select=partial(on_point_click, clip_ids), selection_mode="points")
-st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). "
-           "The ringed point is the current clip.")
+ringed = ("The ringed point is the current clip." if highlight is not None else
+          "The current clip is not among these clips, so no point is ringed." if current else "")
+st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). {ringed}")
 
 if highlight is not None:
     i = highlight

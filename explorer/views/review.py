@@ -76,6 +76,15 @@ if not queue:
     st.success("Nothing to review: the model gets every clip right and no label is suspect.")
     st.stop()
 
+if POS not in st.session_state:  # a new session (a reload): start at the first clip without a verdict
+    done = set()
+    if store is not None:
+        try:
+            done = {v.clip_id for v in store.all(dataset=dataset_fp, model=model_name, checkpoint=checkpoint_fp)
+                    if v.verdict}
+        except InputError as error:
+            st.error(str(error))
+    st.session_state[POS] = next((k for k, i in enumerate(queue) if issues.clip_ids[i] not in done), 0)
 pos = min(int(st.session_state.get(POS, 0)), len(queue) - 1)
 nav1, nav2, nav3 = c3.columns(3)
 if nav1.button("◀", key="review_prev", help="Previous clip", disabled=pos == 0):
@@ -210,7 +219,8 @@ for col, (title, group) in zip(cols, groups):
         if mean is None:
             st.caption(f"No clip is {title}.")
             continue
-        ui.plot(figures.spectrogram(mean, cfg, title=f"{title}: {len(group)} clips", unit="z", max_cols=144),
+        st.markdown(f"**{title}**: {len(group)} clip{'' if len(group) == 1 else 's'}")  # wraps; a chart title is cut
+        ui.plot(figures.spectrogram(mean, cfg, unit="z", max_cols=144),
                 key=f"review_avg_{title}", stem=f"review_average_{ui.safe_stem(title)}")
 
 # -- export ----------------------------------------------------------------------------------

@@ -102,3 +102,54 @@ def test_the_cache_command_reports_the_size_and_clears(tmp_path, monkeypatch, ca
     assert main(["cache", "--clear"]) == 0
     assert "cleared 80." in capsys.readouterr().out
     assert default_cache().size_bytes() == 0
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from core.activations import extract
+from core.checkpoint import load_checkpoint
+from core.datasets import open_dataset
+from core.embed import cached_embedding
+
+ckpt, data, go, out = map(Path, sys.argv[1:])
+loaded = load_checkpoint(ckpt)
+records = open_dataset(data).records
+while not go.exists():  # both processes start computing at the same moment
+    time.sleep(0.005)
+acts = extract(loaded, records, ["block2", "embedding"], reduce="vector", batch_size=3, shard_size=3)
+emb = cached_embedding(loaded, records, "embedding", method="pca")
+np.savez(out, block2=acts["block2"], points=emb["points"])
+"""
+
+
+def test_two_processes_computing_one_embedding_both_succeed_with_identical_arrays(tmp_path, loaded):
+    """Two writers of the same entries (the app and a command, say): the second waits for the first, reads its result."""
+    import os
+    import subprocess
+    import sys
+
+    from core.paths import REPO_ROOT
+
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        path = tmp_path / "data" / "ab"[i % 2] / f"clip{i:02d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.1 * rng.standard_normal(4000)).astype(np.float32), 8000)
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    env = dict(os.environ, EXPLORER_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, str(script), str(loaded.folder), str(tmp_path / "data"), str(go),
+                               str(tmp_path / f"out{k}.npz")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in range(2)]
+    go.touch()
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    a, b = (np.load(tmp_path / f"out{k}.npz") for k in range(2))
+    assert a["block2"].shape == (12, 4) and a["points"].shape == (12, 2)
+    assert np.array_equal(a["block2"], b["block2"]) and np.array_equal(a["points"], b["points"])
+    arrays = tmp_path / "cache" / "arrays"
+    assert not list(arrays.glob("*.parts")) and not list(arrays.rglob("*.tmp"))  # no shards or temporaries left

@@ -1,6 +1,7 @@
 """Registered models (add-model) render every page that applies, in AppTest; a bad one is a message.
 
-The CRNN, the CNN14-shaped network and the 1-D waveform CNN of
+The CRNN, the CNN14-shaped network, the 1-D waveform CNN and the time-first
+CNN with a GRU head (``tfgru/``, written from the README alone) of
 ``tests/adapters/`` are registered into the test's cache, then picked in the
 sidebar like any checkpoint.
 """
@@ -30,12 +31,13 @@ def registered(env):
     from core.registry import add_model
 
     out = {}
-    for name in ("crnn", "cnn14", "wavecnn"):
-        spec = load_adapter(ADAPTERS / f"{name}.py")
+    for name in ("crnn", "cnn14", "wavecnn", "tfgru"):
+        adapter = ADAPTERS / f"{name}.py" if name != "tfgru" else ADAPTERS / "tfgru" / "tfgru.py"
+        spec = load_adapter(adapter)
         torch.manual_seed(0)
         weights = env["root"] / f"{name}.safetensors"
         save_file({k: v.contiguous() for k, v in spec.model.state_dict().items()}, str(weights))
-        out[name] = add_model(ADAPTERS / f"{name}.py", weights, name)
+        out[name] = add_model(adapter, weights, name)
     return out
 
 
@@ -53,7 +55,7 @@ def no_exception(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
-@pytest.mark.parametrize("name", ["crnn", "cnn14", "wavecnn"])
+@pytest.mark.parametrize("name", ["crnn", "cnn14", "wavecnn", "tfgru"])
 def test_a_registered_model_renders_every_page_that_applies(registered, name):
     at = start([name])
     no_exception(at)
@@ -126,6 +128,23 @@ def test_a_registered_model_whose_adapter_changed_is_a_message_not_a_crash(regis
     assert not at.exception
     assert any("changed since model 'crnn-edit' was registered" in e.value for e in at.error)
     assert at.get("plotly_chart")  # the other model still works
+
+
+def test_weights_replaced_while_the_app_holds_the_model_are_a_message_not_stale_results(registered, env, tmp_path):
+    from safetensors.torch import load_file
+
+    from core.registry import add_model
+
+    weights = tmp_path / "crnn_w.safetensors"
+    weights.write_bytes((env["root"] / "crnn.safetensors").read_bytes())
+    add_model(ADAPTERS / "crnn.py", weights, "crnn-w")
+    at = start(["crnn-w"], "views/layers.py")
+    no_exception(at)
+    state = load_file(str(weights))
+    state["fc.bias"] = state["fc.bias"] + 1.0
+    save_file(state, str(weights))  # the app's loaded model is now stale
+    at.run()
+    assert any("changed since model 'crnn-w' was registered" in e.value and str(weights) in e.value for e in at.error)
 
 
 def test_an_unreadable_registry_is_a_warning_and_the_shipped_models_still_open(registered, env):

@@ -8,6 +8,8 @@ tests do not depend on the shipped checkpoints.
 
 from __future__ import annotations
 
+import json
+
 import io
 import os
 from pathlib import Path
@@ -186,6 +188,16 @@ def test_attention_page(env):
     assert at.multiselect(key="attention_layers").value == [1, 4, 8]
     keys = [c.key for c in charts(at)]
     assert keys[:2] == ["attention_grid_chart", "attention_picker_chart"]  # the grid and the rollout map
+    grid, picker = (json.loads(c.proto.spec) for c in charts(at)[:2])
+    columns = [a["text"] for a in grid["layout"]["annotations"] if a["text"].startswith("head ")]
+    assert columns == ["head 1", "head 2", "head 3", "head 4"]  # of 8: four cells across stay readable
+    assert grid["layout"]["xaxis"]["tickfont"]["size"] >= 10
+    dots = [t for t in picker["data"] if t.get("mode") == "markers"]  # the clickable patch centres: not drawn over
+    assert dots and all(t["marker"]["line"]["width"] == 0 and t["marker"]["color"].endswith(",0.01)") for t in dots)
+    at.selectbox(key="attention_heads").set_value("5-8").run()
+    grid = json.loads(charts(at)[0].proto.spec)
+    columns = [a["text"] for a in grid["layout"]["annotations"] if a["text"].startswith("head ")]
+    assert columns == ["head 5", "head 6", "head 7", "head 8"]
     from core.datasets import open_dataset
 
     channels = sf.info(str(open_dataset(env["demo"]).record(at.session_state["clip_id"]).path)).channels

@@ -460,6 +460,8 @@ def test_every_page_renders_and_responds_in_a_real_browser(browser_page, server,
         if s["charts"] == 0:
             problems.append(f"{name}: no chart; the page reads: {s['text'][:300]!r}")
 
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     start = time.monotonic()
     page.goto(server["url"] + "/", wait_until="domcontentloaded")
     for number, (name, title) in enumerate(PAGES, start=1):
@@ -477,6 +479,12 @@ def test_every_page_renders_and_responds_in_a_real_browser(browser_page, server,
             problems.append(f"{name}: {type(error).__name__}: {error}")
         timings[name] = time.monotonic() - t0
     total = time.monotonic() - start
+    icon = page.eval_on_selector("link[rel='shortcut icon']", "link => link.href")
+    if not icon.startswith("data:"):  # a material icon as the tab's icon is fetched from fonts.gstatic.com
+        problems.append(f"the tab's icon is {icon[:120]!r}, not drawn locally")
+    elsewhere = sorted({u for u in requests if u.split("://")[0] in ("http", "https") and not u.startswith(server["url"])})
+    if elsewhere:  # the app runs offline: fonts, icons and scripts all come from the local server
+        problems.append(f"requests to other hosts: {elsewhere[:5]}")
     print("\nbrowser test, seconds per page: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
           + f"; total {total:.1f}; screenshots in {screenshot_dir}")
     if problems:

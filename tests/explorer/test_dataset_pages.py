@@ -66,12 +66,12 @@ def axis_titles(fig: dict) -> list[str]:
 
 
 def test_embeddings_page(env):
-    at = start("views/embeddings.py")
+    at = start("views/embeddings.py", tap="block2")  # a conv tap picked on the Layers page is no default here
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Embeddings"]
     assert at.markdown[0].value.startswith("Each point is one clip")
     assert at.selectbox(key="_w_dataset_fold").value == 5
-    assert at.selectbox(key="_w_tap").value == "embedding"
+    assert at.selectbox(key="_w_embedding_tap").value == "embedding"
     figs = charts(at)
     assert len(figs) == 1
     scatter = [t for t in figs[0]["data"] if t.get("customdata")]
@@ -86,7 +86,7 @@ def test_embeddings_page(env):
     n_entries, n_taps = len(list(arrays.glob("*.npz"))), len(list(arrays.glob("*.npy")))
     assert n_entries >= 1 and n_taps >= 5  # this projection; one activation entry per tap
     # another tap, t-SNE, coloured by right / wrong: served without error
-    at.selectbox(key="_w_tap").set_value("block3").run()
+    at.selectbox(key="_w_embedding_tap").set_value("block3").run()
     at.radio(key="embeddings_method").set_value("tsne").run()
     at.radio(key="embeddings_colour").set_value("correct").run()
     no_exception(at)
@@ -94,7 +94,7 @@ def test_embeddings_page(env):
     assert len(list(arrays.glob("*.npy"))) == n_taps  # no new extraction
     names = {t["name"].split(" ")[0] for t in charts(at)[0]["data"] if t.get("customdata")}
     assert names <= {"right", "wrong"} and names
-    assert at.session_state["tap"] == "block3"
+    assert at.session_state["embedding_tap"] == "block3" and at.session_state["tap"] == "block2"
 
 
 def test_the_first_umap_says_it_is_a_one_time_compile(env, monkeypatch):
@@ -122,12 +122,17 @@ def test_embeddings_current_clip_is_ringed_and_opens_on_the_clip_page(env):
     at = start("views/embeddings.py", clip_id=fold5[3])
     no_exception(at)
     ring = [t for t in charts(at)[0]["data"] if t.get("name") == "current clip"]
-    assert len(ring) == 1
+    assert len(ring) == 1 and any("The ringed point is the current clip." in c.value for c in at.caption)
     assert any(m.value.startswith(f"**Current clip:** {fold5[3]}") for m in at.markdown)
     at.button(key="embeddings_open").click().run()
     no_exception(at)
     assert [t.value for t in at.main.title] == ["Clip"]
     assert at.session_state["clip_id"] == fold5[3]
+
+    fold1 = sorted(r.clip_id for r in env["data"].records if r.fold == 1)
+    at = start("views/embeddings.py", clip_id=fold1[0])  # not in fold 5: nothing is ringed, and no caption says so
+    assert not [t for t in charts(at)[0]["data"] if t.get("name") == "current clip"]
+    assert not any("ringed point is" in c.value for c in at.caption)
 
 
 def test_point_and_cell_from_selection():
@@ -197,6 +202,9 @@ def _decoder_page_figures(at, tap_label):
     scores = figs[0]
     names = list(scores["data"][0]["y"])
     assert "training-mean spectrum (baseline)" in names and "zeros (baseline)" in names
+    bar, labels = scores["data"][:2]  # each value is written past its interval, not under the error bar
+    assert labels["mode"] == "text" and "text" not in bar
+    assert np.all(array(labels["x"]) >= array(bar["x"]) + array(bar["error_x"]["array"]) - 1e-9)
     assert any("(oracle)" in n for n in names)
     beaten = [n for n in names if "does not beat the mean" in n]
     assert len([w for w in at.warning if "does not beat the training-mean" in w.value]) == len(beaten)
@@ -325,16 +333,20 @@ def test_embedding_scatter_groups_points_and_keeps_their_index():
     kwargs = dict(clip_ids=["w", "x", "y", "z"], true_names=["a", "b", "a", "b"], pred_names=["a", "a", "a", "b"],
                   confidence=np.full(4, 0.5))
     by_class = embedding_scatter(points, **kwargs).to_dict()["data"]
-    assert [[c[0] for c in t["customdata"]] for t in by_class] == [[0, 2], [1, 3]]
+    with_points = [t for t in by_class if t.get("customdata") is not None]
+    assert [[c[0] for c in t["customdata"]] for t in with_points] == [[0, 2], [3], [1]]  # b: right, then wrong
+    legend = [(t["name"], t["marker"]["symbol"]) for t in by_class if t.get("showlegend", True)]
+    assert legend == [("a (2)", "circle"), ("b (2)", "circle"), ("x: predicted wrong", "x")]  # classes are circles
+    assert [t["marker"]["symbol"] for t in with_points] == ["circle", "circle", "x"]
     ten = [f"c{i}" for i in range(10)]
     colours = [t["marker"]["color"] for t in embedding_scatter(
         np.zeros((10, 2)), clip_ids=ten, true_names=ten, pred_names=ten, confidence=np.ones(10)).to_dict()["data"]]
     assert len(set(c.lower() for c in colours)) == 10
-    assert np.array_equal(array(by_class[0]["x"]), [0, 4])
+    assert np.array_equal(array(with_points[0]["x"]), [0, 4])
     right_wrong = embedding_scatter(points, colour_by="correct", highlight=1, **kwargs).to_dict()["data"]
-    assert [t["name"] for t in right_wrong] == ["right (3)", "wrong (1)", "current clip"]
-    assert right_wrong[1]["customdata"][0][:4] == [1, "x", "b", "a"]
-    assert np.array_equal(array(right_wrong[2]["x"]), [2])
+    assert [t["name"] for t in right_wrong if t.get("showlegend", True)] == ["right (3)", "wrong (1)", "current clip"]
+    assert [t for t in right_wrong if t["name"] == "wrong (1)"][1]["customdata"][0][:4] == [1, "x", "b", "a"]
+    assert np.array_equal(array(right_wrong[-1]["x"]), [2])
 
 
 def test_embedding_scatter_uses_webgl_past_the_threshold_and_keeps_click_indices():

@@ -63,6 +63,9 @@ def test_a_verdict_survives_a_restart(env, tmp_path):
     assert not at.error, [e.value for e in at.error]
 
     again = start(db)  # a new session: a restart of the app as far as the page can tell
+    assert current_clip(again) != clip  # it opens on the first clip without a verdict: the second
+    assert "**2 /" in " ".join(m.value for m in again.markdown)
+    again.button(key="review_prev").click().run()
     assert current_clip(again) == clip
     assert verdict_radio(again).value == "label error"
     assert note_area(again).value == "sounds like rain to me"
@@ -204,6 +207,14 @@ def test_counterfactual_lab_on_the_clip_page(env):
     assert len(at.get("audio")) == n_audio + 2  # before and after
     metric = at.metric[0]
     assert "probability of" in metric.label and "was" in metric.delta
+    for m in at.metric:  # a change that rounds to zero reads ±0.0, not "↓ -0.0"
+        assert not m.delta.startswith(("-0.0", "+0.0")), m.delta
+
+    from core.datasets import open_dataset
+
+    boxes = open_dataset(env["demo"]).boxes(at.session_state["clip_id"])  # the default box holds all of them
+    lo, hi = at.slider(key="lab_time").value
+    assert lo <= min(b.t0_s for b in boxes) + 0.05 and hi >= min(max(b.t1_s for b in boxes), 4.95) - 0.05, boxes
     keys = [c.key for c in at.get("plotly_chart")]  # the clip's own charts, then two maps and two top-5s
     assert keys[-4:] == ["lab_map_Before", "lab_top5_Before", "lab_map_After", "lab_top5_After"], keys
 
