@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from core.audio import AudioConfig, log_mel
 from core.augment import AugmentConfig, augment_waveform, mixup, spec_augment
+from core.datasets import DATA_HELP
 from core.errors import InputError
 from core.kinds import TRAINABLE_KINDS
 
@@ -541,8 +542,10 @@ def train(**kwargs) -> dict:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=list(MODELS))
-    parser.add_argument("--data", required=True, type=Path, help="dataset folder")
-    parser.add_argument("--test-fold", required=True, type=int, help="fold held out for testing (1-5)")
+    parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
+    parser.add_argument("--test-fold", required=True, type=int,
+                        help="fold held out for testing (one of the dataset's folds: ESC-50 1-5, UrbanSound8K 1-10, "
+                             "a CSV's fold column)")
     parser.add_argument("--epochs", required=True, type=int, help="at most this many epochs")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
     parser.add_argument("--batch-size", type=int, default=32)
