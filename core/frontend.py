@@ -21,7 +21,7 @@ import soundfile as sf
 from core.audio import AudioConfig, mel_frequencies_hz
 from core.errors import InputError
 
-__all__ = ["FRONTENDS", "Survey", "survey_recordings", "propose_frontend", "fit_frontend", "padding_share", "empty_bands", "MAX_CLIP_S"]
+__all__ = ["FRONTENDS", "ClipLimits", "clip_limits", "Survey", "survey_recordings", "propose_frontend", "fit_frontend", "padding_share", "empty_bands", "MAX_CLIP_S"]
 
 MAX_CLIP_S = 10.0  # a proposed window never exceeds this; longer recordings are windowed (core.windows)
 _LENGTH_QUANTILE = 0.95  # the window holds this share of the clips whole
@@ -216,3 +216,60 @@ def fit_frontend(records, *, frontend: str = "fitted", **overrides) -> tuple[Aud
             "clip_s": round(cfg.clip_duration_s, 3), "padding_share_median": round(float(np.median(shares)), 3),
             "bands_above_nyquist_of_slowest": int(empty_bands(int(survey.sample_rates.min()), cfg).sum())}
     return cfg, card
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    """Where a clip does not fill the model's input: padded frames, and bands above its Nyquist frequency.
+
+    Attributes
+    ----------
+    duration_s : float
+        The clip (or window) as heard, in seconds.
+    padding_share : float in [0, 1]
+        Share of the input's frames that are padding (:func:`padding_share`).
+    padded_from_s : float or None
+        Where the padding starts on the map's time axis, in seconds (``None``: no padding).
+    empty_from_band : int or None
+        First mel band above the recording's Nyquist frequency (``None``: every band can hold signal).
+    native_sr : int
+    """
+
+    duration_s: float
+    padding_share: float
+    padded_from_s: float | None
+    empty_from_band: int | None
+    native_sr: int
+
+    def describe(self, cfg: AudioConfig) -> str:
+        """One sentence for a caption: what share is padding, which bands are empty."""
+        parts = []
+        if self.padded_from_s is not None:
+            share = f"{100 * self.padding_share:.0f} %" if self.padding_share >= 0.005 else "under 1 %"
+            parts.append(f"{share} of the model's input is padding (the clip is "
+                         f"{self.duration_s:.2f} s, the model's window {cfg.clip_duration_s:.2f} s)")
+        if self.empty_from_band is not None:
+            parts.append(f"bands {self.empty_from_band}-{cfg.n_mels - 1} lie above the recording's Nyquist "
+                         f"frequency ({self.native_sr / 2:g} Hz): they hold no sound from it")
+        text = "; ".join(parts)
+        return text[:1].upper() + text[1:] + "." if text else ""
+
+
+def clip_limits(n_samples: int, native_sr: int, cfg: AudioConfig) -> ClipLimits:
+    """The :class:`ClipLimits` of a clip of ``n_samples`` at ``cfg.sr``, recorded at ``native_sr``.
+
+    Examples
+    --------
+    >>> cfg = AudioConfig(sr=8000, n_fft=512, hop_length=128, n_frames=64, n_mels=64)
+    >>> lim = clip_limits(4000, 8000, cfg)
+    >>> lim.padding_share, lim.padded_from_s, lim.empty_from_band
+    (0.5, 0.512, None)
+    >>> clip_limits(44100 * 5, 8000, AudioConfig()).empty_from_band
+    75
+    """
+    share = padding_share(n_samples, cfg)
+    filled = cfg.n_frames - int(round(share * cfg.n_frames))
+    empty = np.flatnonzero(empty_bands(native_sr, cfg))
+    return ClipLimits(duration_s=n_samples / cfg.sr, padding_share=share,
+                      padded_from_s=filled * cfg.hop_length / cfg.sr if share > 0 else None,
+                      empty_from_band=int(empty[0]) if empty.size else None, native_sr=int(native_sr))

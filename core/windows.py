@@ -40,7 +40,8 @@ class Window:
 
 
 def window_starts(duration_s: float, window_s: float, hop_s: float = DEFAULT_HOP_S) -> np.ndarray:
-    """Start times of the windows that cover a recording: every ``hop_s``, the last one ending at its end.
+    """Start times of the windows that cover a recording: every ``hop_s``, and one more ending at its end when
+    the regular ones leave more than a quarter of a hop unheard.
 
     Returns
     -------
@@ -59,7 +60,7 @@ def window_starts(duration_s: float, window_s: float, hop_s: float = DEFAULT_HOP
         return np.zeros(1)
     n = int(math.floor((duration_s - window_s) / hop_s + 1e-9)) + 1
     starts = np.arange(n) * hop_s
-    if starts[-1] + window_s < duration_s - 1e-6:
+    if duration_s - (starts[-1] + window_s) > 0.25 * hop_s:
         starts = np.append(starts, duration_s - window_s)
     return starts
 

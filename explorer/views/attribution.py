@@ -64,9 +64,14 @@ with left:
     empty = not np.any(heat > 0)
     title = f"Grad-CAM for '{loaded.classes[target]}' at {labels[tap]}" + (
         ": empty map" if empty else " (dashed white: true event)" if boxes else "")
-    ui.plot(figures.overlay(X, heat, cfg, title=title, boxes=boxes), key="attribution_overlay", stem=stem)
+    fig = figures.overlay(X, heat, cfg, title=title, boxes=boxes)
+    limits = ui.mark_limits(clip, cfg, fig)
+    ui.plot(fig, key="attribution_overlay", stem=stem)
     if empty:
         st.caption(ui.EMPTY_MAP)
+    if limits.describe(cfg):
+        st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there "
+                   "is the model reading silence, not the sound.")
 
 with right:
     if "deletion curve" not in methods:
