@@ -416,13 +416,23 @@ def describe(cfg: TrainConfig, split: Split, history: list[dict], best: dict, *,
 
 
 def _baseline(split: Split, cfg: TrainConfig, evaluation: dict) -> dict:
-    """The MFCC baseline (:mod:`core.baseline`) on the same training clips and test fold, paired with the model."""
+    """The MFCC baseline (:mod:`core.baseline`) on the same training clips and test fold, paired with the model.
+
+    It hears what the model hears, at the model's rate and cut to its window, but unpadded: the statistics of a
+    short clip are not diluted by the silence the model's input is padded with.
+    """
+    from core.audio import load_audio
     from core.baseline import compare_to_baseline, fit_baseline
-    from core.datasets import load_mono
 
     t0 = time.perf_counter()
-    train_waves = [split.waves[j] for j in split.train_idx]
-    test_waves = [load_mono(r, cfg.audio_cfg) for r in split.test]
+    a = cfg.audio_cfg
+    n_window = a.hop_length * (a.n_frames - 1)
+
+    def heard(r):
+        return load_audio(r.path, a, resample_to=a.sr).mono[:n_window]
+
+    train_waves = [heard(split.pool[j]) for j in split.train_idx]
+    test_waves = [heard(r) for r in split.test]
     result = fit_baseline(train_waves, split.labels[split.train_idx], test_waves, split.y_test,
                           sr=cfg.audio_cfg.sr, seed=cfg.seed, progress=cfg.progress)
     model_correct = (np.asarray(evaluation["y_pred"]) == split.y_test).astype(int)
