@@ -21,7 +21,7 @@ import soundfile as sf
 from core.audio import AudioConfig, mel_frequencies_hz
 from core.errors import InputError
 
-__all__ = ["FRONTENDS", "ClipLimits", "clip_limits", "Survey", "survey_recordings", "propose_frontend", "fit_frontend", "padding_share", "empty_bands", "MAX_CLIP_S"]
+__all__ = ["FRONTENDS", "ClipLimits", "clip_limits", "sound_cells", "Survey", "survey_recordings", "propose_frontend", "fit_frontend", "padding_share", "empty_bands", "MAX_CLIP_S"]
 
 MAX_CLIP_S = 10.0  # a proposed window never exceeds this; longer recordings are windowed (core.windows)
 _LENGTH_QUANTILE = 0.95  # the window holds this share of the clips whole
@@ -273,3 +273,25 @@ def clip_limits(n_samples: int, native_sr: int, cfg: AudioConfig) -> ClipLimits:
     return ClipLimits(duration_s=n_samples / cfg.sr, padding_share=share,
                       padded_from_s=filled * cfg.hop_length / cfg.sr if share > 0 else None,
                       empty_from_band=int(empty[0]) if empty.size else None, native_sr=int(native_sr))
+
+
+def sound_cells(limits: ClipLimits, cfg: AudioConfig) -> np.ndarray:
+    """The cells of the model's input that hold sound: not padding, not above the recording's Nyquist frequency.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_frames)], bool
+
+    Examples
+    --------
+    >>> cfg = AudioConfig(sr=8000, n_fft=512, hop_length=128, n_frames=64, n_mels=64)
+    >>> cells = sound_cells(clip_limits(4000, 8000, cfg), cfg)
+    >>> cells.shape, int(cells[0].sum()), bool(cells.all(axis=1).any())
+    ((64, 64), 32, False)
+    """
+    cells = np.ones((cfg.n_mels, cfg.n_frames), dtype=bool)
+    if limits.padded_from_s is not None:
+        cells[:, int(round(limits.padded_from_s * cfg.sr / cfg.hop_length)):] = False
+    if limits.empty_from_band is not None:
+        cells[limits.empty_from_band:] = False
+    return cells

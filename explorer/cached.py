@@ -595,14 +595,17 @@ def scorecard(folder: str, path: str, method: str, target: int, *, n_steps: int 
         The map's deletion curve, the smooth random and energy baselines' curves, the
         sanity check and a summary in words.
     """
+    from core.frontend import sound_cells
     from core.interpret.methods import find_method
     from core.interpret.scorecard import clip_scorecard
 
     loaded = checkpoint(folder)
     chosen = find_method(loaded.model, method)
+    x = model_input(path, input_key(folder))
+    sound = sound_cells(clip_limits(path, loaded.audio_cfg), loaded.audio_cfg)
     with model_lock(folder):
-        return clip_scorecard(loaded.model, chosen.explain, model_input(path, input_key(folder)), int(target),
-                              n_steps=n_steps, draws=draws)
+        return clip_scorecard(loaded.model, chosen.explain, x, int(target), n_steps=n_steps, draws=draws,
+                              sound=sound if sound.shape == np.shape(x) and not sound.all() else None)
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")

@@ -63,3 +63,30 @@ def test_empty_bands_are_those_above_the_recordings_nyquist():
 
     f = mel_frequencies_hz(cfg)
     assert mask.any() and np.all(f[mask] > 4000) and np.all(f[~mask] <= 4000)
+
+
+def test_deletion_orders_only_the_cells_that_hold_sound():
+    from core.frontend import clip_limits, sound_cells
+    from core.interpret.faithfulness import deletion_curve, insertion_curve, perturbed_inputs
+
+    cfg = AudioConfig(sr=8000, n_fft=512, hop_length=128, n_frames=16, n_mels=8)
+    sound = sound_cells(clip_limits(1024, 4000, cfg), cfg)  # 9 frames of sound; bands above 2 kHz empty
+    assert sound.sum() == sound[:, :9].sum() and not sound[:, 9:].any() and not sound[-1].any()
+    x = np.arange(8 * 16, dtype=np.float32).reshape(8, 16)
+    heat = np.zeros_like(x)
+    heat[:, 9:] = 10.0  # a map that loves the padding
+    heat[0, 0] = 5.0
+    inputs, fractions = perturbed_inputs(x, heat, mode="deletion", n_steps=sound.sum(), fill=-1.0, sound=sound)
+    assert fractions[1] == 1 / sound.sum()
+    assert np.argwhere(inputs[1] != x).tolist() == [[0, 0]]  # its best cell holding sound goes first
+    assert np.array_equal(inputs[-1][~sound], x[~sound]) and np.all(inputs[-1][sound] == -1.0)
+    plain, _ = perturbed_inputs(x, heat, mode="deletion", n_steps=x.size, fill=-1.0)
+    first = plain[1] != x
+    assert first.sum() == 1 and not sound[first].any()  # without the mask, a padding cell goes first
+
+    def predict(X):  # the probability of class 1 is the share of sound cells left at their value
+        p = np.array([np.mean(X_i[sound] == x[sound]) for X_i in X])
+        return np.stack([1 - p, p], axis=1)
+
+    assert deletion_curve(predict, x, heat, target=1, n_steps=4, fill=-1.0, sound=sound).auc == pytest.approx(0.5)
+    assert insertion_curve(predict, x, heat, target=1, n_steps=4, fill=-1.0, sound=sound).auc == pytest.approx(0.5)
