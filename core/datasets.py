@@ -1,5 +1,16 @@
 """Dataset folders in four layouts, detected in this order.
 
+A generic CSV, ``"csv"`` (ROOT is the CSV file, or a folder holding exactly one
+CSV with a ``path`` column, whatever sub-folders it has: ``labels.csv`` beside
+``audio/`` is this layout, not ESC-50's)::
+
+    path, label[, fold][, ...]     path relative to the CSV's folder; fold 1, 2, ... (optional)
+    path, labels[, fold][, ...]    several labels separated by ";" (as FSD50K)
+
+Without a ``fold`` column, clips are dealt to folds 1 to 5 in turn within each class.
+Any other column (speaker, source, split, ...) is kept per clip in
+``ClipRecord.metadata``.
+
 ESC-50 layout (the reference; our demo set uses it too), ``"esc50"``::
 
     ROOT/audio/*.wav
@@ -12,19 +23,12 @@ UrbanSound8K layout, ``"urbansound8k"`` (10 folds)::
     ROOT/metadata/UrbanSound8K.csv   slice_file_name, fold, classID, class[, ...]
     ROOT/audio/fold<k>/<slice_file_name>
 
-A generic CSV, ``"csv"`` (ROOT is the CSV file, or a folder holding exactly one
-CSV with a ``path`` column)::
-
-    path, label[, fold]      path relative to the CSV's folder; fold 1, 2, ... (optional)
-    path, labels[, fold]     several labels separated by ";" (as FSD50K)
-
-Without a ``fold`` column, clips are dealt to folds 1 to 5 in turn within each class.
-
 Folder-of-classes layout, ``"folders"``::
 
     ROOT/<class name>/*.{wav,flac,ogg,mp3}
 
-A wrong layout raises :class:`~core.errors.InputError` naming what is missing.
+A wrong layout raises :class:`~core.errors.InputError` naming what is missing and
+what each layout needs (:data:`LAYOUT_NEEDS`).
 Files that are listed but absent are reported in ``Dataset.skipped`` and the
 rest still loads.
 """
@@ -42,7 +46,7 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "Box", "ClipRecord", "Dataset",
+__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "LAYOUT_NEEDS", "DATA_HELP", "checkpoint_test_fold", "Box", "ClipRecord", "Dataset",
            "open_dataset", "load_mono", "load_features", "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -56,6 +60,13 @@ LABEL_SEPARATOR = ";"
 # layout -> what people call it
 LAYOUTS = {"esc50": "ESC-50", "urbansound8k": "UrbanSound8K", "csv": "a CSV of paths and labels",
            "folders": "a folder per class"}
+# what each layout needs, in the order they are tried: error messages and --data helps say it
+LAYOUT_NEEDS = ("a CSV with columns path and label (or labels), optionally fold (the file, or a folder holding one)",
+                "UrbanSound8K's metadata/UrbanSound8K.csv with audio/fold1..10/",
+                "ESC-50's audio/ beside meta/esc50.csv",
+                "one sub-folder of audio files per class")
+DATA_HELP = "dataset: " + "; or ".join(LAYOUT_NEEDS)
+_NEEDS_TEXT = "the layouts are, in the order tried: " + "; ".join(LAYOUT_NEEDS)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,8 @@ class ClipRecord:
     labels : tuple of str
         Every class of a multi-label clip (a ``labels`` column, ``;``-separated,
         as FSD50K's); empty for a single-label dataset.
+    metadata : dict of str to str
+        The metadata file's other columns for this clip (speaker, source, split, ...).
     """
 
     clip_id: str
@@ -98,6 +111,7 @@ class ClipRecord:
     category: str
     fold: int
     labels: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict, compare=False)
 
     @property
     def label_set(self) -> tuple[str, ...]:
@@ -149,6 +163,11 @@ class Dataset:
                 f"{fold_text}" + (f" ({len(self.skipped)} files skipped)" if self.skipped else ""))
 
     @property
+    def metadata_columns(self) -> list[str]:
+        """The metadata columns some clip has (speaker, source, ...), in the file's order."""
+        return list(dict.fromkeys(k for r in self.records for k in r.metadata))
+
+    @property
     def folds(self) -> list[int]:
         """The folds the clips are in, ascending."""
         return sorted({r.fold for r in self.records})
@@ -173,6 +192,17 @@ class Dataset:
             stat = r.path.stat()
             h.update(f"{r.clip_id}|{r.label}|{r.fold}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         return h.hexdigest()[:16]
+
+
+def checkpoint_test_fold(meta: dict | None, fold: int | None = None) -> int:
+    """The fold to score: ``fold`` when given, else the checkpoint's own test fold, else :data:`DEFAULT_TEST_FOLD`.
+
+    >>> checkpoint_test_fold({"test_fold": 6}), checkpoint_test_fold({}), checkpoint_test_fold({"test_fold": 6}, 2)
+    (6, 5, 2)
+    """
+    if fold is not None:
+        return int(fold)
+    return int((meta or {}).get("test_fold") or DEFAULT_TEST_FOLD)
 
 
 def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
@@ -202,12 +232,12 @@ def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
         if root.suffix.lower() != ".csv":
             raise InputError(root, "not a folder or a .csv file")
         dataset = _open_csv(root)
+    elif (table := _path_csv(root)) is not None:  # a CSV of paths wins, whatever sub-folders there are
+        dataset = _open_csv(table)
     elif (root / _US8K_CSV).is_file():
         dataset = _open_urbansound8k(root)
     elif (root / "meta").is_dir() or (root / "audio").is_dir():
         dataset = _open_esc50(root)
-    elif (table := _path_csv(root)) is not None:
-        dataset = _open_csv(table)
     else:
         dataset = _open_folders(root)
     if check_files:
@@ -229,14 +259,15 @@ def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
 def _meta_csv(root: Path) -> Path:
     meta = root / "meta"
     if not (root / "audio").is_dir():
-        raise InputError(root, "ESC-50 layout needs an 'audio' folder beside 'meta'")
+        raise InputError(root, f"has meta/ but no audio/ beside it; {_NEEDS_TEXT}")
     if not meta.is_dir():
-        raise InputError(root, "ESC-50 layout needs a 'meta' folder with esc50.csv")
+        raise InputError(root, f"has audio/ but no meta/esc50.csv and no CSV with a 'path' column; {_NEEDS_TEXT}")
     if (meta / "esc50.csv").is_file():
         return meta / "esc50.csv"
     candidates = [p for p in sorted(meta.glob("*.csv")) if p.name != "boxes.csv" and _has_columns(p)]
     if len(candidates) != 1:
-        raise InputError(meta, "expected esc50.csv (or one CSV with columns filename, fold, target, category)")
+        raise InputError(meta, f"expected esc50.csv (or one CSV with columns filename, fold, target, category); "
+                               f"{_NEEDS_TEXT}")
     return candidates[0]
 
 
@@ -272,7 +303,8 @@ def _open_esc50(root: Path) -> Dataset:
             skipped.append((name, "listed in the meta file but absent"))
             continue
         labels = tuple(dict.fromkeys(x.strip() for x in (row.get("labels") or "").split(";") if x.strip()))
-        records.append(ClipRecord(name, path, target, row["category"], fold, labels))
+        records.append(ClipRecord(name, path, target, row["category"], fold, labels,
+                                  _extra(row, _REQUIRED_COLUMNS + ("labels",))))
     if sorted(names) != list(range(len(names))):
         raise InputError(csv_path, f"targets must be 0..{len(names) - 1} without gaps, got {sorted(names)}")
     classes = [names[i] for i in range(len(names))]
@@ -352,8 +384,14 @@ def _open_csv(csv_path: Path) -> Dataset:
             skipped.append((row["path"], "listed in the CSV but absent"))
             continue
         labels = tuple(names) if label_column == "labels" else ()
-        records.append(ClipRecord(row["path"], path, index[names[0]], names[0], fold, labels))
+        records.append(ClipRecord(row["path"], path, index[names[0]], names[0], fold, labels,
+                                  _extra(row, ("path", label_column, "fold"))))
     return Dataset(csv_path.parent, "csv", classes, records, skipped)
+
+
+def _extra(row: dict, known: tuple[str, ...]) -> dict[str, str]:
+    """A CSV row's other columns (speaker, source, ...): the clip's metadata."""
+    return {k: (v or "") for k, v in row.items() if k is not None and k not in known}
 
 
 def _read_boxes(path: Path) -> dict[str, list[Box]]:
@@ -377,9 +415,7 @@ def _read_boxes(path: Path) -> dict[str, list[Box]]:
 def _open_folders(root: Path) -> Dataset:
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
-        raise InputError(root, "expected ESC-50's layout (audio/ and meta/esc50.csv), UrbanSound8K's "
-                               "(metadata/UrbanSound8K.csv), a CSV with path and label columns, "
-                               "or one sub-folder per class")
+        raise InputError(root, f"matches no dataset layout; {_NEEDS_TEXT}")
     classes, records, skipped = [], [], []
     loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
     skipped += [(name, "audio file outside any class folder") for name in loose]

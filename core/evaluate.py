@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.datasets import DATA_HELP
 from core.errors import InputError
 
 __all__ = ["HEADLINE", "predict_proba", "logits_tap", "dataset_proba", "metrics", "headline", "multilabel_metrics",
@@ -314,8 +315,9 @@ def format_report(result: dict) -> str:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     parser.add_argument("--data", required=True, type=Path,
-                        help="dataset: ESC-50 or UrbanSound8K folder, a CSV of path and label, or class folders")
-    parser.add_argument("--fold", required=True, type=int, help="fold to evaluate on (1-5)")
+                        help=DATA_HELP)
+    parser.add_argument("--fold", type=int, default=None,
+                        help="fold to evaluate on (default: the checkpoint's test fold, else 5)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most N clips, evenly spread")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -324,10 +326,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
+    from core.datasets import checkpoint_test_fold, open_dataset
 
     loaded = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data)
+    args.fold = checkpoint_test_fold(loaded.meta, args.fold)
     print(f"{args.data}: {dataset.describe()}", file=sys.stderr)
     records = dataset.select(args.fold)
     if not records:

@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from core.datasets import DATA_HELP
 from core.errors import InputError
 
 __all__ = ["METHOD", "LabelIssues", "embedding_tap", "clip_vectors", "out_of_fold_probabilities",
@@ -318,7 +319,7 @@ def score_ranking(ranked_ids: Sequence[str], wrong_ids: set[str], *, ks: Sequenc
 
 def configure(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    parser.add_argument("--data", required=True, help="dataset folder (ESC-50 layout or class folders)")
+    parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("--tap", default=None, help="tap whose vectors are classified (default: the embedding)")
     parser.add_argument("--top", type=int, default=20, help="how many suspect clips to print")
     parser.add_argument("--out", default=None, help="write the full ranking here as CSV")

@@ -3,8 +3,14 @@
     python -m core predict --checkpoint checkpoints/secnn --top-k 3 dog.wav rain.flac
 
 The first ``n_frames`` of each file (5 s for the shipped models) are
-classified. A file that is not usable audio ends the command with status 2 and
-one line naming the file and the problem.
+classified, and a file longer than that says how much was not heard. With
+``--windows`` the model's window slides over the whole recording (a hop of
+``--hop-s``, 1 s by default; read in blocks, so an hour-long file is fine) and
+one line per window gives its start and end in seconds and its top classes
+(:mod:`core.windows`). A file that is not usable audio ends the command with
+status 2 and one line naming the file and the problem.
+
+    python -m core predict --checkpoint checkpoints/secnn --windows --top-k 2 field-recording.wav
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from core.audio import fit_duration, load_audio
 from core.errors import InputError
 
-__all__ = ["predict_files", "configure", "run"]
+__all__ = ["predict_files", "window_table", "configure", "run"]
 
 
 def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
@@ -54,15 +60,44 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
         y = fit_duration(clip.mono[:n_samples], n_samples)
         proba = predict_proba(loaded, loaded.input(y, cfg.sr)[None])[0]
         order = np.argsort(-proba)[:min(top_k, len(proba))]
-        results.append({"file": str(path),
+        results.append({"file": str(path), "unheard_s": round(max(0.0, clip.duration_s - n_samples / cfg.sr), 3),
                         "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})
     return results
+
+
+def window_table(loaded, path, *, top_k: int = 3, hop_s: float | None = None) -> list[dict]:
+    """One row per window of a recording: ``start_s``, ``end_s`` and its ``top`` classes (see :mod:`core.windows`)."""
+    from core.windows import DEFAULT_HOP_S, predict_windows
+
+    windows, proba = predict_windows(loaded, path, hop_s=hop_s or DEFAULT_HOP_S)
+    rows = []
+    for w, p in zip(windows, proba):
+        order = np.argsort(-p)[:min(top_k, len(p))]
+        rows.append({"start_s": w.start_s, "end_s": w.end_s,
+                     "top": [{"class": loaded.classes[i], "probability": float(p[i])} for i in order]})
+    return rows
+
+
+def _run_windows(loaded, args) -> int:
+    tables = {str(path): window_table(loaded, path, top_k=args.top_k, hop_s=args.hop_s) for path in args.files}
+    if args.json:
+        print(json.dumps(tables, indent=2))
+        return 0
+    for path, rows in tables.items():
+        print(f"{path}: {len(rows)} windows of {loaded.audio_cfg.clip_duration_s:.2f} s")
+        for row in rows:
+            tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+            print(f"  {row['start_s']:8.2f} {row['end_s']:8.2f}  {tops}")
+    return 0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--windows", action="store_true",
+                        help="slide the model's window over the whole recording: one line per window")
+    parser.add_argument("--hop-s", type=float, default=None, help="with --windows: hop between windows (default 1 s)")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
 
@@ -70,12 +105,18 @@ def run(args: argparse.Namespace) -> int:
     from core.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(args.checkpoint)
+    if args.hop_s is not None and not args.windows:
+        raise InputError("--hop-s", "goes with --windows")
+    if args.windows:
+        return _run_windows(loaded, args)
     results = predict_files(loaded, args.files, top_k=args.top_k)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     for result in results:
-        print(result["file"])
+        unheard = f"  (only the first {loaded.audio_cfg.clip_duration_s:.2f} s heard; {result['unheard_s']:.1f} s " \
+                  "left out: --windows covers it all)" if result["unheard_s"] > 0 else ""
+        print(result["file"] + unheard)
         for rank, row in enumerate(result["top"], start=1):
             print(f"  {rank}. {row['class']:<24} {row['probability']:.3f}")
     return 0

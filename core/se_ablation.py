@@ -21,7 +21,7 @@ import argparse
 import numpy as np
 import torch
 
-from core.datasets import DEFAULT_TEST_FOLD
+from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold
 from core.errors import InputError
 
 __all__ = ["mean_excitation", "se_ablation", "format_ablation", "configure", "run"]
@@ -104,9 +104,10 @@ def format_ablation(result: dict) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="SE-CNN checkpoint folder")
-    parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--fold", type=int, default=DEFAULT_TEST_FOLD,
-                        help="test fold; the training mean comes from the others")
+    parser.add_argument("--data", required=True, help=DATA_HELP)
+    parser.add_argument("--fold", type=int, default=None,
+                        help=f"test fold (default: the checkpoint's, else {DEFAULT_TEST_FOLD}); "
+                             "the training mean comes from the others")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_checkpoint(args.checkpoint)
     require_se(loaded)
     data = open_dataset(args.data)
+    args.fold = checkpoint_test_fold(loaded.meta, args.fold)
     test = data.select(folds=[args.fold])
     train = [r for r in data.records if r.fold != args.fold]
     if not test or not train:

@@ -11,8 +11,11 @@ augmented on the waveform (coloured noise at an SNR, time shift; see
 
 Made for a few CPU cores: every waveform is loaded once and its plain features
 computed once; per batch only the clips an augmentation changed get new
-features. The checkpoint's meta records the data, folds, epochs run, time,
-history and the test fold's evaluation.
+features. The front end (clip length, sample rate, mel range) is fitted to the
+recordings unless given (:mod:`core.frontend`). The checkpoint's meta records the
+data, folds, epochs run, time, history, the test fold's evaluation and, beside it,
+a simple baseline on the same split (:mod:`core.baseline`); ``train`` warns when
+the model does not beat it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from tqdm.auto import tqdm
 
 from core.audio import AudioConfig, log_mel
 from core.augment import AugmentConfig, augment_waveform, mixup, spec_augment
+from core.datasets import DATA_HELP
 from core.errors import InputError
+from core.frontend import FRONTENDS
 from core.kinds import TRAINABLE_KINDS
 
 __all__ = ["TrainConfig", "Split", "train", "load_split", "distillation_loss", "fit", "describe", "pick_device",
@@ -151,7 +156,9 @@ class TrainConfig:
     patience: int = 10
     schedule: str = "plateau"
     config: dict | None = None
-    audio_cfg: AudioConfig = field(default_factory=AudioConfig)
+    audio_cfg: AudioConfig | None = None  # None: fitted to the data (core.frontend), see ``frontend``
+    frontend: str = "fitted"
+    frontend_overrides: dict = field(default_factory=dict)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     device: str = "auto"
     progress: bool = True
@@ -489,6 +496,46 @@ def describe(cfg: TrainConfig, split: Split, history: list[dict], best: dict, *,
     }
 
 
+def _baseline(split: Split, cfg: TrainConfig, evaluation: dict) -> dict:
+    """The MFCC baseline (:mod:`core.baseline`) on the same training clips and test fold, paired with the model.
+
+    It hears what the model hears, at the model's rate and cut to its window, but unpadded: the statistics of a
+    short clip are not diluted by the silence the model's input is padded with.
+    """
+    from core.audio import load_audio
+    from core.baseline import compare_to_baseline, fit_baseline
+
+    t0 = time.perf_counter()
+    a = cfg.audio_cfg
+    n_window = a.hop_length * (a.n_frames - 1)
+
+    def heard(r):
+        return load_audio(r.path, a, resample_to=a.sr).mono[:n_window]
+
+    train_waves = [heard(split.pool[j]) for j in split.train_idx]
+    test_waves = [heard(r) for r in split.test]
+    result = fit_baseline(train_waves, split.labels[split.train_idx], test_waves, split.y_test,
+                          sr=cfg.audio_cfg.sr, seed=cfg.seed, progress=cfg.progress)
+    model_correct = (np.asarray(evaluation["y_pred"]) == split.y_test).astype(int)
+    return {"name": result["name"], "accuracy": result["accuracy"], "model_accuracy": evaluation["accuracy"],
+            **compare_to_baseline(model_correct, result["correct"], seed=cfg.seed),
+            "time_s": round(time.perf_counter() - t0, 2)}
+
+
+def baseline_lines(meta: dict) -> list[str]:
+    """What ``train`` prints about the baseline: both accuracies, the paired difference, and a warning."""
+    b = meta.get("baseline")
+    if not b:
+        return []
+    lines = [f"model accuracy {b['model_accuracy']:.3f} beside the baseline ({b['name']}) {b['accuracy']:.3f}"]
+    lines[0] += (f": {100 * b['difference']:+.1f} points, 95 % interval {100 * b['low']:+.1f} to "
+                 f"{100 * b['high']:+.1f} (paired bootstrap over the test clips)")
+    if not b["beats"]:
+        lines.append("warning: the model does not beat the MFCC baseline on this fold (the interval reaches "
+                     "zero or below); more epochs, another front end or more data may help")
+    return lines
+
+
 def train(**kwargs) -> dict:
     """Train a model on folds other than ``test_fold``, evaluate on it, save a checkpoint.
 
@@ -523,7 +570,14 @@ def train(**kwargs) -> dict:
         (Loshchilov and Hutter, 2017).
     config : dict or None
         Model configuration fields (see :func:`core.models.build_model`).
-    audio_cfg : AudioConfig
+    audio_cfg : AudioConfig or None
+        The preprocessing; ``None`` fits it to the data (:func:`core.frontend.fit_frontend`) and records
+        how in the meta's ``frontend``.
+    frontend : {"fitted", "reference"}
+        With ``audio_cfg=None``: fitted to the recordings' durations and sample rates, or the ESC-50
+        reference setting.
+    frontend_overrides : dict
+        ``clip_s``, ``sr``, ``fmax_hz``, ``n_mels`` replacing what the fitted front end proposes.
     augment : AugmentConfig
         ``mixup_alpha=0``, ``p_noise=p_shift=0`` and no masks turn augmentation off.
     device : {"auto", "cpu", "cuda"}
@@ -549,8 +603,10 @@ def train(**kwargs) -> dict:
     -------
     dict
         The meta written into the checkpoint: data, folds, sizes, epochs run,
-        time, history, evaluation (and, for the SE-CNN, the evaluation with SE
-        excitation forced to 1).
+        time, history, evaluation, the MFCC baseline on the same split paired with
+        the model (``baseline``, see :mod:`core.baseline`), the fitted front end's
+        card (``frontend``), and, for the SE-CNN, the evaluation with SE
+        excitation forced to 1.
     """
     import torch  # imported here so that ``python -m core`` starts fast for other commands
 
@@ -578,6 +634,19 @@ def train(**kwargs) -> dict:
             return hf_features(y, cfg.audio_cfg.sr, extractor=hf_model.extractor).numpy()
 
         features = hf_input
+
+    frontend_card = None
+    if cfg.audio_cfg is None:
+        from core.datasets import open_dataset
+        from core.frontend import fit_frontend
+
+        cfg.audio_cfg, frontend_card = fit_frontend(open_dataset(cfg.data).records, frontend=cfg.frontend,
+                                                    **cfg.frontend_overrides)
+        if cfg.progress:
+            a = cfg.audio_cfg
+            print(f"front end ({cfg.frontend}): {a.clip_duration_s:.2f} s at {a.sr} Hz, {a.n_mels} mel bands "
+                  f"{a.fmin_hz:g}-{a.fmax:g} Hz, n_fft {a.n_fft}, hop {a.hop_length}; median padding "
+                  f"{100 * frontend_card['padding_share_median']:.0f} %", file=sys.stderr)
 
     taught_by = None
     if cfg.teacher is not None:  # checked before any clip is loaded
@@ -621,6 +690,9 @@ def train(**kwargs) -> dict:
     evaluation["clip_ids"] = [r.clip_id for r in split.test]
     meta = describe(cfg, split, history, best, device=device, start=start, load_s=load_s, net=net_cpu,
                     evaluation=evaluation)
+    if frontend_card is not None:
+        meta["frontend"] = frontend_card
+    meta["baseline"] = _baseline(split, cfg, evaluation)
     if hasattr(net_cpu, "se_bypassed") and net_cpu.se_blocks():
         with net_cpu.se_bypassed():
             bypassed = metrics(split.y_test, predict_proba(net_cpu, split.x_test), dataset.classes)
@@ -637,8 +709,10 @@ def train(**kwargs) -> dict:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=list(MODELS))
-    parser.add_argument("--data", required=True, type=Path, help="dataset folder")
-    parser.add_argument("--test-fold", required=True, type=int, help="fold held out for testing (1-5)")
+    parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
+    parser.add_argument("--test-fold", required=True, type=int,
+                        help="fold held out for testing (one of the dataset's folds: ESC-50 1-5, UrbanSound8K 1-10, "
+                             "a CSV's fold column)")
     parser.add_argument("--epochs", required=True, type=int, help="at most this many epochs")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -671,6 +745,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help=f"continue from --out's {STATE_FILE} (saved after every epoch) with the same settings; "
                              "with the plateau schedule --epochs may be raised")
+    group = parser.add_argument_group("front end (default: fitted to the data's durations and sample rates)")
+    group.add_argument("--frontend", default="fitted", choices=FRONTENDS,
+                       help="fitted: clip length, sample rate and mel range read from the recordings; "
+                            "reference: 5 s at 44.1 kHz, 128 bands up to 22 kHz (ESC-50's)")
+    group.add_argument("--clip-s", type=float, default=None, help="window length in seconds (e.g. 1)")
+    group.add_argument("--sr", type=int, default=None, help="sample rate the model hears, in Hz (e.g. 8000)")
+    group.add_argument("--fmax-hz", type=float, default=None, help="top of the mel bands, at most sr/2 (e.g. 4000)")
+    group.add_argument("--n-mels", type=int, default=None, help="mel bands (default 128 from 32 kHz, else 64)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -689,7 +771,10 @@ def run(args: argparse.Namespace) -> int:
                  config=parse_overrides(args.config),
                  augment=augment, device=args.device, progress=not args.no_progress, teacher=args.teacher,
                  distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
-                 init=args.init, download=args.download, amp=not args.no_amp, resume=args.resume)
+                 init=args.init, download=args.download, amp=not args.no_amp, resume=args.resume,
+                 frontend=args.frontend,
+                 frontend_overrides={"clip_s": args.clip_s, "sr": args.sr, "fmax_hz": args.fmax_hz,
+                                     "n_mels": args.n_mels})
     ev = meta["evaluation"]
     line = (f"saved {args.out}: {meta['epochs_run']} epochs in {meta['time_s']:.0f} s on {meta['device']}; "
             f"fold {args.test_fold} "
@@ -697,4 +782,6 @@ def run(args: argparse.Namespace) -> int:
     if "evaluation_se_bypassed" in meta:
         line += f"; with SE forced to 1: accuracy {meta['evaluation_se_bypassed']['accuracy']:.3f}"
     print(line, file=sys.stderr)
+    for text in baseline_lines(meta):
+        print(text, file=sys.stderr)
     return 0

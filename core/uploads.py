@@ -13,6 +13,7 @@ from core.audio import AudioConfig, load_audio
 from core.datasets import AUDIO_EXTENSIONS
 from core.errors import InputError
 from core.paths import cache_dir
+from core.windows import recording_info
 
 __all__ = ["MAX_UPLOAD_MB", "save_upload"]
 
@@ -38,8 +39,9 @@ def save_upload(name: str, data: bytes, *, folder: str | Path | None = None) -> 
     Raises
     ------
     InputError
-        Wrong extension, too large, or anything :func:`core.audio.load_audio`
-        refuses (the copy is then removed); the message names ``name``.
+        Wrong extension, too large, an unreadable header, or anything
+        :func:`core.audio.load_audio` refuses in a recording short enough to be
+        loaded whole (the copy is then removed); the message names ``name``.
     """
     suffix = Path(name).suffix.lower()
     if suffix not in AUDIO_EXTENSIONS:
@@ -52,7 +54,9 @@ def save_upload(name: str, data: bytes, *, folder: str | Path | None = None) -> 
     if not path.is_file():
         path.write_bytes(data)
     try:
-        load_audio(path, AudioConfig())
+        duration_s = recording_info(path)[0]
+        if duration_s <= AudioConfig.max_duration_s:  # a longer one is windowed (core.windows), never loaded whole
+            load_audio(path, AudioConfig())
     except InputError as error:
         path.unlink(missing_ok=True)
         raise InputError(name, error.problem) from None

@@ -18,6 +18,7 @@ if str(_REPO) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from core.datasets import LAYOUT_NEEDS  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from core.pages import PAGES  # noqa: E402
 from explorer import cached, state  # noqa: E402
@@ -52,34 +53,66 @@ def _demo_root() -> str:
     return str(root)
 
 
+def _restore_settings() -> None:
+    """Once per session: the dataset folder last opened (:mod:`core.settings`), so a restart opens it, not the
+    demo set."""
+    from core.settings import load_settings
+
+    if st.session_state.get(_RESTORED):
+        return
+    st.session_state[_RESTORED] = True
+    settings, problem = load_settings()
+    if problem:
+        st.sidebar.warning(problem)
+    if settings["dataset_folder"] and st.session_state.get(state.DATASET_SOURCE) == "demo" \
+            and not st.session_state.get(state.DATASET_FOLDER):
+        st.session_state[state.DATASET_SOURCE] = "folder"
+        st.session_state[state.DATASET_FOLDER] = settings["dataset_folder"]
+
+
+_RESTORED = "_settings_restored"
+
+
+def _remember_dataset(folder: str) -> None:
+    from core.settings import load_settings, save_settings
+
+    if load_settings()[0]["dataset_folder"] != folder:
+        save_settings(dataset_folder=folder)
+
+
 def _dataset_picker() -> None:
-    """Dataset source and folder; sets ``state.DATASET_ROOT`` to the dataset in use."""
+    """Dataset source and folder; sets ``state.DATASET_ROOT`` to the dataset in use.
+
+    A folder that opens is remembered across restarts; the demo set is built only when it is the pick (a
+    folder that does not open keeps the last dataset that did, or none, with its message).
+    """
     sb = st.sidebar
     source = state.bound(sb.radio, "Dataset", state.DATASET_SOURCE, options=["demo", "folder"],
                          format_func={"demo": "bundled demo set", "folder": "a folder on this computer"}.get,
                          horizontal=True)
     if source == "folder":
         folder = state.bound(sb.text_input, "Dataset folder", state.DATASET_FOLDER,
-                             default="", placeholder="/path/to/ESC-50-master",
-                             help="ESC-50's layout (audio/ + meta/esc50.csv), UrbanSound8K's "
-                                  "(metadata/UrbanSound8K.csv + audio/fold1..10), a CSV with path and label "
-                                  "columns, or one sub-folder per class.")
+                             default="", placeholder="/path/to/labels.csv-folder or ESC-50-master",
+                             help="Layouts, in the order tried: " + "; ".join(LAYOUT_NEEDS) + ".")
         _get_esc50_button()
-        if folder.strip():
-            try:
-                data = cached.dataset(str(Path(folder.strip()).expanduser()))
-            except InputError as error:
-                sb.error(str(error))
-                if state.get(state.DATASET_ROOT) is None:
-                    st.session_state[state.DATASET_ROOT] = _demo_root()
-                return
-            st.session_state[state.DATASET_ROOT] = str(Path(folder.strip()).expanduser())
-            sb.caption(data.describe())
-            if data.skipped:
-                sb.caption(f"{len(data.skipped)} files skipped (e.g. {data.skipped[0][0]}: {data.skipped[0][1]})")
+        if not folder.strip():
+            sb.info("Type a dataset folder to open it.")
             return
-    if source == "demo" or state.get(state.DATASET_ROOT) is None:
-        st.session_state[state.DATASET_ROOT] = _demo_root()
+        root = str(Path(folder.strip()).expanduser())
+        try:
+            data = cached.dataset(root)
+        except InputError as error:
+            sb.error(str(error))  # the last dataset that opened stays (none yet: no demo set is built for it)
+            return
+        st.session_state[state.DATASET_ROOT] = root
+        _remember_dataset(root)
+        sb.caption(data.describe())
+        if data.skipped:
+            sb.caption(f"{len(data.skipped)} files skipped (e.g. {data.skipped[0][0]}: {data.skipped[0][1]})")
+        return
+    if state.get(state.DATASET_ROOT) is not None and source == "demo":
+        _remember_dataset("")
+    st.session_state[state.DATASET_ROOT] = _demo_root()
 
 
 def _get_esc50_button() -> None:
@@ -110,6 +143,8 @@ def _get_esc50_button() -> None:
 def _clip_picker() -> None:
     sb = st.sidebar
     root = state.get(state.DATASET_ROOT)
+    if root is None:
+        return
     try:
         data = cached.dataset(root)
     except InputError as error:
@@ -216,6 +251,33 @@ def _hub_box() -> None:
             (st.error if level == "error" else st.success)(text)
 
 
+def _checkpoint_folder_box() -> None:
+    """Open any checkpoint folder (or a folder of them): listed with the others, remembered across restarts."""
+    from core.settings import add_checkpoint_folder, load_settings, remove_checkpoint_folder
+
+    with st.sidebar.expander("Checkpoint folders"):
+        st.text_input("Open a checkpoint folder", key=CKPT_FOLDER, placeholder="/path/to/my-checkpoint",
+                      help="A folder written by `python -m core train` (checkpoint.json), a Hugging Face AST "
+                           "folder, or a folder holding several; remembered in .cache/explorer-settings.json.")
+        opened = st.button("Open", key="_open_checkpoint_folder")
+        if opened and (st.session_state.get(CKPT_FOLDER) or "").strip():
+            try:
+                add_checkpoint_folder(st.session_state[CKPT_FOLDER].strip())
+            except InputError as error:
+                st.error(str(error))
+            else:
+                st.rerun()
+        for i, folder in enumerate(load_settings()[0]["checkpoint_folders"]):
+            left, right = st.columns([4, 1])
+            left.caption(f"`{folder}`")
+            if right.button("✕", key=f"_forget_ckpt_{i}", help="Forget this folder"):
+                remove_checkpoint_folder(folder)
+                st.rerun()
+
+
+CKPT_FOLDER = "_checkpoint_folder"
+
+
 def _cache_box() -> None:
     """The on-disk cache's size, and a button that clears it (the work is redone when next asked for)."""
     from core.cache import default_cache, format_size
@@ -236,12 +298,14 @@ def sidebar() -> None:
     _dataset_picker()
     _clip_picker()
     _model_picker()
+    _checkpoint_folder_box()
     _hub_box()
 
 
 def main() -> None:
     st.set_page_config(page_title="Audio classifier explorer", page_icon=TAB_ICON, layout="wide")
     state.init()
+    _restore_settings()
     page = st.navigation(_pages())
     sidebar()
     page.run()

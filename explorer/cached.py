@@ -42,7 +42,7 @@ __all__ = [
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
     "params_key", "method_map", "gradcam", "scorecard", "masked_audio", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
-    "augmented_probabilities",
+    "augmented_probabilities", "recording_duration_s", "windows", "clip_limits",
 ]
 
 CHANNELS = ("mix", "left", "right")
@@ -59,11 +59,15 @@ def checkpoint_folders() -> dict[str, str]:
     Every folder under ``checkpoints/`` that holds ``checkpoint.json`` (or a
     saved Hugging Face ``ASTForAudioClassification``), then
     those named in ``$EXPLORER_CHECKPOINTS`` (``dir1:dir2``; each a checkpoint
-    folder or a folder of them). Names are folder names, with the parent's
+    folder or a folder of them), then those opened in the sidebar and remembered
+    (:mod:`core.settings`). Names are folder names, with the parent's
     name prepended when two would clash. Cheap (a directory listing), so not
     cached: a checkpoint saved while the app runs shows up on the next rerun.
     """
+    from core.settings import load_settings
+
     roots = [CHECKPOINTS_DIR] + [Path(p) for p in os.environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p]
+    roots += [Path(p) for p in load_settings()[0]["checkpoint_folders"]]
     # An adapter.json found in these folders is not listed: only registered models run code.
     folders: list[Path] = []
     for root in roots:
@@ -244,6 +248,40 @@ def clip_samples(path: str, sr: int) -> tuple[np.ndarray, int, bool]:
     """
     clip = load_audio(path, AudioConfig(sr=sr), resample_to=sr)
     return clip.samples, clip.native_sr, clip.is_silent
+
+
+def recording_duration_s(path: str) -> float | None:
+    """A file's duration from its header (cheap, not cached: a file may change); ``None`` when unreadable."""
+    from core.windows import recording_info
+
+    try:
+        return recording_info(path)[0]
+    except InputError:
+        return None
+
+
+@st.cache_data(max_entries=16, show_spinner="Classifying the recording window by window…")
+def windows(folder: str, path: str, hop_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every window of a recording through a checkpoint (:func:`core.windows.predict_windows`).
+
+    Returns
+    -------
+    starts_s, ends_s : np.ndarray [shape=(n_windows,)]
+    proba : np.ndarray [shape=(n_windows, n_classes)]
+    """
+    from core.windows import predict_windows
+
+    with model_lock(folder):
+        found, proba = predict_windows(checkpoint(folder), path, hop_s=hop_s)
+    return (np.array([w.start_s for w in found]), np.array([w.end_s for w in found]), proba)
+
+
+def clip_limits(path: str, cfg: AudioConfig):
+    """Padding and empty bands of a clip in a model's input (:func:`core.frontend.clip_limits`)."""
+    from core.frontend import clip_limits as limits
+
+    samples, native_sr, _ = clip_samples(path, cfg.sr)
+    return limits(samples.shape[1], native_sr, cfg)
 
 
 def _channel(samples: np.ndarray, channel: str) -> np.ndarray:
@@ -523,13 +561,16 @@ def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int
     Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays
     quick; the report's table is the measurement. ``params`` as in :func:`method_map`.
     """
+    from core.frontend import sound_cells
     from core.interpret.scorecard import clip_scorecard
 
     loaded = checkpoint(folder)
     explain = method(method_id).bind(loaded, dict(params))
+    x = model_input(path, input_key(folder))
+    sound = sound_cells(clip_limits(path, loaded.audio_cfg), loaded.audio_cfg)
     with model_lock(folder):
-        return clip_scorecard(loaded.model, explain, model_input(path, input_key(folder)), int(target),
-                              n_steps=n_steps, draws=draws)
+        return clip_scorecard(loaded.model, explain, x, int(target), n_steps=n_steps, draws=draws,
+                              sound=sound if sound.shape == np.shape(x) and not sound.all() else None)
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")

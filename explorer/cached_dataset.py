@@ -32,7 +32,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core.datasets import DEFAULT_TEST_FOLD
+from core.datasets import checkpoint_test_fold
 from core.errors import InputError
 from explorer import cached
 
@@ -53,13 +53,21 @@ def fold_label(fold: int) -> str:
     return "all folds" if fold == ALL_FOLDS else f"fold {fold}"
 
 
-def fold_options(root: str) -> tuple[list[int], int]:
+def fold_options(root: str, folder: str | None = None) -> tuple[list[int], int]:
     """The fold pick's options for a dataset (its own folds, then :data:`ALL_FOLDS`) and its default.
 
-    The default is :data:`core.datasets.DEFAULT_TEST_FOLD` when the dataset has it, else its last fold.
+    The default is the checkpoint's own test fold (``folder``'s ``test_fold``, see
+    :func:`core.datasets.checkpoint_test_fold`) when the dataset has it, else its last fold.
     """
     folds = cached.dataset(root).folds
-    return folds + [ALL_FOLDS], DEFAULT_TEST_FOLD if DEFAULT_TEST_FOLD in folds else folds[-1]
+    meta = {}
+    if folder is not None:
+        try:
+            meta = cached.checkpoint(folder).meta
+        except InputError:
+            meta = {}
+    wanted = checkpoint_test_fold(meta)
+    return folds + [ALL_FOLDS], wanted if wanted in folds else folds[-1]
 
 
 def records(root: str, fold: int) -> list:

@@ -25,7 +25,7 @@ from core.pages import PAGE_NAMES
 
 __all__ = [
     "DATASET_SOURCE", "DATASET_FOLDER", "DATASET_ROOT", "CLIP_ID", "CLIP_ORIGIN", "UPLOAD", "MODELS",
-    "TAP", "FOLD", "QUERY", "TARGET_CLASS", "DEFAULTS", "PAGES_DIR", "PAGE_NAMES", "PAGE_FILES", "page_file",
+    "TAP", "FOLD", "QUERY", "TARGET_CLASS", "WINDOW", "DEFAULTS", "PAGES_DIR", "PAGE_NAMES", "PAGE_FILES", "page_file",
     "ClipRef", "init", "bound", "commit", "open_clip", "use_upload", "get",
 ]
 
@@ -42,6 +42,7 @@ EMBEDDING_TAP = "embedding_tap"  # the Embeddings page's own tap: a conv tap pic
 FOLD = "dataset_fold"  # the fold pick shared by the dataset pages (an int fold, or ALL_FOLDS)
 QUERY = "query_patch"  # patch index (int) or "cls": the attention page's query
 TARGET_CLASS = "target_class"  # class name explained on the Attribution page, or None = predicted
+WINDOW = "window"  # {"recording": path, "start_s": float}: the window of a long recording every page explains
 
 DEFAULTS: dict[str, Any] = {
     DATASET_SOURCE: "demo",
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     TAP: None,
     QUERY: "cls",
     TARGET_CLASS: None,
+    WINDOW: None,
 }
 
 # Page files, relative to explorer/ (for st.switch_page and AppTest.switch_page). They live in
@@ -89,6 +91,11 @@ class ClipRef:
     category : str or None
     dataset_root : str or None
         The dataset the clip belongs to (``None`` for uploads).
+    recording : str or None
+        For a window of a recording longer than the model's window: the whole recording's file
+        (``path`` is then the window, saved as a file of its own); ``None`` otherwise.
+    window_s : (float, float) or None
+        That window's start and end in the recording, in seconds.
     """
 
     path: str
@@ -97,6 +104,8 @@ class ClipRef:
     label: int | None = None
     category: str | None = None
     dataset_root: str | None = None
+    recording: str | None = None
+    window_s: tuple[float, float] | None = None
 
 
 def init() -> None:

@@ -14,8 +14,9 @@ from core.errors import InputError
 from core.interpret.registry import applicable
 from explorer import cached, figures, state
 
-__all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "pick_model", "download_figure",
-           "download_table", "plot", "clip_caption", "EMPTY_MAP", "scorecard", "method_notes", "method_params"]
+__all__ = ["intro", "current_clip", "window_model", "mark_limits", "chosen_models", "need_clip", "need_models",
+           "pick_model", "download_figure", "download_table", "plot", "clip_caption", "EMPTY_MAP", "scorecard",
+           "method_notes", "method_params"]
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
              "transformer's last layer this is always so: only the class token reaches the head. Pick an "
@@ -28,7 +29,17 @@ def intro(text: str) -> None:
 
 
 def current_clip() -> state.ClipRef | None:
-    """The clip the user picked (dataset clip or upload), or ``None`` when there is none yet."""
+    """The clip the user picked (dataset clip or upload), or ``None`` when there is none yet.
+
+    A recording longer than the first model's window comes back as the window the user picked
+    (:data:`state.WINDOW`; by default the most confident one), saved as a file of its own, so that
+    every page explains that window.
+    """
+    clip = _picked_clip()
+    return None if clip is None else _windowed(clip)
+
+
+def _picked_clip() -> state.ClipRef | None:
     if state.get(state.CLIP_ORIGIN) == "upload" and state.get(state.UPLOAD):
         upload = state.get(state.UPLOAD)
         if Path(upload["path"]).is_file():
@@ -43,6 +54,60 @@ def current_clip() -> state.ClipRef | None:
         return None
     return state.ClipRef(path=str(record.path), name=record.clip_id, origin="dataset", label=record.label,
                          category=record.category, dataset_root=root)
+
+
+def window_model() -> str | None:
+    """The folder of the model whose window cuts long recordings: the first model picked (``None``: none)."""
+    found = cached.checkpoint_folders()
+    names = [n for n in (state.get(state.MODELS) or []) if n in found]
+    return found[names[0]] if names else None
+
+
+def _windowed(clip: state.ClipRef) -> state.ClipRef:
+    """The picked window of a recording longer than the first model's window (the clip itself otherwise)."""
+    from core.paths import cache_dir
+    from core.windows import DEFAULT_HOP_S, Window, most_confident, write_window
+
+    folder = window_model()
+    duration_s = cached.recording_duration_s(clip.path)
+    if folder is None or duration_s is None:
+        return clip
+    cfg = cached.audio_cfg(folder)
+    if duration_s <= cfg.clip_duration_s + cfg.hop_length / cfg.sr:
+        return clip
+    try:
+        starts, ends, proba = cached.windows(folder, clip.path, DEFAULT_HOP_S)
+    except InputError:
+        return clip
+    pick = state.get(state.WINDOW)
+    if pick and pick.get("recording") == clip.path and pick.get("start_s") in starts.tolist():
+        i = starts.tolist().index(pick["start_s"])
+    else:
+        i = most_confident(proba)
+        st.session_state[state.WINDOW] = {"recording": clip.path, "start_s": float(starts[i])}
+    window = Window(i, float(starts[i]), float(ends[i]))
+    path = write_window(clip.path, window, cache_dir() / "windows")
+    return state.ClipRef(path=str(path), name=f"{clip.name} [{window.start_s:.1f}-{window.end_s:.1f} s]",
+                         origin=clip.origin, label=clip.label, category=clip.category,
+                         dataset_root=clip.dataset_root, recording=clip.path,
+                         window_s=(window.start_s, window.end_s))
+
+
+def mark_limits(clip: state.ClipRef, cfg, fig=None):
+    """Mark the padded span and the bands above the recording's Nyquist frequency on a map ``fig`` (time in s x
+    mel band) of the clip in a model's input.
+
+    Returns
+    -------
+    core.frontend.ClipLimits
+        Its ``describe(cfg)`` is the caption that states the padding share.
+    """
+    from explorer.figures.limits import mark_limits as mark
+
+    limits = cached.clip_limits(clip.path, cfg)
+    if fig is not None:
+        mark(fig, limits, n_mels=cfg.n_mels, x_end_s=figures.extent_s(cfg))
+    return limits
 
 
 def clip_boxes(clip: state.ClipRef) -> list:
@@ -68,9 +133,12 @@ def points_delta(change: float, suffix: str = "") -> dict:
 
 def clip_caption(clip: state.ClipRef) -> str:
     """One line naming the clip and its true class."""
+    window = "" if clip.window_s is None else \
+        f"; the window {clip.window_s[0]:.1f}-{clip.window_s[1]:.1f} s of a longer recording (pick another on the Clip page)"
     if clip.origin == "upload":
-        return f"Clip: **{clip.name}** (uploaded; no ground truth)"
-    return f"Clip: **{clip.name}**, true class **{clip.category}**"
+        return f"Clip: **{clip.name}** (uploaded; no ground truth{window})"
+    return f"Clip: **{clip.name}**, true class **{clip.category}**" + (
+        f" (the recording's label{window})" if window else "")
 
 
 def chosen_models() -> list[tuple[str, str]]:

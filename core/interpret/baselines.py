@@ -134,6 +134,7 @@ def random_curves(
     fill: str | float = "min",
     seed: int = 0,
     insertion: bool = True,
+    sound: np.ndarray | None = None,
 ) -> RandomCurves:
     """Score ``draws`` smooth random maps (:func:`smooth_random_map`) on one clip.
 
@@ -150,6 +151,8 @@ def random_curves(
         Draw ``k`` uses seed ``seed + k``.
     insertion : bool
         Also score insertion (else its AUCs are NaN).
+    sound : np.ndarray [shape=x.shape], bool, or None
+        Only these cells are ordered (:func:`core.interpret.faithfulness.perturbed_inputs`).
 
     Returns
     -------
@@ -160,11 +163,12 @@ def random_curves(
     deletions, insertions, curves = [], [], []
     for k in range(draws):
         heat = smooth_random_map(np.shape(x), seed=seed + k)
-        curve = deletion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill, seed=seed + k)
+        curve = deletion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill, seed=seed + k,
+                               sound=sound)
         deletions.append(curve.auc)
         curves.append(curve.probabilities)
         insertions.append(insertion_curve(predict, x, heat, target=target, n_steps=n_steps, fill=fill,
-                                          seed=seed + k).auc if insertion else np.nan)
+                                          seed=seed + k, sound=sound).auc if insertion else np.nan)
     return RandomCurves(np.array(deletions), np.array(insertions), curve.fractions, np.mean(curves, axis=0))
 
 

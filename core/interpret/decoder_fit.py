@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.datasets import DEFAULT_TEST_FOLD
+from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD
 from core.errors import InputError
 from core.interpret import nmf
 from core.kinds import MAP_TAP_KINDS
@@ -423,7 +423,7 @@ def format_table(result: dict) -> str:
 
 def configure(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder; decoders go into its decoders/")
-    parser.add_argument("--data", required=True, help="dataset folder (ESC-50 layout or class folders)")
+    parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("--taps", nargs="+", default=None, help="tap names (default: every conv and token tap)")
     parser.add_argument("--test-fold", type=int, default=None, help="held-out fold (default: the checkpoint's, else 5)")
     parser.add_argument("--val-fold", type=int, default=None, help="early-stopping fold (default: the one before)")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.datasets import DATA_HELP
 from core.errors import InputError
 from core.interpret import decoder_fit, nmf
 
@@ -86,7 +87,7 @@ def evaluate_saved(loaded, dataset, *, taps: Sequence[str] | None = None, test_f
 
 def configure(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder with decoders/ (from fit-decoders)")
-    parser.add_argument("--data", required=True, help="dataset folder (ESC-50 layout or class folders)")
+    parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("--taps", nargs="+", default=None, help="tap names (default: every tap with decoders)")
     parser.add_argument("--test-fold", type=int, default=None, help="held-out fold (default: the decoders' own)")
     parser.add_argument("--out", default=None, help="also write the scores as JSON here")

@@ -138,7 +138,7 @@ def _fill_value(x: np.ndarray, fill: str | float) -> float:
 
 def perturbed_inputs(
     x: np.ndarray, heatmap: np.ndarray, *, mode: str, n_steps: int = 20, fill: str | float = "min",
-    seed: int | None = 0,
+    seed: int | None = 0, sound: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The clips a deletion or insertion curve feeds the model.
 
@@ -153,12 +153,17 @@ def perturbed_inputs(
         Value of removed (or not yet revealed) cells: the clip's minimum, its mean, or a number.
     seed : int or None
         Order among equal values (:func:`importance_order`).
+    sound : np.ndarray [shape=(n_mels, n_frames)], bool, or None
+        The cells that hold sound (:func:`core.frontend.sound_cells`: not padding, not above the
+        recording's Nyquist frequency). Only they are ordered, removed and revealed, and the
+        fractions count them alone; ``None``: every cell. Deleting padding tells nothing about a map.
 
     Returns
     -------
     inputs : np.ndarray [shape=(n_steps + 1, n_mels, n_frames)], float32
         Step ``i`` has the ``round(i * n_cells / n_steps)`` most important
-        cells removed (deletion) or revealed (insertion).
+        cells (of those holding sound) removed (deletion) or revealed (insertion); the others stay
+        as they are (deletion) or at the fill value (insertion).
     fractions : np.ndarray [shape=(n_steps + 1,)]
     """
     x = np.asarray(x, dtype=np.float32)
@@ -171,11 +176,16 @@ def perturbed_inputs(
         raise InputError("n_steps", f"must be at least 1, got {n_steps}")
     value = _fill_value(x, fill)
     order = importance_order(heatmap, seed=seed)
+    if sound is not None:
+        sound = np.asarray(sound, dtype=bool)
+        if sound.shape != x.shape or not sound.any():
+            raise InputError("sound", f"need a boolean mask of shape {x.shape} with some cell set")
+        order = order[sound.ravel()[order]]  # the same order, cells without sound left out
     n_cells = order.size
     counts = np.round(np.arange(n_steps + 1) * n_cells / n_steps).astype(int)
     inputs = np.empty((n_steps + 1, *x.shape), dtype=np.float32)
     for i, count in enumerate(counts):
-        chosen = np.zeros(n_cells, dtype=bool)
+        chosen = np.zeros(x.size, dtype=bool)
         chosen[order[:count]] = True
         chosen = chosen.reshape(x.shape)
         if mode == "deletion":
@@ -185,8 +195,8 @@ def perturbed_inputs(
     return inputs, counts / n_cells
 
 
-def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill, seed) -> Curve:
-    inputs, fractions = perturbed_inputs(x, heatmap, mode=mode, n_steps=n_steps, fill=fill, seed=seed)
+def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill, seed, sound=None) -> Curve:
+    inputs, fractions = perturbed_inputs(x, heatmap, mode=mode, n_steps=n_steps, fill=fill, seed=seed, sound=sound)
     probabilities = np.asarray(predict(inputs))
     if probabilities.ndim != 2 or len(probabilities) != len(inputs):
         raise InputError("predict", f"must return (N, n_classes) probabilities, got shape {probabilities.shape}")
@@ -198,7 +208,7 @@ def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill, seed)
 
 def deletion_curve(
     predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min",
-    seed: int | None = 0,
+    seed: int | None = 0, sound: np.ndarray | None = None,
 ) -> Curve:
     """Probability of ``target`` as the most important cells are removed; lower AUC is better.
 
@@ -209,19 +219,20 @@ def deletion_curve(
     x, heatmap : np.ndarray [shape=(n_mels, n_frames)]
     target : int
         The class followed.
-    n_steps, fill, seed
+    n_steps, fill, seed, sound
         As in :func:`perturbed_inputs`.
 
     Returns
     -------
     Curve
     """
-    return _curve(predict, x, heatmap, mode="deletion", target=target, n_steps=n_steps, fill=fill, seed=seed)
+    return _curve(predict, x, heatmap, mode="deletion", target=target, n_steps=n_steps, fill=fill, seed=seed,
+                  sound=sound)
 
 
 def insertion_curve(
     predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min",
-    seed: int | None = 0,
+    seed: int | None = 0, sound: np.ndarray | None = None,
 ) -> Curve:
     """Probability of ``target`` as the most important cells are revealed; higher AUC is better.
 
@@ -231,7 +242,8 @@ def insertion_curve(
     -------
     Curve
     """
-    return _curve(predict, x, heatmap, mode="insertion", target=target, n_steps=n_steps, fill=fill, seed=seed)
+    return _curve(predict, x, heatmap, mode="insertion", target=target, n_steps=n_steps, fill=fill, seed=seed,
+                  sound=sound)
 
 
 def random_heatmap(shape: tuple[int, int], *, seed: int = 0) -> np.ndarray:

@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core.checkpoint import load_checkpoint
-from core.datasets import DEFAULT_TEST_FOLD, open_dataset
+from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold, open_dataset
 from core.errors import InputError
 from core.evaluate import spread
 from core.interpret.baselines import bootstrap_interval, pointing_chance, random_curves, smooth_random_map
@@ -62,9 +62,9 @@ CHANCE = "chance (box area)"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
-    parser.add_argument("--data", required=True, type=Path, help="dataset folder (ESC-50 layout or class folders)")
-    parser.add_argument("--fold", type=int, default=DEFAULT_TEST_FOLD,
-                        help=f"fold to score (default {DEFAULT_TEST_FOLD})")
+    parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
+    parser.add_argument("--fold", type=int, default=None,
+                        help=f"fold to score (default: the checkpoint's test fold, else {DEFAULT_TEST_FOLD})")
     parser.add_argument("--limit", type=int, default=None, help="score at most N clips, evenly through the fold")
     parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--draws", type=int, default=4, help="smooth random maps per clip (default 4)")
@@ -296,6 +296,7 @@ def run(args) -> int:
                                           f"boxes: it needs an input laid out (1, n_mels, n_frames), this model's is "
                                           f"{loaded.layout}")
     dataset = open_dataset(args.data)
+    args.fold = checkpoint_test_fold(loaded.meta, args.fold)
     records = dataset.select(folds=[args.fold])
     if not records:
         raise InputError(args.data, f"no clips in fold {args.fold}")

@@ -31,6 +31,7 @@ def clip_scorecard(
     draws: int = 4,
     seed: int = 0,
     sanity: bool = True,
+    sound: np.ndarray | None = None,
 ) -> dict:
     """Score one map of one clip against the smooth random and energy baselines.
 
@@ -47,6 +48,9 @@ def clip_scorecard(
         As in ``explain-report``.
     sanity : bool
         Also run the cascading randomisation check.
+    sound : np.ndarray [shape=(n_mels, n_frames)], bool, or None
+        The cells that hold sound (:func:`core.frontend.sound_cells`): the map's, the random maps' and
+        the energy map's curves order only them. ``None``: every cell.
 
     Returns
     -------
@@ -62,9 +66,10 @@ def clip_scorecard(
     xt = torch.as_tensor(x)[None, None]
     predict = model_predictor(model, batch_size=n_steps + 1)
     heat = np.asarray(explain(model, xt, int(target)), dtype=np.float32)
-    curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps, seed=seed)
-    rc = random_curves(predict, x, target=int(target), draws=draws, n_steps=n_steps, seed=seed, insertion=False)
-    energy = deletion_curve(predict, x, energy_map(x), target=int(target), n_steps=n_steps, seed=seed)
+    curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps, seed=seed, sound=sound)
+    rc = random_curves(predict, x, target=int(target), draws=draws, n_steps=n_steps, seed=seed, insertion=False,
+                       sound=sound)
+    energy = deletion_curve(predict, x, energy_map(x), target=int(target), n_steps=n_steps, seed=seed, sound=sound)
     out = {
         "heat": heat, "fractions": curve.fractions, "probabilities": curve.probabilities, "auc": curve.auc,
         "random_probabilities": rc.deletion_mean, "random_auc": rc.deletion_auc, "random_spread": rc.deletion_spread,

@@ -95,8 +95,9 @@ def _as_int(value) -> int | None:
 def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names: Sequence[str],
                       pred_names: Sequence[str], confidence: np.ndarray, colour_by: str = "class",
                       axis_name: str = "component", highlight: int | None = None,
-                      title: str | None = None, height: int = 560) -> go.Figure:
-    """Clips as points of a 2-D embedding, coloured by true class or by right/wrong.
+                      title: str | None = None, height: int = 560,
+                      values: Sequence[str] | None = None) -> go.Figure:
+    """Clips as points of a 2-D embedding, coloured by true class, by right/wrong or by a metadata column.
 
     Parameters
     ----------
@@ -106,8 +107,11 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         Shown on hover: file, label and the model's prediction.
     confidence : np.ndarray [shape=(N,)], in [0, 1]
         Probability of the predicted class, shown on hover.
-    colour_by : {"class", "correct"}
-        One colour per true class, or green (right) / red (wrong).
+    colour_by : {"class", "correct"} or str
+        One colour per true class, or green (right) / red (wrong); any other name is a metadata
+        column (speaker, source, ...) whose per-clip ``values`` give one colour per value.
+    values : sequence of str [len=N] or None
+        The metadata column's value per clip, with a column name as ``colour_by``.
     axis_name : str
         E.g. "PCA", "t-SNE", "UMAP": the axes are "<axis_name> 1 (no unit)".
     highlight : int or None
@@ -126,11 +130,16 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         raise InputError("points", f"must be (N, 2), got {points.shape}")
     if not (len(clip_ids) == len(true_names) == len(pred_names) == len(confidence) == n):
         raise InputError("clip_ids, true_names, pred_names, confidence", "need one entry per point")
-    if colour_by not in ("class", "correct"):
-        raise InputError("colour_by", f"must be 'class' or 'correct', got {colour_by!r}")
+    if colour_by not in ("class", "correct") and (values is None or len(values) != n):
+        raise InputError("colour_by", f"{colour_by!r} is a metadata column: it needs one value per point")
     true_names, pred_names = list(true_names), list(pred_names)
     correct = np.array([t == p for t, p in zip(true_names, pred_names)], dtype=bool)
-    if colour_by == "class":
+    if colour_by not in ("class", "correct"):
+        values = [str(v) for v in values]
+        names = sorted(set(values))
+        groups = [(name or "(empty)", np.flatnonzero([v == name for v in values]), _colour(i))
+                  for i, name in enumerate(names)]
+    elif colour_by == "class":
         names = list(dict.fromkeys(true_names))
         groups = [(name, np.flatnonzero([t == name for t in true_names]), _colour(i)) for i, name in enumerate(names)]
     else:

@@ -70,11 +70,16 @@ with left:
     empty = not np.any(heat > 0)
     title = f"{spec.label} for '{loaded.classes[target]}'{where}" + (
         ": empty map" if empty else " (dashed white: true event)" if boxes else "")
-    ui.plot(figures.overlay(X, heat, cfg, title=title, boxes=boxes), key="attribution_overlay", stem=stem)
+    fig = figures.overlay(X, heat, cfg, title=title, boxes=boxes)
+    limits = ui.mark_limits(clip, cfg, fig)
+    ui.plot(fig, key="attribution_overlay", stem=stem)
     if empty:
         st.caption(ui.EMPTY_MAP)
     if not spec.class_specific:
         st.caption(f"{spec.label} is the same for every class: it does not follow the decision.")
+    if limits.describe(cfg):
+        st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there "
+                   "is the model reading silence, not the sound.")
 
 with right:
     if "deletion curve" not in offered:

@@ -11,6 +11,7 @@ from core.augment import NOISE_COLOURS
 from core.errors import InputError
 from core.uploads import MAX_UPLOAD_MB, save_upload
 from explorer import cached, figures, state, ui
+from explorer.figures import limits as figures_limits
 
 
 def _take(file, *, name: str | None = None) -> None:
@@ -42,8 +43,8 @@ def upload_box() -> None:
     up, rec = st.columns([3, 2])
     uploaded = up.file_uploader(
         "Or upload a clip (wav, flac, ogg or mp3)", key="_uploader", max_upload_size=MAX_UPLOAD_MB,
-        help=f"Mono or stereo; up to {MAX_UPLOAD_MB} MB and 60 s. The clip is checked before it replaces "
-             "the current one.")
+        help=f"Mono or stereo; up to {MAX_UPLOAD_MB} MB. A recording longer than the model's window is cut into "
+             "windows (WAV or FLAC past 60 s). The clip is checked before it replaces the current one.")
     recorded = rec.audio_input("Or record one", key="_recorder",
                                help="Recorded in the browser, then checked like an upload (at most 60 s).")
     _take(uploaded)
@@ -77,6 +78,35 @@ except InputError as error:
     st.stop()
 
 st.markdown(ui.clip_caption(clip))
+
+
+def window_section(clip) -> None:
+    """A recording longer than the model's window: its windows' top classes over time, and the window to look inside."""
+    from core.windows import DEFAULT_HOP_S
+
+    folder = ui.window_model()
+    loaded_name = next((n for n, f in found.items() if f == folder), folder)
+    starts, ends, proba = cached.windows(folder, clip.recording, DEFAULT_HOP_S)
+    chosen = starts.tolist().index(clip.window_s[0])
+    st.subheader("Windows over the recording")
+    st.caption(f"The recording lasts {ends[-1]:.1f} s; {loaded_name} hears {cfg.clip_duration_s:.2f} s at a time. "
+               f"Each of its {len(starts)} windows (a hop of {DEFAULT_HOP_S:g} s) is classified on its own: the "
+               "lines are the classes most probable in any window. Every page explains the window picked here; "
+               "it opens on the most confident one.")
+    fig = figures_limits.window_timeline(starts, ends, proba, cached.checkpoint(folder).classes, chosen=chosen)
+    ui.plot(fig, key="clip_windows", stem=f"windows_{ui.safe_stem(clip.name)}")
+
+    def on_window() -> None:
+        st.session_state[state.WINDOW] = {"recording": clip.recording,
+                                          "start_s": float(st.session_state["_w_clip_window"])}
+
+    st.session_state["_w_clip_window"] = float(starts[chosen])
+    st.select_slider("Window shown (start, s)", options=[float(s) for s in starts], key="_w_clip_window",
+                     on_change=on_window, format_func=lambda s: f"{s:.1f}-{s + cfg.clip_duration_s:.1f} s")
+
+
+if clip.recording is not None and ui.window_model() is not None:
+    window_section(clip)
 left, right = st.columns([3, 2], gap="medium")
 with left:
     peak = float(np.max(np.abs(samples)))
@@ -94,6 +124,9 @@ with left:
     ui.plot(figures.spectrogram(steps["db"], cfg, title="Mel spectrogram (dB)" + (
         ": dashed boxes = where the defining event is" if boxes else ""), boxes=boxes),
         key="clip_spec", stem=f"spectrogram_{ui.safe_stem(clip.name)}")
+    limits_text = ui.mark_limits(clip, cfg).describe(cfg)
+    if limits_text:
+        st.caption(limits_text + " The maps of the model's input mark both.")
 
 with right:
     st.subheader("Predictions")

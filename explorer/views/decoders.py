@@ -53,7 +53,10 @@ with c1:
 with c2:
     with st.expander("Training on this dataset", expanded=False):
         s1, s2 = st.columns(2)
-        test_fold = s1.selectbox("Held-out fold", [1, 2, 3, 4, 5], index=4, key="decoders_test_fold",
+        fold_choices, fold_default = cd.fold_options(root, folder)
+        fold_choices = fold_choices[:-1]  # the dataset's folds, without "all folds"
+        test_fold = s1.selectbox("Held-out fold", fold_choices, index=fold_choices.index(fold_default),
+                                 key="decoders_test_fold",
                                  help="Used when this page trains decoders itself: errors and discriminative "
                                       "filters are measured on this fold, the fold before it stops training, "
                                       "the decoders learn from the rest.")

@@ -45,12 +45,12 @@ labels = {t.name: t.label for t in taps}
 tap_names = list(labels)
 default_tap = next((t.name for t in reversed(loaded.taps("embedding"))), tap_names[-1])
 
-fold_choices, fold_default = cd.fold_options(root)
+fold_choices, fold_default = cd.fold_options(root, folder)
 c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
 with c1:
     fold = state.bound(st.selectbox, "Clips", state.FOLD, options=fold_choices, default=fold_default,
                        format_func=cd.fold_label,
-                       help=f"Fold {fold_default} is the usual test fold; all folds takes longer the first time.")
+                       help=f"Fold {fold_default} is this model's test fold; all folds takes longer the first time.")
 with c2:
     tap = state.bound(st.selectbox, "Layer (tap)", state.EMBEDDING_TAP, options=tap_names, default=default_tap,
                       format_func=labels.get, help="Conv maps are averaged over time and frequency; transformer "
@@ -59,9 +59,13 @@ with c3:
     method = st.radio("Projection", METHODS, horizontal=True, key="embeddings_method", format_func=METHOD_NAMES.get,
                       help="PCA keeps the widest spreads (fast, linear); t-SNE and UMAP keep neighbours together "
                            "(slower the first time, distances between clusters mean little).")
+metadata_columns = cached.dataset(root).metadata_columns
 with c4:
-    colour_by = st.radio("Colour by", ["class", "correct"], horizontal=True, key="embeddings_colour",
-                         format_func={"class": "true class", "correct": "right / wrong"}.get)
+    colour_names = {"class": "true class", "correct": "right / wrong", **{c: c for c in metadata_columns}}
+    colour_by = st.radio("Colour by", list(colour_names), horizontal=True, key="embeddings_colour",
+                         format_func=colour_names.get,
+                         help="The dataset's metadata columns (speaker, source, ...) show what else the layer "
+                              "groups clips by." if metadata_columns else None)
 
 try:
     preds = cd.predictions(folder, root, fold)
@@ -78,8 +82,12 @@ current = state.get(state.CLIP_ID) if state.get(state.CLIP_ORIGIN) == "dataset" 
 highlight = clip_ids.index(current) if current in clip_ids else None
 n_right = sum(t == p for t, p in zip(preds["categories"], pred_names))
 
+values = None
+if colour_by in metadata_columns:
+    by_id = {r.clip_id: r for r in cached.dataset(root).records}
+    values = [by_id[cid].metadata.get(colour_by, "") for cid in clip_ids]
 fig = fd.embedding_scatter(points, clip_ids=clip_ids, true_names=preds["categories"], pred_names=pred_names,
-                           confidence=confidence, colour_by=colour_by, axis_name=METHOD_NAMES[method],
+                           confidence=confidence, colour_by=colour_by, values=values, axis_name=METHOD_NAMES[method],
                            highlight=highlight,
                            title=f"{model_name}, {labels[tap]}: {len(clip_ids)} clips ({cd.fold_label(fold)}), "
                                  f"{METHOD_NAMES[method]}")

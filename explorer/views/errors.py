@@ -50,12 +50,12 @@ if not root:
     st.info("Pick a dataset in the sidebar.")
     st.stop()
 
-fold_choices, fold_default = cd.fold_options(root)
+fold_choices, fold_default = cd.fold_options(root, models[0][1])
 c1, c2 = st.columns([1, 3])
 with c1:
     fold = state.bound(st.selectbox, "Clips", state.FOLD, options=fold_choices, default=fold_default,
                        format_func=cd.fold_label,
-                       help=f"Evaluate on fold {fold_default} (the usual test fold) or another one. A model trained on a fold "
+                       help=f"Evaluate on fold {fold_default} (the first model's test fold) or another one. A model trained on a fold "
                             "looks better on it than it is.")
 with c2:
     normalise = st.toggle("Shares of each class instead of counts", value=False, key="errors_normalise")

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 
 from core.audio import AudioConfig
-from core.datasets import load_features, open_dataset
+from core.datasets import LAYOUT_NEEDS, load_features, open_dataset
 from core.errors import InputError
 
 
@@ -47,7 +47,7 @@ def test_folder_of_classes(tmp_path):
 @pytest.mark.parametrize("make,words", [
     (lambda p: p / "missing", "not found"),
     (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", "not a folder"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "ESC-50's layout"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "matches no dataset layout"),
     (lambda p: (p / "m" / "meta").mkdir(parents=True) or p / "m", "audio"),
     (lambda p: [(p / "n" / d).mkdir(parents=True) for d in ("audio", "meta")] and p / "n", "esc50.csv"),
 ])
@@ -88,7 +88,7 @@ def urbansound8k(root, rows):
     return root
 
 
-def tiny_checkpoint(folder, classes):
+def tiny_checkpoint(folder, classes, meta=None):
     import torch
 
     from core.checkpoint import save_checkpoint
@@ -97,7 +97,7 @@ def tiny_checkpoint(folder, classes):
     torch.manual_seed(0)
     model = build_model("secnn", {"channels": [4, 4, 4, 4, 4], "head": [4]}, n_classes=len(classes))
     cfg = AudioConfig(sr=8000, n_mels=32, n_fft=256, hop_length=128, n_frames=64)
-    return save_checkpoint(folder, model, cfg, classes)
+    return save_checkpoint(folder, model, cfg, classes, meta)
 
 
 def evaluates(capsys, checkpoint, data, fold) -> str:
@@ -163,3 +163,32 @@ def test_bad_csv_datasets_are_input_errors(tmp_path):
         open_dataset(tmp_path)
     with pytest.raises(InputError, match="not a folder or a .csv"):
         open_dataset(tmp_path / "a.wav")
+
+
+def test_labels_csv_beside_audio_opens_as_the_csv_with_its_metadata_and_the_checkpoints_fold(tmp_path, capsys,
+                                                                                              monkeypatch):
+    """The README's own CSV layout, ``labels.csv`` beside ``audio/``: not taken for ESC-50 (it once was)."""
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "digits"
+    rows = [(f"audio/{s}_{d}.wav", ["zero", "one"][d], 1 + s, f"spk{s}") for s in range(3) for d in (0, 1)]
+    for path, *_ in rows:
+        clip(root / path)
+    (root / "labels.csv").write_text("path,label,fold,speaker\n" + "".join(f"{p},{c},{f},{s}\n" for p, c, f, s in rows))
+    ds = open_dataset(root)
+    assert ds.layout == "csv" and ds.classes == ["one", "zero"] and ds.folds == [1, 2, 3]
+    assert ds.metadata_columns == ["speaker"] and ds.record("audio/2_1.wav").metadata == {"speaker": "spk2"}
+    # evaluate without --fold scores the checkpoint's own test fold (3 here), not 5
+    from core.cli import main
+
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", ds.classes, {"test_fold": 3})
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(root), "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "a CSV of paths and labels layout" in out.err and "fold 3" in out.out
+
+
+def test_audio_folder_without_metadata_lists_every_layout(tmp_path):
+    clip(tmp_path / "x" / "audio" / "a.wav")
+    with pytest.raises(InputError) as info:
+        open_dataset(tmp_path / "x")
+    text = str(info.value)
+    assert "no meta/esc50.csv" in text and all(need in text for need in LAYOUT_NEEDS)

@@ -251,9 +251,35 @@ def test_train_command_end_to_end(tmp_path, capsys):
                  "--config", "channels=4,4,4,4,4", "head=8", "--threads", str(torch.get_num_threads()),
                  "--no-progress"])
     assert code == 0
-    assert "accuracy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "accuracy" in err and "beside the baseline (20 MFCC means and deviations" in err
     loaded = load_checkpoint(tmp_path / "ckpt")
-    assert loaded.model.config.channels == (4, 4, 4, 4, 4) and loaded.audio_cfg == AudioConfig()
+    # the front end fitted to 0.3 s clips at 44.1 kHz: a 0.5 s window, not 5 s
+    fitted = AudioConfig(n_frames=44)
+    assert loaded.model.config.channels == (4, 4, 4, 4, 4) and loaded.audio_cfg == fitted
+    baseline = loaded.meta["baseline"]
+    assert baseline["model_accuracy"] == loaded.meta["evaluation"]["accuracy"]
+    assert baseline["low"] <= baseline["difference"] <= baseline["high"]
+    assert ("warning: the model does not beat" in err) == (not baseline["beats"])
+
+
+def test_train_fits_the_front_end_to_short_clips_at_8_khz(tmp_path, capsys):
+    """Done when: ``train`` on a short-clip set at 8 kHz records a front end fitted to it, flags overriding."""
+    data = _write_dataset(tmp_path / "data", 8000, seconds=0.5)
+    args = ["train", "--model", "secnn", "--data", str(data), "--test-fold", "2", "--epochs", "1",
+            "--batch-size", "8", "--val-fraction", "0.25", "--config", "channels=4,4,4,4,4", "head=8", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "fitted")]) == 0
+    cfg = load_checkpoint(tmp_path / "fitted").audio_cfg
+    assert (cfg.sr, cfg.fmax, cfg.n_mels, cfg.n_fft, cfg.hop_length, cfg.n_frames) == (8000, 4000.0, 64, 512, 128, 32)
+    card = load_checkpoint(tmp_path / "fitted").meta["frontend"]
+    assert card["survey"]["sample_rates"] == {"8000": 10} and card["padding_share_median"] == 0.0
+    assert main(args + ["--out", str(tmp_path / "one-s"), "--clip-s", "1", "--fmax-hz", "3000"]) == 0
+    cfg = load_checkpoint(tmp_path / "one-s").audio_cfg
+    assert (cfg.fmax, cfg.n_frames) == (3000.0, 63) and load_checkpoint(tmp_path / "one-s").meta["frontend"][
+        "padding_share_median"] == pytest.approx(0.49, abs=0.02)
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "bad"), "--fmax-hz", "9000"]) == 2
+    assert "fmax" in capsys.readouterr().err
 
 
 def _ship_checkpoint():
