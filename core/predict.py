@@ -53,14 +53,16 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
     if not isinstance(top_k, int) or top_k < 1:
         raise InputError("--top-k", f"need a positive integer, got {top_k!r}")
     cfg = loaded.audio_cfg
-    n_samples = cfg.n_samples
+    n_samples = loaded.n_samples
     results = []
     for path in paths:
         clip = load_audio(path, cfg, resample_to=cfg.sr)
         y = fit_duration(clip.mono[:n_samples], n_samples)
         proba = predict_proba(loaded, loaded.input(y, cfg.sr)[None])[0]
         order = np.argsort(-proba)[:min(top_k, len(proba))]
-        results.append({"file": str(path), "unheard_s": round(max(0.0, clip.duration_s - n_samples / cfg.sr), 3),
+        # a file within one hop of the window is heard whole: its last frame reaches that far
+        unheard_s = clip.duration_s - (n_samples + cfg.hop_length) / cfg.sr
+        results.append({"file": str(path), "unheard_s": round(max(0.0, unheard_s), 3),
                         "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})
     return results
 
