@@ -3,7 +3,10 @@
     python -m core predict --checkpoint checkpoints/secnn --top-k 3 dog.wav rain.flac
 
 The first ``n_frames`` of each file (5 s for the shipped models) are
-classified. A file that is not usable audio ends the command with status 2 and
+classified. Where the checkpoint has a novelty score (:mod:`core.novelty`),
+each file's line ends with ``novel`` or ``familiar`` and the score, so a script
+can ``grep -w novel``: a novel clip is unlike the training data, and its
+classes may not apply. A file that is not usable audio ends the command with status 2 and
 one line naming the file and the problem.
 """
 
@@ -34,8 +37,9 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
     Returns
     -------
     list of dict
-        One per file: ``{"file": str, "top": [{"class": str, "probability": float}, ...]}``,
-        most probable first.
+        One per file: ``{"file": str, "top": [{"class": str, "probability": float}, ...],
+        "novelty": {"score": float, "threshold": float, "novel": bool} or None}``,
+        most probable first; ``novelty`` is ``None`` without a saved novelty score.
 
     Raises
     ------
@@ -48,13 +52,20 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
         raise InputError("--top-k", f"need a positive integer, got {top_k!r}")
     cfg = loaded.audio_cfg
     n_samples = cfg.hop_length * (cfg.n_frames - 1)
+    from core.novelty import audio_vectors, find_novelty
+
+    novelty = find_novelty(loaded.folder)
     results = []
     for path in paths:
         clip = load_audio(path, cfg, resample_to=cfg.sr)
         y = fit_duration(clip.mono[:n_samples], n_samples)
         proba = predict_proba(loaded, loaded.input(y, cfg.sr)[None])[0]
         order = np.argsort(-proba)[:min(top_k, len(proba))]
-        results.append({"file": str(path),
+        flag = None
+        if novelty is not None:
+            score = float(novelty.score(audio_vectors(loaded, y[None], cfg.sr, tap=novelty.tap)[0])[0])
+            flag = {"score": score, "threshold": novelty.threshold, "novel": bool(novelty.is_novel(score))}
+        results.append({"file": str(path), "novelty": flag,
                         "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})
     return results
 
@@ -75,7 +86,16 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
         return 0
     for result in results:
-        print(result["file"])
+        flag = result["novelty"]
+        if flag is None:
+            print(result["file"])
+        else:
+            word = "novel" if flag["novel"] else "familiar"
+            print(f"{result['file']}  {word} (novelty {flag['score']:.4g}, threshold {flag['threshold']:.4g})")
         for rank, row in enumerate(result["top"], start=1):
             print(f"  {rank}. {row['class']:<24} {row['probability']:.3f}")
+    if any(r["novelty"] and r["novelty"]["novel"] for r in results):
+        print("novel: unlike the training data, so the classes above may not apply")
+    elif all(r["novelty"] is None for r in results):
+        print(f"no novelty score saved with {args.checkpoint}: python -m core fit-novelty fits one")
     return 0
