@@ -95,7 +95,8 @@ def _as_int(value) -> int | None:
 def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names: Sequence[str],
                       pred_names: Sequence[str], confidence: np.ndarray, colour_by: str = "class",
                       axis_name: str = "component", highlight: int | None = None,
-                      title: str | None = None, height: int = 560) -> go.Figure:
+                      title: str | None = None, height: int = 560,
+                      scoreable: Sequence[bool] | None = None) -> go.Figure:
     """Clips as points of a 2-D embedding, coloured by true class or by right/wrong.
 
     Parameters
@@ -112,6 +113,9 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         E.g. "PCA", "t-SNE", "UMAP": the axes are "<axis_name> 1 (no unit)".
     highlight : int or None
         Index of the current clip, ringed in black.
+    scoreable : sequence of bool [len=N] or None
+        Whether the model knows each clip's label (``None``: all); a clip
+        whose label it does not know is never drawn as a mistake.
 
     Returns
     -------
@@ -130,6 +134,8 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         raise InputError("colour_by", f"must be 'class' or 'correct', got {colour_by!r}")
     true_names, pred_names = list(true_names), list(pred_names)
     correct = np.array([t == p for t, p in zip(true_names, pred_names)], dtype=bool)
+    if scoreable is not None:
+        correct |= ~np.asarray(scoreable, dtype=bool)  # no right or wrong without a class the model knows
     if colour_by == "class":
         names = list(dict.fromkeys(true_names))
         groups = [(name, np.flatnonzero([t == name for t in true_names]), _colour(i)) for i, name in enumerate(names)]

@@ -12,7 +12,7 @@ from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
 from core.interpret.methods import rollout_name
 from core.interpret.rollout import HEAD_FUSIONS
 from core.applicability import usable
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 
 GRID_KEY = "attention_grid_chart"
 PICKER_KEY = "attention_picker_chart"
@@ -112,6 +112,7 @@ n_layers, n_heads = loaded.model.config.depth, loaded.model.config.heads
 boxes = cached.patch_boxes(folder)
 n_patches = boxes.shape[0]
 st.markdown(ui.clip_caption(clip))
+trust.clip_novelty(model_name, folder, clip.path, explanation=True)
 
 samples, _, _ = cached.clip_samples(clip.path, cfg.sr)
 stereo = samples.shape[0] == 2

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.kinds import MAP_TAP_KINDS
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 
 PREDICTED = "predicted class"
 
@@ -67,6 +67,7 @@ with left:
     ui.plot(figures.overlay(X, heat, cfg, title=title, boxes=boxes), key="attribution_overlay", stem=stem)
     if empty:
         st.caption(ui.EMPTY_MAP)
+    trust.clip_novelty(model_name, folder, clip.path, explanation=True)
 
 with right:
     if "deletion curve" not in methods:

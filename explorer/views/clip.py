@@ -13,7 +13,7 @@ from core.augment import NOISE_COLOURS
 from core.datasets import AUDIO_EXTENSIONS
 from core.errors import InputError
 from core.paths import cache_dir
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 
@@ -147,6 +147,7 @@ with right:
             top = int(np.argmax(probs))
             verdict = "" if true is None else (" (right)" if top == true else " (wrong)")
             st.caption(f"{name}: predicts **{loaded.classes[top]}** ({probs[top]:.0%}){verdict}")
+            trust.clip_novelty(name, folder, clip.path)
 
 # Under "Look closer", one at a time: a new tab draws the clip alone (1 heatmap, not 6).
 SECTIONS = ("Preprocessing, step by step", "Augmented", "Counterfactual lab")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.embed import METHODS
 from core.errors import InputError
-from explorer import cached, state, ui
+from explorer import cached, state, trust, ui
 from explorer import cached_dataset as cd
 from explorer.figures import dataset as fd
 
@@ -40,6 +40,7 @@ if not root:
     st.info("Pick a dataset in the sidebar.")
     st.stop()
 loaded = cached.checkpoint(folder)
+coverage = trust.unknown_classes(model_name, loaded.classes, cached.dataset(root).classes)  # before any work
 taps = loaded.model.taps()
 labels = {t.name: t.label for t in taps}
 tap_names = list(labels)
@@ -59,9 +60,13 @@ with c3:
     method = st.radio("Projection", METHODS, horizontal=True, key="embeddings_method", format_func=METHOD_NAMES.get,
                       help="PCA keeps the widest spreads (fast, linear); t-SNE and UMAP keep neighbours together "
                            "(slower the first time, distances between clusters mean little).")
+if coverage.all_unknown and st.session_state.get("embeddings_colour") == "correct":
+    st.session_state["embeddings_colour"] = "class"
 with c4:
-    colour_by = st.radio("Colour by", ["class", "correct"], horizontal=True, key="embeddings_colour",
-                         format_func={"class": "true class", "correct": "right / wrong"}.get)
+    colour_by = st.radio("Colour by", ["class"] if coverage.all_unknown else ["class", "correct"], horizontal=True,
+                         key="embeddings_colour", format_func={"class": "true class", "correct": "right / wrong"}.get,
+                         help="The dataset's own labels." + (" Right / wrong has no meaning: the model knows none of "
+                                                             "them." if coverage.all_unknown else ""))
 
 try:
     preds = cd.predictions(folder, root, fold)
@@ -76,17 +81,27 @@ pred_names = [classes[i] for i in preds["y_pred"]]
 confidence = preds["proba"][np.arange(len(clip_ids)), preds["y_pred"]]
 current = state.get(state.CLIP_ID) if state.get(state.CLIP_ORIGIN) == "dataset" else None
 highlight = clip_ids.index(current) if current in clip_ids else None
+known = preds["y_true"] >= 0  # clips of classes the model knows
 n_right = sum(t == p for t, p in zip(preds["categories"], pred_names))
 
 fig = fd.embedding_scatter(points, clip_ids=clip_ids, true_names=preds["categories"], pred_names=pred_names,
                            confidence=confidence, colour_by=colour_by, axis_name=METHOD_NAMES[method],
-                           highlight=highlight,
+                           highlight=highlight, scoreable=known,
                            title=f"{model_name}, {labels[tap]}: {len(clip_ids)} clips ({cd.fold_label(fold)}), "
                                  f"{METHOD_NAMES[method]}")
 stem = f"embedding_{ui.safe_stem(model_name)}_{tap}_{method}_{cd.fold_label(fold).replace(' ', '')}"
 ui.plot(fig, key=CHART_KEY, stem=stem, on_select=partial(on_point_click, clip_ids), selection_mode="points")
-st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). "
-           "The ringed point is the current clip.")
+if coverage.all_unknown:
+    st.caption(f"Coloured by the dataset's own labels: how {model_name}'s features group a task it was not "
+               "trained on (no accuracy: it knows none of these classes). The ringed point is the current clip.")
+elif coverage.unknown:
+    st.caption(f"{n_right} of the {int(known.sum())} clips of classes {model_name} knows predicted right "
+               f"({n_right / max(int(known.sum()), 1):.0%}); {int((~known).sum())} clips of other classes are "
+               "circles, never mistakes. The ringed point is the current clip.")
+else:
+    st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). "
+               "The ringed point is the current clip.")
+trust.dataset_novelty(model_name, folder, root, fold, can_fit=not coverage.unknown)
 
 if highlight is not None:
     i = highlight

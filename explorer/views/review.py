@@ -8,7 +8,7 @@ import streamlit as st
 from core.errors import InputError
 from core.kinds import MAP_TAP_KINDS
 from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 from explorer import cached_review as cr
 
 NEIGHBOUR_KINDS = MAP_TAP_KINDS + ("embedding",)
@@ -36,6 +36,14 @@ if not root:
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 data = cached.dataset(root)
+if trust.unknown_classes(model_name, loaded.classes, data.classes).unknown:  # said before any work
+    st.caption("The queue is made of the model's mistakes and suspect labels, and neither has a meaning for classes "
+               "the model does not know. `python -m core label-issues` still ranks this dataset's labels on the "
+               "model's embedding; the Embeddings page shows how its features group these classes.")
+    st.stop()
+current = ui.current_clip()
+if current is not None and current.origin == "upload":
+    trust.clip_novelty(f"{model_name} (your upload {current.name})", folder, current.path)
 
 # -- the verdict store ---------------------------------------------------------------------
 if DB not in st.session_state:
@@ -96,6 +104,7 @@ st.subheader(f"{clip_id}: labelled '{classes[label]}', predicted '{classes[predi
 st.caption(f"Suspicion rank {rank} of {len(issues.clip_ids)}; out-of-fold probability of its label "
            f"{issues.quality[i]:.2f}; {'flagged' if issues.flagged[i] else 'not flagged'} by confident learning; "
            f"fold {record.fold}" + ("" if predicted != label else "; the model gets this clip right"))
+trust.clip_novelty(model_name, folder, path)
 
 # -- the verdict --------------------------------------------------------------------------
 key_args = dict(dataset=dataset_fp, clip_id=clip_id, model=model_name, checkpoint=checkpoint_fp)
