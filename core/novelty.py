@@ -28,7 +28,8 @@ maximum softmax probability (Hendrycks and Gimpel 2017; the score is
 ``-logsumexp(logits)``).
 
 A fitted :class:`Novelty` is saved beside a checkpoint as
-``novelty/novelty.safetensors`` (float16 arrays) and ``novelty/novelty.json``
+``novelty/novelty.safetensors`` (the k-NN bank in float16, class means and
+precision in float32) and ``novelty/novelty.json``
 (method, threshold and how it was fitted); :func:`find_novelty` looks there,
 then in the cache (fits the explorer made for models whose folder it does not
 write into).
@@ -292,7 +293,7 @@ def fit_novelty(vectors: np.ndarray, labels: np.ndarray, folds: np.ndarray, *, m
 
 
 def save_novelty(novelty: Novelty, folder: str | Path) -> Path:
-    """Write ``folder/novelty/novelty.safetensors`` (float16) and ``novelty.json``; returns that folder.
+    """Write ``folder/novelty/novelty.safetensors`` and ``novelty.json``; returns that folder.
 
     Each file is written to a temporary name and renamed into place.
     """
@@ -301,7 +302,9 @@ def save_novelty(novelty: Novelty, folder: str | Path) -> Path:
     out = Path(folder) / NOVELTY_DIR
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (_ARRAYS + ".tmp")
-    save_file({k: np.ascontiguousarray(v, dtype=np.float16) for k, v in novelty.arrays.items()}, str(tmp))
+    # the k-NN bank (unit vectors) in float16; a precision matrix can exceed float16's range: float32
+    save_file({k: np.ascontiguousarray(v, dtype=np.float16 if k == "bank" else np.float32)
+               for k, v in novelty.arrays.items()}, str(tmp))
     tmp.replace(out / _ARRAYS)
     doc = {"format": FORMAT, "method": novelty.method, "k": int(novelty.k), "tap": novelty.tap,
            "threshold": float(novelty.threshold), "fitted": novelty.info, "describe": novelty.describe()}
@@ -401,7 +404,10 @@ def audio_vectors(loaded, clips: np.ndarray, sr: int, *, tap: str | None = None,
     from core.label_issues import logits_tap
     from core.taps import extract
 
+    from core.models import find_tap
+
     tap = tap or novelty_tap(loaded.model)
+    kind = find_tap(loaded.model, tap).kind
     logit_tap = logits_tap(loaded.model)
     n = loaded.audio_cfg.hop_length * (loaded.audio_cfg.n_frames - 1)
     vectors, logits = [], []
@@ -409,7 +415,7 @@ def audio_vectors(loaded, clips: np.ndarray, sr: int, *, tap: str | None = None,
         x = np.stack([loaded.input(fit_duration(np.asarray(y, np.float32), n * sr // loaded.audio_cfg.sr), sr)
                       for y in clips[i:i + batch_size]])
         out = extract(loaded.model, torch.as_tensor(x), [tap, logit_tap])
-        vectors.append(pool_tap(out[tap].float().numpy(), kind="embedding"))
+        vectors.append(pool_tap(out[tap].float().numpy(), kind=kind, n_special=getattr(loaded.model, "n_special", 1)))
         logits.append(pool_tap(out[logit_tap].float().numpy(), kind="logits"))
     return np.concatenate(vectors), np.concatenate(logits)
 
@@ -427,7 +433,7 @@ def novelty_tap(model) -> str:
 
 
 def fit_for_checkpoint(loaded, data, *, test_fold: int | None = None, method: str = DEFAULT_METHOD,
-                       k: int = DEFAULT_K, held_out=None,
+                       k: int = DEFAULT_K, held_out=None, tap: str | None = None,
                        progress: Callable[[float], None] | None = None) -> Novelty:
     """Fit a checkpoint's novelty score on a dataset's training folds (every fold but ``test_fold``).
 
@@ -444,6 +450,9 @@ def fit_for_checkpoint(loaded, data, *, test_fold: int | None = None, method: st
         New clips of the same classes that the network never trained on (for
         the shipped models, a demo set of another seed): the threshold is set
         on them. ``None``: out of fold over the training folds.
+    tap : str or None
+        The tap whose pooled vectors are scored (default: :func:`novelty_tap`,
+        the head's input); any tap :func:`core.activations.pool_tap` pools.
     progress : callable or None
         ``progress(fraction)`` while embeddings are extracted.
 
@@ -451,6 +460,8 @@ def fit_for_checkpoint(loaded, data, *, test_fold: int | None = None, method: st
     -------
     Novelty
     """
+    from core.models import find_tap
+
     folds = data.folds
     if test_fold is None:
         meta_fold = (loaded.meta or {}).get("test_fold")
@@ -459,7 +470,7 @@ def fit_for_checkpoint(loaded, data, *, test_fold: int | None = None, method: st
     if len({r.fold for r in records}) < 2:
         raise InputError(data.root, f"need at least two training folds besides test fold {test_fold} to set a "
                                     f"threshold on held-out clips; folds found: {folds}")
-    tap = novelty_tap(loaded.model)
+    tap = find_tap(loaded.model, tap).name if tap else novelty_tap(loaded.model)
     n_all = len(records) + (len(held_out.records) if held_out is not None else 0)
 
     def part(offset: int, n: int):
@@ -515,7 +526,8 @@ def fit_after_training(folder: str | Path, model, x_train: np.ndarray, y_train: 
         for i in range(0, len(x), batch_size):
             batch = torch.as_tensor(np.asarray(x[i:i + batch_size], dtype=np.float32))
             batch = batch[:, None] if batch.ndim == 3 else batch
-            out.append(pool_tap(extract(model, batch, [tap])[tap].float().numpy(), kind="embedding"))
+            out.append(pool_tap(extract(model, batch, [tap])[tap].float().numpy(), kind="embedding",
+                                n_special=getattr(model, "n_special", 1)))
         return np.concatenate(out)
 
     novelty = fit_novelty(vectors(x_train), np.asarray(y_train), np.zeros(len(y_train), int), method=method,
@@ -608,6 +620,7 @@ def configure(parser) -> None:
                              "another seed): the threshold is set on them; default: out of fold over the training "
                              "folds, too low for clips the network trained on")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help="neighbours for --method knn")
+    parser.add_argument("--tap", default=None, help="tap whose pooled vectors are scored (default: the head's input)")
     parser.add_argument("--out", default=None,
                         help="folder to save novelty/ in (default: the checkpoint folder when writable, else the cache)")
 
@@ -632,7 +645,7 @@ def run(args) -> int:
                          " Fit novelty on the data the model was trained on.")
     with torch.no_grad(), tqdm(total=100, desc="embeddings", unit="%", file=sys.stderr) as bar:
         novelty = fit_for_checkpoint(loaded, data, test_fold=args.test_fold, method=args.method, k=args.k,
-                                     held_out=open_dataset(args.held_out) if args.held_out else None,
+                                     held_out=open_dataset(args.held_out) if args.held_out else None, tap=args.tap,
                                      progress=lambda f: bar.update(round(100 * f) - bar.n))
     folder = Path(loaded.folder)
     out = Path(args.out) if args.out else (folder if os.access(folder, os.W_OK) and "huggingface" not in

@@ -32,7 +32,7 @@ __all__ = ["measure", "format_table", "configure", "run"]
 
 
 def measure(loaded, data, *, fold: int, held_out=None, kinds=None, per_kind: int = 12, seed: int = 0,
-            k: int | None = None, progress: bool = False) -> dict:
+            k: int | None = None, tap: str | None = None, progress: bool = False) -> dict:
     """Every score's separation of ``fold`` from each made-up set (see the module docstring).
 
     Returns
@@ -50,7 +50,7 @@ def measure(loaded, data, *, fold: int, held_out=None, kinds=None, per_kind: int
     if kinds is None:
         kinds = MADE_KINDS + (("speech",) if speech_available() else ())
     id_records = data.select(fold)
-    fitted = {m: nv.fit_for_checkpoint(loaded, data, test_fold=fold, method=m, held_out=held_out,
+    fitted = {m: nv.fit_for_checkpoint(loaded, data, test_fold=fold, method=m, held_out=held_out, tap=tap,
                                        **({} if k is None else {"k": k}))
               for m in nv.METHODS}
     tap = fitted[nv.DEFAULT_METHOD].tap
@@ -82,8 +82,7 @@ def _row(score: str, kind: str, id_scores, ood_scores, fitted) -> dict:
             "n": int(len(ood_scores))}
 
 
-NAMES = {"mahalanobis": "Mahalanobis (head input)", "knn": "k-NN (head input)", "msp": "max softmax",
-         "energy": "energy"}
+NAMES = {"mahalanobis": "Mahalanobis", "knn": "k-NN", "msp": "max softmax", "energy": "energy"}
 
 
 def format_table(result: dict, *, saved: str | None = None) -> str:
@@ -107,6 +106,8 @@ def configure(parser) -> None:
     parser.add_argument("--held-out", default=None, metavar="DIR",
                         help="as fit-novelty's --held-out: new clips of the same classes, for the thresholds")
     parser.add_argument("--per-kind", type=int, default=20, help="clips per out-of-distribution set")
+    parser.add_argument("--tap", default=None,
+                        help="tap whose vectors the fitted scores read (default: the saved score's, else the head's input)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
 
@@ -124,7 +125,7 @@ def run(args) -> int:
     saved = find_novelty(loaded.folder)
     with torch.no_grad():
         result = measure(loaded, data, fold=args.fold, held_out=held_out, per_kind=args.per_kind, seed=args.seed,
-                         progress=True)
+                         tap=args.tap or (saved.tap if saved is not None else None), progress=True)
     print(format_table(result, saved=None if saved is None else saved.method))
     if saved is None:
         print(f"no novelty score saved with {args.checkpoint}: python -m core fit-novelty saves one")
