@@ -57,7 +57,11 @@ def _clip_novelty(folder: str, path: str, stamp: str) -> dict | None:
     found = novelty(folder)
     if found is None:
         return None
-    vector = pool_tap(cached.tap_outputs(folder, path, (found.tap,))[found.tap][None], kind="embedding")
+    from core.models import find_tap
+
+    model = cached.checkpoint(folder).model
+    vector = pool_tap(cached.tap_outputs(folder, path, (found.tap,))[found.tap][None],
+                      kind=find_tap(model, found.tap).kind, n_special=getattr(model, "n_special", 1))
     score = float(found.score(vector)[0])
     return {"score": score, "threshold": found.threshold, "novel": bool(found.is_novel(score))}
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.kinds import MAP_TAP_KINDS
+from core.label_issues import trust as label_trust
 from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
 from explorer import cached, figures, state, trust, ui
 from explorer import cached_review as cr
@@ -80,6 +81,8 @@ st.caption(f"{len(queue)} clips in the queue: {n_wrong} misclassified by {model_
            f"flagged by confident learning, plus the top {n_suspects} of the ranking. The ranking is evidence only "
            f"where its top holds more label errors than a random pick would; on a dataset with planted errors, "
            f"`python -m core label-issues` reports both.")
+confidence = label_trust(issues)
+(st.warning if confidence["weak"] else st.caption)(f"How far to trust the ranking: {confidence['sentence']}")
 if not queue:
     st.success("Nothing to review: the model gets every clip right and no label is suspect.")
     st.stop()
