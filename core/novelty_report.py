@@ -1,7 +1,6 @@
 """``python -m core novelty-report``: how well each novelty score tells made-up sounds from a test fold.
 
-    python -m core novelty-report --checkpoint checkpoints/secnn --data .cache/demo-v2-seed0 \\
-        --held-out .cache/demo-v2-seed1-c20 --fold 5
+    python -m core novelty-report --checkpoint checkpoints/secnn --data .cache/demo-v2-seed0 --fold 5
 
 In-distribution: the clips of ``--fold`` (never used to fit anything).
 Out-of-distribution: the sets of :mod:`core.ood_sets` (tones, music, noise,
