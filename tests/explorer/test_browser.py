@@ -625,11 +625,12 @@ def test_a_novel_upload_is_flagged_and_unknown_classes_are_said_at_once(browser_
         pytest.skip("the shipped SE-CNN carries no novelty score")
     page = browser_page
     page.goto(server["url"] + "/", wait_until="domcontentloaded")
-    settle(page, until=lambda s: s["title"] == "Clip" and s["charts"] > 0, timeout_s=2 * RENDER_S)
+    settle(page, until=lambda s: s["title"] == "Clip" and s["charts"] > 0, timeout_s=4 * RENDER_S)  # cold start
     wav = tmp_path / "chirp.wav"
     sf.write(wav, ood_clips("chirps", 1, seed=5)[0], 44100)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(wav))
-    settle(page, until=lambda s: "chirp.wav" in s["text"] and "secnn: this clip is unlike the training data" in s["text"])
+    settle(page, until=lambda s: "chirp.wav" in s["text"] and "secnn: this clip is unlike the training data" in s["text"],
+           timeout_s=2 * RENDER_S)
     shoot(page, screenshot_dir, "10-novel-upload")
     open_page(page, "attribution")
     settle(page, until=lambda s: s["title"] == "Attribution" and CAPTION in s["text"])
