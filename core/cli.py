@@ -24,6 +24,8 @@ COMMANDS = {
     "explain-report": ("core.interpret.report", "how faithful each explanation method is"),
     "se-ablation": ("core.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
     "label-issues": ("core.label_issues", "rank a dataset's clips by how likely their label is wrong"),
+    "fit-novelty": ("core.novelty", "fit a checkpoint's novelty score (clips unlike its training data) and save it"),
+    "novelty-report": ("core.novelty_report", "how well the novelty scores tell made-up sounds from a test fold"),
     "fit-decoders": ("core.interpret.decoder_fit", "fit NMF-style decoders for every tap of a checkpoint"),
     "decoder-report": ("core.interpret.decoder_report", "score a checkpoint's saved decoders on held-out clips"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
@@ -31,7 +33,7 @@ COMMANDS = {
     "add-model": ("core.registry", "check a model adapter (your own PyTorch model) and register it"),
 }
 # commands that run a whole dataset through a model (core.activations.extract): --engine, --scheduler
-EXTRACTING = ("evaluate", "label-issues", "fit-decoders", "decoder-report")
+EXTRACTING = ("evaluate", "label-issues", "fit-decoders", "decoder-report", "fit-novelty", "novelty-report")
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:

@@ -328,10 +328,16 @@ def run(args: argparse.Namespace) -> int:
     from core.checkpoint import load_checkpoint
     from core.datasets import checkpoint_test_fold, open_dataset
 
+    from core.known_classes import class_coverage
+
     loaded = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data)
     args.fold = checkpoint_test_fold(loaded.meta, args.fold)
     print(f"{args.data}: {dataset.describe()}", file=sys.stderr)
+    coverage = class_coverage(loaded.classes, dataset.classes)
+    if coverage.unknown:  # said before any work: accuracy has no meaning on classes the model does not know
+        raise InputError(args.data, coverage.sentence(Path(args.checkpoint).name) + " Its embedding still groups "
+                         "them: python -m core label-issues, or the explorer's Embeddings page.")
     records = dataset.select(args.fold)
     if not records:
         raise InputError("--fold", f"fold {args.fold} of {args.data} holds no clips")

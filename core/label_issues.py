@@ -41,7 +41,7 @@ from core.datasets import DATA_HELP
 from core.errors import InputError
 
 __all__ = ["METHOD", "LabelIssues", "embedding_tap", "clip_vectors", "out_of_fold_probabilities",
-           "logits_tap", "rank_label_issues", "find_label_issues", "read_truth", "score_ranking", "configure", "run"]
+           "logits_tap", "rank_label_issues", "find_label_issues", "trust", "read_truth", "score_ranking", "configure", "run"]
 
 METHOD = ("out-of-fold probabilities from a logistic regression on the checkpoint's embedding tap, cross-validated "
           "over the dataset's folds (the deep model is not retrained); confident learning (Northcutt et al. 2021, "
@@ -256,6 +256,47 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
                        model_proba=None if model_proba is None else model_proba.astype(np.float32), folds=folds)
 
 
+WEAK_ACCURACY = 0.8  # out-of-fold accuracy below which the ranking is called weak
+MANY_FLAGGED = 0.15  # flagged share above which the ranking is called weak (real datasets: a few % wrong labels)
+
+
+def trust(result: LabelIssues) -> dict:
+    """How far to trust a ranking: the share flagged beside the out-of-fold classifier's accuracy.
+
+    Confident learning flags the clips whose given label the out-of-fold
+    classifier finds unlikely. When that classifier is weak, most of its
+    flags are its own mistakes, not wrong labels: the flagged share then
+    tracks its error rate rather than the labels' (a correctly labelled
+    dataset under a weak embedding looks badly labelled).
+
+    Returns
+    -------
+    dict
+        ``oof_accuracy``, ``chance`` (the largest class's share), ``flagged_share``,
+        ``weak`` (bool: accuracy below :data:`WEAK_ACCURACY` or more than
+        :data:`MANY_FLAGGED` flagged) and ``sentence``.
+
+    Examples
+    --------
+    >>> r = LabelIssues(["a", "b", "c", "d"], np.array([0, 0, 1, 1]), np.array([[.9, .1], [.2, .8], [.1, .9], [.3, .7]]),
+    ...                 np.zeros(4), np.array([False, True, False, False]), np.arange(4), "embedding")
+    >>> t = trust(r)
+    >>> t["oof_accuracy"], t["flagged_share"], t["weak"]
+    (0.75, 0.25, True)
+    """
+    y = np.asarray(result.labels)
+    accuracy = float(np.mean(np.argmax(result.oof_proba, axis=1) == y)) if len(y) else float("nan")
+    chance = float(np.bincount(y).max() / len(y)) if len(y) else float("nan")
+    flagged = float(np.mean(result.flagged)) if len(y) else float("nan")
+    weak = bool(accuracy < WEAK_ACCURACY or flagged > MANY_FLAGGED)
+    sentence = (f"{flagged:.0%} of clips flagged; the classifier on the embedding is right on {accuracy:.0%} of "
+                f"clips out of fold (the largest class alone: {chance:.0%}).")
+    if weak:
+        sentence += (" Warning: that classifier is too weak for the ranking to mean much: most flags are likely its "
+                     "own mistakes, not wrong labels.")
+    return {"oof_accuracy": accuracy, "chance": chance, "flagged_share": flagged, "weak": weak, "sentence": sentence}
+
+
 # ---------------------------------------------------------------------------
 # scoring against planted errors
 
@@ -332,18 +373,23 @@ def run(args) -> int:
     from core.checkpoint import load_checkpoint
     from core.datasets import open_dataset
 
+    from core.known_classes import class_coverage
+
     loaded = load_checkpoint(args.checkpoint)
     loaded.model.eval()
     data = open_dataset(args.data)
+    coverage = class_coverage(loaded.classes, data.classes)
+    if coverage.unknown:  # said before the work
+        print(f"note: {coverage.sentence(Path(args.checkpoint).name)} Only its embedding is used, with a classifier "
+              "fitted on this dataset's own labels.")
     with torch.no_grad(), tqdm(total=len(data.records), desc="embeddings", unit="clip", file=sys.stderr) as bar:
         result = find_label_issues(loaded, data, tap=args.tap,
                                    progress=lambda f: bar.update(round(f * len(data.records)) - bar.n))
     classes = result.classes
-    if result.model_proba is None:
-        print(f"note: {Path(args.checkpoint).name} was trained on other classes; only its embedding is used")
     print(f"method: {result.method}")
     print(f"tap: {result.tap}; {len(result.clip_ids)} clips; {int(result.flagged.sum())} flagged by confident "
           f"learning")
+    print(f"trust: {trust(result)['sentence']}")
     print(f"{'rank':>4}  {'clip':<28} {'given':<16} {'suggested':<16} {'p(given)':>8}  flagged")
     for rank, i in enumerate(result.order[:args.top], start=1):
         suggested = classes[int(np.argmax(result.oof_proba[i]))]

@@ -3,7 +3,10 @@
     python -m core predict --checkpoint checkpoints/secnn --top-k 3 dog.wav rain.flac
 
 The first ``n_frames`` of each file (5 s for the shipped models) are
-classified, and a file longer than that says how much was not heard. With
+classified, and a file longer than that says how much was not heard. Where the
+checkpoint has a novelty score (:mod:`core.novelty`), each file's line says
+``novel`` or ``familiar`` and the score, so a script can ``grep -w novel``: a
+novel clip is unlike the training data, and its classes may not apply. With
 ``--windows`` the model's window slides over the whole recording (a hop of
 ``--hop-s``, 1 s by default; read in blocks, so an hour-long file is fine) and
 one line per window gives its start and end in seconds and its top classes
@@ -40,8 +43,9 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
     Returns
     -------
     list of dict
-        One per file: ``{"file": str, "top": [{"class": str, "probability": float}, ...]}``,
-        most probable first.
+        One per file: ``{"file": str, "top": [{"class": str, "probability": float}, ...],
+        "novelty": {"score": float, "threshold": float, "novel": bool} or None}``,
+        most probable first; ``novelty`` is ``None`` without a saved novelty score.
 
     Raises
     ------
@@ -54,15 +58,22 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
         raise InputError("--top-k", f"need a positive integer, got {top_k!r}")
     cfg = loaded.audio_cfg
     n_samples = loaded.n_samples
+    from core.novelty import audio_vectors, find_novelty
+
+    novelty = find_novelty(loaded.folder)
     results = []
     for path in paths:
         clip = load_audio(path, cfg, resample_to=cfg.sr)
         y = fit_duration(clip.mono[:n_samples], n_samples)
         proba = predict_proba(loaded, loaded.input(y, cfg.sr)[None])[0]
         order = np.argsort(-proba)[:min(top_k, len(proba))]
+        flag = None
+        if novelty is not None:
+            score = float(novelty.score(audio_vectors(loaded, y[None], cfg.sr, tap=novelty.tap)[0])[0])
+            flag = {"score": score, "threshold": novelty.threshold, "novel": bool(novelty.is_novel(score))}
         # a file within one hop of the window is heard whole: its last frame reaches that far
         unheard_s = clip.duration_s - (n_samples + cfg.hop_length) / cfg.sr
-        results.append({"file": str(path), "unheard_s": round(max(0.0, unheard_s), 3),
+        results.append({"file": str(path), "novelty": flag, "unheard_s": round(max(0.0, unheard_s), 3),
                         "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})
     return results
 
@@ -116,9 +127,16 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
         return 0
     for result in results:
+        flag = result["novelty"]
+        word = "" if flag is None else \
+            f"  {'novel' if flag['novel'] else 'familiar'} (novelty {flag['score']:.4g}, threshold {flag['threshold']:.4g})"
         unheard = f"  (only the first {loaded.audio_cfg.clip_duration_s:.2f} s heard; {result['unheard_s']:.1f} s " \
                   "left out: --windows covers it all)" if result["unheard_s"] > 0 else ""
-        print(result["file"] + unheard)
+        print(result["file"] + word + unheard)
         for rank, row in enumerate(result["top"], start=1):
             print(f"  {rank}. {row['class']:<24} {row['probability']:.3f}")
+    if any(r["novelty"] and r["novelty"]["novel"] for r in results):
+        print("novel: unlike the training data, so the classes above may not apply")
+    elif all(r["novelty"] is None for r in results):
+        print(f"no novelty score saved with {args.checkpoint}: python -m core fit-novelty fits one")
     return 0

@@ -704,6 +704,10 @@ def train(**kwargs) -> dict:
         save_hf_checkpoint(cfg.out, net_cpu, meta)
     else:
         save_checkpoint(cfg.out, net_cpu, cfg.audio_cfg, dataset.classes, meta)
+    from core.novelty import fit_after_training
+
+    fit_after_training(cfg.out, net_cpu, split.plain[split.train_idx], split.labels[split.train_idx],
+                       split.plain[split.val_idx], data=str(cfg.data))
     return meta
 
 

@@ -103,17 +103,17 @@ def iter_windows(path: str | Path, cfg: AudioConfig, *, hop_s: float = DEFAULT_H
     ----------
     path : str or Path
     cfg : AudioConfig
-        The model's: its window is ``hop_length * (n_frames - 1)`` samples at ``sr``.
+        The model's: its window is ``cfg.n_samples`` samples at ``sr``.
     hop_s : float > 0
 
     Yields
     ------
     window : Window
-    y : np.ndarray [shape=(hop_length * (n_frames - 1),)], float32, mono at ``cfg.sr``; the last
+    y : np.ndarray [shape=(cfg.n_samples,)], float32, mono at ``cfg.sr``; the last
         (or only) window of a short recording is zero-padded.
     """
     duration_s, native_sr = recording_info(path)
-    n_model = cfg.hop_length * (cfg.n_frames - 1)
+    n_model = cfg.n_samples
     window_s = n_model / cfg.sr
     n_native = int(round(window_s * native_sr))
     with sf.SoundFile(str(path)) as f:

@@ -96,7 +96,7 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
                       pred_names: Sequence[str], confidence: np.ndarray, colour_by: str = "class",
                       axis_name: str = "component", highlight: int | None = None,
                       title: str | None = None, height: int = 560,
-                      values: Sequence[str] | None = None) -> go.Figure:
+                      values: Sequence[str] | None = None, scoreable: Sequence[bool] | None = None) -> go.Figure:
     """Clips as points of a 2-D embedding, coloured by true class, by right/wrong or by a metadata column.
 
     Parameters
@@ -116,6 +116,9 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         E.g. "PCA", "t-SNE", "UMAP": the axes are "<axis_name> 1 (no unit)".
     highlight : int or None
         Index of the current clip, ringed in black.
+    scoreable : sequence of bool [len=N] or None
+        Whether the model knows each clip's label (``None``: all); a clip
+        whose label it does not know is never drawn as a mistake.
 
     Returns
     -------
@@ -134,6 +137,8 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
         raise InputError("colour_by", f"{colour_by!r} is a metadata column: it needs one value per point")
     true_names, pred_names = list(true_names), list(pred_names)
     correct = np.array([t == p for t, p in zip(true_names, pred_names)], dtype=bool)
+    if scoreable is not None:
+        correct |= ~np.asarray(scoreable, dtype=bool)  # no right or wrong without a class the model knows
     if colour_by not in ("class", "correct"):
         values = [str(v) for v in values]
         names = sorted(set(values))

@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import InputError
 from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
 from core.interpret.registry import method, usable
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 
 GRID_KEY = "attention_grid_chart"
 GRID_HEADS = 4  # heads drawn side by side by default
@@ -112,6 +112,7 @@ n_layers, n_heads = loaded.model.config.depth, loaded.model.config.heads
 boxes = cached.patch_boxes(folder)
 n_patches = boxes.shape[0]
 st.markdown(ui.clip_caption(clip))
+trust.clip_novelty(model_name, folder, clip.path, explanation=True)
 
 samples, _, _ = cached.clip_samples(clip.path, cfg.sr)
 stereo = samples.shape[0] == 2

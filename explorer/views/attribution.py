@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.interpret.registry import map_methods
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 
 PREDICTED = "predicted class"
 
@@ -80,6 +80,7 @@ with left:
     if limits.describe(cfg):
         st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there "
                    "is the model reading silence, not the sound.")
+    trust.clip_novelty(model_name, folder, clip.path, explanation=True)
 
 with right:
     if "deletion curve" not in offered:

@@ -10,7 +10,7 @@ import streamlit as st
 from core.augment import NOISE_COLOURS
 from core.errors import InputError
 from core.uploads import MAX_UPLOAD_MB, save_upload
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 from explorer.figures import limits as figures_limits
 
 
@@ -144,6 +144,7 @@ with right:
             top = int(np.argmax(probs))
             verdict = "" if true is None else (" (right)" if top == true else " (wrong)")
             st.caption(f"{name}: predicts **{loaded.classes[top]}** ({probs[top]:.0%}){verdict}")
+            trust.clip_novelty(name, folder, clip.path)
 
 # Under "Look closer", one at a time: a new tab draws the clip alone (1 heatmap, not 6).
 SECTIONS = ("Preprocessing, step by step", "Augmented", "Counterfactual lab")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.embed import METHODS
 from core.errors import InputError
-from explorer import cached, state, ui
+from explorer import cached, state, trust, ui
 from explorer import cached_dataset as cd
 from explorer.figures import dataset as fd
 
@@ -40,6 +40,7 @@ if not root:
     st.info("Pick a dataset in the sidebar.")
     st.stop()
 loaded = cached.checkpoint(folder)
+coverage = trust.unknown_classes(model_name, loaded.classes, cached.dataset(root).classes)  # before any work
 taps = loaded.model.taps()
 labels = {t.name: t.label for t in taps}
 tap_names = list(labels)
@@ -60,12 +61,18 @@ with c3:
                       help="PCA keeps the widest spreads (fast, linear); t-SNE and UMAP keep neighbours together "
                            "(slower the first time, distances between clusters mean little).")
 metadata_columns = cached.dataset(root).metadata_columns
+colour_names = {"class": "true class", "correct": "right / wrong", **{c: c for c in metadata_columns}}
+if coverage.all_unknown:  # right / wrong has no meaning when the model knows none of the classes
+    colour_names.pop("correct")
+    if st.session_state.get("embeddings_colour") == "correct":
+        st.session_state["embeddings_colour"] = "class"
 with c4:
-    colour_names = {"class": "true class", "correct": "right / wrong", **{c: c for c in metadata_columns}}
     colour_by = st.radio("Colour by", list(colour_names), horizontal=True, key="embeddings_colour",
                          format_func=colour_names.get,
-                         help="The dataset's metadata columns (speaker, source, ...) show what else the layer "
-                              "groups clips by." if metadata_columns else None)
+                         help="The dataset's own labels" + (", and its metadata columns (speaker, source, ...): what "
+                                                            "else the layer groups clips by" if metadata_columns else "")
+                         + (". Right / wrong has no meaning: the model knows none of these classes."
+                            if coverage.all_unknown else "."))
 
 try:
     preds = cd.predictions(folder, root, fold)
@@ -80,6 +87,7 @@ pred_names = [classes[i] for i in preds["y_pred"]]
 confidence = preds["proba"][np.arange(len(clip_ids)), preds["y_pred"]]
 current = state.get(state.CLIP_ID) if state.get(state.CLIP_ORIGIN) == "dataset" else None
 highlight = clip_ids.index(current) if current in clip_ids else None
+known = preds["y_true"] >= 0  # clips of classes the model knows
 n_right = sum(t == p for t, p in zip(preds["categories"], pred_names))
 
 values = None
@@ -88,14 +96,23 @@ if colour_by in metadata_columns:
     values = [by_id[cid].metadata.get(colour_by, "") for cid in clip_ids]
 fig = fd.embedding_scatter(points, clip_ids=clip_ids, true_names=preds["categories"], pred_names=pred_names,
                            confidence=confidence, colour_by=colour_by, values=values, axis_name=METHOD_NAMES[method],
-                           highlight=highlight,
+                           highlight=highlight, scoreable=known,
                            title=f"{model_name}, {labels[tap]}: {len(clip_ids)} clips ({cd.fold_label(fold)}), "
                                  f"{METHOD_NAMES[method]}")
 stem = f"embedding_{ui.safe_stem(model_name)}_{tap}_{method}_{cd.fold_label(fold).replace(' ', '')}"
 ui.plot(fig, key=CHART_KEY, stem=stem, on_select=partial(on_point_click, clip_ids), selection_mode="points")
 ringed = ("The ringed point is the current clip." if highlight is not None else
           "The current clip is not among these clips, so no point is ringed." if current else "")
-st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). {ringed}")
+if coverage.all_unknown:
+    st.caption(f"Coloured by the dataset's own labels: how {model_name}'s features group a task it was not "
+               f"trained on (no accuracy: it knows none of these classes). {ringed}")
+elif coverage.unknown:
+    st.caption(f"{n_right} of the {int(known.sum())} clips of classes {model_name} knows predicted right "
+               f"({n_right / max(int(known.sum()), 1):.0%}); {int((~known).sum())} clips of other classes are "
+               f"circles, never mistakes. {ringed}")
+else:
+    st.caption(f"{n_right} of {len(clip_ids)} clips predicted right ({n_right / len(clip_ids):.0%}). {ringed}")
+trust.dataset_novelty(model_name, folder, root, fold, can_fit=not coverage.unknown)
 
 if highlight is not None:
     i = highlight

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
-from explorer import cached, state, ui
+from explorer import cached, state, trust, ui
 from explorer import cached_dataset as cd
 from explorer.figures import dataset as fd
 
@@ -62,7 +62,13 @@ with c2:
 
 results: dict[str, dict] = {}
 folders = dict(models)
+dataset_classes = cached.dataset(root).classes
 for name, folder in models:
+    if trust.unknown_classes(name, cached.checkpoint(folder).classes, dataset_classes).unknown:
+        st.caption(f"No errors to count for {name} here. What still means something: the Embeddings page "
+                   "(coloured by this dataset's own labels, and the share of clips unlike the training data), and "
+                   "listening on the Clip page.")
+        continue
     try:
         results[name] = cd.evaluation(folder, root, fold)
     except InputError as error:

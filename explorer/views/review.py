@@ -7,8 +7,9 @@ import streamlit as st
 
 from core.errors import InputError
 from core.kinds import MAP_TAP_KINDS
+from core.label_issues import trust as label_trust
 from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
-from explorer import cached, figures, state, ui
+from explorer import cached, figures, state, trust, ui
 from explorer import cached_review as cr
 
 NEIGHBOUR_KINDS = MAP_TAP_KINDS + ("embedding",)
@@ -36,6 +37,14 @@ if not root:
 loaded = cached.checkpoint(folder)
 cfg = loaded.audio_cfg
 data = cached.dataset(root)
+if trust.unknown_classes(model_name, loaded.classes, data.classes).unknown:  # said before any work
+    st.caption("The queue is made of the model's mistakes and suspect labels, and neither has a meaning for classes "
+               "the model does not know. `python -m core label-issues` still ranks this dataset's labels on the "
+               "model's embedding; the Embeddings page shows how its features group these classes.")
+    st.stop()
+current = ui.current_clip()
+if current is not None and current.origin == "upload":
+    trust.clip_novelty(f"{model_name} (your upload {current.name})", folder, current.path)
 
 # -- the verdict store ---------------------------------------------------------------------
 if DB not in st.session_state:
@@ -72,6 +81,8 @@ st.caption(f"{len(queue)} clips in the queue: {n_wrong} misclassified by {model_
            f"flagged by confident learning, plus the top {n_suspects} of the ranking. The ranking is evidence only "
            f"where its top holds more label errors than a random pick would; on a dataset with planted errors, "
            f"`python -m core label-issues` reports both.")
+confidence = label_trust(issues)
+(st.warning if confidence["weak"] else st.caption)(f"How far to trust the ranking: {confidence['sentence']}")
 if not queue:
     st.success("Nothing to review: the model gets every clip right and no label is suspect.")
     st.stop()
@@ -105,6 +116,7 @@ st.subheader(f"{clip_id}: labelled '{classes[label]}', predicted '{classes[predi
 st.caption(f"Suspicion rank {rank} of {len(issues.clip_ids)}; out-of-fold probability of its label "
            f"{issues.quality[i]:.2f}; {'flagged' if issues.flagged[i] else 'not flagged'} by confident learning; "
            f"fold {record.fold}" + ("" if predicted != label else "; the model gets this clip right"))
+trust.clip_novelty(model_name, folder, path)
 
 # -- the verdict --------------------------------------------------------------------------
 key_args = dict(dataset=dataset_fp, clip_id=clip_id, model=model_name, checkpoint=checkpoint_fp)

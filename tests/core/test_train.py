@@ -64,6 +64,10 @@ def test_training_writes_a_checkpoint_with_its_story(trained, data):
     assert m["time_s"] > 0 and 0 <= m["load_time_s"] <= m["time_s"]
     assert m["data"] == str(data.resolve()) and m["parameters"] > 0
     assert m["evaluation"]["n_clips"] == 2 and "accuracy" in m["evaluation_se_bypassed"]
+    from core.novelty import load_novelty
+
+    novelty = load_novelty(out)  # fitted at the end of training: the training clips, thresholded on validation
+    assert novelty.info["n_clips"] == 6 and novelty.info["n_held_out"] == 2 and novelty.tap == "pooled"
     # the saved evaluation is what evaluating the saved checkpoint gives
     again = evaluate(loaded, open_dataset(data).select(5))
     assert again["y_pred"] == m["evaluation"]["y_pred"]
@@ -236,7 +240,9 @@ def test_predict_command_top_k_and_bad_files(trained, data, tmp_path, capsys):
     clip = data / "tone" / "0.wav"
     assert main(["predict", "--checkpoint", str(trained[0]), "--top-k", "5", str(clip)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == str(clip) and len(lines) == 3  # capped at 2 classes
+    # train fitted a novelty score, so the file's line ends with novel or familiar and the score
+    assert lines[0].split()[:2] in ([str(clip), "novel"], [str(clip), "familiar"]) and "novelty" in lines[0]
+    assert len(lines) == 3 + (lines[0].split()[1] == "novel")  # capped at 2 classes (+ what "novel" means)
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio")
     assert main(["predict", "--checkpoint", str(trained[0]), str(bad)]) == 2

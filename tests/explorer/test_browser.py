@@ -617,3 +617,57 @@ def test_registered_crnn_and_cnn14_render_in_a_real_browser(browser_page, server
                 problems.append("attribution: no word on why CNN14 has no deletion curve")
         shoot(page, screenshot_dir, f"adapters-{name}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_novel_upload_is_flagged_and_unknown_classes_are_said_at_once(browser_page, server, screenshot_dir,
+                                                                         tmp_path):
+    """A chirp uploaded on the Clip page is flagged there, on Attribution and on Review; then a class-folder
+    dataset of three new classes: the Embeddings page says so within 5 s and draws it coloured by its own labels."""
+    import soundfile as sf
+
+    from core.novelty import CAPTION
+    from core.ood_sets import ood_clips
+    from core.paths import CHECKPOINTS_DIR
+
+    if not (CHECKPOINTS_DIR / "secnn" / "novelty").is_dir():
+        pytest.skip("the shipped SE-CNN carries no novelty score")
+    page = browser_page
+    page.goto(server["url"] + "/", wait_until="domcontentloaded")
+    settle(page, until=lambda s: s["title"] == "Clip" and s["charts"] > 0, timeout_s=4 * RENDER_S)  # cold start
+    wav = tmp_path / "chirp.wav"
+    sf.write(wav, ood_clips("chirps", 1, seed=5)[0], 44100)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(wav))
+    settle(page, until=lambda s: "chirp.wav" in s["text"] and "secnn: this clip is unlike the training data" in s["text"],
+           timeout_s=2 * RENDER_S)
+    shoot(page, screenshot_dir, "10-novel-upload")
+    open_page(page, "attribution")
+    settle(page, until=lambda s: s["title"] == "Attribution" and CAPTION in s["text"])
+    shoot(page, screenshot_dir, "11-novel-attribution")
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Review").click()
+    page.wait_for_url(re.compile(r"/review(\?.*)?$"))
+    s = settle(page, until=lambda s: s["title"] == "Review" and "your upload chirp.wav" in s["text"],
+               timeout_s=2 * RENDER_S)
+    assert "unlike the training data" in s["text"] and not s["exceptions"]
+
+    folder = tmp_path / "digits"
+    for name, kind in (("zero", "tones"), ("one", "chirps"), ("two", "noise")):
+        (folder / name).mkdir(parents=True)
+        for i, y in enumerate(ood_clips(kind, 5, seed=3, sr=22050, duration_s=2.0)):
+            sf.write(folder / name / f"{name}-{i}.wav", y, 22050)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("a folder on this computer").click()
+    settle(page)
+    field = sidebar.get_by_label("Dataset folder")
+    field.fill(str(folder))
+    field.press("Enter")
+    settle(page, until=lambda s: "15 clips" in sidebar.inner_text())
+    began = time.monotonic()
+    open_page(page, "embeddings")
+    page.get_by_text("knows none of the 3 classes of this dataset").wait_for(timeout=5000)
+    said_after_s = time.monotonic() - began
+    s = settle(page, until=lambda s: s["title"] == "Embeddings" and s["charts"] > 0
+               and "Coloured by the dataset's own labels" in s["text"], timeout_s=2 * RENDER_S)
+    legend = page.locator('[data-testid="stPlotlyChart"] .legend').first.inner_text()
+    assert all(f"{name} (1)" in legend for name in ("zero", "one", "two")), legend
+    assert said_after_s < 5 and not s["exceptions"]
+    shoot(page, screenshot_dir, "12-unknown-classes")
