@@ -507,7 +507,7 @@ def _baseline(split: Split, cfg: TrainConfig, evaluation: dict) -> dict:
 
     t0 = time.perf_counter()
     a = cfg.audio_cfg
-    n_window = a.hop_length * (a.n_frames - 1)
+    n_window = a.n_samples
 
     def heard(r):
         return load_audio(r.path, a, resample_to=a.sr).mono[:n_window]
