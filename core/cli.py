@@ -16,6 +16,7 @@ from core.errors import InputError
 # command name -> (module, one-line help)
 COMMANDS = {
     "make-demo-data": ("core.demo_data", "synthesise the bundled demo sound set"),
+    "make-shortcut-data": ("core.shortcut_data", "the demo set with a planted shortcut tone in one class (a positive control)"),
     "get-data": ("core.get_data", "download a public dataset (esc50) when you ask, verify it and open it"),
     "train": ("core.train", "train a model on a dataset folder"),
     "evaluate": ("core.evaluate", "evaluate a checkpoint on one fold of a dataset"),
