@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel, mel_db_to_audio
+from core.audio import AudioConfig, feature_steps, fit_duration, load_audio, log_mel
 from core.datasets import Dataset, open_dataset
 from core.errors import InputError
 from core.paths import CHECKPOINTS_DIR
@@ -39,7 +39,7 @@ __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
-    "method_names", "method_map", "gradcam", "scorecard", "masked_audio",
+    "method_names", "method_map", "gradcam", "scorecard", "listened",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
     "augmented_probabilities",
 ]
@@ -567,24 +567,27 @@ def scorecard(folder: str, path: str, method: str, target: int, *, n_steps: int 
                               n_steps=n_steps, draws=draws)
 
 
-@st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")
-def masked_audio(folder: str, path: str, tap: str, target: int, keep_fraction: float,
-                 channel: str = "mix") -> tuple[np.ndarray, float]:
-    """The clip with only the most relevant cells of its Grad-CAM map kept, as sound.
+@st.cache_data(max_entries=16, show_spinner="Turning the kept and the removed cells back into sound…")
+def listened(folder: str, path: str, tap: str, target: int, top_percent: float, channel: str = "mix") -> dict:
+    """The clip split by its Grad-CAM map's top cells, as sound, with the model's probabilities for each part.
 
-    The mel spectrogram (dB) keeps the ``keep_fraction`` highest-relevance
-    cells; the others drop to the clip's floor; Griffin-Lim turns it back into
-    a waveform (:func:`core.audio.mel_db_to_audio`).
+    :func:`core.interpret.listen.listen`: the STFT masked (mel cells mapped to linear bins), resynthesised
+    with the clip's own phase, each part run through the model's front end.
 
     Returns
     -------
-    audio : np.ndarray [shape=(n_samples,)], float32, at the checkpoint's rate
-    threshold : float
-        Relevance above which cells were kept.
+    dict
+        ``masked_in``, ``masked_out`` (np.ndarray [shape=(n_samples,)], at the checkpoint's rate);
+        ``p``, ``p_in``, ``p_out`` (np.ndarray [shape=(n_classes,)]).
     """
-    cfg = audio_cfg(folder)
-    S_db = spectrogram_db(path, cfg_key(cfg), channel)
+    from core.interpret.listen import listen
+
+    loaded = checkpoint(folder)
+    cfg = loaded.audio_cfg
+    samples, _, _ = clip_samples(path, cfg.sr)
+    y = fit_duration(_channel(samples, channel), cfg.hop_length * (cfg.n_frames - 1))
     heat = gradcam(folder, path, tap, target, channel)
-    threshold = float(np.nanquantile(heat, 1.0 - keep_fraction))
-    masked = np.where(heat >= threshold, S_db, S_db.min())  # NaN (not covered) cells are dropped
-    return mel_db_to_audio(masked, cfg), threshold
+    with model_lock(folder):
+        heard = listen(loaded, y, heat, top_percent=top_percent)
+    return {"masked_in": heard.audio.masked_in, "masked_out": heard.audio.masked_out, "p": heard.p,
+            "p_in": heard.p_in, "p_out": heard.p_out}

@@ -256,11 +256,13 @@ def verdict(all_random, *, threshold: float = PASS_BELOW, min_clips: int = MIN_C
                              f"has not been shown to depend on what the model learned")
     mean, low, high = bootstrap_interval(np.abs(measured))
     signed = float(measured.mean())
-    numbers = (f"|rank correlation| {mean:.2f} [95 % interval {low:.2f}-{high:.2f}] over {measured.size} clips, "
-               f"signed {signed:+.2f}")
+    over = "on 1 clip" if measured.size == 1 else \
+        f"[95 % interval {low:.2f}-{high:.2f}] over {measured.size} clips"
+    numbers = f"|rank correlation| {mean:.2f} {over}, signed {signed:+.2f}"
     if n < min_clips:
-        outcome, words = "inconclusive", (f"inconclusive: only {n} clips were checked ({numbers}); "
-                                          f"a verdict needs at least {min_clips}")
+        checked = "1 clip was" if n == 1 else f"{n} clips were"
+        outcome, words = "inconclusive", (f"inconclusive: only {checked} checked ({numbers}); "
+                                          f"a verdict needs at least {min_clips} (explain-report runs it on more)")
     elif low >= threshold:
         outcome, words = "fails", (f"fails: with every weight of the model replaced by noise the map stays alike "
                                    f"({numbers}; {threshold} or more counts as alike), so it shows the sound more "

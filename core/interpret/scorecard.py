@@ -103,8 +103,8 @@ def deletion_sentence(auc: float, random_auc: float, random_spread: float, energ
             f"curve (lower means the map found what the model relies on). Blanking smooth random blobs leaves "
             f"{random_auc:.2f} (± {random_spread:.2f} between draws); blanking the loudest cells of the spectrogram "
             f"leaves {energy_auc:.2f}. On this clip the map is {versus('smooth random blobs', random_auc)} and "
-            f"{versus('the loudness map', energy_auc)}; whether it beats them takes many clips and a paired "
-            f"interval (python -m core explain-report).")
+            f"{versus('the loudness map', energy_auc)}; one clip cannot show a method is better: that takes a paired "
+            f"interval over many clips (python -m core explain-report).")
 
 
 def class_note(probabilities, target: int, classes) -> str | None:

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import InputError
+from core.interpret.scorecard import class_note
 from core.kinds import MAP_TAP_KINDS
 from explorer import cached, figures, state, ui
 
@@ -50,6 +51,9 @@ with c2:
                               format_func=lambda c: f"predicted: {loaded.classes[predicted]} ({probs[predicted]:.0%})"
                               if c == PREDICTED else f"{c} ({probs[loaded.classes.index(c)]:.0%})")
 target = predicted if target_name == PREDICTED else loaded.classes.index(target_name)
+note = class_note(probs, target, loaded.classes)
+if note:
+    st.info(note)
 
 left, right = st.columns([3, 2], gap="medium")
 X = cached.model_input(clip.path, cached.input_key(folder))
@@ -87,17 +91,22 @@ with right:
                           ["fraction_blanked", "probability_gradcam_order", "probability_smooth_random_mean",
                            "probability_energy_order"], stem=f"deletion_{stem}", key="attribution_deletion_csv")
 
-st.subheader("Listen to the highlighted region")
-st.caption("The mel spectrogram keeps only its most highlighted cells; the rest drop to the clip's floor, "
-           "and the result is turned back into sound (Griffin-Lim, so expect some phasey artefacts).")
+st.subheader("Listen to the highlighted region, and to the rest")
+st.caption("The map's top cells mask the clip's STFT (each mel cell mapped back to its linear frequency bins) and "
+           "both parts are turned back into sound with the clip's own phase, as L-MAC does: the kept part should "
+           "keep the class, the rest should lose it. The two parts add up to the clip.")
 l1, l2 = st.columns([1, 2])
-keep = l1.slider("Share of cells kept", min_value=0.05, max_value=0.5, value=0.2, step=0.05, key="attribution_keep")
+keep = l1.slider("Share of cells kept (%)", min_value=5, max_value=50, value=20, step=5, key="attribution_keep")
 if l1.toggle("Make the sound", value=False, key="attribution_listen",
              help="Takes a second or two the first time for each setting."):
-    audio, threshold = cached.masked_audio(folder, clip.path, tap, target, float(keep))
+    heard = cached.listened(folder, clip.path, tap, target, float(keep))
+    name = loaded.classes[target]
     with l2:
-        st.caption(f"Cells with relevance ≥ {threshold:.2f} kept ({keep:.0%} of the spectrogram).")
-        if np.max(np.abs(audio)) > 0:
-            st.audio(audio, sample_rate=cfg.sr)
-        else:
-            st.warning("Nothing is left to hear at this setting.")
+        for label, audio, p in (("Kept (masked in)", heard["masked_in"], heard["p_in"]),
+                                ("Removed (masked out)", heard["masked_out"], heard["p_out"])):
+            st.caption(f"{label}: probability of '{name}' {p[target]:.0%} (the whole clip: {heard['p'][target]:.0%}); "
+                       f"the model hears '{loaded.classes[int(np.argmax(p))]}'.")
+            if np.max(np.abs(audio)) > 0:
+                st.audio(audio, sample_rate=cfg.sr)
+            else:
+                st.warning("Nothing is left to hear at this setting.")
