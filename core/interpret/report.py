@@ -92,6 +92,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-percent", type=float, default=20.0,
                         help="share of a map's cells kept as sound for L-MAC's metrics (default 20)")
     parser.add_argument("--no-listen", action="store_true", help="skip L-MAC's metrics (the maps as sound)")
+    parser.add_argument("--mean-clips", type=int, default=100,
+                        help="class-stratified training clips whose mean spectrum is the second fill (default 100)")
     parser.add_argument("--keep-flips", action="store_true",
                         help="keep the clips whose label was flipped on purpose (meta/label_truth.csv)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines and tie-breaking")
@@ -467,10 +469,12 @@ def run(args) -> int:
     records = report_slice(records, args.limit, flipped=flipped)
     progress = not args.no_progress
     features = loaded.inputs(records, progress=progress)[:, 0]  # (N, n_mels, n_frames)
-    training = [r for r in dataset.records if r.fold != args.fold]
+    if args.mean_clips < 1:
+        raise InputError("--mean-clips", f"must be at least 1, got {args.mean_clips}")
+    training = class_stratified([r for r in dataset.records if r.fold != args.fold], args.mean_clips)
     blur, training_mean = FAIR_FILLS
     fills: dict = {blur: "blur"}
-    if training:  # the training clips' mean spectrum (the folds the report does not score)
+    if training:  # the mean spectrum of clips of the folds the report does not score
         fills[training_mean] = mean_spectrum(loaded.inputs(training, progress=progress)[:, 0])
     audio = None if args.no_listen else [load_mono(r, loaded.audio_cfg) for r in records]
     started = time.perf_counter()
