@@ -119,7 +119,7 @@ def class_note(probabilities, target: int, classes) -> str | None:
     Examples
     --------
     >>> class_note(np.array([0.9, 0.06, 0.04]), 1, ["a", "b", "c"])  # doctest: +ELLIPSIS
-    "'b' has probability 6 % here, under chance (33 %): ..."
+    "'b' has probability 6% here, under chance (33%): ..."
     >>> class_note(np.array([0.9, 0.06, 0.04]), 0, ["a", "b", "c"]) is None
     True
     """
