@@ -35,7 +35,7 @@ from core.errors import InputError
 from core.interpret.maps import normalise_map
 
 __all__ = ["BASELINE", "DEFAULT_STEPS", "GAP_WARN", "integrated_gradients", "integrated_gradients_map",
-           "completeness_gap"]
+           "completeness_gap", "completeness_note"]
 
 BASELINE = "silence (every cell at the clip's minimum)"
 DEFAULT_STEPS = 32
@@ -122,3 +122,20 @@ def completeness_gap(model, x: torch.Tensor, attributions: np.ndarray, *, target
     if delta == 0:
         return float("nan")
     return abs(float(np.sum(attributions)) - delta) / abs(delta)
+
+
+def completeness_note(gap: float, *, n_steps: int, warn_at: float = GAP_WARN) -> str | None:
+    """A warning for a page when a clip's completeness gap is above ``warn_at``, else None.
+
+    Examples
+    --------
+    >>> completeness_note(0.02, n_steps=32) is None
+    True
+    >>> completeness_note(0.12, n_steps=32)  # doctest: +ELLIPSIS
+    "Integrated Gradients at 32 steps misses the completeness axiom by 12% on this clip ..."
+    """
+    if np.isnan(gap) or gap <= warn_at:
+        return None
+    return (f"Integrated Gradients at {n_steps} steps misses the completeness axiom by {gap:.0%} on this clip "
+            f"(its cells should add up to the logit's change from the baseline; above {warn_at:.0%} the "
+            f"integral is not converged): read the map with care, or use more steps.")
