@@ -73,3 +73,22 @@ def test_box_mass_is_the_share_inside():
     heat[0, 0] = float(heat.sum())  # as much outside as inside
     assert box_mass(heat, [TONE], cfg=CFG) == 0.5
     assert np.isnan(box_mass(np.zeros_like(heat), [TONE], cfg=CFG))
+
+
+def test_the_command_refuses_a_set_without_tone_boxes_and_a_model_without_the_class(tmp_path, capsys):
+    from core.checkpoint import save_checkpoint
+    from core.cli import main
+    from core.demo_data import CLASSES
+    from core.models import build_model
+
+    model = build_model("secnn", {"channels": [4, 4, 8, 8, 8], "head": [8]}, n_classes=len(CLASSES))
+    save_checkpoint(tmp_path / "ckpt", model, AudioConfig(), list(CLASSES), {})
+    (tmp_path / "data").mkdir()
+    args = ["shortcut-report", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(tmp_path / "data"),
+            "--no-tone-data", str(tmp_path / "data")]
+    assert main(args) == 2
+    assert "shortcut.csv" in capsys.readouterr().err
+    save_checkpoint(tmp_path / "other", model, AudioConfig(), [f"c{i}" for i in range(len(CLASSES))], {})
+    args[2] = str(tmp_path / "other")
+    assert main(args) == 2
+    assert "singing_bowl" in capsys.readouterr().err
