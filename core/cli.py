@@ -17,6 +17,8 @@ from core.errors import InputError
 COMMANDS = {
     "make-demo-data": ("core.demo_data", "synthesise the bundled demo sound set"),
     "make-speech-data": ("core.speech_data", "spoken digits by six espeak-ng voices (needs espeak-ng), in .cache/"),
+    "make-shortcut-data": ("core.shortcut_data", "the demo set with a planted tone in one class (positive control)"),
+    "shortcut-report": ("core.interpret.shortcut_report", "does a model use the planted tone, and which map finds it"),
     "get-data": ("core.get_data", "download a public dataset (esc50) when you ask, verify it and open it"),
     "train": ("core.train", "train a model on a dataset folder"),
     "evaluate": ("core.evaluate", "evaluate a checkpoint on one fold of a dataset"),

@@ -541,6 +541,7 @@ class _Job:
     audio_dir: str
     given: int  # the label written to esc50.csv (differs from `label` for a flipped clip)
     uid: int
+    render: Callable[[int, int, int], "Scene"] = render_scene  # (label, index, seed) -> Scene; module-level
 
 
 def _filename(job: _Job) -> tuple[str, int]:
@@ -550,14 +551,14 @@ def _filename(job: _Job) -> tuple[str, int]:
 
 
 def _write_one(job: _Job) -> tuple[str, int, _Job, list[tuple], dict]:
-    scene = render_scene(job.label, job.index, job.seed)
+    scene = job.render(job.label, job.index, job.seed)
     name, fold = _filename(job)
     sf.write(os.path.join(job.audio_dir, name), scene.mix().T, SR, subtype="PCM_16")
     boxes = [(*b, s.kind, s.name) for s in scene.sources for b in s.boxes]
     return name, fold, job, boxes, scene.meta
 
 
-def _jobs(seed: int, clips_per_class: int, audio_dir: str) -> list[_Job]:
+def _jobs(seed: int, clips_per_class: int, audio_dir: str, render: Callable = render_scene) -> list[_Job]:
     """Every clip's true class, index, given label and clip id; ~3 % of labels flipped, spread over the folds."""
     n_classes = len(_NAMES)
     rng = np.random.default_rng([seed, 7919])
@@ -576,12 +577,13 @@ def _jobs(seed: int, clips_per_class: int, audio_dir: str) -> list[_Job]:
         label = pairs[k][0]
         # Half go to the pair's partner (the confusion a tired annotator makes), half anywhere.
         flipped[k] = _partner(label) if rng.random() < 0.5 else int(rng.choice([c for c in range(n_classes) if c != label]))
-    return [_Job(label, i, seed, audio_dir, flipped.get(k, label), int(uids[k])) for k, (label, i) in enumerate(pairs)]
+    return [_Job(label, i, seed, audio_dir, flipped.get(k, label), int(uids[k]), render)
+            for k, (label, i) in enumerate(pairs)]
 
 
 def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class: int = CLIPS_PER_CLASS,
                    workers: int | None = None, progress: Callable[[float], None] | None = None,
-                   show_bar: bool = True) -> Path:
+                   show_bar: bool = True, render: Callable[[int, int, int], Scene] = render_scene) -> Path:
     """Write the demo sound set in ESC-50's layout.
 
     Parameters
@@ -597,6 +599,10 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
         Called with the fraction done, in [0, 1] (the app's progress bar).
     show_bar : bool
         Show a terminal progress bar.
+    render : callable
+        ``(label, index, seed) -> Scene``, a module-level function (it crosses
+        process boundaries); :func:`render_scene` by default, a variant's own
+        (:mod:`core.shortcut_data`) otherwise.
 
     Returns
     -------
@@ -610,7 +616,7 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
     for d in (audio_dir, meta_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    jobs = _jobs(seed, clips_per_class, str(audio_dir))
+    jobs = _jobs(seed, clips_per_class, str(audio_dir), render)
     workers = workers or os.cpu_count() or 1
     rows = []
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:

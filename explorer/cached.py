@@ -40,7 +40,7 @@ __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
-    "params_key", "method_map", "gradcam", "scorecard", "masked_audio", "time_attention",
+    "params_key", "method_map", "gradcam", "scorecard", "listened", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
     "augmented_probabilities", "recording_duration_s", "windows", "clip_limits",
 ]
@@ -573,13 +573,27 @@ def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int
                               sound=sound if sound.shape == np.shape(x) and not sound.all() else None)
 
 
-@st.cache_data(max_entries=16, show_spinner="Turning the kept region back into sound…")
-def masked_audio(folder: str, path: str, method_id: str, params: tuple, target: int, keep_fraction: float,
-                 channel: str = "mix") -> tuple[np.ndarray, float]:
-    """The clip with only the most relevant cells of a method's map kept, as sound:
-    :func:`core.interpret.kept_region.kept_region_audio` (audio at the checkpoint's rate, and the threshold)."""
-    from core.interpret.kept_region import kept_region_audio
+@st.cache_data(max_entries=16, show_spinner="Turning the kept and the removed cells back into sound…")
+def listened(folder: str, path: str, method_id: str, params: tuple, target: int, top_percent: float,
+             channel: str = "mix") -> dict:
+    """The clip split by a method's map's top cells, as sound, with the model's probabilities for each part.
 
-    cfg = audio_cfg(folder)
+    :func:`core.interpret.listen.listen`: the STFT masked (mel cells mapped to linear bins), resynthesised
+    with the clip's own phase, each part run through the model's front end. ``params`` as in :func:`method_map`.
+
+    Returns
+    -------
+    dict
+        ``masked_in``, ``masked_out`` (np.ndarray [shape=(n_samples,)], at the checkpoint's rate);
+        ``p``, ``p_in``, ``p_out`` (np.ndarray [shape=(n_classes,)]).
+    """
+    from core.interpret.listen import listen
+
+    loaded = checkpoint(folder)
+    samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
+    y = fit_duration(_channel(samples, channel), loaded.n_samples)
     heat = method_map(folder, path, method_id, params, int(target), channel)
-    return kept_region_audio(spectrogram_db(path, cfg_key(cfg), channel), heat, keep_fraction, cfg)
+    with model_lock(folder):
+        heard = listen(loaded, y, heat, top_percent=top_percent)
+    return {"masked_in": heard.audio.masked_in, "masked_out": heard.audio.masked_out, "p": heard.p,
+            "p_in": heard.p_in, "p_out": heard.p_out}

@@ -4,9 +4,13 @@ Any method's heatmap on the spectrogram's ``(n_mels, n_frames)`` grid can be
 scored here; nothing depends on how it was made.
 
 Deletion (Petsiuk et al., 2018): remove the most important cells first, in
-``n_steps`` equal steps, filling them with a constant (the clip's minimum by
-default, i.e. silence in a log-mel), rerun the model and follow the target
-class's probability. A faithful map makes it fall fast: a *low* area under the
+``n_steps`` equal steps, filling them from a fill (:func:`fill_values`: the
+clip's minimum by default, i.e. silence in a log-mel; a blurred copy of the
+clip, as Petsiuk et al. do for insertion; the training-mean spectrum; ...),
+rerun the model and follow the target class's probability. A fill that is a
+method's own baseline (the minimum is Integrated Gradients' baseline and
+occlusion's patch) favours that method, so a fair report scores under fills
+that are none of them (``explain-report`` uses :data:`FAIR_FILLS`). A faithful map makes it fall fast: a *low* area under the
 curve is good. Insertion starts from the all-filled clip and reveals the most
 important cells first: a *high* area is good. Cells of equal importance (a
 ReLU's zeros, a map's NaN cells, which come last) are taken in a random order
@@ -33,6 +37,11 @@ from core.interpret.maps import check_heatmap
 
 __all__ = [
     "Curve",
+    "FILLS",
+    "FAIR_FILLS",
+    "BLUR_SIGMA",
+    "fill_values",
+    "mean_spectrum",
     "model_predictor",
     "importance_order",
     "perturbed_inputs",
@@ -48,7 +57,11 @@ __all__ = [
 ]
 
 Predictor = Callable[[np.ndarray], np.ndarray]
-FILLS = ("min", "mean")
+FILLS = ("min", "mean", "blur")  # named fills; an array (the training-mean spectrum) or a number also works
+# The fills explain-report scores under: neither is a method's baseline (IG and occlusion use the minimum).
+FAIR_FILLS = ("blur", "training mean")
+# RISE's blur (Petsiuk et al. 2018, evaluation code): an 11-cell Gaussian kernel, sigma 5.
+BLUR_SIGMA = 5.0
 
 
 @dataclass(frozen=True)
@@ -128,16 +141,68 @@ def importance_order(heatmap: np.ndarray, *, seed: int | None = 0) -> np.ndarray
     return np.lexsort((tiebreak, key))  # by key, then by the random draw
 
 
-def _fill_value(x: np.ndarray, fill: str | float) -> float:
+def fill_values(x: np.ndarray, fill: str | float | np.ndarray) -> np.ndarray:
+    """What a removed (or not yet revealed) cell becomes.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_mels, n_frames)]
+    fill : {"min", "mean", "blur"}, float or np.ndarray
+        ``"min"``: the clip's minimum (silence); ``"mean"``: its mean;
+        ``"blur"``: the clip blurred by a Gaussian of :data:`BLUR_SIGMA` cells
+        (kernel 11 cells wide, as RISE's); a number; an array of shape
+        ``(n_mels,)`` (a spectrum, e.g. :func:`mean_spectrum`, the same in
+        every frame) or ``(n_mels, n_frames)``.
+
+    Returns
+    -------
+    np.ndarray [shape=x.shape], float32
+
+    Examples
+    --------
+    >>> x = np.arange(6.0).reshape(2, 3)
+    >>> fill_values(x, "min").tolist(), fill_values(x, np.array([1.0, 2.0]))[:, 0].tolist()
+    ([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [1.0, 2.0])
+    """
+    x = np.asarray(x, dtype=np.float32)
     if isinstance(fill, str):
         if fill not in FILLS:
-            raise InputError("fill", f"{fill!r} is not one of {FILLS} or a number")
-        return float(x.min() if fill == "min" else x.mean())
-    return float(fill)
+            raise InputError("fill", f"{fill!r} is not one of {FILLS}, a number or a spectrum")
+        if fill == "blur":
+            from scipy.ndimage import gaussian_filter
+
+            return gaussian_filter(x, sigma=BLUR_SIGMA, truncate=1.0, mode="nearest").astype(np.float32)
+        return np.full_like(x, x.min() if fill == "min" else x.mean())
+    values = np.asarray(fill, dtype=np.float32)
+    if values.ndim == 0:
+        return np.full_like(x, float(values))
+    if values.shape == (x.shape[0],):
+        return np.broadcast_to(values[:, None], x.shape).astype(np.float32)
+    if values.shape == x.shape:
+        return values
+    raise InputError("fill", f"a fill array must be ({x.shape[0]},) or {x.shape}, got {values.shape}")
+
+
+def mean_spectrum(features: np.ndarray) -> np.ndarray:
+    """The mean spectrum of a set of clips: each band's mean over clips and frames (a fill for deletion curves).
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(N, n_mels, n_frames)]
+        The model's inputs for the training clips.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels,)], float32
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 3 or len(features) == 0:
+        raise InputError("features", f"expected (N, n_mels, n_frames) with N > 0, got shape {features.shape}")
+    return features.mean(axis=(0, 2)).astype(np.float32)
 
 
 def perturbed_inputs(
-    x: np.ndarray, heatmap: np.ndarray, *, mode: str, n_steps: int = 20, fill: str | float = "min",
+    x: np.ndarray, heatmap: np.ndarray, *, mode: str, n_steps: int = 20, fill: str | float | np.ndarray = "min",
     seed: int | None = 0, sound: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The clips a deletion or insertion curve feeds the model.
@@ -149,8 +214,8 @@ def perturbed_inputs(
     heatmap : np.ndarray [shape=(n_mels, n_frames)]
     mode : {"deletion", "insertion"}
     n_steps : int > 0
-    fill : {"min", "mean"} or float
-        Value of removed (or not yet revealed) cells: the clip's minimum, its mean, or a number.
+    fill : {"min", "mean", "blur"}, float or np.ndarray
+        What removed (or not yet revealed) cells become (:func:`fill_values`).
     seed : int or None
         Order among equal values (:func:`importance_order`).
     sound : np.ndarray [shape=(n_mels, n_frames)], bool, or None
@@ -174,7 +239,7 @@ def perturbed_inputs(
         raise InputError("mode", f"{mode!r} is not 'deletion' or 'insertion'")
     if n_steps < 1:
         raise InputError("n_steps", f"must be at least 1, got {n_steps}")
-    value = _fill_value(x, fill)
+    value = fill_values(x, fill)
     order = importance_order(heatmap, seed=seed)
     if sound is not None:
         sound = np.asarray(sound, dtype=bool)
@@ -207,8 +272,8 @@ def _curve(predict: Predictor, x, heatmap, *, mode, target, n_steps, fill, seed,
 
 
 def deletion_curve(
-    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min",
-    seed: int | None = 0, sound: np.ndarray | None = None,
+    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20,
+    fill: str | float | np.ndarray = "min", seed: int | None = 0, sound: np.ndarray | None = None,
 ) -> Curve:
     """Probability of ``target`` as the most important cells are removed; lower AUC is better.
 
@@ -231,8 +296,8 @@ def deletion_curve(
 
 
 def insertion_curve(
-    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20, fill: str | float = "min",
-    seed: int | None = 0, sound: np.ndarray | None = None,
+    predict: Predictor, x: np.ndarray, heatmap: np.ndarray, *, target: int, n_steps: int = 20,
+    fill: str | float | np.ndarray = "min", seed: int | None = 0, sound: np.ndarray | None = None,
 ) -> Curve:
     """Probability of ``target`` as the most important cells are revealed; higher AUC is better.
 

@@ -341,7 +341,7 @@ VIEWS: tuple[View, ...] = (
     View("attention-rollout", "attention rollout", "Attention", ("attention", "tokens")),
     View("attention-time", "attention over time", "Attention", ("sequence attention",)),
     View("deletion-curve", "deletion curve", "Attribution", ("gradients", "map|tokens", "spectrogram input")),
-    View("kept-region", "kept region as sound", "Attribution", ("gradients", "map|tokens")),
+    View("listen", "the map as sound (kept and removed cells)", "Attribution", ("gradients", "map|tokens")),
     View("embedding-projection", "embedding projection", "Embeddings", ("vector",)),
     View("decoders", "NMF-style decoders", "Decoders", ("map|tokens", "spectrogram input")),
     View("confusion-matrix", "confusion matrix", "Errors", ("single-label",)),

@@ -1,24 +1,33 @@
-"""``python -m core explain-report``: how faithful each explanation method is, beside its baselines, as one table.
+"""``python -m core explain-report``: how faithful each explanation method is, beside its baselines.
 
-For every clip of one fold, each method (:mod:`core.interpret.registry`) makes
-a heatmap for the clip's true class. Per method the table gives, each as a
-mean over clips with a bootstrap 95 % interval:
+For every clip of one fold (or a class-stratified slice of it, planted label
+flips left out), each method (:mod:`core.interpret.registry`) makes a heatmap
+for the class the model **predicts**. Per method, each as a mean over clips
+with a bootstrap 95 % interval:
 
 * **pointing game**: the map's peak in the clip's event box (clips with a box only);
 * **distractor hits**: the peak in a distractor box (a sound of no class)
   rather than the event (clips with a distractor only; datasets without
   distractors show "—");
-* **deletion AUC** (lower is better) and **insertion AUC** (higher is better),
-  ties in the map's order broken at random (seeded);
-* **sanity**: Spearman's rank correlation of the map with the map from the
-  model after cascading randomisation (:mod:`core.interpret.sanity`): after
-  the top layer only, and after all layers, with the verdict, on a slice of
-  the clips.
+* **deletion AUC** (lower is better) and **insertion AUC** (higher is better)
+  under each of two fills, neither a method's own baseline
+  (:data:`core.interpret.faithfulness.FAIR_FILLS`: the clip blurred as RISE
+  does, and the training clips' mean spectrum); ties in the map's order broken
+  at random (seeded);
+* **paired comparisons**: per-clip differences against the energy map and the
+  smooth random map, with bootstrap 95 % intervals; "beats" only where the
+  interval excludes zero (:mod:`core.interpret.paired`);
+* **sanity**: the randomisation check (:mod:`core.interpret.sanity`) on at
+  least 10 class-stratified clips: mean ``|rho|`` with its interval, the signed
+  mean, vanished maps counted apart, and "passes", "fails" or "inconclusive";
+* **L-MAC's metrics** (:mod:`core.interpret.lmac_metrics`): AI, AD, AG, FF and
+  Fid-In of each map's top cells as sound (:mod:`core.interpret.listen`),
+  beside L-MAC's published ESC-50 figures for scale;
+* **Integrated Gradients' completeness gap** per clip.
 
 And the baselines: the energy map (the input itself, a method that ignores
-the model), a smooth random map (mean over ``--draws`` draws; the JSON keeps
-the spread over draws) and the pointing game's chance level (the share of
-cells in the boxes). A method that loses to a baseline is reported as it is.
+the model), a smooth random map (mean over ``--draws`` draws) and the
+pointing game's chance level (the share of cells in the boxes).
 
 Examples
 --------
@@ -31,7 +40,6 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,25 +47,31 @@ import torch
 from tqdm.auto import tqdm
 
 from core.checkpoint import load_checkpoint
-from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold, open_dataset
+from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold, load_mono, open_dataset, read_label_truth
 from core.errors import InputError
-from core.evaluate import spread
 from core.interpret.baselines import bootstrap_interval, pointing_chance, random_curves, smooth_random_map
 from core.interpret.faithfulness import (
+    FAIR_FILLS,
     deletion_curve,
     distractor_hit,
     insertion_curve,
+    mean_spectrum,
     model_predictor,
     pointing_game_hit,
 )
-from core.interpret.registry import report_runs
-from core.interpret.sanity import cascading_randomisation, verdict
+from core.interpret.integrated_gradients import DEFAULT_STEPS, GAP_WARN, completeness_gap, integrated_gradients
+from core.interpret.lmac_metrics import LMAC_ESC50, METRICS, lmac_scores
+from core.interpret.paired import compare
+from core.interpret.registry import ENERGY, report_runs
+from core.interpret.sanity import MIN_CLIPS, cascading_randomisation, verdict
 from core.paths import REPO_ROOT
 
-__all__ = ["configure", "run", "faithfulness_table", "format_table", "SMOOTH_RANDOM", "CHANCE"]
+__all__ = ["configure", "run", "class_stratified", "report_slice", "faithfulness_table", "format_table",
+           "SMOOTH_RANDOM", "CHANCE"]
 
 SMOOTH_RANDOM = "smooth random map"
 CHANCE = "chance (box area)"
+IG = "integrated gradients"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,24 +79,95 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
     parser.add_argument("--fold", type=int, default=None,
                         help=f"fold to score (default: the checkpoint's test fold, else {DEFAULT_TEST_FOLD})")
-    parser.add_argument("--limit", type=int, default=None, help="score at most N clips, evenly through the fold")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="score at most N clips, class-stratified (the same number per class, evenly through it)")
     parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--draws", type=int, default=4, help="smooth random maps per clip (default 4)")
-    parser.add_argument("--sanity-clips", type=int, default=8,
-                        help="clips the randomisation sanity check runs on (default 8; 0 skips it)")
-    parser.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients steps (default 32)")
+    parser.add_argument("--sanity-clips", type=int, default=MIN_CLIPS,
+                        help=f"class-stratified clips the randomisation sanity check runs on (default {MIN_CLIPS}; "
+                             f"fewer give no verdict; 0 skips it)")
+    parser.add_argument("--ig-steps", type=int, default=DEFAULT_STEPS,
+                        help=f"Integrated Gradients steps (default {DEFAULT_STEPS})")
     parser.add_argument("--occlusion-window", type=int, default=16, help="occlusion block size (default 16)")
     parser.add_argument("--no-reference", action="store_true",
                         help="leave out Integrated Gradients and occlusion (the slowest methods)")
-    parser.add_argument("--fill", default="min", help="value of removed cells: min, mean or a number")
+    parser.add_argument("--top-percent", type=float, default=20.0,
+                        help="share of a map's cells kept as sound for L-MAC's metrics (default 20)")
+    parser.add_argument("--no-listen", action="store_true", help="skip L-MAC's metrics (the maps as sound)")
+    parser.add_argument("--mean-clips", type=int, default=100,
+                        help="class-stratified training clips whose mean spectrum is the second fill (default 100)")
+    parser.add_argument("--keep-flips", action="store_true",
+                        help="keep the clips whose label was flipped on purpose (meta/label_truth.csv)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines and tie-breaking")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default results/explain-report-<checkpoint>.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def class_stratified(records: Sequence, limit: int | None) -> list:
+    """At most ``limit`` records, as evenly over the classes as they allow, evenly through each class.
+
+    Parameters
+    ----------
+    records : sequence of ClipRecord
+    limit : int or None
+        None keeps every record.
+
+    Returns
+    -------
+    list of ClipRecord, in the input's order
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> recs = [R(clip_id=str(i), label=0 if i < 8 else 1) for i in range(10)]
+    >>> [r.clip_id for r in class_stratified(recs, 4)]
+    ['0', '7', '8', '9']
+    """
+    records = list(records)
+    if limit is None or limit >= len(records):
+        return records
+    if limit < 1:
+        raise InputError("--limit", f"need >= 1, got {limit}")
+    by_class: dict[int, list] = {}
+    for r in records:
+        by_class.setdefault(int(r.label), []).append(r)
+    quota = {c: 0 for c in by_class}
+    left = limit
+    while left > 0:  # one more per class in turn, skipping classes that have run out
+        open_classes = [c for c in sorted(by_class) if quota[c] < len(by_class[c])]
+        for c in open_classes[:left]:
+            quota[c] += 1
+        left -= len(open_classes[:left])
+    chosen = set()
+    for c, members in by_class.items():
+        if quota[c]:
+            idx = np.unique(np.linspace(0, len(members) - 1, quota[c]).round().astype(int))
+            chosen.update(id(members[i]) for i in idx)
+    return [r for r in records if id(r) in chosen]
+
+
+def report_slice(records: Sequence, limit: int | None, *, flipped: set[str] = frozenset()) -> list:
+    """The clips a report scores: planted label flips left out, then :func:`class_stratified`.
+
+    Parameters
+    ----------
+    records : sequence of ClipRecord
+    limit : int or None
+    flipped : set of str
+        File names of clips whose label was flipped on purpose (``meta/label_truth.csv``).
+    """
+    kept = [r for r in records if Path(r.clip_id).name not in flipped]
+    return class_stratified(kept, limit)
+
+
 def _interval(values) -> list[float] | None:
+    values = [v for v in values if not np.isnan(v)]
     return None if len(values) == 0 else [round(v, 4) for v in bootstrap_interval(values)]
+
+
+def _new_row() -> dict:
+    return {"hits": [], "distractor": [], "seconds": [], "deletion": {}, "insertion": {}, "lmac": []}
 
 
 def faithfulness_table(
@@ -90,206 +175,289 @@ def faithfulness_table(
     records: Sequence,
     features: np.ndarray,
     *,
+    audio: Sequence[np.ndarray] | None = None,
     boxes: Callable[[str], list] | None = None,
     distractor_boxes: Callable[[str], list] | None = None,
+    fills: dict[str, str | float | np.ndarray] | None = None,
     n_steps: int = 20,
-    draws: int = 8,
-    sanity_clips: int = 8,
-    ig_steps: int = 32,
+    draws: int = 4,
+    sanity_clips: int = MIN_CLIPS,
+    ig_steps: int = DEFAULT_STEPS,
     occlusion_window: int = 16,
     reference: bool = True,
-    fill: str | float = "min",
+    top_percent: float = 20.0,
     seed: int = 0,
     progress: bool = True,
-) -> dict[str, dict]:
-    """Score every method and baseline on the given clips.
+) -> dict:
+    """Score every method and baseline on the given clips, for the class the model predicts.
 
     Parameters
     ----------
     loaded : core.checkpoint.Loaded
     records : sequence of ClipRecord
-        Targets are the records' labels.
     features : np.ndarray [shape=(N, n_mels, n_frames)]
         The model's input for each record.
+    audio : sequence of np.ndarray [shape=(n_samples,)] or None
+        Each record's mono audio at the model's rate, for L-MAC's metrics
+        (:func:`core.interpret.listen.listen`); None skips them.
     boxes, distractor_boxes : callable or None
-        ``clip_id -> list of Box`` (``Dataset.boxes``, ``Dataset.distractor_boxes``);
+        ``clip_id -> list of Box``: the event boxes and the distractor boxes;
         clips without count for neither the pointing game nor distractor hits.
-    n_steps, fill
+    fills : dict or None
+        Fill name -> fill (:func:`core.interpret.faithfulness.fill_values`);
+        None: ``{"blur": "blur"}`` only (a caller with training clips adds the
+        training-mean spectrum, as ``run`` does).
+    n_steps : int
         Of the deletion and insertion curves.
     draws : int
         Smooth random maps per clip.
     sanity_clips : int
-        The sanity check runs on this many clips (evenly through ``records``); 0 skips it.
+        The sanity check runs on this many clips, class-stratified; 0 skips it.
     ig_steps, occlusion_window, reference
         Integrated Gradients' steps, occlusion's block size, and whether to run
         those costly methods (:func:`core.interpret.registry.report_runs`).
+    top_percent : float
+        Share of a map's cells kept as sound for L-MAC's metrics.
     seed : int
     progress : bool
 
     Returns
     -------
     dict
-        Row name -> ``{"baseline": bool, "pointing_game", "distractor_hits",
-        "deletion_auc", "insertion_auc"`` (each ``[mean, low, high]`` or None),
-        ``"sanity_top", "sanity_all"`` (mean rank correlations or None),
-        ``"sanity_passed"``, ``"sanity_verdict"``, ``"n_clips", "n_boxed",
-        "n_distracted", "seconds_per_clip", "per_clip"}`` (the per-clip values).
+        ``"rows"``: row name -> ``{"baseline", "pointing_game", "distractor_hits",
+        "deletion_auc": {fill: [mean, low, high]}, "insertion_auc": {fill: ...},
+        "sanity": {...} or None, "lmac": {metric: [mean, low, high]} or None,
+        "n_clips", "n_boxed", "n_distracted", "seconds_per_clip", "per_clip"}``;
+        ``"paired"``: method -> fill -> ``{"deletion_vs_energy", "deletion_vs_random",
+        "insertion_vs_energy", "insertion_vs_random"}`` each ``{"word", "difference", "n_clips"}``;
+        ``"completeness"``: IG's per-clip gaps, median, share over
+        :data:`~core.interpret.integrated_gradients.GAP_WARN` (None without IG);
+        ``"fills"``, ``"targets"`` (the predicted class per clip), ``"true_labels"``.
     """
     if len(records) != len(features) or len(records) == 0:
         raise InputError("records", f"{len(records)} records for {len(features)} feature arrays")
+    if audio is not None and len(audio) != len(records):
+        raise InputError("audio", f"{len(audio)} clips of audio for {len(records)} records")
     if draws < 1:
         raise InputError("--draws", f"must be at least 1, got {draws}")
-    loaded.model.eval()
+    fills = dict(fills) if fills else {"blur": "blur"}
+    model = loaded.model.eval()
+    cfg = loaded.audio_cfg
+    shape = tuple(features.shape[1:])
     runs = report_runs(loaded, reference=reference, params={"integrated-gradients": {"n_steps": ig_steps},
                                                             "occlusion": {"window": occlusion_window}})
     methods = {run.name: run for run in runs}
     explainers = {run.name: run.bind(loaded) for run in runs}
-    predict = model_predictor(loaded.model, batch_size=n_steps + 1)
+    predict = model_predictor(model, batch_size=n_steps + 1)
     names = list(methods) + [SMOOTH_RANDOM, CHANCE]
-    per = {name: {"hits": [], "distractor": [], "deletion": [], "insertion": [], "seconds": [],
-                  "deletion_spread": []} for name in names}
-    sanity_ids = {r.clip_id for r in spread(list(records), max(0, sanity_clips))} if sanity_clips > 0 else set()
+    per = {name: _new_row() for name in names}
+    for name in names:
+        for fill in fills:
+            per[name]["deletion"][fill], per[name]["insertion"][fill] = [], []
+    sanity_ids = {r.clip_id for r in class_stratified(records, sanity_clips)} if sanity_clips > 0 else set()
     sanity = {name: {"top": [], "all": []} for name in methods}
+    gaps, targets = [], []
+    p_clip = predict(np.asarray(features, dtype=np.float32))
     for i, (record, x) in enumerate(tqdm(list(zip(records, features)), desc="explain-report", unit="clip",
                                          disable=not progress)):
-        clip = _Clip(x=x, target=int(record.label), seed=seed + 1009 * i, cfg=loaded.audio_cfg,
-                     events=list(boxes(record.clip_id)) if boxes else [],
-                     distractors=list(distractor_boxes(record.clip_id)) if distractor_boxes else [])
+        clip_seed = seed + 1009 * i
+        target = int(np.argmax(p_clip[i]))
+        targets.append(target)
+        xt = torch.as_tensor(x, dtype=torch.float32)[None, None]
+        events = list(boxes(record.clip_id)) if boxes else []
+        distractors = list(distractor_boxes(record.clip_id)) if distractor_boxes else []
+        heats = {}
         for name, explain in explainers.items():
-            _score_map(per[name], clip, explain, loaded.model, predict, n_steps=n_steps, fill=fill)
+            started = time.perf_counter()
+            heat = heats[name] = explain(model, xt, target)
+            s = per[name]
+            s["seconds"].append(time.perf_counter() - started)
+            for fill_name, fill in fills.items():
+                s["deletion"][fill_name].append(deletion_curve(predict, x, heat, target=target, n_steps=n_steps,
+                                                               fill=fill, seed=clip_seed).auc)
+                s["insertion"][fill_name].append(insertion_curve(predict, x, heat, target=target, n_steps=n_steps,
+                                                                 fill=fill, seed=clip_seed).auc)
+            if events:
+                s["hits"].append(float(pointing_game_hit(heat, events, cfg=cfg, seed=clip_seed)))
+            if distractors:
+                s["distractor"].append(float(distractor_hit(heat, distractors, events, cfg=cfg, seed=clip_seed)))
             if record.clip_id in sanity_ids:
-                result = cascading_randomisation(loaded.model, explain, clip.tensor, clip.target, seed=clip.seed)
+                result = cascading_randomisation(model, explain, xt, target, seed=clip_seed)
                 sanity[name]["top"].append(result.top)
                 sanity[name]["all"].append(result.all_random)
-        _score_baselines(per[SMOOTH_RANDOM], per[CHANCE], clip, predict, draws=draws, n_steps=n_steps, fill=fill)
-    return {name: _row(name, per[name], sanity.get(name), baseline=name in (SMOOTH_RANDOM, CHANCE) or (
-        name in methods and methods[name].spec.baseline), draws=draws) for name in names}
+        if reference and IG in methods:
+            attributions = integrated_gradients(model, xt, target=target, n_steps=ig_steps)
+            gaps.append(completeness_gap(model, xt, attributions, target=target))
+        started = time.perf_counter()
+        s = per[SMOOTH_RANDOM]
+        for fill_name, fill in fills.items():
+            rc = random_curves(predict, x, target=target, draws=draws, n_steps=n_steps, fill=fill, seed=clip_seed)
+            s["deletion"][fill_name].append(rc.deletion_auc)
+            s["insertion"][fill_name].append(rc.insertion_auc)
+        s["seconds"].append(time.perf_counter() - started)
+        random_maps = [smooth_random_map(shape, seed=clip_seed + k) for k in range(draws)]
+        heats[SMOOTH_RANDOM] = random_maps[0]
+        if events:
+            s["hits"].append(float(np.mean([pointing_game_hit(h, events, cfg=cfg, seed=clip_seed)
+                                            for h in random_maps])))
+            per[CHANCE]["hits"].append(pointing_chance(events, shape=shape, cfg=cfg))
+        if distractors:
+            s["distractor"].append(float(np.mean([distractor_hit(h, distractors, events, cfg=cfg, seed=clip_seed)
+                                                  for h in random_maps])))
+            per[CHANCE]["distractor"].append(pointing_chance(distractors, shape=shape, cfg=cfg))
+        if audio is not None:
+            from core.interpret.listen import listen
+
+            for name, heat in heats.items():
+                heard = listen(loaded, audio[i], heat, top_percent=top_percent)
+                per[name]["lmac"].append((heard.p, heard.p_in, heard.p_out))
+    rows = {name: _summary(name, per[name], sanity.get(name), methods, fills, draws) for name in names}
+    paired = {}
+    for name in methods:
+        if name == ENERGY:
+            continue
+        paired[name] = {}
+        for fill in fills:
+            mine_d, mine_i = per[name]["deletion"][fill], per[name]["insertion"][fill]
+            paired[name][fill] = {
+                f"{mode}_vs_{other}": vars(compare(mine, per[base][mode][fill], lower_is_better=mode == "deletion"))
+                for mode, mine in (("deletion", mine_d), ("insertion", mine_i))
+                for other, base in (("energy", ENERGY), ("random", SMOOTH_RANDOM))
+            }
+    completeness = None
+    if gaps:
+        g = np.asarray(gaps, dtype=np.float64)
+        completeness = {"steps": ig_steps, "median": round(float(np.nanmedian(g)), 4),
+                        "max": round(float(np.nanmax(g)), 4), "over_warn": int(np.sum(g > GAP_WARN)),
+                        "warn_at": GAP_WARN, "per_clip": [round(float(v), 4) for v in g]}
+    return {"rows": rows, "paired": paired, "completeness": completeness, "fills": list(fills),
+            "targets": targets, "true_labels": [int(r.label) for r in records],
+            "top_percent": top_percent if audio is not None else None}
 
 
-@dataclass
-class _Clip:
-    """One clip as the table scores it."""
-
-    x: np.ndarray  # (n_mels, n_frames)
-    target: int
-    seed: int
-    cfg: object
-    events: list
-    distractors: list
-
-    @property
-    def tensor(self) -> torch.Tensor:
-        return torch.as_tensor(self.x, dtype=torch.float32)[None, None]
-
-
-def _score_map(s: dict, clip: _Clip, explain: Callable, model, predict, *, n_steps: int, fill) -> None:
-    """One method's map of one clip: its time, deletion and insertion AUC, pointing game and distractor hit."""
-    started = time.perf_counter()
-    heat = explain(model, clip.tensor, clip.target)
-    s["seconds"].append(time.perf_counter() - started)
-    for key, curve in (("deletion", deletion_curve), ("insertion", insertion_curve)):
-        s[key].append(curve(predict, clip.x, heat, target=clip.target, n_steps=n_steps, fill=fill,
-                            seed=clip.seed).auc)
-    if clip.events:
-        s["hits"].append(float(pointing_game_hit(heat, clip.events, cfg=clip.cfg, seed=clip.seed)))
-    if clip.distractors:
-        s["distractor"].append(float(distractor_hit(heat, clip.distractors, clip.events, cfg=clip.cfg,
-                                                    seed=clip.seed)))
-
-
-def _score_baselines(s: dict, chance: dict, clip: _Clip, predict, *, draws: int, n_steps: int, fill) -> None:
-    """Smooth random maps (the mean over ``draws``) and the pointing game's chance level, for one clip."""
-    started = time.perf_counter()
-    rc = random_curves(predict, clip.x, target=clip.target, draws=draws, n_steps=n_steps, fill=fill, seed=clip.seed)
-    s["seconds"].append(time.perf_counter() - started)
-    s["deletion"].append(rc.deletion_auc)
-    s["insertion"].append(rc.insertion_auc)
-    s["deletion_spread"].append(rc.deletion_spread)
-    shape = clip.x.shape
-    random_maps = [smooth_random_map(shape, seed=clip.seed + k) for k in range(draws)]
-    if clip.events:
-        s["hits"].append(float(np.mean([pointing_game_hit(h, clip.events, cfg=clip.cfg, seed=clip.seed)
-                                        for h in random_maps])))
-        chance["hits"].append(pointing_chance(clip.events, shape=shape, cfg=clip.cfg))
-    if clip.distractors:
-        s["distractor"].append(float(np.mean([distractor_hit(h, clip.distractors, clip.events, cfg=clip.cfg,
-                                                             seed=clip.seed) for h in random_maps])))
-        chance["distractor"].append(pointing_chance(clip.distractors, shape=shape, cfg=clip.cfg))
-
-
-def _row(name: str, s: dict, sanity: dict | None, *, baseline: bool, draws: int) -> dict:
-    """One row of the table: intervals over clips, counts, the sanity verdict."""
+def _summary(name: str, s: dict, checks: dict | None, methods: dict, fills: dict, draws: int) -> dict:
     row = {
-        "baseline": baseline,
+        "baseline": name in (SMOOTH_RANDOM, CHANCE) or (name in methods and methods[name].spec.baseline),
         "pointing_game": _interval(s["hits"]),
         "distractor_hits": _interval(s["distractor"]),
-        "deletion_auc": _interval(s["deletion"]),
-        "insertion_auc": _interval(s["insertion"]),
-        "n_clips": len(s["deletion"]),
+        "deletion_auc": {f: _interval(s["deletion"][f]) for f in fills} if name != CHANCE else None,
+        "insertion_auc": {f: _interval(s["insertion"][f]) for f in fills} if name != CHANCE else None,
+        "n_clips": len(next(iter(s["deletion"].values()))) if name != CHANCE else len(s["hits"]),
         "n_boxed": len(s["hits"]),
         "n_distracted": len(s["distractor"]),
         "seconds_per_clip": round(float(np.mean(s["seconds"])), 3) if s["seconds"] else None,
-        "per_clip": {k: [round(float(v), 4) for v in s[k]] for k in ("hits", "distractor", "deletion", "insertion")},
+        "per_clip": {"hits": s["hits"], "distractor": s["distractor"],
+                     **{f"deletion/{f}": [round(float(v), 4) for v in s["deletion"][f]] for f in fills},
+                     **{f"insertion/{f}": [round(float(v), 4) for v in s["insertion"][f]] for f in fills}},
+        "sanity": None,
+        "lmac": None,
     }
     if name == SMOOTH_RANDOM:
-        row["deletion_spread_over_draws"] = round(float(np.mean(s["deletion_spread"])), 4)
         row["draws"] = draws
-    if sanity and sanity["all"]:
-        top, all_random = float(np.mean(sanity["top"])), float(np.mean(sanity["all"]))
-        passed, words = verdict(all_random)
-        row.update(sanity_top=round(top, 4), sanity_all=round(all_random, 4), sanity_passed=passed,
-                   sanity_verdict=words, sanity_clips=len(sanity["all"]),
-                   sanity_per_clip=[round(v, 4) for v in sanity["all"]])
-    else:
-        row.update(sanity_top=None, sanity_all=None, sanity_passed=None, sanity_verdict=None)
+    if checks and checks["all"]:
+        found = verdict(checks["all"])
+        row["sanity"] = {"outcome": found.outcome, "sentence": found.sentence, "n_clips": found.n_clips,
+                         "n_vanished": found.n_vanished,
+                         "abs_rho": None if found.abs_rho is None else [round(v, 4) for v in found.abs_rho],
+                         "signed_rho": None if found.signed_rho is None else round(found.signed_rho, 4),
+                         "top_signed_rho": round(float(np.nanmean(checks["top"])), 4)
+                         if not np.all(np.isnan(checks["top"])) else None,
+                         "per_clip": [None if np.isnan(v) else round(float(v), 4) for v in checks["all"]]}
+    if s["lmac"]:
+        p, p_in, p_out = (np.stack(parts) for parts in zip(*s["lmac"]))
+        scores = lmac_scores(p, p_in, p_out)
+        row["lmac"] = {k: _interval(v) for k, v in scores.items()}
     return row
 
 
-def _cell(interval) -> str:
+def _cell(interval, digits: int = 3) -> str:
     if interval is None:
         return "—"
     mean, low, high = interval
-    return f"{mean:.3f} [{low:.2f}, {high:.2f}]"
+    return f"{mean:.{digits}f} [{low:.{digits - 1}f}, {high:.{digits - 1}f}]"
 
 
-def format_table(table: dict[str, dict]) -> str:
-    """The table as text: one row per method and baseline, means with [95 % interval]."""
-    columns = [("method", "<"), ("pointing game ↑", ">"), ("distractor hits ↓", ">"), ("deletion AUC ↓", ">"),
-               ("insertion AUC ↑", ">"), ("sanity ρ top/all", ">"), ("verdict", "<")]
-    rows = []
-    for name, row in table.items():
-        if row.get("sanity_all") is None:
-            rho, word = "—", "—"
+def _text_table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    widths = [max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths))
+    return [fmt(header)] + [fmt(r) for r in rows]
+
+
+def format_table(table: dict) -> str:
+    """The report as text: the main table, the paired comparisons, L-MAC's metrics and IG's completeness."""
+    rows, fills = table["rows"], table["fills"]
+    header = ["method", "pointing game ↑", "distractor hits ↓"]
+    for f in fills:
+        header += [f"deletion AUC ↓ ({f})", f"insertion AUC ↑ ({f})"]
+    header += ["sanity |ρ| (signed)", "verdict"]
+    body = []
+    for name, row in rows.items():
+        cells = [name, _cell(row["pointing_game"]), _cell(row["distractor_hits"])]
+        for f in fills:
+            cells += [_cell((row["deletion_auc"] or {}).get(f)), _cell((row["insertion_auc"] or {}).get(f))]
+        check = row["sanity"]
+        if check is None:
+            cells += ["—", "—"]
         else:
-            rho = f"{row['sanity_top']:.2f}/{row['sanity_all']:.2f}"
-            word = "passes" if row["sanity_passed"] else "FAILS"
-        rows.append([name, _cell(row["pointing_game"]), _cell(row["distractor_hits"]), _cell(row["deletion_auc"]),
-                     _cell(row["insertion_auc"]), rho, word])
-    widths = [max(len(c[0]), *(len(r[k]) for r in rows)) for k, c in enumerate(columns)]
-    fmt = lambda cells: "  ".join(f"{cell:{align}{w}}" for cell, (_, align), w in zip(cells, columns, widths))
-    lines = [fmt([c[0] for c in columns])] + [fmt(r) for r in rows]
-    lines.append("Means over clips with bootstrap 95 % intervals. Sanity ρ: rank correlation of the map with the map "
-                 "of the model randomised from the top layer (top) down to all layers (all); it fails at ρ ≥ 0.5.")
+            rho = "vanished" if check["abs_rho"] is None else \
+                f"{_cell(check['abs_rho'], 2)} ({check['signed_rho']:+.2f})"
+            if check["n_vanished"] and check["abs_rho"] is not None:
+                rho += f", {check['n_vanished']} vanished"
+            cells += [rho, check["outcome"]]
+        body.append(cells)
+    lines = _text_table(header, body, "<" + ">" * (len(header) - 2) + "<")
+    n = max(r["n_clips"] for r in rows.values())
+    lines.append(f"Means over {n} clips with bootstrap 95 % intervals, each map made for the class the model predicts. "
+                 "Fills (what removed cells become): " + ", ".join(fills) + "; neither is a method's own baseline. "
+                 "Sanity: |rank correlation| of the map with the map of the model with every layer randomised, over "
+                 "the clips checked; passes when the interval lies under 0.5, fails when at or above, else "
+                 "inconclusive; a map that vanishes (all cells equal) is counted apart.")
+    lines.append("")
+    lines.append("Paired differences, method minus baseline, per clip (mean [95 % interval]); 'beats' only where "
+                 "the interval excludes zero:")
+    header = ["method", "fill", "deletion vs energy", "deletion vs random", "insertion vs energy",
+              "insertion vs random"]
+    body = []
+    for name, by_fill in table["paired"].items():
+        for f, c in by_fill.items():
+            body.append([name, f] + [_comparison(c[k]) for k in ("deletion_vs_energy", "deletion_vs_random",
+                                                                  "insertion_vs_energy", "insertion_vs_random")])
+    lines += _text_table(header, body, "<<>>>>")
+    if any(r["lmac"] for r in rows.values()):
+        lines.append("")
+        lines.append(f"L-MAC's metrics of each map's top {table['top_percent']:g} % cells as sound (STFT masked, "
+                     f"original phase): AI ↑, AD ↓, AG ↑ in %, FF ↑, Fid-In ↑; mean [95 % interval]:")
+        body = [[name] + [_cell(row["lmac"][m], 2 if m in ("FF", "Fid-In") else 1) for m in METRICS]
+                for name, row in rows.items() if row["lmac"]]
+        body.append(["L-MAC, published (CNN14 on ESC-50)"] + [f"{LMAC_ESC50[m]:g}" for m in METRICS])
+        lines += _text_table(["method", *METRICS], body, "<>>>>>")
+        lines.append("The published row is another model, other data and a trained soft mask, not a thresholded "
+                     "map: it gives the scale, not a bar to clear.")
+    if table["completeness"]:
+        c = table["completeness"]
+        lines.append("")
+        lines.append(f"Integrated Gradients at {c['steps']} steps: completeness gap |sum IG - (F(x) - F(x'))| / "
+                     f"|F(x) - F(x')| median {c['median']:.1%}, max {c['max']:.1%}; {c['over_warn']} of "
+                     f"{len(c['per_clip'])} clips above {c['warn_at']:.0%}.")
     return "\n".join(lines)
 
 
-def _fill(value: str) -> str | float:
-    if value in ("min", "mean"):
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise InputError("--fill", f"{value!r} is not min, mean or a number") from None
+def _comparison(c: dict) -> str:
+    mean, low, high = c["difference"]
+    if np.isnan(mean):
+        return "—"
+    return f"{c['word']} {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def run(args) -> int:
-    fill = _fill(args.fill)
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit", f"must be at least 1, got {args.limit}")
     for name, value in (("--steps", args.steps), ("--draws", args.draws), ("--ig-steps", args.ig_steps),
                         ("--occlusion-window", args.occlusion_window)):
         if value < 1:
             raise InputError(name, f"must be at least 1, got {value}")
+    if not 0 < args.top_percent <= 100:
+        raise InputError("--top-percent", f"must be in (0, 100], got {args.top_percent}")
     loaded = load_checkpoint(args.checkpoint)
     if loaded.layout != "mel-time":  # before any clip: deletion, insertion and the boxes mask (n_mels, n_frames) cells
         raise InputError(args.checkpoint, f"explain-report masks the model's input cell by cell and scores it on the "
@@ -300,27 +468,52 @@ def run(args) -> int:
     records = dataset.select(folds=[args.fold])
     if not records:
         raise InputError(args.data, f"no clips in fold {args.fold}")
-    if args.limit is not None:  # evenly through the fold, so every class is in the slice
-        records = spread(records, args.limit)
+    try:
+        flipped = set() if args.keep_flips else set(read_label_truth(args.data))
+    except InputError:  # not a demo set: no planted flips to leave out
+        flipped = set()
+    n_fold = len(records)
+    records = report_slice(records, args.limit, flipped=flipped)
     progress = not args.no_progress
     features = loaded.inputs(records, progress=progress)[:, 0]  # (N, n_mels, n_frames)
+    if args.mean_clips < 1:
+        raise InputError("--mean-clips", f"must be at least 1, got {args.mean_clips}")
+    training = class_stratified([r for r in dataset.records if r.fold != args.fold], args.mean_clips)
+    blur, training_mean = FAIR_FILLS
+    fills: dict = {blur: "blur"}
+    if training:  # the mean spectrum of clips of the folds the report does not score
+        fills[training_mean] = mean_spectrum(loaded.inputs(training, progress=progress)[:, 0])
+    audio = None if args.no_listen else [load_mono(r, loaded.audio_cfg) for r in records]
     started = time.perf_counter()
     distractors = getattr(dataset, "distractor_boxes", None)  # demo set v2 and later
-    table = faithfulness_table(loaded, records, features, boxes=dataset.boxes if dataset.has_boxes else None,
-                               distractor_boxes=distractors, n_steps=args.steps, draws=args.draws,
-                               sanity_clips=args.sanity_clips, ig_steps=args.ig_steps,
-                               occlusion_window=args.occlusion_window, reference=not args.no_reference,
-                               fill=fill, seed=args.seed, progress=progress)
+    table = faithfulness_table(loaded, records, features, audio=audio,
+                               boxes=dataset.boxes if dataset.has_boxes else None, distractor_boxes=distractors,
+                               fills=fills, n_steps=args.steps, draws=args.draws, sanity_clips=args.sanity_clips,
+                               ig_steps=args.ig_steps, occlusion_window=args.occlusion_window,
+                               reference=not args.no_reference, top_percent=args.top_percent, seed=args.seed,
+                               progress=progress)
+    print(f"{len(records)} of fold {args.fold}'s {n_fold} clips" + (
+        f" (class-stratified, --limit {args.limit})" if args.limit else "") + (
+        f", {len(flipped & {Path(r.clip_id).name for r in dataset.select(folds=[args.fold])})} planted label flips "
+        f"left out" if flipped else ""))
     print(format_table(table))
     out = args.out or REPO_ROOT / "results" / f"explain-report-{Path(args.checkpoint).resolve().name}.json"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "checkpoint": str(args.checkpoint), "kind": loaded.kind, "data": str(args.data), "fold": args.fold,
-        "n_clips": len(records), "steps": args.steps, "draws": args.draws, "sanity_clips": args.sanity_clips,
-        "ig_steps": args.ig_steps, "occlusion_window": args.occlusion_window, "fill": fill, "seed": args.seed,
-        "target": "true label", "seconds": round(time.perf_counter() - started, 1), "methods": table,
+        "n_clips": len(records), "clip_ids": [r.clip_id for r in records], "flips_left_out": sorted(flipped),
+        "steps": args.steps, "draws": args.draws, "sanity_clips": args.sanity_clips, "ig_steps": args.ig_steps,
+        "occlusion_window": args.occlusion_window, "seed": args.seed, "target": "predicted class",
+        "training_clips_for_mean_spectrum": len(training),
+        "seconds": round(time.perf_counter() - started, 1), **table,
     }
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out.write_text(json.dumps(doc, indent=2, default=_json) + "\n")
     print(f"saved {out}")
     return 0
+
+
+def _json(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")

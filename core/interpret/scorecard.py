@@ -5,6 +5,12 @@ same pieces ``explain-report`` scores with: the deletion curve of the map, the
 mean deletion curve of smooth random maps (with the spread of their AUC), the
 deletion curve of the energy map (the input itself), and the cascading
 randomisation check (:mod:`core.interpret.sanity`) for this clip.
+
+One clip decides nothing: the sentences say how this clip's numbers compare
+and leave "beats" to ``explain-report``'s paired intervals over many clips
+(:mod:`core.interpret.paired`); the sanity check on one clip is "inconclusive"
+by construction (:data:`core.interpret.sanity.MIN_CLIPS`). A class picked by
+hand whose probability is under chance gets a note (:func:`class_note`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from core.interpret.baselines import energy_map, random_curves
 from core.interpret.faithfulness import deletion_curve, model_predictor
 from core.interpret.sanity import cascading_randomisation, verdict
 
-__all__ = ["clip_scorecard", "deletion_sentence"]
+__all__ = ["clip_scorecard", "deletion_sentence", "class_note"]
 
 
 def clip_scorecard(
@@ -58,9 +64,10 @@ def clip_scorecard(
         ``heat`` (the map), ``fractions``, ``probabilities`` and ``auc`` of its
         deletion curve; ``random_probabilities`` (the mean curve),
         ``random_auc``, ``random_spread``; ``energy_probabilities``,
-        ``energy_auc``; ``sanity_layers``, ``sanity_correlations``,
-        ``sanity_passed``, ``sanity_verdict`` (None without ``sanity``);
-        ``summary`` (:func:`deletion_sentence`).
+        ``energy_auc``; ``sanity_layers``, ``sanity_correlations`` (signed, NaN
+        where the map vanished), ``sanity_passed``, ``sanity_outcome``,
+        ``sanity_verdict`` (None without ``sanity``); ``summary``
+        (:func:`deletion_sentence`).
     """
     x = np.asarray(x, dtype=np.float32)
     xt = torch.as_tensor(x)[None, None]
@@ -74,30 +81,57 @@ def clip_scorecard(
         "heat": heat, "fractions": curve.fractions, "probabilities": curve.probabilities, "auc": curve.auc,
         "random_probabilities": rc.deletion_mean, "random_auc": rc.deletion_auc, "random_spread": rc.deletion_spread,
         "energy_probabilities": energy.probabilities, "energy_auc": energy.auc,
-        "sanity_layers": None, "sanity_correlations": None, "sanity_passed": None, "sanity_verdict": None,
+        "sanity_layers": None, "sanity_correlations": None, "sanity_passed": None, "sanity_outcome": None,
+        "sanity_verdict": None,
     }
     if sanity:
         result = cascading_randomisation(model, explain, xt, int(target), seed=seed)
-        passed, words = verdict(result.all_random)
-        out.update(sanity_layers=result.layers, sanity_correlations=result.correlations, sanity_passed=passed,
-                   sanity_verdict=words)
+        found = verdict([result.all_random])
+        out.update(sanity_layers=result.layers, sanity_correlations=result.correlations, sanity_passed=found.passed,
+                   sanity_outcome=found.outcome, sanity_verdict=found.sentence)
     out["summary"] = deletion_sentence(out["auc"], out["random_auc"], out["random_spread"], out["energy_auc"])
     return out
 
 
 def deletion_sentence(auc: float, random_auc: float, random_spread: float, energy_auc: float) -> str:
-    """The deletion scores in words a student understands.
+    """One clip's deletion scores in words a student understands, claiming no win from one clip.
 
     Examples
     --------
     >>> deletion_sentence(0.10, 0.36, 0.04, 0.15)  # doctest: +ELLIPSIS
-    'Blanking the cells this map ranks highest first ... beats smooth random blobs and beats the loudness map.'
+    'Blanking the cells this map ranks highest first ... lower than smooth random blobs and lower than the ...'
     """
     def versus(name: str, other: float) -> str:
-        return f"beats {name}" if auc < other else f"does not beat {name}"
+        return f"lower than {name}" if auc < other else f"not lower than {name}"
 
     return (f"Blanking the cells this map ranks highest first leaves an area of {auc:.2f} under the probability "
             f"curve (lower means the map found what the model relies on). Blanking smooth random blobs leaves "
             f"{random_auc:.2f} (± {random_spread:.2f} between draws); blanking the loudest cells of the spectrogram "
-            f"leaves {energy_auc:.2f}. This map {versus('smooth random blobs', random_auc)} and "
-            f"{versus('the loudness map', energy_auc)}.")
+            f"leaves {energy_auc:.2f}. On this clip the map is {versus('smooth random blobs', random_auc)} and "
+            f"{versus('the loudness map', energy_auc)}; one clip cannot show a method is better: that takes a paired "
+            f"interval over many clips (python -m core explain-report).")
+
+
+def class_note(probabilities, target: int, classes) -> str | None:
+    """A note when the class explained is not the prediction and sits under chance probability, else None.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray [shape=(n_classes,)]
+    target : int
+    classes : sequence of str
+
+    Examples
+    --------
+    >>> class_note(np.array([0.9, 0.06, 0.04]), 1, ["a", "b", "c"])  # doctest: +ELLIPSIS
+    "'b' has probability 6% here, under chance (33%): ..."
+    >>> class_note(np.array([0.9, 0.06, 0.04]), 0, ["a", "b", "c"]) is None
+    True
+    """
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    chance = 1.0 / p.size
+    if int(target) == int(p.argmax()) or p[int(target)] >= chance:
+        return None
+    return (f"'{classes[int(target)]}' has probability {p[int(target)]:.0%} here, under chance ({chance:.0%}): "
+            f"the model does not think this clip is '{classes[int(target)]}', so the map shows what would speak "
+            f"for it, not why the model decided. The scores in the report are for the predicted class.")

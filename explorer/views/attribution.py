@@ -1,5 +1,5 @@
 """Attribution page: which time-frequency cells a model's decision rests on (any map method of the registry), and how much
-to trust that: its deletion curve beside baselines, its sanity verdict, the kept region as sound."""
+to trust that: its deletion curve beside baselines, its sanity verdict, its top cells and the rest as sound."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.interpret.registry import map_methods
+from core.interpret.scorecard import class_note
 from explorer import cached, figures, state, trust, ui
 
 PREDICTED = "predicted class"
@@ -56,6 +57,9 @@ key = cached.params_key(params)
 setting = spec.name(params)
 tap_labels = {t.name: t.label for t in loaded.cam_taps()}
 where = f" at {tap_labels[params['tap']]}" if "tap" in params else ""
+note = class_note(probs, target, loaded.classes)
+if note:
+    st.info(note)
 
 left, right = st.columns([3, 2], gap="medium")
 X = cached.model_input(clip.path, cached.input_key(folder))
@@ -101,17 +105,22 @@ with right:
                           ["fraction_blanked", "probability_map_order", "probability_smooth_random_mean",
                            "probability_energy_order"], stem=f"deletion_{stem}", key="attribution_deletion_csv")
 
-st.subheader("Listen to the highlighted region")
-st.caption("The mel spectrogram keeps only its most highlighted cells; the rest drop to the clip's floor, "
-           "and the result is turned back into sound (Griffin-Lim, so expect some phasey artefacts).")
+st.subheader("Listen to the highlighted region, and to the rest")
+st.caption("The map's top cells mask the clip's STFT (each mel cell mapped back to its linear frequency bins) and "
+           "both parts are turned back into sound with the clip's own phase, as L-MAC does: the kept part should "
+           "keep the class, the rest should lose it. The two parts add up to the clip.")
 l1, l2 = st.columns([1, 2])
-keep = l1.slider("Share of cells kept", min_value=0.05, max_value=0.5, value=0.2, step=0.05, key="attribution_keep")
+keep = l1.slider("Share of cells kept (%)", min_value=5, max_value=50, value=20, step=5, key="attribution_keep")
 if l1.toggle("Make the sound", value=False, key="attribution_listen",
              help="Takes a second or two the first time for each setting."):
-    audio, threshold = cached.masked_audio(folder, clip.path, spec.id, key, target, float(keep))
+    heard = cached.listened(folder, clip.path, spec.id, key, target, float(keep))
+    name = loaded.classes[target]
     with l2:
-        st.caption(f"Cells with relevance ≥ {threshold:.2f} kept ({keep:.0%} of the spectrogram).")
-        if np.max(np.abs(audio)) > 0:
-            st.audio(audio, sample_rate=cfg.sr)
-        else:
-            st.warning("Nothing is left to hear at this setting.")
+        for label, audio, p in (("Kept (masked in)", heard["masked_in"], heard["p_in"]),
+                                ("Removed (masked out)", heard["masked_out"], heard["p_out"])):
+            st.caption(f"{label}: probability of '{name}' {p[target]:.0%} (the whole clip: {heard['p'][target]:.0%}); "
+                       f"the model hears '{loaded.classes[int(np.argmax(p))]}'.")
+            if np.max(np.abs(audio)) > 0:
+                st.audio(audio, sample_rate=cfg.sr)
+            else:
+                st.warning("Nothing is left to hear at this setting.")

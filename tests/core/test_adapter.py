@@ -97,8 +97,8 @@ def test_each_page_offers_the_right_methods(cache, name):
     assert usable(loaded, "Layers") == ["feature maps"]  # no SE blocks
     assert usable(loaded, "Attention") == []  # no token grid, no attention
     assert usable(loaded, "Attribution") == (["Grad-CAM", "integrated gradients", "occlusion", "SmoothGrad",
-                                              "deletion curve", "kept region as sound"]
-                                             if spectrogram_input else ["Grad-CAM", "kept region as sound"])
+                                              "deletion curve", "the map as sound (kept and removed cells)"]
+                                             if spectrogram_input else ["Grad-CAM", "the map as sound (kept and removed cells)"])
     assert usable(loaded, "Embeddings") == ["embedding projection"]
     assert usable(loaded, "Decoders") == (["NMF-style decoders"] if spectrogram_input else [])
     assert usable(loaded, "Errors") == ["confusion matrix", "per-class average precision"]

@@ -102,6 +102,7 @@ def test_the_command_ranks_scores_and_refuses_bad_input(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert "method: out-of-fold probabilities" in out and "confident learning" in out
     assert "precision at 10" in out and "recall at 1" in out and "random ranking: 0.050" in out
+    assert "names no test fold: every figure below is in-sample" in out and "in-sample, every clip" in out
     with open(out_csv) as f:
         assert len(list(csv.DictReader(f))) == len(data.records)
     assert main(["label-issues", "--checkpoint", str(tmp_path), "--data", str(demo)]) == 2

@@ -44,4 +44,4 @@ def test_the_readme_adapter_registers_and_is_explained(tmp_path, monkeypatch, ca
     with torch.no_grad():  # the registered weights were loaded, not fresh random ones
         torch.testing.assert_close(loaded.model(torch.from_numpy(x)[None]), reference(torch.from_numpy(x)[None]))
     assert usable(loaded, "Attribution") == ["Grad-CAM", "integrated gradients", "occlusion", "SmoothGrad",
-                                             "deletion curve", "kept region as sound"]
+                                             "deletion curve", "the map as sound (kept and removed cells)"]

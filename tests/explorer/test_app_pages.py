@@ -257,12 +257,18 @@ def test_attribution_page(env):
     assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric)
     assert any("smooth random blobs" in c.value and "loudness map" in c.value for c in at.caption)
     assert len(at.success) + len(at.warning) == 1  # the sanity verdict
+    assert any(w.value.startswith("**Sanity check**") and "inconclusive" in w.value for w in at.warning)  # 1 clip: no verdict
+    assert not any("beats" in c.value for c in at.caption)
     at.selectbox(key="_w_target_class").set_value(env["classes"][3]).run()
     no_exception(at)
     assert at.session_state["target_class"] == env["classes"][3]
+    under_chance = [i.value for i in at.info if "under chance" in i.value]
+    assert len(under_chance) <= 1
     at.toggle(key="attribution_listen").set_value(True).run()
     no_exception(at)
-    assert len(at.get("audio")) == 1
+    assert len(at.get("audio")) == 2  # masked in and masked out, resynthesised with the clip's phase
+    heard = [c.value for c in at.caption if "masked in" in c.value or "masked out" in c.value]
+    assert len(heard) == 2 and all(f"probability of '{env['classes'][3]}'" in c for c in heard)
     # every map method of the registry is offered; its parameters become widgets, and it is scored the same way
     box = at.selectbox(key="attribution_method")
     assert box.value == "gradcam" and {"integrated gradients", "occlusion", "SmoothGrad"} <= set(box.options)

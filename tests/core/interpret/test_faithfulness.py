@@ -187,3 +187,21 @@ def test_nan_cells_are_never_the_peak():
     from core.interpret.faithfulness import peak_cell
 
     assert peak_cell(heat) == (5, 3)
+
+
+def test_fills_blur_as_rise_and_a_spectrum_fills_every_frame():
+    from scipy.ndimage import gaussian_filter
+
+    from core.interpret.faithfulness import BLUR_SIGMA, fill_values, mean_spectrum, perturbed_inputs
+
+    x = np.random.default_rng(0).standard_normal((8, 12)).astype(np.float32)
+    np.testing.assert_allclose(fill_values(x, "blur"), gaussian_filter(x, BLUR_SIGMA, truncate=1.0, mode="nearest"),
+                               atol=1e-6)
+    spectrum = mean_spectrum(np.stack([x, x + 2.0]))
+    np.testing.assert_allclose(spectrum, x.mean(axis=1) + 1.0, atol=1e-5)
+    inputs, _ = perturbed_inputs(x, np.ones_like(x), mode="deletion", n_steps=1, fill=spectrum)
+    np.testing.assert_allclose(inputs[-1], np.repeat(spectrum[:, None], 12, axis=1))  # every cell removed
+    inputs, _ = perturbed_inputs(x, np.ones_like(x), mode="insertion", n_steps=1, fill="blur")
+    np.testing.assert_allclose(inputs[0], fill_values(x, "blur"))  # insertion starts from the blurred clip
+    with pytest.raises(InputError, match="fill"):
+        fill_values(x, np.zeros(3))

@@ -11,7 +11,7 @@ from torch import nn
 from core.errors import InputError
 from core.interpret.attention_relevance import model_attention_relevance, relevance_matrix
 from core.interpret.faithfulness import model_predictor
-from core.interpret.integrated_gradients import integrated_gradients
+from core.interpret.integrated_gradients import completeness_gap, integrated_gradients
 from core.interpret.last_attention import model_last_attention
 from core.interpret.maps import normalise_map
 from core.interpret.occlusion import occlusion, occlusion_blocks
@@ -71,6 +71,21 @@ def test_integrated_gradients_equals_the_midpoint_formula_and_is_complete(tiny_c
         gap = float(tiny_cnn(x)[0, 1] - tiny_cnn(baseline)[0, 1])
     fine = integrated_gradients(tiny_cnn, x, target=1, n_steps=256)
     assert fine.sum() == pytest.approx(gap, abs=2e-3 + 1e-2 * abs(gap))
+
+
+def test_the_completeness_gap_is_the_share_missed_and_shrinks_with_steps(tiny_cnn):
+    torch.manual_seed(0)
+    linear = Linear().eval()
+    x = torch.randn(1, 1, 8, 12)
+    assert completeness_gap(linear, x, integrated_gradients(linear, x, target=2, n_steps=2), target=2) < 1e-5
+    x = torch.randn(1, 1, 8, 12, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        delta = float(tiny_cnn(x)[0, 1] - tiny_cnn(torch.full_like(x, float(x.min())))[0, 1])
+    coarse = integrated_gradients(tiny_cnn, x, target=1, n_steps=2)
+    assert completeness_gap(tiny_cnn, x, coarse, target=1) == pytest.approx(abs(coarse.sum() - delta) / abs(delta))
+    gaps = [completeness_gap(tiny_cnn, x, integrated_gradients(tiny_cnn, x, target=1, n_steps=n), target=1)
+            for n in (2, 256)]
+    assert gaps[1] < gaps[0] and gaps[1] < 0.05
 
 
 def test_integrated_gradients_refuses_a_batch(tiny_cnn):

@@ -28,28 +28,50 @@ def test_methods_per_model_kind(real_secnn, real_ast, real_audio_cfg):
         "grad-cam layer1", energy]
 
 
-def test_table_on_a_real_ast_with_baselines_distractors_and_sanity(real_ast, real_audio_cfg):
+def test_table_on_a_real_ast_with_baselines_distractors_fills_pairs_and_sanity(real_ast, real_audio_cfg):
     loaded = as_loaded(real_ast, real_audio_cfg)
     records = [SimpleNamespace(clip_id=f"c{i}", label=i % 3) for i in range(3)]
     features = np.random.default_rng(0).standard_normal((3, 32, 64)).astype(np.float32)
+    n_samples = loaded.n_samples
+    audio = [0.1 * np.random.default_rng(i).standard_normal(n_samples).astype(np.float32) for i in range(3)]
     boxes = lambda clip_id: [(0.0, 0.5, 0.0, 4000.0)] if clip_id != "c2" else []
     distractors = lambda clip_id: [(0.6, 0.9, 0.0, 4000.0)] if clip_id == "c0" else []  # planted
-    table = faithfulness_table(loaded, records, features, boxes=boxes, distractor_boxes=distractors, n_steps=4,
-                               draws=2, sanity_clips=1, reference=False, progress=False)
-    assert list(table) == names(report_runs(loaded, reference=False)) + [SMOOTH_RANDOM, CHANCE]
-    for name, row in table.items():
+    fills = {"blur": "blur", "training mean": np.zeros(32, dtype=np.float32)}
+    table = faithfulness_table(loaded, records, features, audio=audio, boxes=boxes, distractor_boxes=distractors,
+                               fills=fills, n_steps=4, draws=2, sanity_clips=2, reference=False, progress=False)
+    rows = table["rows"]
+    assert list(rows) == names(report_runs(loaded, reference=False)) + [SMOOTH_RANDOM, CHANCE]
+    assert table["fills"] == ["blur", "training mean"] and len(table["targets"]) == 3
+    for name, row in rows.items():
         if name == CHANCE:
             assert row["deletion_auc"] is None and 0 < row["pointing_game"][0] < 1 and row["n_boxed"] == 2
             continue
         assert row["n_clips"] == 3 and row["n_boxed"] == 2 and row["n_distracted"] == 1
-        mean, low, high = row["deletion_auc"]
-        assert 0 <= low <= mean <= high <= 1 and len(row["per_clip"]["deletion"]) == 3
+        for fill in fills:
+            mean, low, high = row["deletion_auc"][fill]
+            assert 0 <= low <= mean <= high <= 1 and len(row["per_clip"][f"deletion/{fill}"]) == 3
         assert row["distractor_hits"][0] in (0.0, 0.5, 1.0)
-    assert table["energy (input itself)"]["sanity_all"] == pytest.approx(1.0)
-    assert table["energy (input itself)"]["sanity_passed"] is False and table["energy (input itself)"]["baseline"]
-    assert table[SMOOTH_RANDOM]["draws"] == 2 and table[SMOOTH_RANDOM]["sanity_all"] is None
+        assert set(row["lmac"]) == {"AI", "AD", "AG", "FF", "Fid-In"}
+    energy = rows["energy (input itself)"]
+    assert energy["sanity"]["signed_rho"] == pytest.approx(1.0) and energy["baseline"]
+    assert energy["sanity"]["outcome"] == "inconclusive"  # 2 clips are too few for any verdict
+    assert rows[SMOOTH_RANDOM]["draws"] == 2 and rows[SMOOTH_RANDOM]["sanity"] is None
+    pair = table["paired"]["rollout (mean)"]["blur"]["deletion_vs_energy"]
+    assert pair["word"] in ("beats", "ties", "loses") and pair["n_clips"] == 3
+    assert "energy (input itself)" not in table["paired"]
     text = format_table(table)
-    assert "rollout (mean)" in text and SMOOTH_RANDOM in text and "FAILS" in text
+    assert "rollout (mean)" in text and SMOOTH_RANDOM in text and "inconclusive" in text
+    assert "deletion AUC ↓ (training mean)" in text and "L-MAC, published" in text
+
+
+def test_slices_are_class_stratified_and_leave_planted_flips_out():
+    from core.interpret.report import report_slice
+
+    records = [SimpleNamespace(clip_id=f"{i}.wav", label=i % 3) for i in range(30)]  # 10 per class
+    chosen = report_slice(records, 9, flipped={"0.wav", "3.wav"})
+    assert [sum(r.label == c for r in chosen) for c in range(3)] == [3, 3, 3]
+    assert not {"0.wav", "3.wav"} & {r.clip_id for r in chosen}
+    assert len(report_slice(records, None, flipped={"0.wav"})) == 29
 
 
 def test_command_prints_and_saves_the_table(tmp_path, real_secnn, real_audio_cfg, capsys):
@@ -74,12 +96,14 @@ def test_command_prints_and_saves_the_table(tmp_path, real_secnn, real_audio_cfg
     assert code == 0
     printed = capsys.readouterr().out
     assert "grad-cam block5" in printed and "smooth random map" in printed and "occlusion" in printed
+    assert "completeness gap" in printed and "blur" in printed and "training mean" not in printed  # one fold only
     doc = json.loads(out.read_text())
-    assert doc["n_clips"] == 2 and doc["methods"]["smooth random map"]["n_boxed"] == 2 and doc["draws"] == 2
+    assert doc["n_clips"] == 2 and doc["rows"]["smooth random map"]["n_boxed"] == 2 and doc["draws"] == 2
+    assert len(doc["completeness"]["per_clip"]) == 2 and doc["target"] == "predicted class"
 
 
-def test_command_refuses_a_bad_fill(tmp_path, capsys):
-    assert main(["explain-report", "--checkpoint", str(tmp_path), "--data", str(tmp_path), "--fill", "loud"]) == 2
-    assert "--fill" in capsys.readouterr().err
+def test_command_refuses_bad_options(tmp_path, capsys):
+    assert main(["explain-report", "--checkpoint", str(tmp_path), "--data", str(tmp_path), "--top-percent", "0"]) == 2
+    assert "--top-percent" in capsys.readouterr().err
     assert main(["explain-report", "--checkpoint", str(tmp_path), "--data", str(tmp_path), "--draws", "0"]) == 2
     assert "--draws" in capsys.readouterr().err
