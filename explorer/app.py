@@ -19,10 +19,11 @@ if str(_REPO) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from core.errors import InputError  # noqa: E402
-from explorer import cached, state  # noqa: E402
+from explorer import cached, state, ui  # noqa: E402
 
-# (page name, title, icon); files: state.page_file(name), i.e. views/<name>.py.
+# (page name, title, icon); files: state.page_file(name), i.e. views/<name>.py. The Clip page opens first.
 PAGES = [
+    ("tour", "Tour", ":material/school:"),
     ("clip", "Clip", ":material/graphic_eq:"),
     ("layers", "Layers", ":material/layers:"),
     ("attention", "Attention", ":material/hub:"),
@@ -35,8 +36,8 @@ PAGES = [
 
 
 def _pages() -> list:
-    return [st.Page(state.page_file(name), title=title, icon=icon, url_path=name, default=i == 0)
-            for i, (name, title, icon) in enumerate(PAGES)]
+    return [st.Page(state.page_file(name), title=title, icon=icon, url_path=name, default=name == "clip")
+            for name, title, icon in PAGES]
 
 
 def _demo_root() -> str:
@@ -137,6 +138,11 @@ def _clip_picker() -> None:
     value = state.get(state.CLIP_ID)
     if value not in ids:
         st.session_state[state.CLIP_ID] = ids[0]
+        asked = state.url_asked(state.CLIP_ID)
+        if asked is not None and value not in by_id:
+            st.warning(f"The link's clip '{asked}' is not in the dataset in use ({root}): "
+                       f"showing {ids[0]} instead.")
+    state.url_settled(state.CLIP_ID)
     st.session_state["_w_" + state.CLIP_ID] = state.get(state.CLIP_ID)
     sb.selectbox("Clip", ids, key="_w_" + state.CLIP_ID, on_change=on_pick,
                  format_func=lambda cid: f"{cid} ({by_id[cid].category})" if cid in by_id else cid)
@@ -176,6 +182,15 @@ def _model_picker() -> None:
     if problem is not None:
         sb.warning(f"Registered models are not listed: {problem}")
     names = list(found)
+    asked = state.url_asked(state.MODELS)
+    if asked is not None:  # a link's models: keep the ones found, say which are not
+        unknown = [n for n in state.get(state.MODELS) if n not in names]
+        if unknown:
+            st.warning(f"The link's model{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                       f"{'are' if len(unknown) > 1 else 'is'} not among the checkpoints found "
+                       f"({', '.join(names)}).")
+            st.session_state[state.MODELS] = [n for n in state.get(state.MODELS) if n in names] or None
+        state.url_settled(state.MODELS)
     if state.get(state.MODELS) is None:
         st.session_state[state.MODELS] = _default_models(found)
     state.bound(sb.multiselect, "Models (one, or two side by side)", state.MODELS, options=names,
@@ -242,14 +257,36 @@ def sidebar() -> None:
     _clip_picker()
     _model_picker()
     _hub_box()
+    state.bound(st.sidebar.toggle, "Presenter setting", state.PRESENTER,
+                help="Larger fonts and figures and the sidebar collapsed, for a projector (1280 x 720); "
+                     "the Tour shows one step per screen.")
+
+
+def _link_box(page: str, params: dict[str, str]) -> None:
+    """The URL of this view, picks included, with a copy button (st.code's)."""
+    from urllib.parse import urlencode
+
+    base = (st.context.url or "").split("?")[0] or f"http://localhost:8501/{page}"  # no browser (AppTest): ours
+    with st.sidebar.expander("Link to this view", icon=":material/link:"):
+        st.code(base + ("?" + urlencode(params) if params else ""), language=None, wrap_lines=True)
+        st.caption("Opens this page with the same dataset, clip, models and picks (copy button at the right). "
+                   "An uploaded clip stays on this computer: its link opens the dataset clip.")
 
 
 def main() -> None:
     st.set_page_config(page_title="Audio classifier explorer", page_icon=":material/graphic_eq:", layout="wide")
     state.init()
+    problems = state.read_url()
+    if state.get(state.PRESENTER):
+        ui.presenter_style()
     page = st.navigation(_pages())
+    for problem in problems:
+        st.warning(problem)
     sidebar()
-    page.run()
+    try:
+        page.run()
+    finally:  # also after a page's st.stop(): the URL and its link follow the picks
+        _link_box(page.url_path, state.write_url(page.url_path))
     _cache_box()  # after the page, so the size counts what it just stored
 
 

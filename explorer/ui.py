@@ -15,7 +15,10 @@ from core.errors import InputError
 from explorer import cached, figures, state
 
 __all__ = ["intro", "current_clip", "chosen_models", "need_clip", "need_models", "pick_model", "download_figure",
-           "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP", "scorecard"]
+           "download_table", "plot", "clip_caption", "default_cam_tap", "EMPTY_MAP", "scorecard", "presenter_style",
+           "PRESENTER_FONT_PX"]
+
+PRESENTER_FONT_PX = 20  # the page's base font in the presenter setting (Streamlit's default: 16); sizes are in rem
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
              "transformer's last layer this is always so: only the class token reaches the head. Pick an "
@@ -224,3 +227,14 @@ def method_notes(loaded, page: str) -> list[str]:
     if skipped:
         st.caption("Not offered for this model: " + "; ".join(skipped) + ".")
     return [m.name for m, why in rows if why is None]
+
+
+def presenter_style() -> None:
+    """The presenter setting: larger fonts (every size in rem follows the root's), the sidebar collapsed, little
+    padding, so that one Tour step fills a 1280 x 720 projector."""
+    st.set_page_config(initial_sidebar_state="collapsed")
+    st.html(f"""<style>
+      html {{ font-size: {PRESENTER_FONT_PX}px; }}
+      [data-testid="stMainBlockContainer"] {{ padding: 2.2rem 1.5rem 1rem 1.5rem; max-width: 100%; }}
+      [data-testid="stHeader"] {{ height: 2rem; }}
+    </style>""")
