@@ -262,12 +262,13 @@ def sidebar() -> None:
                      "the Tour shows one step per screen.")
 
 
-def _link_box(page: str, params: dict[str, str]) -> None:
-    """The URL of this view, picks included, with a copy button (st.code's)."""
+def _link_box(slot, page: str) -> None:
+    """Write the picks into the URL, and show that URL, with a copy button (st.code's), in ``slot``."""
     from urllib.parse import urlencode
 
+    params = state.write_url(page)
     base = (st.context.url or "").split("?")[0] or f"http://localhost:8501/{page}"  # no browser (AppTest): ours
-    with st.sidebar.expander("Link to this view", icon=":material/link:"):
+    with slot.expander("Link to this view", icon=":material/link:"):
         st.code(base + ("?" + urlencode(params) if params else ""), language=None, wrap_lines=True)
         st.caption("Opens this page with the same dataset, clip, models and picks (copy button at the right). "
                    "An uploaded clip stays on this computer: its link opens the dataset clip.")
@@ -283,10 +284,10 @@ def main() -> None:
     for problem in problems:
         st.warning(problem)
     sidebar()
-    try:
-        page.run()
-    finally:  # also after a page's st.stop(): the URL and its link follow the picks
-        _link_box(page.url_path, state.write_url(page.url_path))
+    name, slot = page.url_path or "clip", st.sidebar.empty()  # the default page's path is empty
+    _link_box(slot.container(), name)  # the picks as this run starts (all of them, if the page stops early)
+    page.run()
+    _link_box(slot.container(), name)  # and with what the page picked by default (a layer, a class)
     _cache_box()  # after the page, so the size counts what it just stored
 
 
