@@ -267,7 +267,8 @@ def _link_box(slot, page: str) -> None:
     from urllib.parse import urlencode
 
     params = state.write_url(page)
-    base = (st.context.url or "").split("?")[0] or f"http://localhost:8501/{page}"  # no browser (AppTest): ours
+    # no browser (AppTest): ours; the default page (Clip) is at the root
+    base = (st.context.url or "").split("?")[0] or f"http://localhost:8501/{'' if page == 'clip' else page}"
     with slot.expander("Link to this view", icon=":material/link:"):
         st.code(base + ("?" + urlencode(params) if params else ""), language=None, wrap_lines=True)
         st.caption("Opens this page with the same dataset, clip, models and picks (copy button at the right). "

@@ -235,6 +235,6 @@ def presenter_style() -> None:
     st.set_page_config(initial_sidebar_state="collapsed")
     st.html(f"""<style>
       html {{ font-size: {PRESENTER_FONT_PX}px; }}
-      [data-testid="stMainBlockContainer"] {{ padding: 2.2rem 1.5rem 1rem 1.5rem; max-width: 100%; }}
-      [data-testid="stHeader"] {{ height: 2rem; }}
+      [data-testid="stMainBlockContainer"] {{ padding: 2.6rem 1.5rem 0.5rem 1.5rem; max-width: 100%; }}
+      [data-testid="stMain"] h1 {{ font-size: 1.9rem; padding: 0.25rem 0; }}
     </style>""")

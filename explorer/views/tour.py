@@ -7,7 +7,7 @@ Next (or the arrow keys) walk the steps; the step is a pick, so a link opens it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -19,7 +19,9 @@ from explorer import cached, figures, state, ui
 
 # The Layers page's defaults (its "Channels shown" slider and "Strongest by" radio), so a step's grid is its grid.
 N_CHANNELS, CHANNEL_ORDER = 12, "mean"
-FIGURE_HEIGHT = {False: 320, True: 300}  # by presenter setting: one step fits 1280 x 720
+PRESENTER_HEIGHT = 270  # px: a step's figures in the presenter setting, so that a step fits 1280 x 720
+PRESENTER_TALL = 370  # px: the same for a step without widgets above its figure
+FIGURE_HEIGHT = {False: 320, True: PRESENTER_HEIGHT}
 SHORTCUT = "shortcut"  # the checkpoint folder of the model trained with a planted shortcut (checkpoints/shortcut)
 METHODS = ("Grad-CAM", "Integrated Gradients")
 
@@ -40,22 +42,33 @@ class Tour:
         return self.loaded.audio_cfg
 
 
-def show(tour: Tour, fig, *, key: str, stem: str, **kwargs):
-    """Draw an expert page's figure; in the presenter setting with larger text (the data is untouched)."""
-    if tour.presenter:
-        fig.update_layout(font_size=17, title_font_size=19)
-    return ui.plot(fig, key=key, stem=stem, **kwargs)
+def show(tour: Tour, fig, *, key: str, stem: str, tall: bool = False, **kwargs):
+    """Draw an expert page's figure; in the presenter setting with larger text, fitted to the screen and without
+    its save button (the data is untouched). ``tall``: the step has no widgets, so its figure may take more room."""
+    if not tour.presenter:
+        return ui.plot(fig, key=key, stem=stem, **kwargs)
+    height = PRESENTER_TALL if tall else PRESENTER_HEIGHT
+    fig.update_layout(font={"size": 16}, height=min(fig.layout.height or height, height))
+    return st.plotly_chart(fig, key=key, **kwargs)
 
 
-def open_in(tour: Tour, page: str, title: str, picks: dict | None = None) -> None:
-    """The step's "open this in <page>" button: it sets the page's picks, then opens it."""
+@dataclass(frozen=True)
+class Link:
+    """Where a step's figure lives: an expert page (its name and title) and the picks that open it there."""
+
+    page: str
+    title: str
+    picks: dict = field(default_factory=dict)
+
+
+def open_in(link: Link, *, key: str) -> None:
+    """The step's "Open this in <page>" button: it sets the page's picks, then opens it."""
     def go() -> None:
-        for key, value in (picks or {}).items():
-            st.session_state[key] = value
+        for name, value in link.picks.items():
+            st.session_state[name] = value
 
-    if st.button(f"Open this in {title}", key=f"tour_open_{tour.step}", icon=":material/open_in_new:",
-                 type="tertiary", on_click=go):
-        st.switch_page(state.page_file(page))
+    if st.button(f"Open this in {link.title}", key=key, icon=":material/open_in_new:", type="tertiary", on_click=go):
+        st.switch_page(state.page_file(link.page))
 
 
 def not_here(text: str) -> None:
@@ -70,7 +83,7 @@ def _taps(tour: Tour, *kinds: str) -> list:
 # the steps
 
 
-def step_sound(tour: Tour) -> None:
+def step_sound(tour: Tour) -> Link | None:
     samples, native_sr, _ = cached.clip_samples(tour.clip.path, tour.cfg.sr)
     seconds = samples.shape[1] / tour.cfg.sr
     st.markdown(f"A sound is a list of numbers: how the air pressure moves, measured {tour.cfg.sr:,} times a "
@@ -79,11 +92,11 @@ def step_sound(tour: Tour) -> None:
                 "are tall, but the waveform does not tell which pitches are sounding.")
     if np.max(np.abs(samples)) > 0:
         st.audio(samples, sample_rate=tour.cfg.sr)
-    show(tour, figures.waveform(samples, tour.cfg.sr), key="tour_wave", stem="tour_waveform")
-    open_in(tour, "clip", "the Clip page")
+    show(tour, figures.waveform(samples, tour.cfg.sr), key="tour_wave", stem="tour_waveform", tall=True)
+    return Link("clip", "the Clip page")
 
 
-def step_stft(tour: Tour) -> None:
+def step_stft(tour: Tour) -> Link | None:
     cfg = tour.cfg
     steps = cached.steps(tour.clip.path, cached.cfg_key(cfg))
     samples, _, _ = cached.clip_samples(tour.clip.path, cfg.sr)
@@ -105,18 +118,18 @@ def step_stft(tour: Tour) -> None:
                                    height=FIGURE_HEIGHT[tour.presenter])
         spec.add_vline(x=at + window_s / 2, line_color="orange", line_width=3)
         show(tour, spec, key="tour_stft_spec", stem="tour_spectrogram")
-    open_in(tour, "clip", "the Clip page")
+    return Link("clip", "the Clip page")
 
 
-def step_mel(tour: Tour) -> None:
+def step_mel(tour: Tour) -> Link | None:
     cfg = tour.cfg
     steps = cached.steps(tour.clip.path, cached.cfg_key(cfg))
     st.markdown(f"The model does not get every frequency: {cfg.n_mels} **mel filters**, narrow at low pitches and "
                 "wide at high ones (as our ears are), add up the energy in bands (1). A **log** (dB) makes quiet and "
                 "loud parts visible together (2). Standardised (3) and cut or padded to "
                 f"{cfg.n_frames} frames (4), this picture is the model's input.")
-    show(tour, figures.feature_steps(steps, cfg), key="tour_steps", stem="tour_preprocessing")
-    open_in(tour, "clip", "the Clip page (Look closer: preprocessing)", {"clip_section": "Preprocessing, step by step"})
+    show(tour, figures.feature_steps(steps, cfg), key="tour_steps", stem="tour_preprocessing", tall=True)
+    return Link("clip", "the Clip page", {"clip_section": "Preprocessing, step by step"})
 
 
 def _grid(tour: Tour, tap, *, key: str) -> np.ndarray:
@@ -125,7 +138,7 @@ def _grid(tour: Tour, tap, *, key: str) -> np.ndarray:
     show(tour, figures.channel_grid(value, chosen, tour.cfg, n_cols=4,
                                     title=f"{len(chosen)} strongest of {value.shape[0]} channels by {CHANNEL_ORDER} "
                                           f"({value.shape[1]} x {value.shape[2]} cells)"),
-         key=key, stem=f"tour_{tap.name}")
+         key=key, stem=f"tour_{tap.name}", tall=True)
     return value
 
 
@@ -134,7 +147,7 @@ def _layers_picks(tour: Tour, tap: str) -> dict:
             "_layers_order": CHANNEL_ORDER}
 
 
-def step_first_block(tour: Tour) -> None:
+def step_first_block(tour: Tour) -> Link | None:
     convs = _taps(tour, "conv")
     if not convs:
         not_here(f"{tour.name} has no convolution layers: a transformer cuts the spectrogram into patches instead "
@@ -145,10 +158,10 @@ def step_first_block(tour: Tour) -> None:
                 "makes one **feature map**: bright where the input looks like the filter (an edge in time, a band, "
                 "a click). These are the channels that respond most to this clip.")
     _grid(tour, first, key="tour_first_block")
-    open_in(tour, "layers", "the Layers page", _layers_picks(tour, first.name))
+    return Link("layers", "the Layers page", _layers_picks(tour, first.name))
 
 
-def step_se(tour: Tour) -> None:
+def step_se(tour: Tour) -> Link | None:
     from core.se_ablation import saved_ablation
 
     ses = _taps(tour, "se")
@@ -166,7 +179,7 @@ def step_se(tour: Tour) -> None:
                 f"**{tap.label}** (mean weight {weights.mean():.2f}; red: most boosted, blue: most suppressed).")
     n_marked = min(5, weights.shape[0] // 2)
     show(tour, figures.se_weights(weights, n_marked=n_marked, title=f"SE channel weights, {tap.label}"),
-         key="tour_se", stem=f"tour_{tap.name}")
+         key="tour_se", stem=f"tour_{tap.name}", tall=True)
     if card is None:
         st.caption("This checkpoint's card holds no SE ablation (`python -m core se-ablation ... --save`).")
     else:
@@ -179,10 +192,10 @@ def step_se(tour: Tour) -> None:
         if blocks:
             words += "; the mean in one block only: " + ", ".join(f"block {k} {v:.1%}" for k, v in blocks.items())
         st.caption(words + ".")
-    open_in(tour, "layers", "the Layers page", _layers_picks(tour, tap.name))
+    return Link("layers", "the Layers page", _layers_picks(tour, tap.name))
 
 
-def step_deeper(tour: Tour) -> None:
+def step_deeper(tour: Tour) -> Link | None:
     maps = _taps(tour, *MAP_TAP_KINDS)
     if not maps:
         not_here(f"{tour.name} has no layer drawn as a time x frequency map.")
@@ -196,10 +209,10 @@ def step_deeper(tour: Tour) -> None:
                 f"**{last.label}** has {value.shape[0]} channels of {value.shape[1]} x {value.shape[2]} cells. "
                 f"Then pooling forgets *where*, keeping *how much*: {chain or 'one vector'}, the clip's embedding.")
     _grid(tour, last, key="tour_deeper")
-    open_in(tour, "layers", "the Layers page", _layers_picks(tour, last.name))
+    return Link("layers", "the Layers page", _layers_picks(tour, last.name))
 
 
-def step_prediction(tour: Tour) -> None:
+def step_prediction(tour: Tour) -> Link | None:
     loaded, clip = tour.loaded, tour.clip
     probs = cached.probabilities(tour.folder, clip.path)
     logits = _taps(tour, "logits")
@@ -214,12 +227,12 @@ def step_prediction(tour: Tour) -> None:
     verdict = "" if true is None else (" That is right." if top == true else f" The label says **{clip.category}**.")
     st.markdown(f"{how} {tour.name} predicts **{loaded.classes[top]}** ({probs[top]:.0%}).{verdict}")
     show(tour, figures.top_k_bars(probs, loaded.classes, k=5, true_label=true, title=tour.name),
-         key="tour_prediction", stem="tour_prediction")
+         key="tour_prediction", stem="tour_prediction", tall=True)
     if z is not None:
         best = np.argsort(-z)[:3]
         st.caption("Logits → probabilities: " + "; ".join(f"{loaded.classes[k]} {z[k]:+.2f} → {probs[k]:.1%}"
                                                           for k in best) + ".")
-    open_in(tour, "clip", "the Clip page")
+    return Link("clip", "the Clip page")
 
 
 def _patch_model(tour: Tour) -> tuple[str, str] | None:
@@ -232,7 +245,7 @@ def _patch_model(tour: Tour) -> tuple[str, str] | None:
     return None
 
 
-def step_attention(tour: Tour) -> None:
+def step_attention(tour: Tour) -> Link | None:
     found = _patch_model(tour)
     if found is None:
         not_here(f"{tour.name} is not a transformer over spectrogram patches. Pick an AST in the sidebar (beside "
@@ -247,9 +260,9 @@ def step_attention(tour: Tour) -> None:
     X = cached.model_input(tour.clip.path, cached.input_key(folder))
     n_f, n_t = loaded.model.grid
     st.markdown((f"With **{name}** (a transformer; {tour.name} has no attention). " if name != tour.name else "")
-                + f"A transformer cuts the input into {n_f} x {n_t} **patches** and lets every patch attend to every "
-                f"other. Left: where one head looks from the cyan patch (arcs to its top 5). Right: **rollout** "
-                f"multiplies attention through all {model_cfg.depth} layers: what reaches the class token.")
+                + f"A transformer cuts the input into {n_f} x {n_t} **patches**; each attends to every other. Left: "
+                f"one head's attention from the cyan patch (arcs to its top 5). Right: **rollout**, attention "
+                f"multiplied through all {model_cfg.depth} layers: what reaches the class token.")
     c1, c2 = st.columns(2)
     layer = c1.select_slider("Layer", list(range(1, model_cfg.depth + 1)), value=model_cfg.depth // 2,
                              key="tour_att_layer")
@@ -264,9 +277,10 @@ def step_attention(tour: Tour) -> None:
         show(tour, figures.patch_picker(X, cfg, patch_boxes=boxes, query=query, heat=heat, boxes=events,
                                         title="Attention rollout: what reaches the class token"),
              key="tour_rollout", stem="tour_rollout")
-    st.caption("Rollout follows attention, not the decision; on the shipped AST it fails the sanity check (the "
-               "model card): read it as where information flows, not as why the model decided.")
-    open_in(tour, "attention", "the Attention page", {state.QUERY: query, "attention_model": name,
+    if not tour.presenter:  # (said aloud, on a projector)
+        st.caption("Rollout follows attention, not the decision; on the shipped AST it fails the sanity check (the "
+                   "model card): read it as where information flows, not as why the model decided.")
+    return Link("attention", "the Attention page", {state.QUERY: query, "attention_model": name,
                                                       "attention_opened_on": (folder, tour.clip.path)})
 
 
@@ -275,13 +289,13 @@ def _guess_box(tour: Tour):
 
     cfg = tour.cfg
     duration, nyquist = round(cfg.clip_duration_s, 2), float(cfg.sr // 2)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns([5, 5, 2], vertical_alignment="bottom")
     t = c1.slider("Your guess: time (s)", 0.0, duration, (1.0, 2.5), step=0.05, key="tour_guess_time")
     f = c2.slider("Your guess: frequency (Hz)", 0.0, nyquist, (300.0, 3000.0), step=50.0, key="tour_guess_band")
-    return Region(t0_s=t[0], t1_s=t[1], f0_hz=f[0], f1_hz=f[1])
+    return Region(t0_s=t[0], t1_s=t[1], f0_hz=f[0], f1_hz=f[1]), c3
 
 
-def step_where(tour: Tour) -> None:
+def step_where(tour: Tour) -> Link | None:
     from core.interpret.guess import region_share
 
     loaded, clip, cfg = tour.loaded, tour.clip, tour.cfg
@@ -297,13 +311,13 @@ def step_where(tour: Tour) -> None:
     revealed_key = ("tour_revealed", tour.folder, clip.path)
     st.markdown(f"{tour.name} says **{loaded.classes[target]}**. Where in the picture is the evidence? **Guess first**: "
                 "set the box where you think the model looked, then reveal what two explanation methods say.")
-    guess = _guess_box(tour)
+    guess, corner = _guess_box(tour)
     if not st.session_state.get(str(revealed_key)):
-        show(tour, figures.spectrogram(X, cfg, unit="z", boxes=[guess], title="Your guess (dashed box)",
-                                       height=FIGURE_HEIGHT[tour.presenter]), key="tour_guess", stem="tour_guess")
-        if st.button("Reveal", key="tour_reveal", type="primary", icon=":material/visibility:"):
+        if corner.button("Reveal", key="tour_reveal", type="primary", icon=":material/visibility:"):
             st.session_state[str(revealed_key)] = True
             st.rerun()
+        show(tour, figures.spectrogram(X, cfg, unit="z", boxes=[guess], title="Your guess (dashed box)",
+                                       height=FIGURE_HEIGHT[tour.presenter]), key="tour_guess", stem="tour_guess")
         return
     heat = cached.gradcam(tour.folder, clip.path, tap, target)
     has_ig = "integrated gradients" in names
@@ -333,11 +347,11 @@ def step_where(tour: Tour) -> None:
         st.caption("Two maps can disagree; neither is the truth. The sanity check replaces the weights by noise: a map "
                    "that barely changes was showing the sound, not what the model learned.")
         ui.scorecard(cached.scorecard(tour.folder, clip.path, name, target))
-    open_in(tour, "attribution", "the Attribution page", {state.TAP: tap, state.TARGET_CLASS: "predicted class",
+    return Link("attribution", "the Attribution page", {state.TAP: tap, state.TARGET_CLASS: "predicted class",
                                                           "attribution_model": tour.name})
 
 
-def step_shortcut(tour: Tour) -> None:
+def step_shortcut(tour: Tour) -> Link | None:
     found = cached.checkpoint_folders()
     if SHORTCUT not in found:
         st.info("**Not available yet**: no `checkpoints/shortcut` model here. When it ships, this step shows a model "
@@ -364,13 +378,13 @@ def step_shortcut(tour: Tour) -> None:
                 "shortcut, not the event, is the explanation catching it.")
     show(tour, figures.overlay(X, heat, loaded.audio_cfg, boxes=ui.clip_boxes(tour.clip),
                                title=f"Shortcut model: Grad-CAM at {tap}", height=FIGURE_HEIGHT[tour.presenter]),
-         key="tour_shortcut", stem="tour_shortcut")
-    open_in(tour, "attribution", "the Attribution page", {state.TAP: tap, state.TARGET_CLASS: "predicted class",
+         key="tour_shortcut", stem="tour_shortcut", tall=True)
+    return Link("attribution", "the Attribution page", {state.TAP: tap, state.TARGET_CLASS: "predicted class",
                                                           state.MODELS: [tour.name, SHORTCUT] if tour.name != SHORTCUT else [SHORTCUT],
                                                           "attribution_model": SHORTCUT})
 
 
-STEPS: tuple[tuple[str, Callable[[Tour], None]], ...] = (
+STEPS: tuple[tuple[str, Callable[[Tour], Link | None]], ...] = (
     ("The sound and its waveform", step_sound),
     ("From samples to a spectrogram", step_stft),
     ("Mel bands and a log: the model's input", step_mel),
@@ -388,36 +402,58 @@ def go(delta: int) -> None:
     st.session_state[state.TOUR_STEP] = min(max(state.get(state.TOUR_STEP) + delta, 1), len(STEPS))
 
 
-def nav(step: int, *, where: str) -> None:
-    """Back and Next (the arrow keys too, on the bottom pair)."""
-    back, mid, nxt = st.columns([1, 4, 1])
-    keys = where == "bottom"
-    back.button("Back", key=f"tour_back_{where}", on_click=go, args=(-1,), disabled=step == 1,
-                icon=":material/arrow_back:", shortcut="Left" if keys else None, width="stretch")
-    nxt.button("Next", key=f"tour_next_{where}", on_click=go, args=(1,), disabled=step == len(STEPS),
-               icon=":material/arrow_forward:", shortcut="Right" if keys else None, type="primary", width="stretch")
-    if keys:
-        mid.caption(f"Step {step} of {len(STEPS)}. The arrow keys ← → walk the steps too.")
+def nav(step: int, link: Link | None, *, presenter: bool) -> None:
+    """Back, the step's "Open this in" button (and in the presenter setting the step picker), Next; the arrow
+    keys are Back and Next."""
+    back, mid, nxt = st.columns([1, 4, 1], vertical_alignment="center")
+    back.button("Back", key="tour_back", on_click=go, args=(-1,), disabled=step == 1, icon=":material/arrow_back:",
+                shortcut="Left", width="stretch")
+    nxt.button("Next", key="tour_next", on_click=go, args=(1,), disabled=step == len(STEPS),
+               icon=":material/arrow_forward:", shortcut="Right", type="primary", width="stretch")
+    with mid:
+        if presenter:
+            left, right = st.columns([1, 1], vertical_alignment="center")
+            with left:
+                step_picker()
+            if link is not None:
+                with right:
+                    open_in(link, key=f"tour_open_{step}")
+            return
+        if link is not None:
+            open_in(link, key=f"tour_open_{step}")
+        st.caption(f"Step {step} of {len(STEPS)}; the arrow keys ← → walk the steps too.")
+
+
+def step_picker() -> int:
+    """The step as a slider over the steps' titles (the pick a link's ``step`` sets)."""
+    return state.bound(st.select_slider, "Step", state.TOUR_STEP, options=list(range(1, len(STEPS) + 1)), default=1,
+                       format_func=lambda k: f"{k}. {STEPS[k - 1][0]}", label_visibility="collapsed")
 
 
 presenter = bool(state.get(state.PRESENTER))
-heading = st.empty()  # "Tour", or in the presenter setting the step's own title (one heading per screen)
+if not presenter:
+    st.title("Tour")
 clip = ui.need_clip()
 models = ui.need_models()
-step = state.bound(st.select_slider, "Step", state.TOUR_STEP, options=list(range(1, len(STEPS) + 1)), default=1,
-                   format_func=lambda k: f"{k}. {STEPS[k - 1][0]}", label_visibility="collapsed")
-model_name, folder = ui.pick_model(models, key="tour_model")
+# In the presenter setting the step's title is the screen's heading, and the step picker moves down to Next.
+top, pick_model = st.columns([4, 1], vertical_alignment="bottom")
+with top:
+    step = state.get(state.TOUR_STEP) if presenter else step_picker()
+    if not isinstance(step, int) or not 1 <= step <= len(STEPS):
+        step = step_picker()  # says what is wrong with a link's step, and shows the first
+with pick_model:
+    model_name, folder = ui.pick_model(models, key="tour_model")
 tour = Tour(clip=clip, name=model_name, folder=folder, loaded=cached.checkpoint(folder), presenter=presenter,
             step=step)
 title, draw = STEPS[step - 1]
 if presenter:
-    heading.title(f"{step}. {title}")
+    top.title(f"{step}. {title}")
 else:
-    heading.title("Tour")
     st.subheader(f"{step}. {title}")
     st.caption(ui.clip_caption(clip).replace("**", "") + f"; model {model_name}.")
+link = None
 try:
-    draw(tour)
+    link = draw(tour)
 except InputError as error:
     st.error(str(error))
-nav(step, where="bottom")
+nav(step, link, presenter=presenter)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import test_browser
-from test_browser import CHROMIUM, CHROMIUM_ARGS, RENDER_S, settle
+from tests.explorer import test_browser
+from tests.explorer.test_browser import CHROMIUM, CHROMIUM_ARGS, RENDER_S, settle
 
 # test_browser's fixtures: its data and checkpoints in a fresh cache, the server, the screenshot folder
 app_env, server, screenshot_dir = test_browser.app_env, test_browser.server, test_browser.screenshot_dir
@@ -89,7 +89,6 @@ def walk(page, folder: Path, prefix: str, *, presenter: bool = False) -> tuple[l
             page.screenshot(path=str(folder / f"{prefix}-{step:02d}.png"), full_page=True)
         if step < N_STEPS:
             if presenter:
-                page.mouse.click(5, PROJECTOR["height"] - 5)  # focus the page, not a widget, then the arrow key
                 page.keyboard.press("ArrowRight")
             else:
                 page.get_by_role("button", name="Next").click()
@@ -114,7 +113,7 @@ def test_tour_walks_on_an_uploaded_clip(browser, server, screenshot_dir, tmp_pat
     path = tmp_path / "chirp-and-clicks.wav"
     sf.write(path, chirp.astype(np.float32), sr)
     page = new_page(browser, WIDE)
-    page.goto(server["url"] + "/clip", wait_until="domcontentloaded")
+    page.goto(server["url"] + "/", wait_until="domcontentloaded")  # the Clip page, the default
     settle(page, until=lambda s: s["title"] == "Clip" and s["charts"] > 0)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
     settle(page, until=lambda s: "chirp-and-clicks.wav (uploaded" in s["text"])

@@ -103,19 +103,19 @@ def test_each_tour_step_draws_its_pages_figure(shortcut, step):
 def test_tour_walks_with_next_and_back_and_says_where_a_step_does_not_apply(env):
     at = start(state={"models": ["tiny-ast"]}, page="views/tour.py")
     no_exception(at)
-    assert at.session_state["tour_step"] == 1 and at.button(key="tour_back_bottom").disabled
+    assert at.session_state["tour_step"] == 1 and at.button(key="tour_back").disabled
     seen = []
     for _ in range(9):
-        at.button(key="tour_next_bottom").click().run()
+        at.button(key="tour_next").click().run()
         no_exception(at)
         seen.append((at.session_state["tour_step"], [i.value for i in at.info]))
-    assert [s for s, _ in seen] == list(range(2, 11)) and at.button(key="tour_next_bottom").disabled
+    assert [s for s, _ in seen] == list(range(2, 11)) and at.button(key="tour_next").disabled
     infos = dict(seen)
     assert any("does not apply" in i and "no convolution" in i for i in infos[4])  # an AST: no conv block
     assert any("does not apply" in i and "squeeze-and-excitation" in i for i in infos[5])
     if not (env["root"] / "checkpoints" / "shortcut").exists():  # the module's shortcut fixture has not run yet
         assert any("Not available yet" in i and "checkpoints/shortcut" in i for i in infos[10])
-    at.button(key="tour_back_bottom").click().run()
+    at.button(key="tour_back").click().run()
     assert at.session_state["tour_step"] == 9 and at.query_params["step"] == "9"
 
 
@@ -135,7 +135,7 @@ def test_tour_on_an_uploaded_clip(env):
     at.switch_page("views/tour.py").run()
     for step in range(1, 11):
         if step > 1:
-            at.button(key="tour_next_bottom").click().run()
+            at.button(key="tour_next").click().run()
         if step == 9:
             at.button(key="tour_reveal").click().run()
         no_exception(at)
@@ -186,7 +186,8 @@ def test_a_link_opens_every_page_with_its_picks(env, page):
     for name, text in query.items():
         assert at.query_params[name] == text, (name, at.query_params)
     links = [c.value for c in at.sidebar.code]
-    assert len(links) == 1 and links[0].startswith(f"http://localhost:8501/{page}?") and f"clip={clip}" in links[0]
+    assert len(links) == 1 and links[0].startswith(
+        f"http://localhost:8501/{'' if page == 'clip' else page}?") and f"clip={clip}" in links[0]
 
 
 def test_the_url_follows_the_picks(env):
