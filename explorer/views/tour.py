@@ -92,7 +92,7 @@ def step_sound(tour: Tour) -> Link | None:
                 "are tall, but the waveform does not tell which pitches are sounding.")
     if np.max(np.abs(samples)) > 0:
         st.audio(samples, sample_rate=tour.cfg.sr)
-    show(tour, figures.waveform(samples, tour.cfg.sr), key="tour_wave", stem="tour_waveform", tall=True)
+    show(tour, figures.waveform(samples, tour.cfg.sr), key="tour_wave", stem="tour_waveform")
     return Link("clip", "the Clip page")
 
 
