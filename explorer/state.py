@@ -8,6 +8,11 @@ widget's key on a page that does not draw it, so the pick itself must not be a
 widget key, and any page may set a pick (then ``st.rerun()``) without tripping
 over a widget that already ran.
 
+The picks also live in the URL (:data:`URL_PARAMS`): :func:`read_url` copies a link's query
+parameters into them at a session's first run, :func:`write_url` writes them back on every run, and
+a link's value that a page cannot show is named by the check that finds it (:func:`bound`, the
+sidebar's clip and models), which then shows a default.
+
 Other pages open a clip with :func:`open_clip`::
 
     state.open_clip(record.clip_id)
