@@ -22,6 +22,7 @@ class Page:
 
 
 PAGES = (
+    Page("tour", "Tour", ":material/school:"),
     Page("clip", "Clip", ":material/graphic_eq:"),
     Page("layers", "Layers", ":material/layers:"),
     Page("attention", "Attention", ":material/hub:"),

@@ -11,7 +11,10 @@ Two ablations of the squeeze-and-excitation blocks, each evaluated on a test fol
   kept; only the per-clip reweighting is lost. Reported per block and for all
   blocks at once.
 
-    python -m core se-ablation --checkpoint checkpoints/secnn --data DIR --fold 5
+    python -m core se-ablation --checkpoint checkpoints/secnn --data DIR --fold 5 [--save]
+
+``--save`` keeps the result in the checkpoint's ``checkpoint.json`` (``meta.se_ablation``), where
+:func:`saved_ablation` reads it back for the app (the Tour's SE step).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold
 from core.errors import InputError
 
-__all__ = ["mean_excitation", "se_ablation", "format_ablation", "configure", "run"]
+__all__ = ["mean_excitation", "se_ablation", "format_ablation", "save_ablation", "saved_ablation", "configure", "run"]
 
 
 def mean_excitation(model, features: np.ndarray, *, batch_size: int = 32) -> dict[int, np.ndarray]:
@@ -102,12 +105,56 @@ def format_ablation(result: dict) -> str:
     return "\n".join(lines)
 
 
+def save_ablation(folder, result: dict, *, fold: int, n_clips: int, data: str) -> None:
+    """Keep an ablation's result in ``folder/checkpoint.json`` under ``meta.se_ablation`` (the rest unchanged)."""
+    import json
+    from pathlib import Path
+
+    from core.checkpoint import META_FILE, read_checkpoint_json
+
+    doc = read_checkpoint_json(folder)
+    doc.setdefault("meta", {})["se_ablation"] = {
+        "fold": int(fold), "n_clips": int(n_clips), "data": str(data), "intact": result["intact"],
+        "forced_to_1": result["forced_to_1"], "mean_all": result["mean_all"],
+        "mean_block": {str(k): acc for k, acc in result["mean_block"].items()}}
+    path = Path(folder) / META_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def saved_ablation(meta: dict) -> dict | None:
+    """What a checkpoint's card says about its SE blocks, from its ``checkpoint.json`` meta.
+
+    Returns
+    -------
+    dict or None
+        ``intact`` and ``forced_to_1`` accuracies (from ``se-ablation --save``, else from the training
+        run's ``evaluation`` and ``evaluation_se_bypassed``), ``mean_all`` and ``mean_block`` (block
+        number -> accuracy) where ``se-ablation --save`` stored them (else ``None`` and ``{}``), and the
+        ``fold`` and ``n_clips`` they were measured on; ``None`` when the meta holds no such measurement.
+    """
+    saved = meta.get("se_ablation")
+    if saved:
+        return {"intact": saved["intact"], "forced_to_1": saved["forced_to_1"], "mean_all": saved.get("mean_all"),
+                "mean_block": {int(k): v for k, v in saved.get("mean_block", {}).items()},
+                "fold": saved.get("fold"), "n_clips": saved.get("n_clips")}
+    intact, bypassed = meta.get("evaluation") or {}, meta.get("evaluation_se_bypassed") or {}
+    if "accuracy" not in intact or "accuracy" not in bypassed:
+        return None
+    return {"intact": intact["accuracy"], "forced_to_1": bypassed["accuracy"], "mean_all": None, "mean_block": {},
+            "fold": meta.get("test_fold"), "n_clips": intact.get("n_clips")}
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="SE-CNN checkpoint folder")
     parser.add_argument("--data", required=True, help=DATA_HELP)
     parser.add_argument("--fold", type=int, default=None,
                         help=f"test fold (default: the checkpoint's, else {DEFAULT_TEST_FOLD}); "
                              "the training mean comes from the others")
+    parser.add_argument("--save", action="store_true",
+                        help="keep the result in the checkpoint's checkpoint.json (meta.se_ablation), "
+                             "where the app's Tour reads it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,4 +174,7 @@ def run(args: argparse.Namespace) -> int:
                          _labels(loaded, test))
     print(f"SE ablation of {args.checkpoint} on fold {args.fold} ({len(test)} clips; means over {len(train)} clips)")
     print(format_ablation(result))
+    if args.save:
+        save_ablation(args.checkpoint, result, fold=args.fold, n_clips=len(test), data=args.data)
+        print(f"saved in {args.checkpoint}/checkpoint.json (meta.se_ablation)")
     return 0

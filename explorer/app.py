@@ -21,7 +21,7 @@ import streamlit as st  # noqa: E402
 from core.datasets import LAYOUT_NEEDS  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from core.pages import PAGES  # noqa: E402
-from explorer import cached, state  # noqa: E402
+from explorer import cached, state, ui  # noqa: E402
 
 # The browser tab's icon: an emoji, drawn by the browser. A page's ":material/...:" icon as the tab's icon would be
 # fetched from an internet font host (fonts.gstatic.com), which fails offline; the sidebar's material icons use
@@ -30,9 +30,9 @@ TAB_ICON = "🎧"
 
 
 def _pages() -> list:
-    """The app's pages (:data:`core.pages.PAGES`), each from ``views/<name>.py``."""
-    return [st.Page(state.page_file(p.name), title=p.title, icon=p.icon, url_path=p.name, default=i == 0)
-            for i, p in enumerate(PAGES)]
+    """The app's pages (:data:`core.pages.PAGES`), each from ``views/<name>.py``; the Clip page opens first."""
+    return [st.Page(state.page_file(p.name), title=p.title, icon=p.icon, url_path=p.name, default=p.name == "clip")
+            for p in PAGES]
 
 
 def _demo_root() -> str:
@@ -167,6 +167,11 @@ def _clip_picker() -> None:
     value = state.get(state.CLIP_ID)
     if value not in ids:
         st.session_state[state.CLIP_ID] = ids[0]
+        asked = state.url_asked(state.CLIP_ID)
+        if asked is not None and value not in by_id:
+            st.warning(f"The link's clip '{asked}' is not in the dataset in use ({root}): "
+                       f"showing {ids[0]} instead.")
+    state.url_settled(state.CLIP_ID)
     st.session_state["_w_" + state.CLIP_ID] = state.get(state.CLIP_ID)
     sb.selectbox("Clip", ids, key="_w_" + state.CLIP_ID, on_change=on_pick,
                  format_func=lambda cid: f"{cid} ({by_id[cid].category})" if cid in by_id else cid)
@@ -206,6 +211,15 @@ def _model_picker() -> None:
     if problem is not None:
         sb.warning(f"Registered models are not listed: {problem}")
     names = list(found)
+    asked = state.url_asked(state.MODELS)
+    if asked is not None:  # a link's models: keep the ones found, say which are not
+        unknown = [n for n in state.get(state.MODELS) if n not in names]
+        if unknown:
+            st.warning(f"The link's model{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                       f"{'are' if len(unknown) > 1 else 'is'} not among the checkpoints found "
+                       f"({', '.join(names)}).")
+            st.session_state[state.MODELS] = [n for n in state.get(state.MODELS) if n in names] or None
+        state.url_settled(state.MODELS)
     if state.get(state.MODELS) is None:
         st.session_state[state.MODELS] = _default_models(found)
     state.bound(sb.multiselect, "Models (one, or two side by side)", state.MODELS, options=names,
@@ -300,15 +314,39 @@ def sidebar() -> None:
     _model_picker()
     _checkpoint_folder_box()
     _hub_box()
+    state.bound(st.sidebar.toggle, "Presenter setting", state.PRESENTER,
+                help="Larger fonts and figures and the sidebar collapsed, for a projector (1280 x 720); "
+                     "the Tour shows one step per screen.")
+
+
+def _link_box(slot, page: str) -> None:
+    """Write the picks into the URL, and show that URL, with a copy button (st.code's), in ``slot``."""
+    from urllib.parse import urlencode
+
+    params = state.write_url(page)
+    # no browser (AppTest): ours; the default page (Clip) is at the root
+    base = (st.context.url or "").split("?")[0] or f"http://localhost:8501/{'' if page == 'clip' else page}"
+    with slot.expander("Link to this view", icon=":material/link:"):
+        st.code(base + ("?" + urlencode(params) if params else ""), language=None, wrap_lines=True)
+        st.caption("Opens this page with the same dataset, clip, models and picks (copy button at the right). "
+                   "An uploaded clip stays on this computer: its link opens the dataset clip.")
 
 
 def main() -> None:
     st.set_page_config(page_title="Audio classifier explorer", page_icon=TAB_ICON, layout="wide")
     state.init()
     _restore_settings()
+    problems = state.read_url()
+    if state.get(state.PRESENTER):
+        ui.presenter_style()
     page = st.navigation(_pages())
+    for problem in problems:
+        st.warning(problem)
     sidebar()
+    name, slot = page.url_path or "clip", st.sidebar.empty()  # the default page's path is empty
+    _link_box(slot.container(), name)  # the picks as this run starts (all of them, if the page stops early)
     page.run()
+    _link_box(slot.container(), name)  # and with what the page picked by default (a layer, a class)
     _cache_box()  # after the page, so the size counts what it just stored
 
 

@@ -16,7 +16,9 @@ from explorer import cached, figures, state
 
 __all__ = ["intro", "current_clip", "window_model", "mark_limits", "chosen_models", "need_clip", "need_models",
            "pick_model", "download_figure", "download_table", "plot", "clip_caption", "EMPTY_MAP", "scorecard",
-           "method_notes", "method_params"]
+           "method_notes", "method_params", "presenter_style", "PRESENTER_FONT_PX"]
+
+PRESENTER_FONT_PX = 20  # the page's base font in the presenter setting (Streamlit's default: 16); sizes are in rem
 
 EMPTY_MAP = ("The map is empty (all zero): no cell pushes the model towards this class at this layer. At a "
              "transformer's last layer this is always so: only the class token reaches the head. Pick an "
@@ -303,3 +305,14 @@ def method_params(spec, loaded, *, key: str) -> dict:
                                               value=p.default, step=number(p.step), key=f"{key}_{p.name}",
                                               help=p.help))
     return values
+
+
+def presenter_style() -> None:
+    """The presenter setting: larger fonts (every size in rem follows the root's), the sidebar collapsed, little
+    padding, so that one Tour step fills a 1280 x 720 projector."""
+    st.set_page_config(initial_sidebar_state="collapsed")
+    st.html(f"""<style>
+      html {{ font-size: {PRESENTER_FONT_PX}px; }}
+      [data-testid="stMainBlockContainer"] {{ padding: 2.6rem 1.5rem 0.5rem 1.5rem; max-width: 100%; }}
+      [data-testid="stMain"] h1 {{ font-size: 1.9rem; padding: 0.25rem 0; }}
+    </style>""")

@@ -137,13 +137,18 @@ else:
     heads = tuple(range(1, n_heads + 1))
 
 if st.session_state.get(OPENED_KEY) != (folder, clip.path):  # a new clip or model: open on its strongest patch
-    events = tuple((b.t0_s, b.t1_s, b.f0_hz, b.f1_hz) for b in ui.clip_boxes(clip))
-    st.session_state[state.QUERY] = cached.default_query(folder, clip.path, events)
+    if state.url_asked(state.QUERY) is None:  # ... unless a link names the query
+        events = tuple((b.t0_s, b.t1_s, b.f0_hz, b.f1_hz) for b in ui.clip_boxes(clip))
+        st.session_state[state.QUERY] = cached.default_query(folder, clip.path, events)
     st.session_state[OPENED_KEY] = (folder, clip.path)
 query = state.get(state.QUERY)
 if query != CLASS_TOKEN and not (isinstance(query, int) and 0 <= query < n_patches):
     query = CLASS_TOKEN
     st.session_state[state.QUERY] = query
+    if state.url_asked(state.QUERY) is not None:
+        st.warning(f"The link's query={state.url_asked(state.QUERY)} is not a patch of {model_name} "
+                   f"(0 to {n_patches - 1}): showing the class token's attention instead.")
+state.url_settled(state.QUERY)
 
 X = cached.model_input(clip.path, key, channel)
 if not layers:

@@ -54,3 +54,40 @@ def test_ablation_reports_every_block_and_refuses_a_model_without_se(model):
     ast = build_model("ast", {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 1.0}, n_classes=3)
     with pytest.raises(InputError, match="squeeze-and-excitation"):
         se_ablation(type("L", (), {"model": ast})(), train, test, y)
+
+
+def test_saved_ablation_round_trips_through_checkpoint_json_and_falls_back_to_the_training_card(model, tmp_path):
+    from core.audio import AudioConfig
+    from core.checkpoint import load_checkpoint, save_checkpoint
+    from core.se_ablation import save_ablation, saved_ablation
+
+    meta = {"test_fold": 5, "evaluation": {"accuracy": 0.8, "n_clips": 120},
+            "evaluation_se_bypassed": {"accuracy": 0.1}}
+    folder = save_checkpoint(tmp_path / "ck", model, AudioConfig(), ["a", "b", "c"], meta)
+    fallback = saved_ablation(load_checkpoint(folder).meta)  # only what training measured
+    assert fallback == {"intact": 0.8, "forced_to_1": 0.1, "mean_all": None, "mean_block": {}, "fold": 5,
+                        "n_clips": 120}
+    result = {"intact": 0.75, "forced_to_1": 0.2, "mean_all": 0.3, "mean_block": {2: 0.7, 4: 0.4}}
+    save_ablation(folder, result, fold=3, n_clips=40, data="somewhere")
+    loaded = load_checkpoint(folder)
+    assert saved_ablation(loaded.meta) == {**result, "fold": 3, "n_clips": 40}
+    assert loaded.meta["evaluation"]["accuracy"] == 0.8  # the rest of the card is kept
+    assert saved_ablation({}) is None
+
+
+def test_shipped_secnn_card_holds_the_ablation_its_readme_reports():
+    """checkpoints/secnn/checkpoint.json (se-ablation --save) and checkpoints/README.md agree."""
+    from pathlib import Path
+
+    from core.checkpoint import read_checkpoint_json
+    from core.se_ablation import saved_ablation
+
+    repo = Path(__file__).resolve().parents[2]
+    card = saved_ablation(read_checkpoint_json(repo / "checkpoints" / "secnn")["meta"])
+    readme = (repo / "checkpoints" / "README.md").read_text()
+    assert card is not None and card["mean_block"], "run se-ablation --save on checkpoints/secnn"
+    assert f"| intact | {card['intact'] * 100:.1f} % |" in readme
+    assert f"| every excitation forced to 1 | {card['forced_to_1'] * 100:.1f} % |" in readme
+    assert f"in every SE block | {card['mean_all'] * 100:.1f} % |" in readme
+    for k, acc in card["mean_block"].items():
+        assert f"| mean excitation in block {k} only | {acc * 100:.1f} % |" in readme, k
