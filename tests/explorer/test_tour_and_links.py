@@ -172,7 +172,9 @@ def test_a_link_opens_every_page_with_its_picks(env, page):
     warnings = []
     at = start(query=query, page=f"views/{page}.py", warnings=warnings)
     no_exception(at)
-    warnings += [w.value for w in at.warning]
+    # the link's own problems all say "The link's ..."; a page's verdicts (a one-clip sanity check, a weak
+    # label-issue ranking on the tiny models) are not about the link
+    warnings += [w.value for w in at.warning if "link" in w.value.lower()]
     assert not warnings, warnings
     assert at.session_state["clip_id"] == clip and at.session_state["models"] == models.split(",")
     assert at.sidebar.selectbox(key="_w_clip_id").value == clip
