@@ -175,3 +175,17 @@ def test_every_documented_core_command_parses():
             if shipped.startswith("checkpoints/") and not (REPO / shipped / "checkpoint.json").is_file():
                 wrong.append(f"{where}: {line} (no shipped checkpoint {shipped})")
     assert wrong == []
+
+
+def test_make_explore_takes_a_port():
+    """`make explore PORT=...` (the README's first command) serves on that port."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "-n", "-W", "requirements.txt", "explore", "PORT=8599"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert "streamlit run explorer/app.py --server.port 8599" in out

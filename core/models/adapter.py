@@ -351,6 +351,16 @@ def _head(model: nn.Module, n_classes: int) -> str | None:
     return heads[-1] if heads else None
 
 
+def conv_view(module: nn.Module, layout: str) -> str | None:
+    """How a conv block's output is turned into ``(C, F, T)``: ``"1d"`` for a 1-D conv, ``"time-first"`` in a
+    time-first model, else ``None`` (already ``(C, F, T)``, or no convolution at all)."""
+    if not _has_conv(module):
+        return None  # read as it is; check_spec refuses it unless it is (B, C, F, T)
+    one_d = isinstance(module, nn.Conv1d) or (not isinstance(module, nn.Conv2d) and
+                                              any(isinstance(m, nn.Conv1d) for m in module.modules()))
+    return "1d" if one_d else ("time-first" if layout == "time-mel" else None)
+
+
 def discover_taps(model: nn.Module, *, layout: str, n_classes: int, attention=(), prefix: str = "net") -> list[Tap]:
     """Taps of an adapted model by module type and name, with their axis conventions.
 
@@ -382,10 +392,7 @@ def discover_taps(model: nn.Module, *, layout: str, n_classes: int, attention=()
         module = modules[name]
         label = name.replace(".", " / ")
         if what == "conv":
-            one_d = isinstance(module, nn.Conv1d) or (not isinstance(module, nn.Conv2d) and
-                                                      any(isinstance(m, nn.Conv1d) for m in module.modules()))
-            view = "1d" if one_d else ("time-first" if layout == "time-mel" else None)
-            taps.append(Tap(name, label, "conv", f"{prefix}.{convs[name]}", view=view))
+            taps.append(Tap(name, label, "conv", f"{prefix}.{convs[name]}", view=conv_view(module, layout)))
         elif what == "recurrent":
             view = "sequence" if getattr(module, "batch_first", False) else "sequence-time-first"
             taps.append(Tap(name, f"{label} (over time)", "conv", f"{prefix}.{name}", index=0, view=view))
@@ -428,7 +435,8 @@ class AdaptedModel(nn.Module):
                 if path not in modules:
                     raise InputError(adapter or "adapter", f"ModelSpec.taps names {path!r}, which the model "
                                                            f"does not have")
-                base = by_module.get(f"net.{path}") or Tap(name, name, "conv", f"net.{path}")
+                base = by_module.get(f"net.{path}") or Tap(name, name, "conv", f"net.{path}",
+                                                           view=conv_view(modules[path], spec.layout))
                 chosen.append(Tap(name, name.replace(".", " / "), base.kind, base.module, index=base.index,
                                   capture=base.capture, view=base.view))
             self._taps = chosen + [t for t in self._taps if t.kind in ("embedding", "logits")]

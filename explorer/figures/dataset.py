@@ -439,6 +439,7 @@ def decoder_scores(row: Mapping, *, title: str | None = None) -> go.Figure:
     fig.add_vline(x=row["mean"]["value"], line_dash="dash", line_color="rgb(120,120,120)")
     fig.update_xaxes(title_text="held-out relative error (0 = perfect; 95 % interval)", range=[0, 1.15])
     fig.update_yaxes(autorange="reversed")
+    fig.update_layout(showlegend=False)  # one series; the labels' trace is no legend entry either
     return common.layout(fig, title=title, height=70 + 34 * len(names))
 
 

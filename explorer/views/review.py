@@ -245,7 +245,7 @@ else:
     except InputError as error:
         mine = []
         st.error(str(error))
-    st.caption(f"{len(mine)} verdicts for {model_name} on this dataset.")
+    st.caption(f"{len(mine)} verdict{'' if len(mine) == 1 else 's'} for {model_name} on this dataset.")
     e1, e2 = st.columns(2)
     e1.download_button("Verdicts (CSV)", data=verdicts_csv(mine), file_name="review.csv", mime="text/csv",
                        key="review_csv", on_click="ignore", icon=":material/download:")

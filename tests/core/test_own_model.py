@@ -176,3 +176,12 @@ def test_decoders_read_a_mel_time_adapters_own_input(cache, small_demo):
 
     inputs = np.stack([loaded.input(load_mono(r, loaded.audio_cfg), loaded.audio_cfg.sr)[0] for r in records])
     assert X.shape == (2, 32, 313) and np.allclose(X, nonnegative_target(inputs))
+
+
+def test_a_taps_entry_on_an_undiscovered_block_keeps_the_models_axes(cache):
+    """A time-first block named in ``taps=`` is viewed time-first like the discovered ones: (C, F, T) on the page."""
+    adapter = cache / "named_tap.py"
+    adapter.write_text(TFGRU.read_text().replace("n_fft=CFG.n_fft)", "n_fft=CFG.n_fft, taps={'first': 'features.0'})"))
+    shutil.copy(TFGRU.parent / "blocks.py", cache / "blocks.py")
+    entry = add_model(adapter, None, "named")
+    assert entry["taps"]["first"] == {"kind": "conv", "view": "time-first", "shape": [1, 8, 20, 108]}

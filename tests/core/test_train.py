@@ -317,3 +317,17 @@ def test_shipping_keeps_the_training_runs_evaluation_and_the_decoders_of_unchang
     ship.main(src, dst, evaluate_on=data)
     assert (dst / "decoders" / "fit.json").read_text() == "{}"
     assert load_checkpoint(dst).meta["evaluation_training_set"] == shipped["evaluation_training_set"]
+
+
+def test_a_teacher_with_another_front_end_is_refused_before_any_clip_loads(trained, data, tmp_path, monkeypatch):
+    """Distillation feeds the teacher the student's batch: a teacher that hears another input is refused."""
+    import dataclasses
+
+    import core.train
+
+    teacher, _ = trained
+    monkeypatch.setattr(core.train, "load_split", lambda *a, **k: pytest.fail("clips were loaded first"))
+    with pytest.raises(InputError, match="takes another input than the student"):
+        train(out=tmp_path / "student", teacher=teacher, model="secnn", data=data, test_fold=5, epochs=1,
+              config=SECNN, audio_cfg=dataclasses.replace(CFG, n_mels=16), device="cpu", progress=False)
+    assert not (tmp_path / "student").exists()

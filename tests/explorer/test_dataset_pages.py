@@ -203,7 +203,7 @@ def _decoder_page_figures(at, tap_label):
     names = list(scores["data"][0]["y"])
     assert "training-mean spectrum (baseline)" in names and "zeros (baseline)" in names
     bar, labels = scores["data"][:2]  # each value is written past its interval, not under the error bar
-    assert labels["mode"] == "text" and "text" not in bar
+    assert labels["mode"] == "text" and "text" not in bar and scores["layout"]["showlegend"] is False
     assert np.all(array(labels["x"]) >= array(bar["x"]) + array(bar["error_x"]["array"]) - 1e-9)
     assert any("(oracle)" in n for n in names)
     beaten = [n for n in names if "does not beat the mean" in n]
