@@ -60,7 +60,9 @@ def predict_files(loaded, paths, *, top_k: int = 5) -> list[dict]:
         y = fit_duration(clip.mono[:n_samples], n_samples)
         proba = predict_proba(loaded, loaded.input(y, cfg.sr)[None])[0]
         order = np.argsort(-proba)[:min(top_k, len(proba))]
-        results.append({"file": str(path), "unheard_s": round(max(0.0, clip.duration_s - n_samples / cfg.sr), 3),
+        unheard_s = clip.duration_s - n_samples / cfg.sr  # within a hop of the window is heard, as frames go
+        unheard_s = round(unheard_s, 3) if unheard_s > cfg.hop_length / cfg.sr else 0.0
+        results.append({"file": str(path), "unheard_s": unheard_s,
                         "top": [{"class": loaded.classes[i], "probability": float(proba[i])} for i in order]})
     return results
 
