@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "LAYOUT_NEEDS", "DATA_HELP", "checkpoint_test_fold", "Box", "ClipRecord", "Dataset",
+__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "LAYOUT_NEEDS", "DATA_HELP",
+           "checkpoint_test_fold", "Box", "ClipRecord", "Dataset",
            "open_dataset", "load_mono", "load_features", "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
