@@ -185,28 +185,31 @@ def check_audio(y: np.ndarray, *, source: str = "audio") -> None:
         raise InputError(source, "the audio holds NaN or infinite samples")
 
 
-def _read(path: Path, cfg: AudioConfig) -> tuple[np.ndarray, int]:
-    """Read a file as (channels, samples) float32 with its native rate, checking as early as possible."""
+def _read(path: Path, cfg: AudioConfig, first_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Read a file (or its first ``first_s`` seconds) as (channels, samples) float32 with its native rate,
+    checking as early as possible."""
     try:
         info = sf.info(str(path))
     except Exception as sf_error:  # libsndfile cannot parse it: try audioread for compressed formats
         if path.suffix.lower() not in _FALLBACK_EXTENSIONS:
             raise InputError(path, f"not a readable audio file ({_short(sf_error)})") from None
-        return _read_fallback(path, cfg)
-    _check_header(path, info.channels, info.samplerate, info.frames, cfg)
+        return _read_fallback(path, cfg, first_s)
+    frames = -1 if first_s is None else int(np.ceil(first_s * info.samplerate))
+    _check_header(path, info.channels, info.samplerate, info.frames if first_s is None else
+                  min(info.frames, frames), cfg)
     try:
-        data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, native_sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except Exception as read_error:
         raise InputError(path, f"the audio data is unreadable or truncated ({_short(read_error)})") from None
     return np.ascontiguousarray(data.T), int(native_sr)
 
 
-def _read_fallback(path: Path, cfg: AudioConfig) -> tuple[np.ndarray, int]:
+def _read_fallback(path: Path, cfg: AudioConfig, first_s: float | None = None) -> tuple[np.ndarray, int]:
     try:
         with warnings.catch_warnings():  # librosa warns that it falls back to audioread: expected here
             warnings.simplefilter("ignore")
             data, native_sr = _librosa().load(
-                str(path), sr=None, mono=False, duration=cfg.max_duration_s + 1.0, dtype=np.float32
+                str(path), sr=None, mono=False, duration=first_s or cfg.max_duration_s + 1.0, dtype=np.float32
             )
     except Exception as error:
         raise InputError(path, f"not a readable audio file ({_short(error)})") from None
@@ -262,7 +265,8 @@ def probe_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> None:
     _check_header(path, info.channels, info.samplerate, info.frames, cfg)
 
 
-def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig(), *, resample_to: int | None = None) -> Clip:
+def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig(), *, resample_to: int | None = None,
+               first_s: float | None = None) -> Clip:
     """Load and check an audio file (wav, flac, ogg, mp3, ...), keeping its channels.
 
     Parameters
@@ -272,6 +276,9 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig(), *, resample_t
         Supplies the limits (``max_duration_s``, ``min_duration_s``, ``min_sr``).
     resample_to : int or None
         Resample to this rate in Hz; ``None`` keeps the file's rate.
+    first_s : float > 0 or None
+        Read only the first ``first_s`` seconds (a model's window of a longer recording: the
+        ``max_duration_s`` limit then applies to what is read, not to the file).
 
     Returns
     -------
@@ -299,7 +306,7 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig(), *, resample_t
         raise InputError(path, "not a file")
     if path.stat().st_size == 0:
         raise InputError(path, "the file is empty (0 bytes)")
-    data, native_sr = _read(path, cfg)
+    data, native_sr = _read(path, cfg, first_s)
     check_audio(data, source=str(path))
     if resample_to is not None and resample_to != native_sr:
         data = resample(data, orig_sr=native_sr, target_sr=resample_to)

@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from core.audio import AudioConfig, fit_duration, load_audio, log_mel, probe_audio
 from core.errors import InputError
 
-__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "LAYOUT_NEEDS", "DATA_HELP", "checkpoint_test_fold", "Box", "ClipRecord", "Dataset",
+__all__ = ["AUDIO_EXTENSIONS", "N_FOLDS", "DEFAULT_TEST_FOLD", "LAYOUTS", "LAYOUT_NEEDS", "DATA_HELP",
+           "checkpoint_test_fold", "Box", "ClipRecord", "Dataset",
            "open_dataset", "load_mono", "load_features", "read_scene", "read_label_truth"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -241,10 +242,13 @@ def open_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
     else:
         dataset = _open_folders(root)
     if check_files:
+        from core.windows import MAX_RECORDING_S
+
+        listing = AudioConfig(max_duration_s=MAX_RECORDING_S)  # longer clips are windowed, not refused
         kept = []
         for r in dataset.records:
             try:
-                probe_audio(r.path)
+                probe_audio(r.path, listing)
             except InputError as error:
                 dataset.skipped.append((r.clip_id, error.problem))
                 continue
@@ -435,13 +439,17 @@ def _open_folders(root: Path) -> Dataset:
 def load_mono(source: ClipRecord | str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     """Load a clip as the model hears it: mono, at ``cfg.sr``, cut or zero-padded to the clip length.
 
+    Only the first window is read from a longer file (a recording of any length lists and trains on
+    its first window; ``predict --windows`` and the Clip page cover the rest).
+
     Returns
     -------
     np.ndarray [shape=(cfg.n_samples,)], float32
     """
     path = source.path if isinstance(source, ClipRecord) else source
-    clip = load_audio(path, cfg, resample_to=cfg.sr)
-    return fit_duration(clip.mono, cfg.n_samples)
+    n_samples = cfg.n_samples
+    clip = load_audio(path, cfg, resample_to=cfg.sr, first_s=n_samples / cfg.sr + 0.1)  # a long file: its first window
+    return fit_duration(clip.mono, n_samples)
 
 
 def load_features(records: list[ClipRecord], cfg: AudioConfig = AudioConfig(), *,

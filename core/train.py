@@ -510,7 +510,7 @@ def _baseline(split: Split, cfg: TrainConfig, evaluation: dict) -> dict:
     n_window = a.n_samples
 
     def heard(r):
-        return load_audio(r.path, a, resample_to=a.sr).mono[:n_window]
+        return load_audio(r.path, a, resample_to=a.sr, first_s=n_window / a.sr + 0.1).mono[:n_window]
 
     train_waves = [heard(split.pool[j]) for j in split.train_idx]
     test_waves = [heard(r) for r in split.test]

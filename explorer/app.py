@@ -184,9 +184,16 @@ def _clip_picker() -> None:
 
 
 def _default_models(found: dict[str, str]) -> list[str]:
-    """One checkpoint of each kind (SE-CNN first), at most two."""
+    """One checkpoint of each kind (SE-CNN first), at most two; the user's own (opened in the sidebar) first."""
+    from core.settings import load_settings
+
+    own = [str(Path(f)) for f in load_settings()[0]["checkpoint_folders"]]
+
+    def is_own(folder: str) -> bool:
+        return any(folder == f or folder.startswith(f + "/") for f in own)
+
     picks, kinds = [], set()
-    for name, folder in found.items():
+    for name, folder in sorted(found.items(), key=lambda item: not is_own(item[1])):
         kind = _kind_of(folder)
         if kind not in kinds:
             picks.append(name)
@@ -276,10 +283,15 @@ def _checkpoint_folder_box() -> None:
         opened = st.button("Open", key="_open_checkpoint_folder")
         if opened and (st.session_state.get(CKPT_FOLDER) or "").strip():
             try:
-                add_checkpoint_folder(st.session_state[CKPT_FOLDER].strip())
+                settings = add_checkpoint_folder(st.session_state[CKPT_FOLDER].strip())
             except InputError as error:
                 st.error(str(error))
-            else:
+            else:  # pick it (its first checkpoint) beside the first model picked
+                opened_folder = settings["checkpoint_folders"][-1]
+                found = cached.checkpoint_folders()
+                new = [n for n, f in found.items() if f == opened_folder or f.startswith(opened_folder + "/")]
+                st.session_state[state.MODELS] = new[:1] + [n for n in (state.get(state.MODELS) or [])
+                                                            if n not in new][:1]
                 st.rerun()
         for i, folder in enumerate(load_settings()[0]["checkpoint_folders"]):
             left, right = st.columns([4, 1])

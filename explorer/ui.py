@@ -136,7 +136,7 @@ def points_delta(change: float, suffix: str = "") -> dict:
 def clip_caption(clip: state.ClipRef) -> str:
     """One line naming the clip and its true class."""
     window = "" if clip.window_s is None else \
-        f"; the window {clip.window_s[0]:.1f}-{clip.window_s[1]:.1f} s of a longer recording (pick another on the Clip page)"
+        f"; the window {clip.window_s[0]:.1f}-{clip.window_s[1]:.1f} s of a longer recording, picked on the Clip page"
     if clip.origin == "upload":
         return f"Clip: **{clip.name}** (uploaded; no ground truth{window})"
     return f"Clip: **{clip.name}**, true class **{clip.category}**" + (

@@ -121,10 +121,14 @@ with left:
     ui.plot(figures.waveform(samples, cfg.sr), key="clip_wave", stem=f"waveform_{ui.safe_stem(clip.name)}")
     steps = cached.steps(clip.path, key)
     boxes = ui.clip_boxes(clip)
-    ui.plot(figures.spectrogram(steps["db"], cfg, title="Mel spectrogram (dB)" + (
-        ": dashed boxes = where the defining event is" if boxes else ""), boxes=boxes),
-        key="clip_spec", stem=f"spectrogram_{ui.safe_stem(clip.name)}")
-    limits_text = ui.mark_limits(clip, cfg).describe(cfg)
+    spec = figures.spectrogram(steps["db"], cfg, title="Mel spectrogram (dB)" + (
+        ": dashed boxes = where the defining event is" if boxes else ""), boxes=boxes)
+    limits = ui.mark_limits(clip, cfg)
+    if limits.empty_from_band is not None:  # this picture is the clip's own length: no padding to draw on it
+        figures_limits.mark_limits(spec, dataclasses.replace(limits, padded_from_s=None), n_mels=cfg.n_mels,
+                                   x_end_s=samples.shape[1] / cfg.sr)
+    ui.plot(spec, key="clip_spec", stem=f"spectrogram_{ui.safe_stem(clip.name)}")
+    limits_text = limits.describe(cfg)
     if limits_text:
         st.caption(limits_text + " The maps of the model's input mark both.")
 

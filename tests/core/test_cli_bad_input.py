@@ -90,4 +90,4 @@ def test_evaluate_wrong_dataset_layout(ckpt, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tmp_path / "empty"), "--fold", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "ESC-50's layout" in err[0]
+    assert len(err) == 1 and "matches no dataset layout" in err[0] and "ESC-50's audio/ beside meta/esc50.csv" in err[0]

@@ -192,3 +192,16 @@ def test_audio_folder_without_metadata_lists_every_layout(tmp_path):
         open_dataset(tmp_path / "x")
     text = str(info.value)
     assert "no meta/esc50.csv" in text and all(need in text for need in LAYOUT_NEEDS)
+
+
+def test_a_recording_past_a_minute_is_listed_and_heard_by_its_first_window(tmp_path):
+    from core.datasets import load_mono
+
+    sr = 4000
+    y = (0.1 * np.sin(np.arange(70 * sr) * 0.05)).astype(np.float32)
+    (tmp_path / "birds").mkdir()
+    sf.write(tmp_path / "birds" / "dawn.wav", y, sr, subtype="FLOAT")
+    ds = open_dataset(tmp_path)
+    assert [r.clip_id for r in ds.records] == ["birds/dawn.wav"] and not ds.skipped
+    cfg = AudioConfig(sr=sr, n_mels=16, n_fft=256, hop_length=100, n_frames=41)  # 1 s
+    np.testing.assert_array_equal(load_mono(ds.records[0], cfg), y[:4000])

@@ -75,13 +75,14 @@ def test_a_csv_folder_and_a_checkpoint_folder_open_and_are_remembered(env, tmp_p
     at.sidebar.button(key="_open_checkpoint_folder").click().run()
     no_exception(at)
     assert "digits-secnn (secnn)" in at.sidebar.multiselect[0].options
+    assert at.session_state["models"][0] == "digits-secnn"  # an opened checkpoint is picked
 
     # a restart: a new session finds the dataset folder and the checkpoint folder again
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.session_state["models"] = ["digits-secnn"]
     at.run()
     no_exception(at)
     assert at.sidebar.radio[0].value == "folder" and at.sidebar.text_input[0].value == str(digits)
+    assert at.session_state["models"][0] == "digits-secnn"  # the user's own checkpoint is the default pick
     assert any("a CSV of paths and labels layout: 12 clips, 2 classes, folds 1-3" in c.value for c in at.sidebar.caption)
     assert len(at.sidebar.selectbox(key="_w_clip_id").options) == 12
     assert not default_demo_dir().exists()
