@@ -274,9 +274,12 @@ def test_dataset_pages_show_input_errors_as_messages(env, tmp_path):
     # the fold pick offers the folder's one fold (not an empty fold 5); two clips are too few to project
     assert at.session_state["dataset_fold"] == 1
     assert len(at.error) == 1 and "need (N, D) with N >= 3 clips" in at.error[0].value
+    assert any("knows none of the 2 classes of this dataset (alpha, beta)" in w.value for w in at.warning)
     at.switch_page("views/errors.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.error) == 1 and "does not know the classes ['alpha', 'beta']" in at.error[0].value
+    # said at once, in one sentence per model, with no error and nothing computed
+    assert not at.error and not charts(at)
+    assert sum("knows none of the 2 classes of this dataset (alpha, beta)" in w.value for w in at.warning) == 1
 
 
 # ---------------------------------------------------------------------------
