@@ -649,7 +649,7 @@ def test_a_novel_upload_is_flagged_and_unknown_classes_are_said_at_once(browser_
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("a folder on this computer").click()
     settle(page)
-    field = sidebar.get_by_label("Dataset folder")
+    field = sidebar.get_by_role("textbox", name="Dataset folder")
     field.fill(str(folder))
     field.press("Enter")
     settle(page, until=lambda s: "15 clips" in sidebar.inner_text())
