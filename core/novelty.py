@@ -533,7 +533,7 @@ def fit_after_training(folder: str | Path, model, x_train: np.ndarray, y_train: 
     novelty = fit_novelty(vectors(x_train), np.asarray(y_train), np.zeros(len(y_train), int), method=method,
                           tap=tap, held_out=vectors(x_val),
                           held_out_name=f"{len(x_val)} validation clips (never trained on)",
-                          info={"data": str(data), "checkpoint": Path(folder).name})
+                          info={"data": _data_name(Path(data)) if data else "", "checkpoint": Path(folder).name})
     save_novelty(novelty, folder)
     return novelty
 

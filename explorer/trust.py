@@ -46,10 +46,10 @@ def clip_novelty(model_name: str, folder: str, path: str, *, explanation: bool =
         st.caption(f"{model_name}: no novelty score fitted, so nothing says whether this clip is like its training "
                    "data (`python -m core fit-novelty`, or the button on the Embeddings page).")
         return None
-    numbers = f"novelty {flag['score']:.3g} above the threshold {flag['threshold']:.3g}"
     if flag["novel"]:
-        st.warning(f"{model_name}: {CAPTION if explanation else NOVEL_PREDICTION} ({numbers}, which about 5 % of "
-                   "clips like the training data exceed).", icon=":material/warning:")
+        st.warning(f"{model_name}: {CAPTION if explanation else NOVEL_PREDICTION} (novelty {flag['score']:.3g}, "
+                   f"threshold {flag['threshold']:.3g}: 5 % of ordinary clips score above it).",
+                   icon=":material/warning:")
     else:
         st.caption(f"{model_name}: like the training data (novelty {flag['score']:.3g}, threshold "
                    f"{flag['threshold']:.3g}; about 5 % of clips like the training data score above it).")

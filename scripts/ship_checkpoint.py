@@ -15,7 +15,9 @@ the training run's own test-fold figures are kept as ``evaluation_training_set``
 
 Shipped decoders (``DST/decoders``) are kept when the weights are unchanged
 (re-shipping only to refresh the meta); with new weights they no longer match
-the activations, so they are dropped and the script says to refit them.
+the activations, so they are dropped and the script says to refit them. The
+novelty score (``DST/novelty``) is kept the same way; with new weights the one
+``train`` fitted comes along, and the script says how the model card's is refitted.
 """
 
 import filecmp
@@ -34,15 +36,25 @@ def main(src: str, dst: str, evaluate_on: str | None = None) -> None:
     weights = "model.safetensors"
     keep = (dst / "decoders").is_dir() and (dst / weights).is_file() and \
         filecmp.cmp(src / weights, dst / weights, shallow=False)
+    same_weights = (dst / weights).is_file() and filecmp.cmp(src / weights, dst / weights, shallow=False)
+    keep_novelty = same_weights and (dst / "novelty").is_dir()
     with tempfile.TemporaryDirectory() as tmp:
         if keep:
             shutil.copytree(dst / "decoders", Path(tmp) / "decoders")
         elif (dst / "decoders").is_dir():
             print(f"{dst}/decoders dropped: the weights changed; refit them with python -m core fit-decoders")
+        if keep_novelty:
+            shutil.copytree(dst / "novelty", Path(tmp) / "novelty")
         shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("decoders", "training-state.pt*"))
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("decoders", "training-state.pt*",
+                                                                *(["novelty"] if keep_novelty else [])))
         if keep:
             shutil.copytree(Path(tmp) / "decoders", dst / "decoders")
+        if keep_novelty:
+            shutil.copytree(Path(tmp) / "novelty", dst / "novelty")
+        elif (dst / "novelty").is_dir():
+            print(f"{dst}/novelty is the one train fitted (its validation split); the model card's is refitted "
+                  "with python -m core fit-novelty (checkpoints/README.md)")
     path = dst / "checkpoint.json"
     doc = json.loads(path.read_text())
     meta = doc["meta"]

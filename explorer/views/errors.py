@@ -73,6 +73,8 @@ for name, folder in models:
         results[name] = cd.evaluation(folder, root, fold)
     except InputError as error:
         st.error(f"{name}: {error}")
+        continue
+    trust.dataset_novelty(name, folder, root, fold, can_fit=False)  # how many clips are unlike its training data
 if not results:
     st.stop()
 

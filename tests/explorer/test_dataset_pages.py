@@ -282,9 +282,12 @@ def test_dataset_pages_show_input_errors_as_messages(env, tmp_path):
     # the fold pick offers the folder's one fold (not an empty fold 5); two clips are too few to project
     assert at.session_state["dataset_fold"] == 1
     assert len(at.error) == 1 and "need (N, D) with N >= 3 clips" in at.error[0].value
+    assert any("knows none of the 2 classes of this dataset (alpha, beta)" in w.value for w in at.warning)
     at.switch_page("views/errors.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.error) == 1 and "does not know the classes ['alpha', 'beta']" in at.error[0].value
+    # said at once, in one sentence per model, with no error and nothing computed
+    assert not at.error and not charts(at)
+    assert sum("knows none of the 2 classes of this dataset (alpha, beta)" in w.value for w in at.warning) == 1
 
 
 # ---------------------------------------------------------------------------
@@ -476,3 +479,20 @@ def test_the_fold_pick_offers_the_datasets_own_folds(tmp_path):
     with pytest.raises(InputError, match="not one of this dataset's folds"):
         cd.records(root, 11)
     assert cd.fold_options(write(tmp_path / "three", (1, 2, 3))) == ([1, 2, 3, cd.ALL_FOLDS], 3)
+
+
+def test_the_embeddings_page_fits_a_novelty_score_and_shows_the_share_flagged(env):
+    """A model without a novelty score: the button fits one on the training folds (saved in the cache, never in
+    the checkpoint folder), and the page then shows how many of the fold's clips are unlike the training data."""
+    from core.novelty import NOVELTY_DIR
+
+    at = start("views/embeddings.py")
+    no_exception(at)
+    assert any("tiny-secnn has no novelty score" in c.value for c in at.caption)
+    [button] = [b for b in at.button if b.label == "Fit a novelty score on this dataset's training folds"]
+    button.click().run()
+    no_exception(at)
+    shares = [x.value for x in [*at.caption, *at.warning] if "unlike tiny-secnn's training data" in x.value]
+    assert len(shares) == 1 and "of 10 clips" in shares[0], shares
+    assert list((env["root"] / "cache" / "novelty").glob(f"*/{NOVELTY_DIR}/novelty.json"))
+    assert not (env["root"] / "checkpoints" / "tiny-secnn" / NOVELTY_DIR).exists()
