@@ -225,7 +225,7 @@ def dataset(root: str) -> Dataset:
     """The dataset listing of a folder (:func:`core.datasets.open_dataset`), shared and read-only.
 
     A resource rather than data: ``st.cache_data`` would unpickle a copy of every
-    record on each call (about 2 ms per 400 clips, several calls per rerun).
+    record on each call, several calls per rerun.
     """
     return open_dataset(root)
 

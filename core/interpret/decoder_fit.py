@@ -90,14 +90,15 @@ def tap_data(loaded, records: Sequence, taps: Sequence[str], *, cache=None, prog
     acts : dict
         Tap -> np.ndarray [shape=(N, K, T')] (``reduction="time"``), plus ``"labels"``.
     X : np.ndarray [shape=(N, n_mels, n_frames)]
-        :func:`core.interpret.nmf.nonnegative_target` of the model's input.
+        :func:`core.interpret.nmf.nonnegative_target` of the model's input on our axes
+        (:meth:`core.checkpoint.Loaded.spectrogram`: a registered mel-time model's too).
     """
     from core.activations import extract
     from core.datasets import load_mono
 
     cfg = loaded.audio_cfg
     acts = extract(loaded, list(records), list(taps), reduce="time", progress=progress, cache=cache)
-    X = np.stack([loaded.features(load_mono(r, cfg))
+    X = np.stack([loaded.spectrogram(load_mono(r, cfg), cfg.sr)
                   for r in tqdm(records, desc="spectrograms", unit="clip", disable=not progress)])
     return acts, nmf.nonnegative_target(X)
 

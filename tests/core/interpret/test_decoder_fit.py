@@ -78,6 +78,27 @@ def test_fit_decoders_saves_every_tap_and_the_report_scores_them_again(tiny_setu
     assert set(json.loads((loaded.folder / "decoders" / "report.json").read_text())["taps"]) == {"block2", "block3"}
 
 
+def test_a_registered_mel_time_model_gets_its_decoder_targets_too(tiny_setup, tmp_path):
+    """The registry offers decoders to a registered model whose input is (1, n_mels, n_frames); their target
+    spectrograms come from its own front end (they raised an InputError before), equal to ours for the same one."""
+    import dataclasses
+
+    from core.audio import log_mel
+    from core.cache import ArrayCache
+    from core.interpret.decoder_fit import tap_data
+    from core.interpret.registry import usable
+
+    loaded, data = tiny_setup
+    cfg = loaded.audio_cfg
+    adapter = dataclasses.replace(loaded, kind="adapter", input_fn=lambda y, sr: log_mel(y, cfg)[None])
+    assert usable(adapter, "Decoders") == ["NMF-style decoders"]
+    records = data.records[:3]
+    _, X = tap_data(adapter, records, ["block2"], cache=ArrayCache(tmp_path / "a"), progress=False)
+    _, X_ours = tap_data(loaded, records, ["block2"], cache=ArrayCache(tmp_path / "b"), progress=False)
+    assert X.shape == (3, cfg.n_mels, cfg.n_frames)
+    np.testing.assert_allclose(X, X_ours)
+
+
 def test_fit_decoders_refuses_bad_taps_and_folds(tiny_setup):
     from core.interpret.decoder_fit import fit_decoders
     from core.interpret.decoder_report import evaluate_saved
