@@ -10,9 +10,10 @@ clip, as Petsiuk et al. do for insertion; the training-mean spectrum; ...),
 rerun the model and follow the target class's probability. A fill that is a
 method's own baseline (the minimum is Integrated Gradients' baseline and
 occlusion's patch) favours that method, so a fair report scores under fills
-that are none of them (``explain-report`` uses :data:`FAIR_FILLS`). A faithful map makes it fall fast: a *low* area under the
-curve is good. Insertion starts from the all-filled clip and reveals the most
-important cells first: a *high* area is good. Cells of equal importance (a
+that are none of them (``explain-report`` uses :data:`FAIR_FILLS`). A
+faithful map makes it fall fast: a *low* area under the curve is good.
+Insertion starts from the all-filled clip and reveals the most important
+cells first: a *high* area is good. Cells of equal importance (a
 ReLU's zeros, a map's NaN cells, which come last) are taken in a random order
 drawn from ``seed``, never in a fixed one. The baselines every method must
 beat are in :mod:`core.interpret.baselines`.

@@ -38,6 +38,7 @@ def clip_scorecard(
     seed: int = 0,
     sanity: bool = True,
     sound: np.ndarray | None = None,
+    fill: str = "blur",
 ) -> dict:
     """Score one map of one clip against the smooth random and energy baselines.
 
@@ -73,14 +74,15 @@ def clip_scorecard(
     xt = torch.as_tensor(x)[None, None]
     predict = model_predictor(model, batch_size=n_steps + 1)
     heat = np.asarray(explain(model, xt, int(target)), dtype=np.float32)
-    curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps, seed=seed, sound=sound)
-    rc = random_curves(predict, x, target=int(target), draws=draws, n_steps=n_steps, seed=seed, insertion=False,
-                       sound=sound)
-    energy = deletion_curve(predict, x, energy_map(x), target=int(target), n_steps=n_steps, seed=seed, sound=sound)
+    curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps, fill=fill, seed=seed, sound=sound)
+    rc = random_curves(predict, x, target=int(target), draws=draws, n_steps=n_steps, fill=fill, seed=seed,
+                       insertion=False, sound=sound)
+    energy = deletion_curve(predict, x, energy_map(x), target=int(target), n_steps=n_steps, fill=fill, seed=seed,
+                            sound=sound)
     out = {
         "heat": heat, "fractions": curve.fractions, "probabilities": curve.probabilities, "auc": curve.auc,
         "random_probabilities": rc.deletion_mean, "random_auc": rc.deletion_auc, "random_spread": rc.deletion_spread,
-        "energy_probabilities": energy.probabilities, "energy_auc": energy.auc,
+        "energy_probabilities": energy.probabilities, "energy_auc": energy.auc, "fill": fill,
         "sanity_layers": None, "sanity_correlations": None, "sanity_passed": None, "sanity_outcome": None,
         "sanity_verdict": None,
     }
@@ -89,22 +91,29 @@ def clip_scorecard(
         found = verdict([result.all_random])
         out.update(sanity_layers=result.layers, sanity_correlations=result.correlations, sanity_passed=found.passed,
                    sanity_outcome=found.outcome, sanity_verdict=found.sentence)
-    out["summary"] = deletion_sentence(out["auc"], out["random_auc"], out["random_spread"], out["energy_auc"])
+    out["summary"] = deletion_sentence(out["auc"], out["random_auc"], out["random_spread"], out["energy_auc"],
+                                       fill=fill)
     return out
 
 
-def deletion_sentence(auc: float, random_auc: float, random_spread: float, energy_auc: float) -> str:
+FILL_WORDS = {"blur": "the clip blurred (RISE's fill)", "min": "the clip's minimum (silence)",
+              "mean": "the clip's mean"}
+
+
+def deletion_sentence(auc: float, random_auc: float, random_spread: float, energy_auc: float, *,
+                      fill: str = "blur") -> str:
     """One clip's deletion scores in words a student understands, claiming no win from one clip.
 
     Examples
     --------
     >>> deletion_sentence(0.10, 0.36, 0.04, 0.15)  # doctest: +ELLIPSIS
-    'Blanking the cells this map ranks highest first ... lower than smooth random blobs and lower than the ...'
+    "Blanking the cells this map ranks highest first (each becomes the clip blurred ...) ... lower than smooth ..."
     """
     def versus(name: str, other: float) -> str:
         return f"lower than {name}" if auc < other else f"not lower than {name}"
 
-    return (f"Blanking the cells this map ranks highest first leaves an area of {auc:.2f} under the probability "
+    return (f"Blanking the cells this map ranks highest first (each becomes {FILL_WORDS.get(fill, fill)}) leaves an "
+            f"area of {auc:.2f} under the probability "
             f"curve (lower means the map found what the model relies on). Blanking smooth random blobs leaves "
             f"{random_auc:.2f} (± {random_spread:.2f} between draws); blanking the loudest cells of the spectrogram "
             f"leaves {energy_auc:.2f}. On this clip the map is {versus('smooth random blobs', random_auc)} and "

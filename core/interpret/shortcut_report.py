@@ -1,4 +1,4 @@
-"""``python -m core shortcut-report``: the positive control. Does the model use the planted tone, and which map finds it?
+"""``python -m core shortcut-report``: does a model use the planted tone, and which map finds it? (a positive control)
 
 On the shortcut set (:mod:`core.shortcut_data`) one class carries a quiet
 tone; a model trained there may learn it as a shortcut. Two questions:

@@ -50,3 +50,17 @@ def test_se_blocks_matter(fold5):
         bypassed = evaluate(loaded, fold5)["accuracy"]
     assert bypassed < plain - 0.3
     assert loaded.meta["evaluation_se_bypassed"]["accuracy"] < loaded.meta["evaluation"]["accuracy"] - 0.3
+
+
+def test_the_shortcut_checkpoint_ships_small_with_its_card():
+    """The positive control (core.shortcut_data): a small SE-CNN trained on the set with the planted tone."""
+    from core.shortcut_data import SHORTCUT_CLASS
+
+    folder = CHECKPOINTS_DIR / "shortcut"
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 2e6
+    loaded = load_checkpoint(folder, kind="secnn")
+    assert SHORTCUT_CLASS in loaded.classes and loaded.meta["test_fold"] == 5
+    assert "make-shortcut-data" in loaded.meta["data"]
+    card = (CHECKPOINTS_DIR / "README.md").read_text()
+    assert f"{100 * loaded.meta['evaluation']['accuracy']:.1f} %" in card
+    assert "shortcut-report --checkpoint checkpoints/shortcut" in card
