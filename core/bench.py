@@ -57,8 +57,8 @@ def machine_info() -> dict:
 
 
 def bench_preprocessing(data_dir: Path, repeats: int) -> list[dict]:
-    from core.audio import AudioConfig, load_audio, log_mel, mel_power, power_to_db, resample, standardise
-    from core.datasets import open_dataset
+    from core.audio.features import AudioConfig, load_audio, log_mel, mel_power, power_to_db, resample, standardise
+    from core.data.datasets import open_dataset
 
     cfg = AudioConfig()
     record = open_dataset(data_dir).records[0]
@@ -79,8 +79,8 @@ def bench_preprocessing(data_dir: Path, repeats: int) -> list[dict]:
 def bench_models(repeats: int) -> list[dict]:
     import torch
 
-    from core.checkpoint import load_checkpoint
-    from core.taps import extract
+    from core.models.checkpoint import load_checkpoint
+    from core.models.taps import extract
 
     out = []
     for folder in sorted(p.parent for p in CHECKPOINTS_DIR.glob("*/checkpoint.json")):
@@ -116,9 +116,9 @@ def bench_models(repeats: int) -> list[dict]:
 def bench_extraction(data_dir: Path, limit: int | None) -> list[dict]:
     import torch
 
-    from core.checkpoint import load_checkpoint
-    from core.datasets import load_features, open_dataset
-    from core.taps import extract
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import load_features, open_dataset
+    from core.models.taps import extract
 
     records = open_dataset(data_dir).records[:limit]
     out = []
@@ -144,9 +144,9 @@ def _demo_embeddings(data_dir: Path) -> np.ndarray | None:
     """The shipped SE-CNN's "embedding" tap over the whole dataset: (N, 256), or None without it."""
     import torch
 
-    from core.checkpoint import load_checkpoint
-    from core.datasets import load_features, open_dataset
-    from core.taps import extract
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import load_features, open_dataset
+    from core.models.taps import extract
 
     folder = CHECKPOINTS_DIR / "secnn"
     if not (folder / "checkpoint.json").is_file():
@@ -158,9 +158,9 @@ def _demo_embeddings(data_dir: Path) -> np.ndarray | None:
 
 
 def bench_embeddings(data_dir: Path, n_points: list[int]) -> list[dict]:
-    """PCA, t-SNE and UMAP through :func:`core.embed.project`, the function the Embeddings page calls: first and
+    """PCA, t-SNE and UMAP through :func:`core.interpret.embed.project`, the function the Embeddings page calls: first and
     second call (UMAP's first call in a process loads its numba code from ``.cache/numba``, or compiles it once)."""
-    from core.embed import project
+    from core.interpret.embed import project
 
     rng = np.random.default_rng(0)
     sets = []
@@ -234,7 +234,7 @@ def scale_folder(source: str | Path, n_clips: int, dest: str | Path) -> Path:
     import shutil
     import tempfile
 
-    from core.datasets import open_dataset
+    from core.data.datasets import open_dataset
 
     dest = Path(dest)
     meta = dest / "meta" / "esc50.csv"
@@ -299,11 +299,11 @@ def bench_scale(demo: Path, sizes: Sequence[int], *, repeats: int = 5, workdir: 
 
     import torch
 
-    from core.activations import extract
-    from core.cache import ArrayCache
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
-    from core.embed import cached_embedding, project
+    from core.data.activations import extract
+    from core.data.cache import ArrayCache
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset
+    from core.interpret.embed import cached_embedding, project
     from core.paths import cache_dir
 
     folder = CHECKPOINTS_DIR / "secnn"
@@ -397,7 +397,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.demo_data import ensure_demo_data
+    from core.audio.demo_data import ensure_demo_data
 
     data = args.data or ensure_demo_data()
     repeats = 30 if args.full else 10

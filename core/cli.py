@@ -15,26 +15,26 @@ from core.errors import InputError
 
 # command name -> (module, one-line help)
 COMMANDS = {
-    "make-demo-data": ("core.demo_data", "synthesise the bundled demo sound set"),
-    "make-speech-data": ("core.speech_data", "spoken digits by six espeak-ng voices (needs espeak-ng), in .cache/"),
-    "make-shortcut-data": ("core.shortcut_data", "the demo set with a planted tone in one class (positive control)"),
+    "make-demo-data": ("core.audio.demo_data", "synthesise the bundled demo sound set"),
+    "make-speech-data": ("core.audio.speech_data", "spoken digits by six espeak-ng voices (needs espeak-ng), in .cache/"),
+    "make-shortcut-data": ("core.audio.shortcut_data", "the demo set with a planted tone in one class (positive control)"),
     "shortcut-report": ("core.interpret.shortcut_report", "does a model use the planted tone, and which map finds it"),
-    "get-data": ("core.get_data", "download a public dataset (esc50) when you ask, verify it and open it"),
-    "train": ("core.train", "train a model on a dataset folder"),
-    "evaluate": ("core.evaluate", "evaluate a checkpoint on one fold of a dataset"),
-    "predict": ("core.predict", "top-k predictions of a checkpoint for audio files"),
+    "get-data": ("core.data.get_data", "download a public dataset (esc50) when you ask, verify it and open it"),
+    "train": ("core.training.train", "train a model on a dataset folder"),
+    "evaluate": ("core.training.evaluate", "evaluate a checkpoint on one fold of a dataset"),
+    "predict": ("core.training.predict", "top-k predictions of a checkpoint for audio files"),
     "explain-report": ("core.interpret.report", "how faithful each explanation method is"),
-    "se-ablation": ("core.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
-    "label-issues": ("core.label_issues", "rank a dataset's clips by how likely their label is wrong"),
-    "fit-novelty": ("core.novelty", "fit a checkpoint's novelty score (clips unlike its training data) and save it"),
-    "novelty-report": ("core.novelty_report", "how well the novelty scores tell made-up sounds from a test fold"),
+    "se-ablation": ("core.interpret.se_ablation", "how much an SE-CNN relies on its per-clip channel reweighting"),
+    "label-issues": ("core.review.label_issues", "rank a dataset's clips by how likely their label is wrong"),
+    "fit-novelty": ("core.interpret.novelty", "fit a checkpoint's novelty score (clips unlike its training data) and save it"),
+    "novelty-report": ("core.interpret.novelty_report", "how well the novelty scores tell made-up sounds from a test fold"),
     "fit-decoders": ("core.interpret.decoder_fit", "fit NMF-style decoders for every tap of a checkpoint"),
     "decoder-report": ("core.interpret.decoder_report", "score a checkpoint's saved decoders on held-out clips"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
-    "cache": ("core.cache_command", "the on-disk cache's size; --clear deletes it"),
-    "add-model": ("core.registry", "check a model adapter (your own PyTorch model) and register it"),
+    "cache": ("core.data.cache_command", "the on-disk cache's size; --clear deletes it"),
+    "add-model": ("core.models.user_models", "check a model adapter (your own PyTorch model) and register it"),
 }
-# commands that run a whole dataset through a model (core.activations.extract): --engine, --scheduler
+# commands that run a whole dataset through a model (core.data.activations.extract): --engine, --scheduler
 EXTRACTING = ("evaluate", "label-issues", "fit-decoders", "decoder-report", "fit-novelty", "novelty-report")
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         if args.command in EXTRACTING:
-            from core.activations import use_engine
+            from core.data.activations import use_engine
 
             with use_engine(args.engine, args.scheduler):
                 return int(args.run(args) or 0)

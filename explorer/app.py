@@ -18,7 +18,7 @@ if str(_REPO) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from core.datasets import LAYOUT_NEEDS  # noqa: E402
+from core.data.datasets import LAYOUT_NEEDS  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from core.pages import PAGES  # noqa: E402
 from explorer import cached, state, ui  # noqa: E402
@@ -37,7 +37,7 @@ def _pages() -> list:
 
 def _demo_root() -> str:
     """The bundled demo set's folder, synthesised with a progress bar the first time."""
-    from core.demo_data import ensure_demo_data
+    from core.audio.demo_data import ensure_demo_data
 
     bar = None
 
@@ -54,9 +54,9 @@ def _demo_root() -> str:
 
 
 def _restore_settings() -> None:
-    """Once per session: the dataset folder last opened (:mod:`core.settings`), so a restart opens it, not the
+    """Once per session: the dataset folder last opened (:mod:`core.data.settings`), so a restart opens it, not the
     demo set."""
-    from core.settings import load_settings
+    from core.data.settings import load_settings
 
     if st.session_state.get(_RESTORED):
         return
@@ -74,7 +74,7 @@ _RESTORED = "_settings_restored"
 
 
 def _remember_dataset(folder: str) -> None:
-    from core.settings import load_settings, save_settings
+    from core.data.settings import load_settings, save_settings
 
     if load_settings()[0]["dataset_folder"] != folder:
         save_settings(dataset_folder=folder)
@@ -116,8 +116,8 @@ def _dataset_picker() -> None:
 
 
 def _get_esc50_button() -> None:
-    """"Get ESC-50": downloads it (only on this click) with :func:`core.get_data.get_dataset`, then opens it."""
-    from core.get_data import get_dataset
+    """"Get ESC-50": downloads it (only on this click) with :func:`core.data.get_data.get_dataset`, then opens it."""
+    from core.data.get_data import get_dataset
 
     sb = st.sidebar
     if not sb.button("Get ESC-50 (about 600 MB)", key="_get_esc50",
@@ -185,7 +185,7 @@ def _clip_picker() -> None:
 
 def _default_models(found: dict[str, str]) -> list[str]:
     """One checkpoint of each kind (SE-CNN first), at most two; the user's own (opened in the sidebar) first."""
-    from core.settings import load_settings
+    from core.data.settings import load_settings
 
     own = [str(Path(f)) for f in load_settings()[0]["checkpoint_folders"]]
 
@@ -240,7 +240,7 @@ HUB_ID, HUB_DOWNLOAD, HUB_MESSAGE = "_hub_id", "_hub_download", "_hub_message"
 
 def _add_hub_model() -> None:
     """Form callback (runs before the page redraws): list a hub id's AST and pick it beside the first model."""
-    from core.registry import add_hub_model
+    from core.models.user_models import add_hub_model
 
     repo_id = (st.session_state.get(HUB_ID) or "").strip()
     if not repo_id:
@@ -274,7 +274,7 @@ def _hub_box() -> None:
 
 def _checkpoint_folder_box() -> None:
     """Open any checkpoint folder (or a folder of them): listed with the others, remembered across restarts."""
-    from core.settings import add_checkpoint_folder, load_settings, remove_checkpoint_folder
+    from core.data.settings import add_checkpoint_folder, load_settings, remove_checkpoint_folder
 
     with st.sidebar.expander("Checkpoint folders"):
         st.text_input("Open a checkpoint folder", key=CKPT_FOLDER, placeholder="/path/to/my-checkpoint",
@@ -306,7 +306,7 @@ CKPT_FOLDER = "_checkpoint_folder"
 
 def _cache_box() -> None:
     """The on-disk cache's size, and a button that clears it (the work is redone when next asked for)."""
-    from core.cache import default_cache, format_size
+    from core.data.cache import default_cache, format_size
 
     with st.sidebar.expander("Cache on disk"):
         cache = default_cache()

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from core.audio import AudioConfig, feature_steps, fit_duration, load_audio
-from core.datasets import Dataset, open_dataset
+from core.audio.features import AudioConfig, feature_steps, fit_duration, load_audio
+from core.data.datasets import Dataset, open_dataset
 from core.errors import InputError
 from core.interpret.registry import method
 from core.paths import CHECKPOINTS_DIR
@@ -60,11 +60,11 @@ def checkpoint_folders() -> dict[str, str]:
     saved Hugging Face ``ASTForAudioClassification``), then
     those named in ``$EXPLORER_CHECKPOINTS`` (``dir1:dir2``; each a checkpoint
     folder or a folder of them), then those opened in the sidebar and remembered
-    (:mod:`core.settings`). Names are folder names, with the parent's
+    (:mod:`core.data.settings`). Names are folder names, with the parent's
     name prepended when two would clash. Cheap (a directory listing), so not
     cached: a checkpoint saved while the app runs shows up on the next rerun.
     """
-    from core.settings import load_settings
+    from core.data.settings import load_settings
 
     roots = [CHECKPOINTS_DIR] + [Path(p) for p in os.environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p]
     roots += [Path(p) for p in load_settings()[0]["checkpoint_folders"]]
@@ -90,7 +90,7 @@ def checkpoint_folders() -> dict[str, str]:
 def registered_models() -> dict[str, dict]:
     """Models registered with ``python -m core add-model`` (an unreadable registry lists none:
     :func:`registry_problem` says why)."""
-    from core.registry import registered
+    from core.models.user_models import registered
 
     try:
         return registered()
@@ -100,7 +100,7 @@ def registered_models() -> dict[str, dict]:
 
 def registry_problem() -> str | None:
     """Why the model registry cannot be read (file and problem), or ``None`` when it can."""
-    from core.registry import registered
+    from core.models.user_models import registered
 
     try:
         registered()
@@ -116,7 +116,7 @@ def kind_label(folder: str) -> str:
     Face AST folder), ``adapter: FILE.py`` (a registered model and the file
     it runs), ``?`` when unknown.
     """
-    from core.registry import ENTRY_FILE
+    from core.models.user_models import ENTRY_FILE
 
     path = Path(folder)
     try:
@@ -135,7 +135,7 @@ def _unchanged(loaded) -> bool:
     """A registered model stays loaded only while its adapter, modules and weights are the registered bytes."""
     if loaded.kind != "adapter":
         return True
-    from core.registry import entry_for_folder
+    from core.models.user_models import entry_for_folder
 
     try:
         entry_for_folder(loaded.folder)
@@ -150,7 +150,7 @@ def checkpoint(folder: str):
 
     Returns
     -------
-    core.checkpoint.Loaded
+    core.models.checkpoint.Loaded
         ``.model``, ``.audio_cfg``, ``.classes``, ``.meta``, ``.kind``, ``.folder``.
 
     Raises
@@ -158,7 +158,7 @@ def checkpoint(folder: str):
     InputError
         When the folder is not a checkpoint this code can load.
     """
-    from core.checkpoint import load_checkpoint
+    from core.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(folder)
     loaded.model.eval()
@@ -179,7 +179,7 @@ def audio_cfg(folder: str | None) -> AudioConfig:
     """
     if not folder:
         return AudioConfig()
-    from core.checkpoint import checkpoint_audio_config
+    from core.models.checkpoint import checkpoint_audio_config
 
     return checkpoint_audio_config(folder) or checkpoint(folder).audio_cfg
 
@@ -201,7 +201,7 @@ def cfg_key(cfg: AudioConfig) -> str:
 def input_key(folder: str) -> str:
     """What a checkpoint's model sees, as a cache key: its audio config, and its front end.
 
-    The front end is the checkpoint's own (:meth:`core.checkpoint.Loaded.input`:
+    The front end is the checkpoint's own (:meth:`core.models.checkpoint.Loaded.input`:
     log-mel for ours, the feature extractor of a Hugging Face AST, the
     adapter's function for a registered model), so the key names the checkpoint.
     """
@@ -222,7 +222,7 @@ def _cfg(key: str) -> AudioConfig:
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the dataset folder…")
 def dataset(root: str) -> Dataset:
-    """The dataset listing of a folder (:func:`core.datasets.open_dataset`), shared and read-only.
+    """The dataset listing of a folder (:func:`core.data.datasets.open_dataset`), shared and read-only.
 
     A resource rather than data: ``st.cache_data`` would unpickle a copy of every
     record on each call, several calls per rerun.
@@ -244,7 +244,7 @@ def clip_samples(path: str, sr: int) -> tuple[np.ndarray, int, bool]:
     Raises
     ------
     InputError
-        For anything :func:`core.audio.load_audio` refuses.
+        For anything :func:`core.audio.features.load_audio` refuses.
     """
     clip = load_audio(path, AudioConfig(sr=sr), resample_to=sr)
     return clip.samples, clip.native_sr, clip.is_silent
@@ -252,7 +252,7 @@ def clip_samples(path: str, sr: int) -> tuple[np.ndarray, int, bool]:
 
 def recording_duration_s(path: str) -> float | None:
     """A file's duration from its header (cheap, not cached: a file may change); ``None`` when unreadable."""
-    from core.windows import recording_info
+    from core.audio.windows import recording_info
 
     try:
         return recording_info(path)[0]
@@ -262,14 +262,14 @@ def recording_duration_s(path: str) -> float | None:
 
 @st.cache_data(max_entries=16, show_spinner="Classifying the recording window by window…")
 def windows(folder: str, path: str, hop_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every window of a recording through a checkpoint (:func:`core.windows.predict_windows`).
+    """Every window of a recording through a checkpoint (:func:`core.training.predict.predict_windows`).
 
     Returns
     -------
     starts_s, ends_s : np.ndarray [shape=(n_windows,)]
     proba : np.ndarray [shape=(n_windows, n_classes)]
     """
-    from core.windows import predict_windows
+    from core.training.predict import predict_windows
 
     with model_lock(folder):
         found, proba = predict_windows(checkpoint(folder), path, hop_s=hop_s)
@@ -277,8 +277,8 @@ def windows(folder: str, path: str, hop_s: float) -> tuple[np.ndarray, np.ndarra
 
 
 def clip_limits(path: str, cfg: AudioConfig):
-    """Padding and empty bands of a clip in a model's input (:func:`core.frontend.clip_limits`)."""
-    from core.frontend import clip_limits as limits
+    """Padding and empty bands of a clip in a model's input (:func:`core.audio.frontend.clip_limits`)."""
+    from core.audio.frontend import clip_limits as limits
 
     samples, native_sr, _ = clip_samples(path, cfg.sr)
     return limits(samples.shape[1], native_sr, cfg)
@@ -292,7 +292,7 @@ def _channel(samples: np.ndarray, channel: str) -> np.ndarray:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def steps(path: str, cfg_json: str) -> dict[str, np.ndarray]:
-    """:func:`core.audio.feature_steps` of the clip's mix-down at its own length."""
+    """:func:`core.audio.features.feature_steps` of the clip's mix-down at its own length."""
     cfg = _cfg(cfg_json)
     samples, _, _ = clip_samples(path, cfg.sr)
     return feature_steps(_channel(samples, "mix"), cfg)
@@ -300,7 +300,7 @@ def steps(path: str, cfg_json: str) -> dict[str, np.ndarray]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_x(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
-    """The model's own input for a clip (:meth:`core.checkpoint.Loaded.input`), without the batch axis.
+    """The model's own input for a clip (:meth:`core.models.checkpoint.Loaded.input`), without the batch axis.
 
     ``input_json`` is :func:`input_key`.
     """
@@ -311,7 +311,7 @@ def model_x(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_input(path: str, input_json: str, channel: str = "mix") -> np.ndarray:
-    """The spectrogram the model sees, on our axes: :meth:`core.checkpoint.Loaded.spectrogram`."""
+    """The spectrogram the model sees, on our axes: :meth:`core.models.checkpoint.Loaded.spectrogram`."""
     loaded = checkpoint(json.loads(input_json)["frontend"])
     samples, _, _ = clip_samples(path, loaded.audio_cfg.sr)
     return loaded.spectrogram(_channel(samples, channel), loaded.audio_cfg.sr)
@@ -336,14 +336,14 @@ def _x(folder: str, path: str, channel: str) -> torch.Tensor:
 def augmented(path: str, sr: int, colour: str, snr_db: float, max_shift: float, seed: int = 0) -> np.ndarray:
     """The clip with a random time shift (up to ``max_shift`` of its length) and coloured noise at ``snr_db``.
 
-    Uses :func:`core.augment.time_shift` and :func:`core.augment.add_noise`
+    Uses :func:`core.audio.augment.time_shift` and :func:`core.audio.augment.add_noise`
     with ``np.random.default_rng(seed)``, so the same settings give the same sound.
 
     Returns
     -------
     np.ndarray [shape=(n_channels, n_samples)], float32, at ``sr``
     """
-    from core.augment import add_noise, time_shift
+    from core.audio.augment import add_noise, time_shift
 
     samples, _, _ = clip_samples(path, sr)
     rng = np.random.default_rng(seed)
@@ -368,8 +368,8 @@ def augmented_db(path: str, cfg_json: str, colour: str, snr_db: float, max_shift
 
 
 def _probabilities(folder: str, x: np.ndarray) -> np.ndarray:
-    """:func:`core.evaluate.predict_proba` of one model input: softmax, or sigmoid for multi-label."""
-    from core.evaluate import predict_proba
+    """:func:`core.training.evaluate.predict_proba` of one model input: softmax, or sigmoid for multi-label."""
+    from core.training.evaluate import predict_proba
 
     loaded = checkpoint(folder)
     with model_lock(folder):
@@ -400,7 +400,7 @@ def tap_outputs(folder: str, path: str, names: tuple[str, ...], channel: str = "
         Tap name -> np.ndarray: (C, F, T) for conv taps, (C,) for SE taps,
         (S, D) for token taps, (H, S, S) for attention taps.
     """
-    from core.taps import extract
+    from core.models.taps import extract
 
     loaded = checkpoint(folder)
     with model_lock(folder):
@@ -561,7 +561,7 @@ def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int
     Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays
     quick; the report's table is the measurement. ``params`` as in :func:`method_map`.
     """
-    from core.frontend import sound_cells
+    from core.audio.frontend import sound_cells
     from core.interpret.scorecard import clip_scorecard
 
     loaded = checkpoint(folder)

@@ -3,9 +3,9 @@
 Two layers of cache, as in :mod:`explorer.cached`:
 
 - **on disk**, under ``core.paths.cache_dir()``, so the work survives a
-  restart: tap activations (:func:`core.activations.extract`, the same
+  restart: tap activations (:func:`core.data.activations.extract`, the same
   entries the command line reads and writes), 2-D projections
-  (:func:`core.embed.cached_embedding`) and decoders the page trained
+  (:func:`core.interpret.embed.cached_embedding`) and decoders the page trained
   (``cache_dir()/decoders/<key>/decoders/<tap>-<flavour>``, written by
   :func:`core.interpret.decoder_fit.fit_decoders`; never inside the
   git-tracked ``checkpoints/``, whose ``decoders/`` are read first);
@@ -32,7 +32,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core.datasets import checkpoint_test_fold
+from core.data.datasets import checkpoint_test_fold
 from core.errors import InputError
 from explorer import cached
 
@@ -57,7 +57,7 @@ def fold_options(root: str, folder: str | None = None) -> tuple[list[int], int]:
     """The fold pick's options for a dataset (its own folds, then :data:`ALL_FOLDS`) and its default.
 
     The default is the checkpoint's own test fold (``folder``'s ``test_fold``, see
-    :func:`core.datasets.checkpoint_test_fold`) when the dataset has it, else its last fold.
+    :func:`core.data.datasets.checkpoint_test_fold`) when the dataset has it, else its last fold.
     """
     folds = cached.dataset(root).folds
     meta = {}
@@ -117,14 +117,14 @@ def _done() -> set:
 def _extract(folder: str, recs: list, taps: tuple[str, ...], reduction: str,
              report: Callable[[float, str], None] | None = None, *, start: float = 0.0,
              span: float = 1.0) -> dict[str, np.ndarray]:
-    """:func:`core.activations.extract` under the model's lock, its progress drawn on ``report``'s bar.
+    """:func:`core.data.activations.extract` under the model's lock, its progress drawn on ``report``'s bar.
 
     Returns
     -------
     dict
         Tap name -> np.ndarray with ``len(recs)`` rows, plus ``"labels"``.
     """
-    from core.activations import extract
+    from core.data.activations import extract
 
     def on_progress(done: int, total: int) -> None:
         if report is not None:
@@ -148,7 +148,7 @@ def ensure_vectors(folder: str, root: str, fold: int) -> None:
 
     One pass through the model gives every tap's embedding and the logits, so
     changing the tap or opening the Errors page later costs nothing. Pooling:
-    :func:`core.activations.pool_tap` (class token for token taps).
+    :func:`core.data.activations.pool_tap` (class token for token taps).
 
     Raises
     ------
@@ -167,7 +167,7 @@ def ensure_vectors(folder: str, root: str, fold: int) -> None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _predictions(folder: str, root: str, fold: int) -> dict:
-    from core.evaluate import dataset_proba
+    from core.training.evaluate import dataset_proba
 
     loaded = cached.checkpoint(folder)
     recs = records(root, fold)
@@ -211,7 +211,7 @@ def predictions(folder: str, root: str, fold: int) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner="Projecting to 2-D (first time only)…")
 def _embedding(folder: str, root: str, fold: int, tap: str, method: str, seed: int) -> np.ndarray:
-    from core.embed import cached_embedding
+    from core.interpret.embed import cached_embedding
 
     loaded = cached.checkpoint(folder)
     if tap not in _all_taps(folder):
@@ -222,14 +222,14 @@ def _embedding(folder: str, root: str, fold: int, tap: str, method: str, seed: i
 
 
 def embedding(folder: str, root: str, fold: int, tap: str, method: str = "pca", *, seed: int = 0) -> np.ndarray:
-    """A fold's clips at one tap, projected to 2-D (:func:`core.embed.project`), cached on disk.
+    """A fold's clips at one tap, projected to 2-D (:func:`core.interpret.embed.project`), cached on disk.
 
     Returns
     -------
     np.ndarray [shape=(N, 2)], float32, in the order of :func:`predictions`
     """
     ensure_vectors(folder, root, fold)
-    from core.embed import numba_cache_dir, umap_compiled
+    from core.interpret.embed import numba_cache_dir, umap_compiled
 
     if method != "umap" or umap_compiled():
         return _embedding(folder, root, fold, tap, method, seed)
@@ -246,11 +246,11 @@ def embedding(folder: str, root: str, fold: int, tap: str, method: str = "pca", 
 def _evaluation(folder: str, root: str, fold: int) -> dict:
     from sklearn.metrics import roc_curve
 
-    from core.evaluate import metrics
+    from core.training.evaluate import metrics
 
     p = _predictions(folder, root, fold)
     if p["multi_label"]:
-        from core.evaluate import multilabel_metrics
+        from core.training.evaluate import multilabel_metrics
 
         result = multilabel_metrics(p["Y_true"], p["proba"], p["classes"])
         result.update(multi_label=True, clip_ids=p["clip_ids"], paths=p["paths"], proba=p["proba"])
@@ -274,12 +274,12 @@ def _evaluation(folder: str, root: str, fold: int) -> dict:
 
 
 def evaluation(folder: str, root: str, fold: int) -> dict:
-    """How well a checkpoint classifies a fold (:func:`core.evaluate.metrics`) plus ROC curves.
+    """How well a checkpoint classifies a fold (:func:`core.training.evaluate.metrics`) plus ROC curves.
 
     Returns
     -------
     dict
-        :func:`core.evaluate.metrics`' result plus ``clip_ids``, ``paths``,
+        :func:`core.training.evaluate.metrics`' result plus ``clip_ids``, ``paths``,
         ``proba`` [shape=(N, n_classes)] and ``roc``: class -> (false positive
         rates, true positive rates, AUC), for each class with positives and
         negatives in the fold.
@@ -304,7 +304,7 @@ def decoder_taps(folder: str) -> list:
 
 def _page_decoder_dir(folder: str, root: str, test_fold: int, max_steps: int) -> Path:
     """Where the page keeps decoders it trained: a hash of the checkpoint, the clips and the held-out fold."""
-    from core.cache import checkpoint_fingerprint, dataset_fingerprint
+    from core.data.cache import checkpoint_fingerprint, dataset_fingerprint
     from core.paths import cache_dir
 
     loaded = cached.checkpoint(folder)
@@ -435,14 +435,14 @@ def pattern_audio(folder: str, source: str, tap: str, path: str, flavour: str, c
     (its spectrum times its activation over time); ``steady=True``: the
     filter as a constant spectrum for ``steady_s`` seconds. The pattern is
     scaled to its own peak and mapped linearly onto ``cfg.top_db`` dB
-    (peak = 0 dB), then :func:`core.audio.mel_db_to_audio` (Griffin-Lim).
+    (peak = 0 dB), then :func:`core.audio.features.mel_db_to_audio` (Griffin-Lim).
 
     Returns
     -------
     np.ndarray [shape=(n_samples,)], float32, at the checkpoint's rate; all
     zeros when the pattern is silent.
     """
-    from core.audio import mel_db_to_audio
+    from core.audio.features import mel_db_to_audio
 
     sets = decoders(source, tap)
     cfg = cached.checkpoint(folder).audio_cfg

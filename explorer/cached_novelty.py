@@ -1,4 +1,4 @@
-"""Novelty scores for the pages, cached (:mod:`core.novelty`).
+"""Novelty scores for the pages, cached (:mod:`core.interpret.novelty`).
 
 - :func:`novelty`: a checkpoint's saved score (its own ``novelty/``, else one
   the page fitted into the cache), reloaded when the file changes;
@@ -24,7 +24,7 @@ __all__ = ["novelty", "clip_novelty", "dataset_novelty", "fit"]
 
 def _stamp(folder: str) -> str:
     """Changes when a novelty file is written or replaced (so a fresh fit is read)."""
-    from core.novelty import NOVELTY_DIR, cache_novelty_dir
+    from core.interpret.novelty import NOVELTY_DIR, cache_novelty_dir
 
     stamps = []
     for where in (Path(folder) / NOVELTY_DIR, cache_novelty_dir(folder) / NOVELTY_DIR):
@@ -34,13 +34,13 @@ def _stamp(folder: str) -> str:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _novelty(folder: str, stamp: str):
-    from core.novelty import find_novelty
+    from core.interpret.novelty import find_novelty
 
     return find_novelty(folder)
 
 
 def novelty(folder: str):
-    """The checkpoint's :class:`core.novelty.Novelty`, or ``None`` when none is fitted.
+    """The checkpoint's :class:`core.interpret.novelty.Novelty`, or ``None`` when none is fitted.
 
     Raises
     ------
@@ -52,7 +52,7 @@ def novelty(folder: str):
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def _clip_novelty(folder: str, path: str, stamp: str) -> dict | None:
-    from core.activations import pool_tap
+    from core.data.activations import pool_tap
 
     found = novelty(folder)
     if found is None:
@@ -73,7 +73,7 @@ def clip_novelty(folder: str, path: str) -> dict | None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _dataset_novelty(folder: str, root: str, fold: int, stamp: str) -> dict | None:
-    from core.novelty import embedding_vectors
+    from core.interpret.novelty import embedding_vectors
 
     found = novelty(folder)
     if found is None:
@@ -95,11 +95,11 @@ def dataset_novelty(folder: str, root: str, fold: int) -> dict | None:
 def fit(folder: str, root: str) -> str:
     """Fit the checkpoint's novelty score on this dataset's training folds (progress bar); returns a summary.
 
-    Saved under the cache (:func:`core.novelty.cache_novelty_dir`), where
+    Saved under the cache (:func:`core.interpret.novelty.cache_novelty_dir`), where
     :func:`novelty` finds it. Out of fold over the training folds, so the
     threshold is too low when the network trained on these clips.
     """
-    from core.novelty import cache_novelty_dir, fit_for_checkpoint, save_novelty
+    from core.interpret.novelty import cache_novelty_dir, fit_for_checkpoint, save_novelty
 
     loaded = cached.checkpoint(folder)
     data = cached.dataset(root)

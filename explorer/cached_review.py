@@ -1,11 +1,11 @@
 """The Review page's and the counterfactual lab's work, cached (see :mod:`explorer.cached` for the rules).
 
-- the label-error ranking (:func:`core.label_issues.find_label_issues`), its
+- the label-error ranking (:func:`core.review.label_issues.find_label_issues`), its
   vectors extracted once with a progress bar, then read from the on-disk cache;
-- the verdict store (:class:`core.review.VerdictStore`), opened on every call
+- the verdict store (:class:`core.review.verdicts.VerdictStore`), opened on every call
   (one SQLite connection per read or write, so any session and thread may use it);
 - neighbours, class averages and the HTML report;
-- a counterfactual version of a clip (:func:`core.counterfactual.apply_edits`),
+- a counterfactual version of a clip (:func:`core.review.counterfactual.apply_edits`),
   written to a WAV file named by a hash of the clip and the edits, so that
   every cached function that takes a clip path (probabilities, Grad-CAM) works
   on it unchanged.
@@ -33,7 +33,7 @@ def _done() -> set:
 
 def ensure_label_issues(folder: str, root: str) -> None:
     """Extract the vectors the ranking needs (once; a progress bar while it runs)."""
-    from core.label_issues import clip_vectors, embedding_tap, logits_tap
+    from core.review.label_issues import clip_vectors, embedding_tap, logits_tap
 
     key = (folder, root)
     if key in _done():
@@ -52,21 +52,21 @@ def ensure_label_issues(folder: str, root: str) -> None:
 
 @st.cache_resource(max_entries=8, show_spinner="Ranking suspected label errors…")
 def _label_issues(folder: str, root: str):
-    from core.label_issues import find_label_issues
+    from core.review.label_issues import find_label_issues
 
     with cached.model_lock(folder):
         return find_label_issues(cached.checkpoint(folder), cached.dataset(root))
 
 
 def label_issues(folder: str, root: str):
-    """:func:`core.label_issues.find_label_issues` for a checkpoint and a dataset (shared, read-only)."""
+    """:func:`core.review.label_issues.find_label_issues` for a checkpoint and a dataset (shared, read-only)."""
     ensure_label_issues(folder, root)
     return _label_issues(folder, root)
 
 
 def store(path: str):
-    """The verdict store at ``path`` (:class:`core.review.VerdictStore`); raises InputError when unusable."""
-    from core.review import VerdictStore
+    """The verdict store at ``path`` (:class:`core.review.verdicts.VerdictStore`); raises InputError when unusable."""
+    from core.review.verdicts import VerdictStore
 
     return VerdictStore(path)
 
@@ -74,7 +74,7 @@ def store(path: str):
 @st.cache_data(max_entries=16, show_spinner=False)
 def fingerprints(folder: str, root: str) -> tuple[str, str]:
     """(dataset fingerprint, checkpoint fingerprint): the verdicts' key besides clip and model name."""
-    from core.cache import checkpoint_fingerprint
+    from core.data.cache import checkpoint_fingerprint
 
     return cached.dataset(root).fingerprint(), checkpoint_fingerprint(folder)
 
@@ -86,8 +86,8 @@ def neighbours(folder: str, root: str, tap: str, clip_id: str, k: int) -> list[i
     Training folds: the checkpoint's ``train_folds`` when it records them,
     else every fold but the clip's own.
     """
-    from core.label_issues import clip_vectors
-    from core.review import nearest_clips
+    from core.review.label_issues import clip_vectors
+    from core.review.verdicts import nearest_clips
 
     loaded = cached.checkpoint(folder)
     records = cached.dataset(root).records
@@ -107,8 +107,8 @@ def neighbours(folder: str, root: str, tap: str, clip_id: str, k: int) -> list[i
 
 @st.cache_data(max_entries=32, show_spinner="Averaging the clips…")
 def average_input(folder: str, root: str, ids: tuple[str, ...]) -> np.ndarray | None:
-    """The mean model input of the named clips (:func:`core.review.average_input`)."""
-    from core.review import average_input as mean_of
+    """The mean model input of the named clips (:func:`core.review.verdicts.average_input`)."""
+    from core.review.verdicts import average_input as mean_of
 
     data = cached.dataset(root)
     wanted = set(ids)
@@ -116,8 +116,8 @@ def average_input(folder: str, root: str, ids: tuple[str, ...]) -> np.ndarray | 
 
 
 def report(verdicts: list, folder: str, root: str, tap: str, *, title: str) -> str:
-    """The self-contained HTML review (:func:`core.review.report_html`), with each clip's Grad-CAM and audio."""
-    from core.review import ReportItem, map_png, report_html, wav_bytes
+    """The self-contained HTML review (:func:`core.review.verdicts.report_html`), with each clip's Grad-CAM and audio."""
+    from core.review.verdicts import ReportItem, map_png, report_html, wav_bytes
 
     loaded = cached.checkpoint(folder)
     data = cached.dataset(root)
@@ -153,7 +153,7 @@ def counterfactual_path(path: str, sr: int, edits_json: str) -> str:
     """
     import soundfile as sf
 
-    from core.counterfactual import Edits, apply_edits
+    from core.review.counterfactual import Edits, apply_edits
     from core.paths import cache_dir
 
     edits = Edits.from_json(edits_json)

@@ -6,7 +6,7 @@
 - :func:`dataset_novelty`: the share of a fold's clips that are, with a button
   that fits a novelty score where the model has none.
 
-Each computes nothing itself (:mod:`core.known_classes`,
+Each computes nothing itself (:mod:`core.models.known_classes`,
 :mod:`explorer.cached_novelty`).
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from core.known_classes import Coverage, class_coverage
-from core.novelty import CAPTION
+from core.models.known_classes import Coverage, class_coverage
+from core.interpret.novelty import CAPTION
 from explorer import cached_novelty as cn
 
 __all__ = ["unknown_classes", "clip_novelty", "dataset_novelty", "NOVEL_PREDICTION"]
@@ -35,7 +35,7 @@ def unknown_classes(model_name: str, model_classes, dataset_classes) -> Coverage
 def clip_novelty(model_name: str, folder: str, path: str, *, explanation: bool = False) -> dict | None:
     """A warning when the clip is novel for the model, else a caption with its score; returns the flag.
 
-    ``explanation=True`` words the warning for a map (:data:`core.novelty.CAPTION`).
+    ``explanation=True`` words the warning for a map (:data:`core.interpret.novelty.CAPTION`).
     """
     try:
         flag = cn.clip_novelty(folder, path)

@@ -68,7 +68,7 @@ def window_model() -> str | None:
 def _windowed(clip: state.ClipRef) -> state.ClipRef:
     """The picked window of a recording longer than the first model's window (the clip itself otherwise)."""
     from core.paths import cache_dir
-    from core.windows import DEFAULT_HOP_S, Window, most_confident, write_window
+    from core.audio.windows import DEFAULT_HOP_S, Window, most_confident, write_window
 
     folder = window_model()
     duration_s = cached.recording_duration_s(clip.path)
@@ -101,7 +101,7 @@ def mark_limits(clip: state.ClipRef, cfg, fig=None):
 
     Returns
     -------
-    core.frontend.ClipLimits
+    core.audio.frontend.ClipLimits
         Its ``describe(cfg)`` is the caption that states the padding share.
     """
     from explorer.figures.limits import mark_limits as mark

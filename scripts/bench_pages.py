@@ -95,7 +95,7 @@ def grid_figure_validation(repeats: int) -> dict:
     import numpy as np
     import plotly.graph_objects as go
 
-    from core.checkpoint import load_checkpoint
+    from core.models.checkpoint import load_checkpoint
     from core.paths import CHECKPOINTS_DIR
     from explorer import figures
 

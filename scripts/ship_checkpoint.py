@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from core.demo_data import CLIPS_PER_CLASS, DEFAULT_SEED, VERSION  # noqa: E402
+from core.audio.demo_data import CLIPS_PER_CLASS, DEFAULT_SEED, VERSION  # noqa: E402
 
 
 def main(src: str, dst: str, evaluate_on: str | None = None) -> None:
@@ -76,9 +76,9 @@ def main(src: str, dst: str, evaluate_on: str | None = None) -> None:
 
 def _evaluate_on(doc: dict, dst: Path, data: Path) -> None:
     """Replace the meta's test-fold evaluation with one on ``data``'s test fold (SE bypass included)."""
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
-    from core.evaluate import HEADLINE, evaluate, headline
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset
+    from core.training.evaluate import HEADLINE, evaluate, headline
 
     meta = doc["meta"]
     (dst / "checkpoint.json").write_text(json.dumps(doc, indent=2) + "\n")  # load what is shipped

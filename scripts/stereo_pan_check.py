@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from core.audio import load_audio, mel_power  # noqa: E402
-from core.checkpoint import load_checkpoint  # noqa: E402
-from core.datasets import open_dataset, read_scene  # noqa: E402
-from core.demo_data import ensure_demo_data  # noqa: E402
+from core.audio.features import load_audio, mel_power  # noqa: E402
+from core.models.checkpoint import load_checkpoint  # noqa: E402
+from core.data.datasets import open_dataset, read_scene  # noqa: E402
+from core.audio.demo_data import ensure_demo_data  # noqa: E402
 from core.interpret.rollout import stereo_rollout  # noqa: E402
 from core.interpret.stereo import pan_index  # noqa: E402
 

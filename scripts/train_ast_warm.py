@@ -3,7 +3,7 @@
     python scripts/train_ast_warm.py INIT_CHECKPOINT -- <python -m core train arguments>
 
 Every model the training builds is first given the weights of INIT_CHECKPOINT
-that fit (:func:`core.warm_start.warm_start`); the rest of the run is
+that fit (:func:`core.training.warm_start.warm_start`); the rest of the run is
 ``python -m core train`` unchanged.
 """
 
@@ -11,7 +11,7 @@ import sys
 
 import core.models
 from core.cli import main
-from core.warm_start import warm_start
+from core.training.warm_start import warm_start
 
 init, rest = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
 _build = core.models.build_model

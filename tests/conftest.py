@@ -14,7 +14,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.par
 
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
-    from core.demo_data import ensure_demo_data
+    from core.audio.demo_data import ensure_demo_data
 
     return ensure_demo_data()
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from core.interpret.faithfulness import box_cells, deletion_curve, insertion_curve
 from core.interpret.maps import normalise_map, resize_map

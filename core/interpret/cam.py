@@ -10,7 +10,7 @@ A tap is a conv output ``(B, C, F', T')`` or a transformer's tokens
 ``(B, n_special + P, D)``; tokens are turned into an image ``(B, D, n_freq,
 n_time)`` by dropping the special tokens and reshaping to the patch grid.
 
-Hooks exist only while a map is computed: :func:`core.taps.record` registers
+Hooks exist only while a map is computed: :func:`core.models.taps.record` registers
 them around the forward pass and removes them on leaving its block, even on
 error. Adapted from jacobgil/pytorch-grad-cam (``base_cam.py``,
 ``activations_and_gradients.py``), letting errors rise.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import taps as tap_hooks
+from core.models import taps as tap_hooks
 from core.errors import InputError
 from core.interpret.maps import (
     normalise_map,
@@ -82,7 +82,7 @@ class BaseCAM:
 
     Examples
     --------
-    >>> from core.checkpoint import load_checkpoint
+    >>> from core.models.checkpoint import load_checkpoint
     >>> from core.interpret.gradcam import GradCAM
     >>> from core.paths import CHECKPOINTS_DIR
     >>> model = load_checkpoint(CHECKPOINTS_DIR / "secnn").model

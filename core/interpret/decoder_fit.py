@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD
+from core.data.datasets import DATA_HELP, DEFAULT_TEST_FOLD
 from core.errors import InputError
 from core.interpret import nmf
 from core.kinds import MAP_TAP_KINDS
@@ -91,10 +91,10 @@ def tap_data(loaded, records: Sequence, taps: Sequence[str], *, cache=None, prog
         Tap -> np.ndarray [shape=(N, K, T')] (``reduction="time"``), plus ``"labels"``.
     X : np.ndarray [shape=(N, n_mels, n_frames)]
         :func:`core.interpret.nmf.nonnegative_target` of the model's input on our axes
-        (:meth:`core.checkpoint.Loaded.spectrogram`: a registered mel-time model's too).
+        (:meth:`core.models.checkpoint.Loaded.spectrogram`: a registered mel-time model's too).
     """
-    from core.activations import extract
-    from core.datasets import load_mono
+    from core.data.activations import extract
+    from core.data.datasets import load_mono
 
     cfg = loaded.audio_cfg
     acts = extract(loaded, list(records), list(taps), reduce="time", progress=progress, cache=cache)
@@ -230,7 +230,7 @@ def class_band_check(discriminative: dict, centres_hz: dict[str, np.ndarray], ba
     dict
         ``flavour -> {"hits": int, "picks": int, "rate": float or None}``, and ``"chance"``.
     """
-    from core.audio import mel_frequencies_hz
+    from core.audio.features import mel_frequencies_hz
 
     band_hz = mel_frequencies_hz(cfg)
     covered = [np.mean((band_hz >= lo) & (band_hz <= hi)) for lo, hi in bands.values()]
@@ -259,8 +259,8 @@ def fit_decoders(loaded, dataset, *, taps: Sequence[str] | None = None, test_fol
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
-    dataset : core.datasets.Dataset
+    loaded : core.models.checkpoint.Loaded
+    dataset : core.data.datasets.Dataset
     taps : sequence of str or None
         Default: every conv and token tap.
     test_fold, val_fold : int or None
@@ -268,7 +268,7 @@ def fit_decoders(loaded, dataset, *, taps: Sequence[str] | None = None, test_fol
     out : str, Path or None
         Folder that gets ``decoders/`` (default: the checkpoint's folder).
     seed : int
-    cache : core.cache.ArrayCache or None
+    cache : core.data.cache.ArrayCache or None
     progress : bool
         tqdm bars.
     report : callable or None
@@ -435,8 +435,8 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset
 
     if args.max_steps < 1:
         raise InputError("--max-steps", f"must be at least 1, got {args.max_steps}")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.datasets import DATA_HELP
+from core.data.datasets import DATA_HELP
 from core.errors import InputError
 from core.interpret import decoder_fit, nmf
 
@@ -27,15 +27,15 @@ def evaluate_saved(loaded, dataset, *, taps: Sequence[str] | None = None, test_f
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
-    dataset : core.datasets.Dataset
+    loaded : core.models.checkpoint.Loaded
+    dataset : core.data.datasets.Dataset
     taps : sequence of str or None
         Default: every tap with saved decoders.
     test_fold : int or None
         Default: the fold the decoders were scored on when fitted.
     seed : int
         Of the bootstrap.
-    cache : core.cache.ArrayCache or None
+    cache : core.data.cache.ArrayCache or None
     progress : bool
 
     Returns
@@ -96,8 +96,8 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset
 
     loaded = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data)

@@ -20,7 +20,7 @@ beat are in :mod:`core.interpret.baselines`.
 
 Pointing game (Zhang et al., 2016): a hit when the heatmap's maximum falls in a
 ground-truth event box; boxes in seconds and Hz are mapped to frames and mel
-bands with :func:`core.audio.frame_times_s` and :func:`core.audio.mel_frequencies_hz`.
+bands with :func:`core.audio.features.frame_times_s` and :func:`core.audio.features.mel_frequencies_hz`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
+from core.audio.features import AudioConfig, frame_times_s, mel_frequencies_hz
 from core.errors import InputError
 from core.interpret.maps import check_heatmap
 
@@ -220,7 +220,7 @@ def perturbed_inputs(
     seed : int or None
         Order among equal values (:func:`importance_order`).
     sound : np.ndarray [shape=(n_mels, n_frames)], bool, or None
-        The cells that hold sound (:func:`core.frontend.sound_cells`: not padding, not above the
+        The cells that hold sound (:func:`core.audio.frontend.sound_cells`: not padding, not above the
         recording's Nyquist frequency). Only they are ordered, removed and revealed, and the
         fractions count them alone; ``None``: every cell. Deleting padding tells nothing about a map.
 

@@ -13,7 +13,7 @@ magnitude is resynthesised with the clip's own phase:
 
 Keeping every cell gives the clip back (up to the STFT round trip's error,
 well under 1e-4). The front end's STFT (``n_fft``, ``hop_length``, centred
-frames) is the one :func:`core.audio.mel_power` uses, so frame ``t`` of the map
+frames) is the one :func:`core.audio.features.mel_power` uses, so frame ``t`` of the map
 is frame ``t`` of the STFT.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from core.interpret.maps import check_heatmap
 
@@ -185,7 +185,7 @@ def listen(loaded, y: np.ndarray, heatmap: np.ndarray, *, top_percent: float = T
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
         Its ``input(y, sr)`` is the front end, ``probabilities`` the output.
     y : np.ndarray [shape=(n_samples,)]
         Mono, at ``loaded.audio_cfg.sr``.

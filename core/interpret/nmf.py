@@ -60,8 +60,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from core.activations import time_activations  # re-exported: decoders read it from here
-from core.audio import AudioConfig
+from core.data.activations import time_activations  # re-exported: decoders read it from here
+from core.audio.features import AudioConfig
 from core.errors import InputError
 
 __all__ = [
@@ -474,7 +474,7 @@ ORACLE = "spectrogram-nmf"
 
 
 def bands_to_hz(bands: np.ndarray, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
-    """Fractional mel-band positions (0 to ``n_mels - 1``) to Hz, as :func:`core.audio.mel_frequencies_hz`."""
+    """Fractional mel-band positions (0 to ``n_mels - 1``) to Hz, as :func:`core.audio.features.mel_frequencies_hz`."""
     mels = librosa.hz_to_mel(np.array([cfg.fmin_hz, cfg.fmax]))
     band_mels = np.linspace(mels[0], mels[1], cfg.n_mels + 2)[1:-1]
     return librosa.mel_to_hz(np.interp(np.asarray(bands, dtype=np.float64), np.arange(cfg.n_mels), band_mels))

@@ -15,7 +15,7 @@ others do not.
 Adding a method: one file with its function, one :class:`MethodSpec` in
 :data:`METHODS` (README, "Adding a method").
 
->>> from core.checkpoint import load_checkpoint
+>>> from core.models.checkpoint import load_checkpoint
 >>> from core.paths import CHECKPOINTS_DIR
 >>> secnn = load_checkpoint(CHECKPOINTS_DIR / "secnn")
 >>> [run.name for run in report_runs(secnn, reference=False)]
@@ -76,7 +76,7 @@ class Param:
         The range of a number and its widget's step.
     tap : bool
         A layer: the options are the model's CAM taps and the default its
-        :meth:`core.checkpoint.Loaded.default_cam_tap`.
+        :meth:`core.models.checkpoint.Loaded.default_cam_tap`.
     """
 
     name: str
@@ -185,7 +185,7 @@ class MethodSpec:
 
         Parameters
         ----------
-        loaded : core.checkpoint.Loaded
+        loaded : core.models.checkpoint.Loaded
         x : Tensor or np.ndarray
             The model's own input with its batch axis of 1; a 2-D spectrogram
             ``(n_mels, n_frames)`` is taken as ``(1, 1, n_mels, n_frames)``.
@@ -423,7 +423,7 @@ def report_runs(loaded, *, reference: bool = True, params: dict[str, dict] | Non
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
     reference : bool
         Include the costly model-agnostic methods (``MethodSpec.costly``).
     params : dict or None

@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.checkpoint import load_checkpoint
-from core.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold, load_mono, open_dataset, read_label_truth
+from core.models.checkpoint import load_checkpoint
+from core.data.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold, load_mono, open_dataset, read_label_truth
 from core.errors import InputError
 from core.interpret.baselines import bootstrap_interval, pointing_chance, random_curves, smooth_random_map
 from core.interpret.faithfulness import (
@@ -193,7 +193,7 @@ def faithfulness_table(
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
     records : sequence of ClipRecord
     features : np.ndarray [shape=(N, n_mels, n_frames)]
         The model's input for each record.

@@ -139,7 +139,7 @@ def rollout(
 
     Examples
     --------
-    >>> from core.checkpoint import load_checkpoint
+    >>> from core.models.checkpoint import load_checkpoint
     >>> from core.paths import CHECKPOINTS_DIR
     >>> model = load_checkpoint(CHECKPOINTS_DIR / "ast").model
     >>> logits, attentions = model(torch.zeros(1, 1, 128, 431), output_attentions=True)
@@ -273,7 +273,7 @@ def waveform_rollout(
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
         An ``"ast"`` or ``"hf-ast"`` checkpoint.
     y : np.ndarray [shape=(n_samples,)]
         Mono, at ``loaded.audio_cfg.sr``.
@@ -302,10 +302,10 @@ def stereo_rollout(
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
         A transformer checkpoint.
     samples : np.ndarray [shape=(n_channels, n_samples)] or (n_samples,)
-        A :class:`core.audio.Clip`'s samples at ``loaded.audio_cfg.sr``.
+        A :class:`core.audio.features.Clip`'s samples at ``loaded.audio_cfg.sr``.
     head_fusion, discard_ratio
         As in :func:`rollout`.
 

@@ -56,7 +56,7 @@ def clip_scorecard(
     sanity : bool
         Also run the cascading randomisation check.
     sound : np.ndarray [shape=(n_mels, n_frames)], bool, or None
-        The cells that hold sound (:func:`core.frontend.sound_cells`): the map's, the random maps' and
+        The cells that hold sound (:func:`core.audio.frontend.sound_cells`): the map's, the random maps' and
         the energy map's curves order only them. ``None``: every cell.
 
     Returns

@@ -60,7 +60,7 @@ def time_attention(model, x: torch.Tensor, tap: str) -> np.ndarray:
         rows that are not distributions.
     """
     from core.models import find_tap
-    from core.taps import extract
+    from core.models.taps import extract
 
     if find_tap(model, tap).kind != "attention":
         raise InputError(tap, "is not an attention tap")

@@ -1,6 +1,6 @@
 """``python -m core shortcut-report``: does a model use the planted tone, and which map finds it? (a positive control)
 
-On the shortcut set (:mod:`core.shortcut_data`) one class carries a quiet
+On the shortcut set (:mod:`core.audio.shortcut_data`) one class carries a quiet
 tone; a model trained there may learn it as a shortcut. Two questions:
 
 1. **Does the model use the tone?** Ablation: the same held-out clips with the
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from core.datasets import DEFAULT_TEST_FOLD
+from core.data.datasets import DEFAULT_TEST_FOLD
 from core.errors import InputError
 from core.interpret.baselines import bootstrap_interval, pointing_chance, smooth_random_map
 from core.interpret.faithfulness import box_cells, pointing_game_hit
@@ -75,7 +75,7 @@ def box_mass(heatmap: np.ndarray, boxes: Sequence, *, cfg) -> float:
 
     Examples
     --------
-    >>> from core.audio import AudioConfig
+    >>> from core.audio.features import AudioConfig
     >>> cfg = AudioConfig(n_mels=4, n_frames=10, sr=8000, n_fft=256, hop_length=128)
     >>> box_mass(np.ones((4, 10)), [(0.0, 0.08, 0.0, 4000.0)], cfg=cfg)  # 6 of 10 frames, every band
     0.6
@@ -102,7 +102,7 @@ def ablation(loaded, records, with_tone: np.ndarray, without_tone: np.ndarray, *
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
     records : sequence of ClipRecord
         Held-out clips, labels true (flips left out).
     with_tone, without_tone : np.ndarray [shape=(N, ...)]
@@ -137,7 +137,7 @@ def tone_scores(loaded, features: np.ndarray, tone_boxes: Sequence[Sequence], *,
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
     features : np.ndarray [shape=(N, n_mels, n_frames)]
         The shortcut class's held-out clips, tone in.
     tone_boxes : sequence of sequences of (t0_s, t1_s, f0_hz, f1_hz)
@@ -211,11 +211,11 @@ def format_report(doc: dict) -> str:
 
 
 def run(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset, read_label_truth
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset, read_label_truth
     from core.interpret.report import report_slice
     from core.paths import REPO_ROOT
-    from core.shortcut_data import SHORTCUT_CLASS, read_tone_boxes
+    from core.audio.shortcut_data import SHORTCUT_CLASS, read_tone_boxes
 
     loaded = load_checkpoint(args.checkpoint)
     if SHORTCUT_CLASS not in loaded.classes:

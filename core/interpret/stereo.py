@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import librosa
 import numpy as np
 
-from core.audio import fit_duration, fix_frames, mel_power
+from core.audio.features import fit_duration, fix_frames, mel_power
 from core.errors import InputError
 from core.interpret.faithfulness import box_cells
 
@@ -32,7 +32,7 @@ def stereo_inputs(loaded, samples: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    loaded : core.checkpoint.Loaded
+    loaded : core.models.checkpoint.Loaded
         Its ``audio_cfg`` gives the preprocessing. A Hugging Face AST's
         extractor normalises with fixed dataset statistics, which keep the
         level difference already, so its channels go through ``loaded.features``.
@@ -42,7 +42,7 @@ def stereo_inputs(loaded, samples: np.ndarray) -> np.ndarray:
     Returns
     -------
     np.ndarray [shape=(2, n_mels, n_frames)], float32
-        As :func:`core.audio.log_mel` makes them, but in dB relative to the
+        As :func:`core.audio.features.log_mel` makes them, but in dB relative to the
         louder channel's peak (floored ``top_db`` below it) and standardised
         with the pair's mean and standard deviation.
     """
@@ -82,7 +82,7 @@ def pan_index(left: np.ndarray, right: np.ndarray, boxes: Sequence = (), *, cfg=
         raise InputError("maps", f"left {left.shape} and right {right.shape} must be one (n_mels, n_frames) shape")
     mask = np.ones(left.shape, dtype=bool)
     if len(boxes):
-        from core.audio import AudioConfig
+        from core.audio.features import AudioConfig
 
         mask[:] = False
         for box in boxes:

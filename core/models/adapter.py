@@ -11,7 +11,7 @@ An adapter defines ``model_spec() -> ModelSpec``::
 ``python -m core add-model --adapter my_model.py --weights w.safetensors --name mine``
 checks it (:func:`check_spec`: a silent clip through ``input`` and the model,
 the output's shape, the classes, the taps found) and registers it
-(:mod:`core.registry`). The explorer imports only adapters a user registered,
+(:mod:`core.models.user_models`). The explorer imports only adapters a user registered,
 never one it finds in a folder.
 
 Taps are found by module type and name (:func:`discover_taps`): conv blocks,
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from core.models.tap import Tap
 
@@ -483,7 +483,7 @@ def check_spec(model: AdaptedModel, spec: ModelSpec, *, source: str | Path = "ad
         ``(1, n_classes)`` logits, the head has fewer outputs than there are
         classes (or more), or the output is not finite.
     """
-    from core.taps import record
+    from core.models.taps import record
 
     cfg = spec.audio_config()
     y = np.zeros(spec.n_samples(), dtype=np.float32)

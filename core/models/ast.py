@@ -7,7 +7,7 @@ transformer layers, a final layer norm and a linear head on the class token.
 Attention has two paths. Without a request for weights it calls PyTorch's fused
 ``scaled_dot_product_attention``, which never forms the attention matrix. When
 weights are requested (``forward(x, output_attentions=True)``, or inside
-``model.keep_attention()``, which :mod:`core.taps` enters for attention taps) it
+``model.keep_attention()``, which :mod:`core.models.taps` enters for attention taps) it
 takes the manual path: ``softmax(q k^T / sqrt(d))``, passed through the
 ``probs`` identity module (the tap point) and then multiplied with ``v``. The
 probabilities returned are the ones that multiplied ``v`` (before attention
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
+from core.audio.features import AudioConfig, frame_times_s, mel_frequencies_hz
 from core.errors import InputError
 from core.models.tap import Tap
 

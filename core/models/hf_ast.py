@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.audio import AudioConfig, check_audio, resample, to_mono
+from core.audio.features import AudioConfig, check_audio, resample, to_mono
 from core.errors import InputError
 from core.models.tap import Tap
 from core.models.ast import PatchGrid, patch_grid

@@ -49,7 +49,7 @@ class Tap:
     view : {None, "time-first", "1d", "sequence", "sequence-time-first"}
         How the recorded tensor is turned into our ``(B, C, F, T)`` layout
         (see :data:`TAP_VIEWS`); ``None`` keeps it as it is. The model itself
-        goes on with the same values (see :func:`core.taps.record`).
+        goes on with the same values (see :func:`core.models.taps.record`).
     """
 
     name: str

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, sequential
 
-from core.audio import AudioConfig, mel_frequencies_hz
+from core.audio.features import AudioConfig, mel_frequencies_hz
 
 __all__ = ["FONT", "TITLE_FONT", "MARGIN", "HZ_TICKS", "MAGMA", "VIRIDIS", "GREYS", "BLUES", "colour_scale",
            "hz_to_band", "hz_ticks", "layout", "figure", "png_uri", "to_rgb"]

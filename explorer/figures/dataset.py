@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.audio import AudioConfig, mel_frequencies_hz
+from core.audio.features import AudioConfig, mel_frequencies_hz
 from core.errors import InputError
 from explorer.figures import _common as common
 from explorer.figures._common import BLUES, HZ_TICKS, MAGMA, VIRIDIS, hz_ticks
@@ -102,7 +102,7 @@ def embedding_scatter(points: np.ndarray, *, clip_ids: Sequence[str], true_names
     Parameters
     ----------
     points : np.ndarray [shape=(N, 2)]
-        The projection (:func:`core.embed.project`); its axes have no unit.
+        The projection (:func:`core.interpret.embed.project`); its axes have no unit.
     clip_ids, true_names, pred_names : sequences of str [len=N]
         Shown on hover: file, label and the model's prediction.
     confidence : np.ndarray [shape=(N,)], in [0, 1]
@@ -589,7 +589,7 @@ def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float | None]]
 
 
 def metric_rows(result: Mapping) -> list[tuple]:
-    """Per-class rows of :func:`core.evaluate.metrics`' result, in :data:`METRIC_COLUMNS` order.
+    """Per-class rows of :func:`core.training.evaluate.metrics`' result, in :data:`METRIC_COLUMNS` order.
 
     Returns
     -------

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.frontend import ClipLimits
+from core.audio.frontend import ClipLimits
 from plotly.colors import qualitative
 
 __all__ = ["mark_limits", "window_timeline", "PADDING_COLOUR"]
@@ -25,7 +25,7 @@ def mark_limits(fig: go.Figure, limits: ClipLimits, *, n_mels: int, x_end_s: flo
     ----------
     fig : go.Figure
         A map whose x axis is time in seconds and y axis the mel band index (as :func:`overlay`).
-    limits : core.frontend.ClipLimits
+    limits : core.audio.frontend.ClipLimits
     n_mels : int
     x_end_s : float
         Right end of the map's time axis.

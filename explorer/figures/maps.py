@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from explorer.figures import _common as common
 from explorer.figures._common import HZ_TICKS, MAGMA, hz_ticks, hz_to_band
@@ -205,7 +205,7 @@ def _add_spectrogram(fig, S, cfg, *, unit, colorscale, duration_s=None, row=None
 
 def extent_s(cfg: AudioConfig) -> float:
     """The time axis of a drawn spectrogram, in s: ``n_frames`` columns of one hop each (a frame's column spans
-    its hop, so this is one hop more than :attr:`core.audio.AudioConfig.clip_duration_s`)."""
+    its hop, so this is one hop more than :attr:`core.audio.features.AudioConfig.clip_duration_s`)."""
     return _columns_s(cfg.n_frames, cfg)
 
 
@@ -226,7 +226,7 @@ def feature_steps(steps: dict[str, np.ndarray], cfg: AudioConfig = AudioConfig()
     Parameters
     ----------
     steps : dict
-        :func:`core.audio.feature_steps` output: ``"mel"``, ``"db"``,
+        :func:`core.audio.features.feature_steps` output: ``"mel"``, ``"db"``,
         ``"standardised"``, ``"fixed"``, each (n_mels, t).
 
     Returns

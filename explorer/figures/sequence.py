@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from explorer.figures import _common as common
 

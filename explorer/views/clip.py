@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from core.augment import NOISE_COLOURS
+from core.audio.augment import NOISE_COLOURS
 from core.errors import InputError
-from core.uploads import MAX_UPLOAD_MB, save_upload
+from core.data.uploads import MAX_UPLOAD_MB, save_upload
 from explorer import cached, figures, state, trust, ui
 from explorer.figures import limits as figures_limits
 
@@ -82,7 +82,7 @@ st.markdown(ui.clip_caption(clip))
 
 def window_section(clip) -> None:
     """A recording longer than the model's window: its windows' top classes over time, and the window to look inside."""
-    from core.windows import DEFAULT_HOP_S
+    from core.audio.windows import DEFAULT_HOP_S
 
     folder = ui.window_model()
     loaded_name = next((n for n, f in found.items() if f == folder), folder)
@@ -201,7 +201,7 @@ def lab_section(clip, boxes: list, models: list) -> None:
     if not models:
         st.info("Pick a model in the sidebar to use the lab.")
         return
-    from core.counterfactual import MODES, Edits, Region, control_region, covering_region
+    from core.review.counterfactual import MODES, Edits, Region, control_region, covering_region
     from explorer import cached_review
 
     lab_name, lab_folder = ui.pick_model(models, key="lab_model")

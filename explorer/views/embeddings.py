@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from core.embed import METHODS
+from core.interpret.embed import METHODS
 from core.errors import InputError
 from explorer import cached, state, trust, ui
 from explorer import cached_dataset as cd

@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.errors import InputError
 from core.kinds import MAP_TAP_KINDS
-from core.label_issues import trust as label_trust
-from core.review import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
+from core.review.label_issues import trust as label_trust
+from core.review.verdicts import QUEUE_ORDERS, VERDICTS, Verdict, default_store_path, review_queue, verdicts_csv
 from explorer import cached, figures, state, trust, ui
 from explorer import cached_review as cr
 

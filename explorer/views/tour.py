@@ -162,7 +162,7 @@ def step_first_block(tour: Tour) -> Link | None:
 
 
 def step_se(tour: Tour) -> Link | None:
-    from core.se_ablation import saved_ablation
+    from core.interpret.se_ablation import saved_ablation
 
     ses = _taps(tour, "se")
     if not ses:
@@ -285,7 +285,7 @@ def step_attention(tour: Tour) -> Link | None:
 
 
 def _guess_box(tour: Tour):
-    from core.counterfactual import Region
+    from core.review.counterfactual import Region
 
     cfg = tour.cfg
     duration, nyquist = round(cfg.clip_duration_s, 2), float(cfg.sr // 2)

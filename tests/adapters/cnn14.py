@@ -12,7 +12,7 @@ import numpy as np
 import torch.nn.functional as F
 from torch import nn
 
-from core.demo_data import CLASSES
+from core.audio.demo_data import CLASSES
 from core.models.adapter import ModelSpec
 
 SR, N_FFT, HOP, N_MELS, FMIN, FMAX = 32000, 1024, 320, 64, 50, 14000

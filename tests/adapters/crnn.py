@@ -6,8 +6,8 @@ Written only for the tests; core/ never imports it (it is registered with add-mo
 import numpy as np
 from torch import nn
 
-from core.audio import AudioConfig, log_mel
-from core.demo_data import CLASSES
+from core.audio.features import AudioConfig, log_mel
+from core.audio.demo_data import CLASSES
 from core.models.adapter import ModelSpec
 
 CFG = AudioConfig(sr=16000, n_mels=32, n_fft=512, hop_length=256, n_frames=313)

@@ -6,7 +6,7 @@ Written only for the tests; core/ never imports it.
 import numpy as np
 from torch import nn
 
-from core.demo_data import CLASSES
+from core.audio.demo_data import CLASSES
 from core.models.adapter import ModelSpec
 
 SR = 16000

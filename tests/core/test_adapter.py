@@ -15,13 +15,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.checkpoint import load_checkpoint
+from core.models.checkpoint import load_checkpoint
 from core.cli import main
 from core.errors import InputError
 from core.interpret.gradcam import GradCAM
 from core.interpret.registry import applicable, usable
 from core.models.adapter import load_adapter
-from core.registry import add_model, registered, registry_path
+from core.models.user_models import add_model, registered, registry_path
 
 ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
 EXPECTED = {  # model -> (conv taps, views, methods offered per page)
@@ -81,7 +81,7 @@ def test_add_model_registers_finds_taps_and_loads_through_one_input_path(cache, 
         assert next(t for t in loaded.model.taps() if t.name == tap).view == view
     x = loaded.input(clip(44100), 44100)  # resampled to the model's rate by the one input path
     assert list(x.shape) == entry["input_shape"]
-    from core.evaluate import predict_proba
+    from core.training.evaluate import predict_proba
 
     p = predict_proba(loaded, x[None])
     assert p.shape == (1, 10) and np.isclose(p.sum(), 1.0, atol=1e-5)  # single-label: softmax
@@ -156,7 +156,7 @@ def test_time_first_view_puts_a_planted_time_on_the_time_axis(cache):
     # CNN14's conv_block1 output is (B, C, T', F'); the tap must show the loud 2nd half at late frames
     register("cnn14", cache)
     loaded = load_checkpoint("cnn14")
-    from core.taps import extract
+    from core.models.taps import extract
 
     y = np.zeros(loaded.n_samples, np.float32)
     y[len(y) // 2:] = clip(loaded.audio_cfg.sr)[: len(y) - len(y) // 2]

@@ -21,7 +21,7 @@ def test_scale_folder_links_the_clips_into_a_bigger_dataset(tmp_path):
     import soundfile as sf
 
     from core.bench import scale_folder
-    from core.datasets import open_dataset
+    from core.data.datasets import open_dataset
 
     source = tmp_path / "source"
     (source / "audio").mkdir(parents=True)

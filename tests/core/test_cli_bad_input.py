@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.audio import AudioConfig
-from core.checkpoint import save_checkpoint
+from core.audio.features import AudioConfig
+from core.models.checkpoint import save_checkpoint
 from core.cli import main
 from core.models import build_model
 

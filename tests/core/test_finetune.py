@@ -10,7 +10,7 @@ import torch
 
 from core.cli import main
 from core.errors import InputError
-from core.train import distillation_loss
+from core.training.train import distillation_loss
 
 transformers = pytest.importorskip("transformers")
 
@@ -35,7 +35,7 @@ def test_distillation_loss_is_its_formula():
 
 @pytest.fixture()
 def small_demo(tmp_path, monkeypatch):
-    from core.demo_data import default_demo_dir, make_demo_data
+    from core.audio.demo_data import default_demo_dir, make_demo_data
 
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
     return make_demo_data(default_demo_dir(), clips_per_class=5, workers=1, show_bar=False)
@@ -43,8 +43,8 @@ def small_demo(tmp_path, monkeypatch):
 
 def test_fine_tuning_a_tiny_ast_from_the_cli_makes_a_folder_that_opens_in_the_explorer(small_demo, tmp_path, capsys,
                                                                                         monkeypatch, tiny_hf_ast):
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset
 
     init = tiny_hf_ast(tmp_path / "init", ["a", "b", "c"])  # another head: 3 classes, the data has 10
     out = tmp_path / "tuned"
@@ -85,7 +85,7 @@ def test_init_is_only_for_hf_ast_and_needed_there(small_demo, tmp_path):
 
 
 def test_a_hub_id_loads_from_the_local_cache_offline_and_is_never_downloaded(offline_hub, tmp_path, monkeypatch):
-    from core.checkpoint import load_checkpoint
+    from core.models.checkpoint import load_checkpoint
     from core.models.hf_ast import load_hf_ast
 
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
@@ -101,7 +101,7 @@ def test_a_hub_id_loads_from_the_local_cache_offline_and_is_never_downloaded(off
 
 
 def test_add_model_lists_a_hub_id_from_the_cache_and_refuses_one_not_there(offline_hub, tmp_path, monkeypatch, capsys):
-    from core.registry import registered
+    from core.models.user_models import registered
 
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
     assert main(["add-model", "--hub", "someone/not-there"]) == 2

@@ -19,11 +19,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.cache import checkpoint_fingerprint
-from core.checkpoint import load_checkpoint
+from core.data.cache import checkpoint_fingerprint
+from core.models.checkpoint import load_checkpoint
 from core.cli import main
 from core.models.adapter import load_adapter
-from core.registry import add_model
+from core.models.user_models import add_model
 
 ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
 TFGRU = ADAPTERS / "tfgru" / "tfgru.py"
@@ -31,7 +31,7 @@ TFGRU = ADAPTERS / "tfgru" / "tfgru.py"
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
-    from core.demo_data import make_demo_data
+    from core.audio.demo_data import make_demo_data
 
     return make_demo_data(tmp_path_factory.mktemp("demo") / "demo", clips_per_class=3, workers=1, show_bar=False)
 
@@ -63,7 +63,7 @@ def one_line_status_2(argv, capsys, *words) -> str:
 
 
 def test_a_sequential_of_three_blocks_gives_three_taps_and_the_stem_is_read_after_its_relu(cache):
-    from core.taps import extract
+    from core.models.taps import extract
 
     add_model(TFGRU, random_weights(TFGRU, cache / "w.safetensors"), "tfgru")  # `from blocks import` works
     loaded = load_checkpoint("tfgru")
@@ -162,7 +162,7 @@ def test_every_command_runs_or_says_in_one_line_why_not(cache, small_demo, capsy
 def test_decoders_read_a_mel_time_adapters_own_input(cache, small_demo):
     """A mel-time adapter's decoders reconstruct its own input's mel bands (offered on the page, fitted by the CLI)."""
     from core.interpret.registry import usable
-    from core.datasets import open_dataset
+    from core.data.datasets import open_dataset
     from core.interpret.decoder_fit import tap_data
 
     crnn = ADAPTERS / "crnn.py"
@@ -171,7 +171,7 @@ def test_decoders_read_a_mel_time_adapters_own_input(cache, small_demo):
     assert usable(loaded, "Decoders") == ["NMF-style decoders"]
     records = open_dataset(small_demo).records[:2]
     acts, X = tap_data(loaded, records, ["conv_block1"], progress=False)
-    from core.datasets import load_mono
+    from core.data.datasets import load_mono
     from core.interpret.nmf import nonnegative_target
 
     inputs = np.stack([loaded.input(load_mono(r, loaded.audio_cfg), loaded.audio_cfg.sr)[0] for r in records])

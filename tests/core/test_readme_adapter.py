@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from core.checkpoint import load_checkpoint
+from core.models.checkpoint import load_checkpoint
 from core.cli import main
 from core.interpret.registry import usable
 

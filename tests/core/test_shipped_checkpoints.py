@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from core.checkpoint import load_checkpoint
-from core.datasets import open_dataset
-from core.evaluate import evaluate, spread
+from core.models.checkpoint import load_checkpoint
+from core.data.datasets import open_dataset
+from core.training.evaluate import evaluate, spread
 from core.paths import CHECKPOINTS_DIR
 
 SHIPPED = {"secnn": "secnn", "ast": "ast"}  # folder -> kind
@@ -53,8 +53,8 @@ def test_se_blocks_matter(fold5):
 
 
 def test_the_shortcut_checkpoint_ships_small_with_its_card():
-    """The positive control (core.shortcut_data): a small SE-CNN trained on the set with the planted tone."""
-    from core.shortcut_data import SHORTCUT_CLASS
+    """The positive control (core.audio.shortcut_data): a small SE-CNN trained on the set with the planted tone."""
+    from core.audio.shortcut_data import SHORTCUT_CLASS
 
     folder = CHECKPOINTS_DIR / "shortcut"
     assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 2e6

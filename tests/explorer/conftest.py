@@ -18,10 +18,10 @@ _VARS = ("EXPLORER_CACHE", "EXPLORER_CHECKPOINTS")
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, request):
-    from core.audio import AudioConfig
-    from core.checkpoint import save_checkpoint
-    from core.datasets import open_dataset
-    from core.demo_data import default_demo_dir, make_demo_data
+    from core.audio.features import AudioConfig
+    from core.models.checkpoint import save_checkpoint
+    from core.data.datasets import open_dataset
+    from core.audio.demo_data import default_demo_dir, make_demo_data
     from core.models import build_model
 
     settings = getattr(request.module, "EXPLORER_ENV", {})

@@ -28,7 +28,7 @@ PAGES = ["views/layers.py", "views/attribution.py", "views/embeddings.py", "view
 @pytest.fixture(scope="module")
 def registered(env):
     from core.models.adapter import load_adapter
-    from core.registry import add_model
+    from core.models.user_models import add_model
 
     out = {}
     for name in ("crnn", "cnn14", "wavecnn", "tfgru"):
@@ -88,7 +88,7 @@ def test_attention_over_time_for_a_model_without_a_patch_grid(env):
     """A CRNN with self-attention: the Attention page draws its time-step attention, on seconds, with the share
     that lands on the event beside uniform attention's (the demo clips have event boxes)."""
     from core.models.adapter import load_adapter
-    from core.registry import add_model, remove_model
+    from core.models.user_models import add_model, remove_model
 
     spec = load_adapter(ADAPTERS / "attncrnn.py")
     weights = env["root"] / "attncrnn.safetensors"
@@ -118,7 +118,7 @@ def test_hugging_face_folders_are_labelled_by_kind(env, tmp_path):
 
 
 def test_a_registered_model_whose_adapter_changed_is_a_message_not_a_crash(registered, env, tmp_path):
-    from core.registry import add_model
+    from core.models.user_models import add_model
 
     adapter = tmp_path / "crnn_edit.py"
     adapter.write_text((ADAPTERS / "crnn.py").read_text())
@@ -133,7 +133,7 @@ def test_a_registered_model_whose_adapter_changed_is_a_message_not_a_crash(regis
 def test_weights_replaced_while_the_app_holds_the_model_are_a_message_not_stale_results(registered, env, tmp_path):
     from safetensors.torch import load_file
 
-    from core.registry import add_model
+    from core.models.user_models import add_model
 
     weights = tmp_path / "crnn_w.safetensors"
     weights.write_bytes((env["root"] / "crnn.safetensors").read_bytes())
@@ -148,7 +148,7 @@ def test_weights_replaced_while_the_app_holds_the_model_are_a_message_not_stale_
 
 
 def test_an_unreadable_registry_is_a_warning_and_the_shipped_models_still_open(registered, env):
-    from core.registry import registry_path
+    from core.models.user_models import registry_path
 
     path = registry_path()
     saved = path.read_bytes()
@@ -194,9 +194,9 @@ def test_a_multi_label_hf_ast_shows_sigmoid_probabilities_and_average_precision(
     transformers = pytest.importorskip("transformers")
     from sklearn.metrics import average_precision_score
 
-    from core.checkpoint import load_checkpoint
-    from core.datasets import open_dataset
-    from core.evaluate import predict_proba
+    from core.models.checkpoint import load_checkpoint
+    from core.data.datasets import open_dataset
+    from core.training.evaluate import predict_proba
 
     torch.manual_seed(0)
     folder = tmp_path / "hf-multi"
@@ -253,6 +253,6 @@ def test_the_sidebar_adds_a_hub_id_and_picks_it(offline_hub, env):
     assert at.sidebar.multiselect[0].format_func("tiny-hub-ast") == "tiny-hub-ast (hf-ast)"
     at.switch_page("views/clip.py").run()
     no_exception(at)
-    from core.registry import remove_model
+    from core.models.user_models import remove_model
 
     remove_model("tiny-hub-ast")  # the module's other tests share this registry

@@ -198,7 +198,7 @@ def test_attention_page(env):
     grid = json.loads(charts(at)[0].proto.spec)
     columns = [a["text"] for a in grid["layout"]["annotations"] if a["text"].startswith("head ")]
     assert columns == ["head 5", "head 6", "head 7", "head 8"]
-    from core.datasets import open_dataset
+    from core.data.datasets import open_dataset
 
     channels = sf.info(str(open_dataset(env["demo"]).record(at.session_state["clip_id"]).path)).channels
     assert len([r for r in at.radio if r.key == "attention_channel"]) == (channels == 2)  # mono: nothing to choose
@@ -227,7 +227,7 @@ def test_attention_page(env):
 
 
 def test_attention_page_stereo_clip_shows_left_right_and_mix(env):
-    from core.datasets import open_dataset
+    from core.data.datasets import open_dataset
 
     stereo = [r.clip_id for r in open_dataset(env["demo"]).records if sf.info(str(r.path)).channels == 2]
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
@@ -371,7 +371,7 @@ def test_more_bad_uploads_then_a_96k_float_file(env):
 
 def test_the_app_shows_the_rollout_the_report_scores(env):
     """One computation: the Attention page's rollout of a clip is explain-report's map of it."""
-    from core.datasets import load_mono
+    from core.data.datasets import load_mono
     from core.interpret.registry import report_runs
     from explorer import cached
 

@@ -83,10 +83,10 @@ def app_env(tmp_path_factory) -> dict[str, str]:
     """Environment for the app: a small demo set in a fresh cache, and checkpoints of both kinds."""
     import torch
 
-    from core.audio import AudioConfig
-    from core.checkpoint import save_checkpoint
-    from core.datasets import open_dataset
-    from core.demo_data import default_demo_dir, make_demo_data
+    from core.audio.features import AudioConfig
+    from core.models.checkpoint import save_checkpoint
+    from core.data.datasets import open_dataset
+    from core.audio.demo_data import default_demo_dir, make_demo_data
     from core.models import build_model
     from core.paths import CHECKPOINTS_DIR
 
@@ -495,8 +495,8 @@ def test_every_page_renders_and_responds_in_a_real_browser(browser_page, server,
 def test_review_queue_keeps_a_verdict_and_the_lab_moves_a_probability(browser_page, server, screenshot_dir):
     """Review: walk the queue through three clips, save a verdict, reload, find it. Clip page: mute the event
     box in the counterfactual lab and see the probability of the clip's class change."""
-    from core.datasets import open_dataset
-    from core.demo_data import default_demo_dir
+    from core.data.datasets import open_dataset
+    from core.audio.demo_data import default_demo_dir
     from core.paths import CHECKPOINTS_DIR
 
     demo_classes = set(open_dataset(Path(server["cache"]) / default_demo_dir().name).classes)
@@ -557,7 +557,7 @@ def _register_adapters(app_env: dict, names: tuple[str, ...]) -> None:
     from safetensors.torch import save_file
 
     from core.models.adapter import load_adapter
-    from core.registry import add_model
+    from core.models.user_models import add_model
 
     saved = os.environ.get("EXPLORER_CACHE")
     os.environ["EXPLORER_CACHE"] = app_env["EXPLORER_CACHE"]
@@ -625,8 +625,8 @@ def test_a_novel_upload_is_flagged_and_unknown_classes_are_said_at_once(browser_
     dataset of three new classes: the Embeddings page says so within 5 s and draws it coloured by its own labels."""
     import soundfile as sf
 
-    from core.novelty import CAPTION
-    from core.ood_sets import ood_clips
+    from core.interpret.novelty import CAPTION
+    from core.audio.ood_sets import ood_clips
     from core.paths import CHECKPOINTS_DIR
 
     if not (CHECKPOINTS_DIR / "secnn" / "novelty").is_dir():

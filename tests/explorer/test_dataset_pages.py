@@ -98,16 +98,16 @@ def test_embeddings_page(env):
 
 
 def test_the_first_umap_says_it_is_a_one_time_compile(env, monkeypatch):
-    import core.embed
+    import core.interpret.embed
 
     at = start("views/embeddings.py")
-    monkeypatch.setattr(core.embed, "umap_compiled", lambda: False)  # as on a machine that never ran UMAP
+    monkeypatch.setattr(core.interpret.embed, "umap_compiled", lambda: False)  # as on a machine that never ran UMAP
     at.radio(key="embeddings_method").set_value("umap").run(timeout=600)  # a real first compile can take minutes
     no_exception(at)
     assert [s.label for s in statuses(at)] == ["UMAP compiled (once on this machine)"]
     assert any("later UMAP runs" in c.value for c in at.caption)
     assert "UMAP 1 (no unit)" in axis_titles(charts(at)[0])
-    monkeypatch.setattr(core.embed, "umap_compiled", lambda: True)
+    monkeypatch.setattr(core.interpret.embed, "umap_compiled", lambda: True)
     at.run()
     assert not statuses(at)
 
@@ -250,7 +250,7 @@ def test_decoders_page_draws_saved_decoders_on_first_visit(env, tmp_path):
     """Decoders saved beside a checkpoint (as shipped ones are) draw at once, with no training button."""
     import shutil
 
-    from core.checkpoint import load_checkpoint
+    from core.models.checkpoint import load_checkpoint
     from core.interpret.decoder_fit import fit_decoders
 
     folder = env["root"] / "checkpoints" / "tiny-secnn"
@@ -404,11 +404,11 @@ def test_filter_bank_sorts_filters_by_peak_frequency():
 
 
 def test_cli_evaluate_and_the_errors_page_share_one_cache_entry(env, monkeypatch, capsys):
-    from core.activations import cache_keys
-    from core.cache import ArrayCache, default_cache
-    from core.checkpoint import load_checkpoint
+    from core.data.activations import cache_keys
+    from core.data.cache import ArrayCache, default_cache
+    from core.models.checkpoint import load_checkpoint
     from core.cli import main
-    from core.evaluate import logits_tap
+    from core.training.evaluate import logits_tap
 
     ckpt = env["root"] / "checkpoints" / "tiny-secnn"
     loaded = load_checkpoint(ckpt)
@@ -439,7 +439,7 @@ def test_cli_evaluate_and_the_errors_page_share_one_cache_entry(env, monkeypatch
 
 
 def test_the_sidebar_shows_the_cache_size_and_clears_it(env):
-    from core.cache import default_cache
+    from core.data.cache import default_cache
 
     at = start("views/errors.py")  # fills the cache with the fold's activations
     no_exception(at)
@@ -484,7 +484,7 @@ def test_the_fold_pick_offers_the_datasets_own_folds(tmp_path):
 def test_the_embeddings_page_fits_a_novelty_score_and_shows_the_share_flagged(env):
     """A model without a novelty score: the button fits one on the training folds (saved in the cache, never in
     the checkpoint folder), and the page then shows how many of the fold's clips are unlike the training data."""
-    from core.novelty import NOVELTY_DIR
+    from core.interpret.novelty import NOVELTY_DIR
 
     at = start("views/embeddings.py")
     no_exception(at)

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from core.audio import AudioConfig, feature_steps, mel_frequencies_hz
+from core.audio.features import AudioConfig, feature_steps, mel_frequencies_hz
 from explorer import figures
 
 CFG = AudioConfig()
@@ -296,7 +296,7 @@ def test_table_csv_round_trips():
 
 
 def test_query_heat_is_weight_against_uniform_and_follows_the_token_times():
-    from core.audio import AudioConfig
+    from core.audio.features import AudioConfig
     from explorer.figures.sequence import FULL_AT, attention_matrix, query_heat
 
     cfg = AudioConfig()

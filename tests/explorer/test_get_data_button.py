@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-import core.get_data
+import core.data.get_data
 from tests.core.test_get_data import Server, esc50_zip
 
 APP = str(Path(__file__).resolve().parents[2] / "explorer" / "app.py")
@@ -15,8 +15,8 @@ EXPLORER_ENV = {"clips_per_class": 1}
 
 def test_get_esc50_downloads_on_click_and_opens_it(env, monkeypatch):
     with Server(esc50_zip()) as server:
-        source = core.get_data.SOURCES["esc50"]
-        monkeypatch.setitem(core.get_data.SOURCES, "esc50", core.get_data.Source(
+        source = core.data.get_data.SOURCES["esc50"]
+        monkeypatch.setitem(core.data.get_data.SOURCES, "esc50", core.data.get_data.Source(
             name=source.name, url=server.url, archive=source.archive, sha256=None, required=source.required))
         at = AppTest.from_file(APP, default_timeout=60)
         at.session_state["models"] = ["tiny-secnn"]

@@ -46,8 +46,8 @@ def _digits(root: Path) -> Path:
 def _checkpoint(folder: Path, classes, test_fold: int) -> Path:
     import torch
 
-    from core.audio import AudioConfig
-    from core.checkpoint import save_checkpoint
+    from core.audio.features import AudioConfig
+    from core.models.checkpoint import save_checkpoint
     from core.models import build_model
 
     torch.manual_seed(0)
@@ -57,7 +57,7 @@ def _checkpoint(folder: Path, classes, test_fold: int) -> Path:
 
 
 def test_a_csv_folder_and_a_checkpoint_folder_open_and_are_remembered(env, tmp_path, monkeypatch):
-    from core.demo_data import default_demo_dir
+    from core.audio.demo_data import default_demo_dir
 
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))  # no demo set here: it must not be built
     digits = _digits(tmp_path / "digits")
@@ -102,8 +102,9 @@ def test_a_csv_folder_and_a_checkpoint_folder_open_and_are_remembered(env, tmp_p
 
 
 def test_a_long_recording_gives_windows_and_the_pick_changes_the_attribution_map(env, tmp_path):
-    from core.checkpoint import load_checkpoint
-    from core.windows import most_confident, predict_windows
+    from core.models.checkpoint import load_checkpoint
+    from core.audio.windows import most_confident
+    from core.training.predict import predict_windows
 
     root = tmp_path / "field"
     rng = np.random.default_rng(1)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.review import VerdictStore
+from core.review.verdicts import VerdictStore
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "explorer" / "app.py")
@@ -77,7 +77,7 @@ def test_two_open_sessions_each_keep_their_verdict(env, tmp_path):
     The runs are in turn: AppTest compiles the script on its own thread, and CPython 3.11's parser is not
     safe to run from two threads at once (``SystemError: AST constructor recursion depth mismatch``).
     Truly concurrent writers are tested on the store itself, in threads and in processes
-    (``tests/core/test_review.py``).
+    (``tests/core/review/test_verdicts.py``).
     """
     db = tmp_path / "review.sqlite"
     first, second = start(db), start(db)
@@ -210,7 +210,7 @@ def test_counterfactual_lab_on_the_clip_page(env):
     for m in at.metric:  # a change that rounds to zero reads ±0.0, not "↓ -0.0"
         assert not m.delta.startswith(("-0.0", "+0.0")), m.delta
 
-    from core.datasets import open_dataset
+    from core.data.datasets import open_dataset
 
     boxes = open_dataset(env["demo"]).boxes(at.session_state["clip_id"])  # the default box holds all of them
     lo, hi = at.slider(key="lab_time").value

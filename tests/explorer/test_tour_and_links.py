@@ -31,8 +31,8 @@ STEP_PAGES = {1: "Clip", 2: "Clip", 3: "Clip", 4: "Layers", 5: "Layers", 6: "Lay
 @pytest.fixture(scope="module")
 def shortcut(env):
     """A tiny SE-CNN saved as checkpoints/shortcut, so that the tour's last step has its model."""
-    from core.audio import AudioConfig
-    from core.checkpoint import save_checkpoint
+    from core.audio.features import AudioConfig
+    from core.models.checkpoint import save_checkpoint
     from core.models import build_model
 
     torch.manual_seed(1)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.novelty import CAPTION
+from core.interpret.novelty import CAPTION
 from core.paths import CHECKPOINTS_DIR
 from streamlit.testing.v1 import AppTest
 
@@ -53,7 +53,7 @@ def wav_bytes(y: np.ndarray, sr: int) -> bytes:
 
 def unknown_class_folder(root: Path) -> Path:
     """Three new classes of five synthesised clips each (one per fold): tones, chirps, noise."""
-    from core.ood_sets import ood_clips
+    from core.audio.ood_sets import ood_clips
 
     for name, kind in zip(NEW_CLASSES, ("tones", "chirps", "noise")):
         (root / name).mkdir(parents=True)
@@ -63,7 +63,7 @@ def unknown_class_folder(root: Path) -> Path:
 
 
 def test_an_out_of_distribution_upload_is_flagged_on_clip_attribution_and_review(env):
-    from core.ood_sets import ood_clips
+    from core.audio.ood_sets import ood_clips
 
     at = start()
     no_exception(at)

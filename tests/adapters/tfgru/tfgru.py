@@ -10,8 +10,8 @@ import numpy as np
 from torch import nn
 
 from blocks import SeparableBlock
-from core.audio import AudioConfig, log_mel
-from core.demo_data import CLASSES
+from core.audio.features import AudioConfig, log_mel
+from core.audio.demo_data import CLASSES
 from core.models.adapter import ModelSpec
 
 CFG = AudioConfig(sr=22050, n_mels=40, n_fft=1024, hop_length=512, fmin_hz=50.0, n_frames=216)

@@ -107,15 +107,15 @@ def real_ast():
 
 @pytest.fixture
 def real_audio_cfg():
-    from core.audio import AudioConfig
+    from core.audio.features import AudioConfig
 
     return AudioConfig(sr=8000, n_mels=REAL_SHAPE[0], n_fft=256, hop_length=128, n_frames=REAL_SHAPE[1])
 
 
 def as_loaded(model, cfg=None):
-    """A real :class:`core.checkpoint.Loaded` around a test model (what the registry's methods take)."""
-    from core.audio import AudioConfig
-    from core.checkpoint import Loaded
+    """A real :class:`core.models.checkpoint.Loaded` around a test model (what the registry's methods take)."""
+    from core.audio.features import AudioConfig
+    from core.models.checkpoint import Loaded
 
     n_classes = getattr(model, "n_classes", None) or 3
     return Loaded(model=model, audio_cfg=cfg or AudioConfig(), classes=[f"class{k}" for k in range(n_classes)],

@@ -15,8 +15,8 @@ def tiny_setup(tmp_path, real_secnn, real_audio_cfg):
     """A tiny SE-CNN checkpoint and a 3-class folder dataset of 15 noise clips (3 per fold)."""
     import soundfile as sf
 
-    from core.checkpoint import load_checkpoint, save_checkpoint
-    from core.datasets import ClipRecord
+    from core.models.checkpoint import load_checkpoint, save_checkpoint
+    from core.data.datasets import ClipRecord
 
     loaded = load_checkpoint(save_checkpoint(tmp_path / "ckpt", real_secnn, real_audio_cfg, ["a", "b", "c"]))
     rng = np.random.default_rng(0)
@@ -46,7 +46,7 @@ def tiny_setup(tmp_path, real_secnn, real_audio_cfg):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_decoders_saves_every_tap_and_the_report_scores_them_again(tiny_setup, tmp_path):
-    from core.cache import ArrayCache
+    from core.data.cache import ArrayCache
     from core.interpret import nmf
     from core.interpret.decoder_fit import fit_decoders, format_table, load_tap, saved_taps
     from core.interpret.decoder_report import evaluate_saved
@@ -83,8 +83,8 @@ def test_a_registered_mel_time_model_gets_its_decoder_targets_too(tiny_setup, tm
     spectrograms come from its own front end (they raised an InputError before), equal to ours for the same one."""
     import dataclasses
 
-    from core.audio import log_mel
-    from core.cache import ArrayCache
+    from core.audio.features import log_mel
+    from core.data.cache import ArrayCache
     from core.interpret.decoder_fit import tap_data
     from core.interpret.registry import usable
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
+from core.audio.features import AudioConfig, frame_times_s, mel_frequencies_hz
 from core.errors import InputError
 from core.interpret.faithfulness import (
     box_cells,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from core.interpret.faithfulness import box_cells
 from core.interpret.guess import region_share

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audio import AudioConfig, log_mel, mel_frequencies_hz
+from core.audio.features import AudioConfig, log_mel, mel_frequencies_hz
 from core.errors import InputError
 from core.interpret.listen import linear_mask, masked_audio, top_cells_mask
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.audio import AudioConfig, mel_frequencies_hz
+from core.audio.features import AudioConfig, mel_frequencies_hz
 from core.errors import InputError
 from core.interpret.nmf import (
     FLAVOURS,
@@ -273,7 +273,7 @@ def test_discriminative_channels_by_welch_t_with_fdr_control():
 
 
 def test_decoder_on_real_secnn_activations(real_secnn):
-    from core.taps import extract
+    from core.models.taps import extract
 
     x = torch.randn(6, 1, 32, 64, generator=torch.Generator().manual_seed(0))
     acts = extract(real_secnn, x, ["block3"])["block3"].numpy()  # (6, 8, 4, 8)

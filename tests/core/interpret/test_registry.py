@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from core.interpret.gradcam import GradCAM
 from core.interpret.registry import (

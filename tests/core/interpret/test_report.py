@@ -75,7 +75,7 @@ def test_slices_are_class_stratified_and_leave_planted_flips_out():
 
 
 def test_command_prints_and_saves_the_table(tmp_path, real_secnn, real_audio_cfg, capsys):
-    from core.checkpoint import save_checkpoint
+    from core.models.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "ckpt", real_secnn, real_audio_cfg, ["a", "b", "c"])
     rng = np.random.default_rng(0)

@@ -123,14 +123,14 @@ def test_rollout_on_the_real_ast_equals_the_loop_formula(real_ast):
 
 
 def _loaded(real_ast, real_audio_cfg):
-    from core.checkpoint import Loaded
+    from core.models.checkpoint import Loaded
 
     return Loaded(model=real_ast, audio_cfg=real_audio_cfg, classes=[str(k) for k in range(real_ast.n_classes)],
                   kind="ast")
 
 
 def test_stereo_inputs_keep_the_level_difference(real_ast, real_audio_cfg):
-    from core.audio import log_mel
+    from core.audio.features import log_mel
     from core.interpret.stereo import stereo_inputs
 
     rng = np.random.default_rng(0)

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.audio import AudioConfig
-from core.checkpoint import Loaded
+from core.audio.features import AudioConfig
+from core.models.checkpoint import Loaded
 from core.interpret.faithfulness import box_cells
 from core.interpret.shortcut_report import ablation, box_mass, tone_scores
 
@@ -76,9 +76,9 @@ def test_box_mass_is_the_share_inside():
 
 
 def test_the_command_refuses_a_set_without_tone_boxes_and_a_model_without_the_class(tmp_path, capsys):
-    from core.checkpoint import save_checkpoint
+    from core.models.checkpoint import save_checkpoint
     from core.cli import main
-    from core.demo_data import CLASSES
+    from core.audio.demo_data import CLASSES
     from core.models import build_model
 
     model = build_model("secnn", {"channels": [4, 4, 8, 8, 8], "head": [8]}, n_classes=len(CLASSES))

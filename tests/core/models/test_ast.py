@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.audio import AudioConfig, frame_times_s, mel_frequencies_hz
+from core.audio.features import AudioConfig, frame_times_s, mel_frequencies_hz
 from core.errors import InputError
 from core.models import build_model
 from core.models.ast import ASTConfig
-from core.taps import extract, record
+from core.models.taps import extract, record
 
 CFG = AudioConfig(n_mels=32, n_frames=40)
 TINY = {"patch": 8, "stride_f": 8, "stride_t": 4, "dim": 16, "depth": 2, "heads": 2,

@@ -9,10 +9,10 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from core.checkpoint import load_checkpoint  # noqa: E402
+from core.models.checkpoint import load_checkpoint  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from core.models.hf_ast import hf_features, load_hf_ast  # noqa: E402
-from core.taps import extract, record  # noqa: E402
+from core.models.taps import extract, record  # noqa: E402
 
 N_MELS, N_FRAMES = 32, 48
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.audio import AudioConfig
+from core.audio.features import AudioConfig
 from core.errors import InputError
 from core.models import build_model, count_parameters
 from core.models.secnn import SECNNConfig
-from core.taps import extract, record
+from core.models.taps import extract, record
 
 TINY = {"channels": [4, 8, 8, 8, 8], "head": [16, 8], "reduction": 2}
 CFG = AudioConfig(n_mels=32, n_frames=40)
