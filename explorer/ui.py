@@ -74,7 +74,10 @@ def _windowed(clip: state.ClipRef) -> state.ClipRef:
     duration_s = cached.recording_duration_s(clip.path)
     if folder is None or duration_s is None:
         return clip
-    cfg = cached.audio_cfg(folder)
+    try:
+        cfg = cached.audio_cfg(folder)
+    except InputError:  # a checkpoint that does not load: its message is shown where the model is used
+        return clip
     if duration_s <= cfg.clip_duration_s + cfg.hop_length / cfg.sr:
         return clip
     try:

@@ -46,3 +46,13 @@ def env(tmp_path_factory, request):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _forget_settings():
+    """The explorer remembers the last dataset and checkpoint folders across restarts (core.data.settings); each test
+    starts from none, as a fresh install does."""
+    yield
+    from core.data.settings import settings_path
+
+    settings_path().unlink(missing_ok=True)

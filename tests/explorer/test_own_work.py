@@ -141,7 +141,21 @@ def test_a_long_recording_gives_windows_and_the_pick_changes_the_attribution_map
     assert any(f"{other:.1f}-{other + 5:.1f} s" in m.value for m in at.markdown)
     assert json.dumps(after) != json.dumps(before)  # the map's spectrogram and heat are the new window's
 
+    # an upload past the 60 s loading limit is not refused: it is cut into windows too
+    at.switch_page("views/clip.py").run()
+    long = np.tile(y[:8000].astype(np.float32), 70)  # 70 s
+    import io
+
+    buffer = io.BytesIO()
+    sf.write(buffer, long, 8000, format="WAV", subtype="PCM_16")
+    at.file_uploader(key="_uploader").set_value(("seventy.wav", buffer.getvalue(), "audio/wav")).run()
+    no_exception(at)
+    assert at.session_state["clip_origin"] == "upload" and not at.error
+    assert len(at.select_slider(key="_w_clip_window").options) == 66
+    at.session_state["clip_origin"] = "dataset"
+
     # a 0.5 s clip: the overlay marks the padding and the caption gives its share
+    at.switch_page("views/attribution.py")
     at.session_state["clip_id"] = "dog/short.wav"
     at.run()
     no_exception(at)
