@@ -642,11 +642,6 @@ def train(**kwargs) -> dict:
 
         cfg.audio_cfg, frontend_card = fit_frontend(open_dataset(cfg.data).records, frontend=cfg.frontend,
                                                     **cfg.frontend_overrides)
-        if cfg.progress:
-            a = cfg.audio_cfg
-            print(f"front end ({cfg.frontend}): {a.clip_duration_s:.2f} s at {a.sr} Hz, {a.n_mels} mel bands "
-                  f"{a.fmin_hz:g}-{a.fmax:g} Hz, n_fft {a.n_fft}, hop {a.hop_length}; median padding "
-                  f"{100 * frontend_card['padding_share_median']:.0f} %", file=sys.stderr)
 
     taught_by = None
     if cfg.teacher is not None:  # checked before any clip is loaded
@@ -661,6 +656,11 @@ def train(**kwargs) -> dict:
                                           f"({cfg.model}, {_front_end(cfg.audio_cfg)}); distillation feeds both the "
                                           f"same batch, so they must share their front end")
 
+    if cfg.progress and frontend_card is not None:  # said once the settings are checked: bad input is one line
+        a = cfg.audio_cfg
+        print(f"front end ({cfg.frontend}): {a.clip_duration_s:.2f} s at {a.sr} Hz, {a.n_mels} mel bands "
+              f"{a.fmin_hz:g}-{a.fmax:g} Hz, n_fft {a.n_fft}, hop {a.hop_length}; median padding "
+              f"{100 * frontend_card['padding_share_median']:.0f} %", file=sys.stderr)
     split = load_split(cfg, rng, features)
     dataset = split.dataset
 

@@ -72,7 +72,7 @@ def test_a_registered_model_renders_every_page_that_applies(registered, name):
         assert "This map" in [m.label for m in at.metric]
     else:  # time-first or waveform input: no deletion curve, and the page says why
         assert "deletion curve" in captions and "(1, n_mels, n_frames)" in captions
-    assert "Listen to the highlighted region" in [h.value for h in at.subheader]  # the rest of the page is there
+    assert "Listen to the highlighted region, and to the rest" in [h.value for h in at.subheader]  # the rest of the page is there
     at.switch_page("views/decoders.py").run()
     no_exception(at)
     if name != "crnn":
@@ -241,12 +241,13 @@ def test_a_multi_label_hf_ast_shows_sigmoid_probabilities_and_average_precision(
 def test_the_sidebar_adds_a_hub_id_and_picks_it(offline_hub, env):
     """The sidebar's hub box: an id not cached is a message and changes nothing; a cached one is listed and picked."""
     at = start(["tiny-secnn"])
+    add = lambda: next(b for b in at.sidebar.button if b.label == "Add")  # the hub form's button  # noqa: E731
     at.sidebar.text_input(key="_hub_id").input("someone/not-there")
-    at.sidebar.button[0].click().run()
+    add().click().run()
     assert any("not in the local Hugging Face cache" in e.value for e in at.sidebar.error)
     assert list(at.session_state["models"]) == ["tiny-secnn"]
     at.sidebar.text_input(key="_hub_id").input(offline_hub)
-    at.sidebar.button[0].click().run()
+    add().click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Added someone/tiny-hub-ast" in s.value for s in at.sidebar.success)
     assert list(at.session_state["models"]) == ["tiny-secnn", "tiny-hub-ast"]
