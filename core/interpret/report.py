@@ -40,6 +40,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,9 @@ def _interval(values) -> list[float] | None:
     return None if len(values) == 0 else [round(v, 4) for v in bootstrap_interval(values)]
 
 
-def _new_row() -> dict:
-    return {"hits": [], "distractor": [], "seconds": [], "deletion": {}, "insertion": {}, "lmac": []}
+def _new_row(fills: dict) -> dict:
+    return {"hits": [], "distractor": [], "seconds": [], "deletion": {f: [] for f in fills},
+            "insertion": {f: [] for f in fills}, "lmac": []}
 
 
 def faithfulness_table(
@@ -242,97 +244,133 @@ def faithfulness_table(
         raise InputError("--draws", f"must be at least 1, got {draws}")
     fills = dict(fills) if fills else {"blur": "blur"}
     model = loaded.model.eval()
-    cfg = loaded.audio_cfg
-    shape = tuple(features.shape[1:])
     runs = report_runs(loaded, reference=reference, params={"integrated-gradients": {"n_steps": ig_steps},
                                                             "occlusion": {"window": occlusion_window}})
     methods = {run.name: run for run in runs}
     explainers = {run.name: run.bind(loaded) for run in runs}
     predict = model_predictor(model, batch_size=n_steps + 1)
     names = list(methods) + [SMOOTH_RANDOM, CHANCE]
-    per = {name: _new_row() for name in names}
-    for name in names:
-        for fill in fills:
-            per[name]["deletion"][fill], per[name]["insertion"][fill] = [], []
+    per = {name: _new_row(fills) for name in names}
     sanity_ids = {r.clip_id for r in class_stratified(records, sanity_clips)} if sanity_clips > 0 else set()
     sanity = {name: {"top": [], "all": []} for name in methods}
     gaps, targets = [], []
     p_clip = predict(np.asarray(features, dtype=np.float32))
     for i, (record, x) in enumerate(tqdm(list(zip(records, features)), desc="explain-report", unit="clip",
                                          disable=not progress)):
-        clip_seed = seed + 1009 * i
-        target = int(np.argmax(p_clip[i]))
-        targets.append(target)
-        xt = torch.as_tensor(x, dtype=torch.float32)[None, None]
-        events = list(boxes(record.clip_id)) if boxes else []
-        distractors = list(distractor_boxes(record.clip_id)) if distractor_boxes else []
-        heats = {}
-        for name, explain in explainers.items():
-            started = time.perf_counter()
-            heat = heats[name] = explain(model, xt, target)
-            s = per[name]
-            s["seconds"].append(time.perf_counter() - started)
-            for fill_name, fill in fills.items():
-                s["deletion"][fill_name].append(deletion_curve(predict, x, heat, target=target, n_steps=n_steps,
-                                                               fill=fill, seed=clip_seed).auc)
-                s["insertion"][fill_name].append(insertion_curve(predict, x, heat, target=target, n_steps=n_steps,
-                                                                 fill=fill, seed=clip_seed).auc)
-            if events:
-                s["hits"].append(float(pointing_game_hit(heat, events, cfg=cfg, seed=clip_seed)))
-            if distractors:
-                s["distractor"].append(float(distractor_hit(heat, distractors, events, cfg=cfg, seed=clip_seed)))
-            if record.clip_id in sanity_ids:
-                result = cascading_randomisation(model, explain, xt, target, seed=clip_seed)
-                sanity[name]["top"].append(result.top)
-                sanity[name]["all"].append(result.all_random)
+        clip = _Clip(x=x, target=int(np.argmax(p_clip[i])), seed=seed + 1009 * i, cfg=loaded.audio_cfg,
+                     events=list(boxes(record.clip_id)) if boxes else [],
+                     distractors=list(distractor_boxes(record.clip_id)) if distractor_boxes else [])
+        targets.append(clip.target)
+        heats = _score_maps(per, clip, explainers, model, predict, fills=fills, n_steps=n_steps,
+                            sanity=sanity if record.clip_id in sanity_ids else None)
+        heats[SMOOTH_RANDOM] = _score_baselines(per, clip, predict, fills=fills, n_steps=n_steps, draws=draws)
         if reference and IG in methods:
-            attributions = integrated_gradients(model, xt, target=target, n_steps=ig_steps)
-            gaps.append(completeness_gap(model, xt, attributions, target=target))
-        started = time.perf_counter()
-        s = per[SMOOTH_RANDOM]
-        for fill_name, fill in fills.items():
-            rc = random_curves(predict, x, target=target, draws=draws, n_steps=n_steps, fill=fill, seed=clip_seed)
-            s["deletion"][fill_name].append(rc.deletion_auc)
-            s["insertion"][fill_name].append(rc.insertion_auc)
-        s["seconds"].append(time.perf_counter() - started)
-        random_maps = [smooth_random_map(shape, seed=clip_seed + k) for k in range(draws)]
-        heats[SMOOTH_RANDOM] = random_maps[0]
-        if events:
-            s["hits"].append(float(np.mean([pointing_game_hit(h, events, cfg=cfg, seed=clip_seed)
-                                            for h in random_maps])))
-            per[CHANCE]["hits"].append(pointing_chance(events, shape=shape, cfg=cfg))
-        if distractors:
-            s["distractor"].append(float(np.mean([distractor_hit(h, distractors, events, cfg=cfg, seed=clip_seed)
-                                                  for h in random_maps])))
-            per[CHANCE]["distractor"].append(pointing_chance(distractors, shape=shape, cfg=cfg))
+            attributions = integrated_gradients(model, clip.tensor, target=clip.target, n_steps=ig_steps)
+            gaps.append(completeness_gap(model, clip.tensor, attributions, target=clip.target))
         if audio is not None:
             from core.interpret.listen import listen
 
             for name, heat in heats.items():
                 heard = listen(loaded, audio[i], heat, top_percent=top_percent)
                 per[name]["lmac"].append((heard.p, heard.p_in, heard.p_out))
-    rows = {name: _summary(name, per[name], sanity.get(name), methods, fills, draws) for name in names}
+    return {"rows": {name: _summary(name, per[name], sanity.get(name), methods, fills, draws) for name in names},
+            "paired": _paired(per, methods, fills), "completeness": _completeness(gaps, ig_steps),
+            "fills": list(fills), "targets": targets, "true_labels": [int(r.label) for r in records],
+            "top_percent": top_percent if audio is not None else None}
+
+
+@dataclass
+class _Clip:
+    """One clip as the table scores it: the model's input, the class explained, its seed and its boxes."""
+
+    x: np.ndarray  # (n_mels, n_frames)
+    target: int
+    seed: int
+    cfg: object
+    events: list
+    distractors: list
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        return torch.as_tensor(self.x, dtype=torch.float32)[None, None]
+
+
+def _curves(s: dict, clip: _Clip, heat: np.ndarray, predict, *, fills: dict, n_steps: int) -> None:
+    """Deletion and insertion AUC of one map of one clip, under each fill."""
+    for fill_name, fill in fills.items():
+        for mode, curve in (("deletion", deletion_curve), ("insertion", insertion_curve)):
+            s[mode][fill_name].append(curve(predict, clip.x, heat, target=clip.target, n_steps=n_steps, fill=fill,
+                                            seed=clip.seed).auc)
+
+
+def _pointing(s: dict, clip: _Clip, heats: list) -> None:
+    """Pointing game and distractor hits of one clip, the mean over ``heats`` (one map, or random draws)."""
+    if clip.events:
+        s["hits"].append(float(np.mean([pointing_game_hit(h, clip.events, cfg=clip.cfg, seed=clip.seed)
+                                        for h in heats])))
+    if clip.distractors:
+        s["distractor"].append(float(np.mean([distractor_hit(h, clip.distractors, clip.events, cfg=clip.cfg,
+                                                             seed=clip.seed) for h in heats])))
+
+
+def _score_maps(per: dict, clip: _Clip, explainers: dict, model, predict, *, fills: dict, n_steps: int,
+                sanity: dict | None) -> dict:
+    """Every method's map of one clip, scored (and sanity-checked when ``sanity`` is given); the maps."""
+    heats = {}
+    for name, explain in explainers.items():
+        started = time.perf_counter()
+        heat = heats[name] = explain(model, clip.tensor, clip.target)
+        per[name]["seconds"].append(time.perf_counter() - started)
+        _curves(per[name], clip, heat, predict, fills=fills, n_steps=n_steps)
+        _pointing(per[name], clip, [heat])
+        if sanity is not None:
+            result = cascading_randomisation(model, explain, clip.tensor, clip.target, seed=clip.seed)
+            sanity[name]["top"].append(result.top)
+            sanity[name]["all"].append(result.all_random)
+    return heats
+
+
+def _score_baselines(per: dict, clip: _Clip, predict, *, fills: dict, n_steps: int, draws: int) -> np.ndarray:
+    """Smooth random maps (the mean over ``draws``) and the boxes' chance level for one clip; the first map."""
+    s = per[SMOOTH_RANDOM]
+    started = time.perf_counter()
+    for fill_name, fill in fills.items():
+        rc = random_curves(predict, clip.x, target=clip.target, draws=draws, n_steps=n_steps, fill=fill,
+                           seed=clip.seed)
+        s["deletion"][fill_name].append(rc.deletion_auc)
+        s["insertion"][fill_name].append(rc.insertion_auc)
+    s["seconds"].append(time.perf_counter() - started)
+    shape = clip.x.shape
+    random_maps = [smooth_random_map(shape, seed=clip.seed + k) for k in range(draws)]
+    _pointing(s, clip, random_maps)
+    if clip.events:
+        per[CHANCE]["hits"].append(pointing_chance(clip.events, shape=shape, cfg=clip.cfg))
+    if clip.distractors:
+        per[CHANCE]["distractor"].append(pointing_chance(clip.distractors, shape=shape, cfg=clip.cfg))
+    return random_maps[0]
+
+
+def _paired(per: dict, methods: dict, fills: dict) -> dict:
+    """Each method against the energy map and the smooth random map, clip by clip, under each fill."""
     paired = {}
     for name in methods:
         if name == ENERGY:
             continue
-        paired[name] = {}
-        for fill in fills:
-            mine_d, mine_i = per[name]["deletion"][fill], per[name]["insertion"][fill]
-            paired[name][fill] = {
-                f"{mode}_vs_{other}": vars(compare(mine, per[base][mode][fill], lower_is_better=mode == "deletion"))
-                for mode, mine in (("deletion", mine_d), ("insertion", mine_i))
-                for other, base in (("energy", ENERGY), ("random", SMOOTH_RANDOM))
-            }
-    completeness = None
-    if gaps:
-        g = np.asarray(gaps, dtype=np.float64)
-        completeness = {"steps": ig_steps, "median": round(float(np.nanmedian(g)), 4),
-                        "max": round(float(np.nanmax(g)), 4), "over_warn": int(np.sum(g > GAP_WARN)),
-                        "warn_at": GAP_WARN, "per_clip": [round(float(v), 4) for v in g]}
-    return {"rows": rows, "paired": paired, "completeness": completeness, "fills": list(fills),
-            "targets": targets, "true_labels": [int(r.label) for r in records],
-            "top_percent": top_percent if audio is not None else None}
+        paired[name] = {fill: {
+            f"{mode}_vs_{other}": vars(compare(per[name][mode][fill], per[base][mode][fill],
+                                               lower_is_better=mode == "deletion"))
+            for mode in ("deletion", "insertion") for other, base in (("energy", ENERGY), ("random", SMOOTH_RANDOM))
+        } for fill in fills}
+    return paired
+
+
+def _completeness(gaps: list, steps: int) -> dict | None:
+    """Integrated Gradients' completeness gaps over the clips, or None without IG."""
+    if not gaps:
+        return None
+    g = np.asarray(gaps, dtype=np.float64)
+    return {"steps": steps, "median": round(float(np.nanmedian(g)), 4), "max": round(float(np.nanmax(g)), 4),
+            "over_warn": int(np.sum(g > GAP_WARN)), "warn_at": GAP_WARN, "per_clip": [round(float(v), 4) for v in g]}
 
 
 def _summary(name: str, s: dict, checks: dict | None, methods: dict, fills: dict, draws: int) -> dict:
