@@ -40,7 +40,7 @@ __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
-    "params_key", "method_map", "gradcam", "scorecard", "listened", "time_attention",
+    "params_key", "method_map", "method_note", "gradcam", "scorecard", "listened", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
     "augmented_probabilities", "recording_duration_s", "windows", "clip_limits",
 ]
@@ -488,6 +488,14 @@ def method_map(folder: str, path: str, method_id: str, params: tuple, target: in
     loaded = checkpoint(folder)
     with model_lock(folder):
         return method(method_id).explain(loaded, _x(folder, path, channel), int(target), dict(params))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def method_note(folder: str, path: str, method_id: str, params: tuple, target: int) -> str | None:
+    """:meth:`core.interpret.registry.MethodSpec.note`: the method's own warning about this map of this clip."""
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        return method(method_id).note(loaded, _x(folder, path, "mix"), int(target), dict(params))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the stereo rollout…")

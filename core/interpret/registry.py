@@ -147,6 +147,10 @@ class MethodSpec:
     settings : callable or None
         ``settings(loaded) -> list of dict``, the settings the report scores;
         ``None`` scores the defaults.
+    check : callable or None
+        ``check(loaded, x, target, **params) -> str or None``: a warning about
+        this map of this clip for the page (Integrated Gradients' completeness
+        gap above 5 %); ``None`` has none.
     """
 
     id: str
@@ -160,6 +164,7 @@ class MethodSpec:
     costly: bool = False
     row: Callable[[dict], str] | None = None
     settings: Callable[[Any], list[dict]] | None = None
+    check: Callable[..., str | None] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -175,6 +180,14 @@ class MethodSpec:
             raise InputError(f"{self.id} parameters", f"unknown {unknown}; known: {[p.name for p in self.params]}")
         return {p.name: p.check(params[p.name], loaded) if p.name in params else p.default_for(loaded)
                 for p in self.params}
+
+    def note(self, loaded, x, target: int, params: dict | None = None) -> str | None:
+        """:attr:`check`'s warning about the map of one clip (``None``: nothing to warn of)."""
+        if self.check is None:
+            return None
+        import torch
+
+        return self.check(loaded, torch.as_tensor(x, dtype=torch.float32), int(target), **self.resolve(loaded, params))
 
     def name(self, params: dict) -> str:
         """The row name of a setting in ``explain-report``'s table."""
@@ -289,6 +302,13 @@ def _integrated_gradients(loaded, x, target, *, n_steps):
     return integrated_gradients_map(loaded.model, x, target=target, n_steps=n_steps)
 
 
+def _integrated_gradients_check(loaded, x, target, *, n_steps):
+    from core.interpret.integrated_gradients import completeness_gap, completeness_note, integrated_gradients
+
+    attributions = integrated_gradients(loaded.model, x, target=target, n_steps=n_steps)
+    return completeness_note(completeness_gap(loaded.model, x, attributions, target=target), n_steps=n_steps)
+
+
 def _occlusion(loaded, x, target, *, window):
     from core.interpret.faithfulness import model_predictor
     from core.interpret.occlusion import occlusion_map
@@ -323,7 +343,7 @@ METHODS: tuple[MethodSpec, ...] = (
                settings=_gradcam_settings),
     MethodSpec("integrated-gradients", "integrated gradients", ("gradients", "spectrogram input"),
                _integrated_gradients, (Param("n_steps", "Integration steps", 32, low=2, high=256, step=1),),
-               reference="Sundararajan, Taly & Yan, 2017", costly=True),
+               reference="Sundararajan, Taly & Yan, 2017", costly=True, check=_integrated_gradients_check),
     MethodSpec("occlusion", "occlusion", ("spectrogram input",), _occlusion,
                (Param("window", "Block size (bands and frames)", 16, low=1, high=128, step=1),),
                reference="Zeiler & Fergus, 2014", costly=True),

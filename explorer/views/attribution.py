@@ -79,6 +79,9 @@ with left:
     ui.plot(fig, key="attribution_overlay", stem=stem)
     if empty:
         st.caption(ui.EMPTY_MAP)
+    note = cached.method_note(folder, clip.path, spec.id, key, target)
+    if note:
+        st.warning(note)
     if not spec.class_specific:
         st.caption(f"{spec.label} is the same for every class: it does not follow the decision.")
     if limits.describe(cfg):

@@ -279,6 +279,11 @@ def test_attribution_page(env):
     assert [c.key for c in charts(at)] == ["attribution_overlay", "attribution_deletion"]
     assert [m.label for m in at.metric] == ["This map", "Random blobs", "Loudest cells"]
     assert len(at.success) + len(at.warning) == 1  # its sanity verdict
+    # a method's own warning about its map: Integrated Gradients at 2 steps misses completeness on this clip
+    at.selectbox(key="attribution_method").set_value("integrated-gradients").run()
+    at.slider(key="attribution_integrated-gradients_n_steps").set_value(2).run()
+    no_exception(at)
+    assert any("misses the completeness axiom" in w.value for w in at.warning)
     at.selectbox(key="attribution_method").set_value("gradcam").run()
     # an AST opens on its second-to-last layer: the last one's map is always empty
     at.radio(key="attribution_model").set_value("tiny-ast").run()

@@ -101,3 +101,20 @@ def test_report_runs_score_each_setting_with_overrides(tiny_cnn):
     assert names[:2] == ["grad-cam conv1", "grad-cam conv2"] and names[-1] == "energy (input itself)"
     assert next(r for r in runs if r.spec.id == "occlusion").params == {"window": 4}
     assert "occlusion" not in [r.spec.id for r in report_runs(as_loaded(tiny_cnn, CFG), reference=False)]
+
+
+def test_integrated_gradients_warns_when_its_integral_has_not_converged(real_secnn, real_audio_cfg):
+    """A method's own warning about one map: IG's completeness gap, against its formula, above and below 5 %."""
+    from core.interpret.integrated_gradients import GAP_WARN, completeness_gap, integrated_gradients
+    from core.interpret.registry import method
+
+    loaded = as_loaded(real_secnn, real_audio_cfg)
+    shape = (real_audio_cfg.n_mels, real_audio_cfg.n_frames)
+    x = torch.randn(1, 1, *shape, generator=torch.Generator().manual_seed(3)) * 3
+    ig = method("integrated-gradients")
+    gaps = {n: completeness_gap(loaded.model, x, integrated_gradients(loaded.model, x, target=1, n_steps=n), target=1)
+            for n in (2, 256)}
+    assert gaps[2] > GAP_WARN > gaps[256]  # the planted case: 2 steps miss, 256 do not
+    assert f"{gaps[2]:.0%}" in ig.note(loaded, x, 1, {"n_steps": 2})
+    assert ig.note(loaded, x, 1, {"n_steps": 256}) is None
+    assert method("gradcam").note(loaded, x, 1) is None  # a method without a check has nothing to say
