@@ -14,14 +14,16 @@ loaded, not built, so :func:`build_model` refuses it).
 from __future__ import annotations
 
 import dataclasses
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from core.errors import InputError
 from core.kinds import (  # noqa: F401 (re-exported)
     BUILDABLE_KINDS, MAP_TAP_KINDS, MODEL_KINDS, TAP_KINDS, TRAINABLE_KINDS,
 )
 from core.models.tap import TAP_VIEWS, Tap  # noqa: F401 (re-exported; the model modules import it from there)
+
+if TYPE_CHECKING:  # torch loads when a model is first built: core.models.checkpoint sits in this package, and the
+    from torch import nn  # app reads checkpoint.json before it needs torch (its cold start)
 
 __all__ = ["Tap", "TAP_KINDS", "MAP_TAP_KINDS", "TAP_VIEWS", "MODEL_KINDS", "BUILDABLE_KINDS", "TRAINABLE_KINDS",
            "registry", "build_model", "config_class", "config_from_dict",

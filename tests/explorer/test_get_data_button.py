@@ -7,7 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 import core.data.get_data
-from tests.core.test_get_data import Server, esc50_zip
+from tests.core.data.test_get_data import Server, esc50_zip
 
 APP = str(Path(__file__).resolve().parents[2] / "explorer" / "app.py")
 EXPLORER_ENV = {"clips_per_class": 1}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio.features import windows as W
+from core.audio import windows as W
 from core.audio.features import AudioConfig
 from core.errors import InputError
 

@@ -14,7 +14,7 @@ from core.data.cache import ArrayCache
 from core.models.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import InputError
 from core.models import build_model
-from tests.core.test_activations import CFG, make_records
+from tests.core.data.test_activations import CFG, make_records
 
 
 @pytest.fixture
