@@ -34,6 +34,7 @@ Run it alone::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -151,9 +152,9 @@ def server(app_env):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def browser_page():
-    """A chromium page (Playwright); skips when chromium or Playwright is missing."""
+@contextlib.contextmanager
+def launched_chromium():
+    """Debian's chromium through Playwright, closed on exit; skips the test when either is missing."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/ensure-chromium.sh) "
                     "to run the browser test")
@@ -161,12 +162,18 @@ def browser_page():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-            page = context.new_page()
-            page.set_default_timeout(RENDER_S * 1000)
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    """A chromium page (Playwright); skips when chromium or Playwright is missing."""
+    with launched_chromium() as browser:
+        page = browser.new_context(viewport=VIEWPORT, device_scale_factor=1).new_page()
+        page.set_default_timeout(RENDER_S * 1000)
+        yield page
 
 
 @pytest.fixture(scope="module")

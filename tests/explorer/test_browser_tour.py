@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.explorer import test_browser
-from tests.explorer.test_browser import CHROMIUM, CHROMIUM_ARGS, RENDER_S, settle
+from tests.explorer.test_browser import RENDER_S, launched_chromium, settle
 
 # test_browser's fixtures: its data and checkpoints in a fresh cache, the server, the screenshot folder
 app_env, server, screenshot_dir = test_browser.app_env, test_browser.server, test_browser.screenshot_dir
@@ -35,16 +35,8 @@ READING_PACE = os.environ.get("TOUR_READING_PACE") == "1"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/ensure-chromium.sh) "
-                    "to run the browser test")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def new_page(browser, viewport: dict):
