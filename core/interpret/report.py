@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from core.data.cache import checkpoint_fingerprint
 from core.models.checkpoint import load_checkpoint
 from core.data.datasets import DATA_HELP, DEFAULT_TEST_FOLD, checkpoint_test_fold, load_mono, open_dataset, read_label_truth
 from core.errors import InputError
@@ -101,7 +103,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="keep the clips whose label was flipped on purpose (meta/label_truth.csv)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baselines and tie-breaking")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file (default results/explain-report-<checkpoint>.json)")
+                        help="JSON file (default results/explain-report-<checkpoint>.json); each clip's scores are kept "
+                             "beside it as they come (<out>.clips.jsonl), so that a cut run started again with the "
+                             "same settings resumes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -190,6 +194,7 @@ def faithfulness_table(
     top_percent: float = 20.0,
     seed: int = 0,
     progress: bool = True,
+    journal: "Journal | None" = None,
 ) -> dict:
     """Score every method and baseline on the given clips, for the class the model predicts.
 
@@ -222,6 +227,9 @@ def faithfulness_table(
         Share of a map's cells kept as sound for L-MAC's metrics.
     seed : int
     progress : bool
+    journal : Journal or None
+        Clips already in it are read back, not scored again; each clip scored
+        is added to it as soon as it is done.
 
     Returns
     -------
@@ -255,24 +263,22 @@ def faithfulness_table(
     sanity = {name: {"top": [], "all": []} for name in methods}
     gaps, targets = [], []
     p_clip = predict(np.asarray(features, dtype=np.float32))
+    done = journal.read() if journal is not None else {}
     for i, (record, x) in enumerate(tqdm(list(zip(records, features)), desc="explain-report", unit="clip",
                                          disable=not progress)):
-        clip = _Clip(x=x, target=int(np.argmax(p_clip[i])), seed=seed + 1009 * i, cfg=loaded.audio_cfg,
-                     events=list(boxes(record.clip_id)) if boxes else [],
-                     distractors=list(distractor_boxes(record.clip_id)) if distractor_boxes else [])
-        targets.append(clip.target)
-        heats = _score_maps(per, clip, explainers, model, predict, fills=fills, n_steps=n_steps,
-                            sanity=sanity if record.clip_id in sanity_ids else None)
-        heats[SMOOTH_RANDOM] = _score_baselines(per, clip, predict, fills=fills, n_steps=n_steps, draws=draws)
-        if reference and IG in methods:
-            attributions = integrated_gradients(model, clip.tensor, target=clip.target, n_steps=ig_steps)
-            gaps.append(completeness_gap(model, clip.tensor, attributions, target=clip.target))
-        if audio is not None:
-            from core.interpret.listen import listen
-
-            for name, heat in heats.items():
-                heard = listen(loaded, audio[i], heat, top_percent=top_percent)
-                per[name]["lmac"].append((heard.p, heard.p_in, heard.p_out))
+        if record.clip_id in done:
+            scored = done[record.clip_id]
+        else:
+            clip = _Clip(x=x, target=int(np.argmax(p_clip[i])), seed=seed + 1009 * i, cfg=loaded.audio_cfg,
+                         events=list(boxes(record.clip_id)) if boxes else [],
+                         distractors=list(distractor_boxes(record.clip_id)) if distractor_boxes else [])
+            scored = _score_clip(clip, loaded, explainers, methods, predict, fills=fills, n_steps=n_steps,
+                                 draws=draws, check=record.clip_id in sanity_ids, ig_steps=ig_steps,
+                                 reference=reference, audio=None if audio is None else audio[i],
+                                 top_percent=top_percent)
+            if journal is not None:
+                journal.add(record.clip_id, scored)
+        _merge(per, sanity, gaps, targets, scored)
     return {"rows": {name: _summary(name, per[name], sanity.get(name), methods, fills, draws) for name in names},
             "paired": _paired(per, methods, fills), "completeness": _completeness(gaps, ig_steps),
             "fills": list(fills), "targets": targets, "true_labels": [int(r.label) for r in records],
@@ -293,6 +299,101 @@ class _Clip:
     @property
     def tensor(self) -> torch.Tensor:
         return torch.as_tensor(self.x, dtype=torch.float32)[None, None]
+
+
+def _score_clip(clip: _Clip, loaded, explainers: dict, methods: dict, predict, *, fills: dict, n_steps: int,
+                draws: int, check: bool, ig_steps: int, reference: bool, audio: np.ndarray | None,
+                top_percent: float) -> dict:
+    """Everything the table takes from one clip, as plain lists (what a journal line holds)."""
+    model = loaded.model
+    per = {name: _new_row(fills) for name in list(methods) + [SMOOTH_RANDOM, CHANCE]}
+    sanity = {name: {"top": [], "all": []} for name in methods} if check else None
+    heats = _score_maps(per, clip, explainers, model, predict, fills=fills, n_steps=n_steps, sanity=sanity)
+    heats[SMOOTH_RANDOM] = _score_baselines(per, clip, predict, fills=fills, n_steps=n_steps, draws=draws)
+    gap = None
+    if reference and IG in methods:
+        attributions = integrated_gradients(model, clip.tensor, target=clip.target, n_steps=ig_steps)
+        gap = float(completeness_gap(model, clip.tensor, attributions, target=clip.target))
+    if audio is not None:
+        from core.interpret.listen import listen
+
+        for name, heat in heats.items():
+            heard = listen(loaded, audio, heat, top_percent=top_percent)
+            per[name]["lmac"].append([np.asarray(p, dtype=np.float64).tolist() for p in (heard.p, heard.p_in,
+                                                                                           heard.p_out)])
+    return {"target": clip.target, "gap": gap, "per": per, "sanity": sanity}
+
+
+def _merge(per: dict, sanity: dict, gaps: list, targets: list, scored: dict) -> None:
+    """Add one clip's scores (fresh from :func:`_score_clip`, or read back from a journal) to the running lists."""
+    targets.append(int(scored["target"]))
+    if scored["gap"] is not None:
+        gaps.append(scored["gap"])
+    for name, row in scored["per"].items():
+        for field, values in row.items():
+            if isinstance(values, dict):
+                for fill, v in values.items():
+                    per[name][field][fill].extend(v)
+            elif field == "lmac":
+                per[name]["lmac"].extend(tuple(np.asarray(p) for p in parts) for parts in values)
+            else:
+                per[name][field].extend(values)
+    for name, checks in (scored["sanity"] or {}).items():
+        sanity[name]["top"].extend(checks["top"])
+        sanity[name]["all"].extend(checks["all"])
+
+
+class Journal:
+    """Each scored clip on its own line of a JSON-lines file, so that a cut run resumes where it stopped.
+
+    The first line is the run's ``key`` (checkpoint, data and every setting);
+    a file with another key is set aside (renamed ``*.old``) and started anew.
+    A line cut short by a killed process is ignored, and that clip scored again.
+    """
+
+    def __init__(self, path: str | Path, key: dict):
+        self.path = Path(path)
+        self.key = json.loads(json.dumps(key, sort_keys=True, default=str))
+
+    def read(self) -> dict:
+        """clip id -> its scores, from a journal of this run; {} for none (or another run's, set aside)."""
+        if not self.path.exists():
+            return {}
+        lines = self.path.read_text().splitlines()
+        try:
+            same = bool(lines) and json.loads(lines[0]) == {"key": self.key}
+        except ValueError:
+            same = False
+        if not same:
+            self.path.replace(self.path.with_name(self.path.name + ".old"))
+            return {}
+        done = {}
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+                done[entry["clip_id"]] = entry["scores"]
+            except (ValueError, KeyError, TypeError):  # the last line of a killed run
+                continue
+        return done
+
+    def add(self, clip_id: str, scores: dict) -> None:
+        """Append one clip's scores (and the key first, to a new file); on disk before it returns."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"  # a killed run's last line
+        else:
+            cut = False
+        with open(self.path, "a") as f:
+            if new:
+                f.write(json.dumps({"key": self.key}, sort_keys=True) + "\n")
+            elif cut:
+                f.write("\n")
+            f.write(json.dumps({"clip_id": clip_id, "scores": scores}, default=_json) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _curves(s: dict, clip: _Clip, heat: np.ndarray, predict, *, fills: dict, n_steps: int) -> None:
@@ -522,6 +623,14 @@ def run(args) -> int:
     if training:  # the mean spectrum of clips of the folds the report does not score
         fills[training_mean] = mean_spectrum(loaded.inputs(training, progress=progress)[:, 0])
     audio = None if args.no_listen else [load_mono(r, loaded.audio_cfg) for r in records]
+    out = Path(args.out or REPO_ROOT / "results" / f"explain-report-{Path(args.checkpoint).resolve().name}.json")
+    journal = Journal(out.with_name(out.stem + ".clips.jsonl"), key={
+        "checkpoint": checkpoint_fingerprint(args.checkpoint), "data": Path(args.data).resolve(),
+        "clips": [r.clip_id for r in records], "steps": args.steps, "draws": args.draws,
+        "sanity_clips": args.sanity_clips, "ig_steps": args.ig_steps, "occlusion_window": args.occlusion_window,
+        "reference": not args.no_reference, "top_percent": None if args.no_listen else args.top_percent,
+        "fills": [str(f) for f in fills], "mean_clips": [r.clip_id for r in training],
+        "seed": args.seed})
     started = time.perf_counter()
     distractors = getattr(dataset, "distractor_boxes", None)  # demo set v2 and later
     table = faithfulness_table(loaded, records, features, audio=audio,
@@ -529,14 +638,12 @@ def run(args) -> int:
                                fills=fills, n_steps=args.steps, draws=args.draws, sanity_clips=args.sanity_clips,
                                ig_steps=args.ig_steps, occlusion_window=args.occlusion_window,
                                reference=not args.no_reference, top_percent=args.top_percent, seed=args.seed,
-                               progress=progress)
+                               progress=progress, journal=journal)
     print(f"{len(records)} of fold {args.fold}'s {n_fold} clips" + (
         f" (class-stratified, --limit {args.limit})" if args.limit else "") + (
         f", {len(flipped & {Path(r.clip_id).name for r in dataset.select(folds=[args.fold])})} planted label flips "
         f"left out" if flipped else ""))
     print(format_table(table))
-    out = args.out or REPO_ROOT / "results" / f"explain-report-{Path(args.checkpoint).resolve().name}.json"
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "checkpoint": str(args.checkpoint), "kind": loaded.kind, "data": str(args.data), "fold": args.fold,

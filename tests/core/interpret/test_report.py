@@ -101,6 +101,25 @@ def test_command_prints_and_saves_the_table(tmp_path, real_secnn, real_audio_cfg
     assert doc["n_clips"] == 2 and doc["rows"]["smooth random map"]["n_boxed"] == 2 and doc["draws"] == 2
     assert len(doc["completeness"]["per_clip"]) == 2 and doc["target"] == "predicted class"
 
+    # A cut run resumes from its journal: one clip's line kept, the other cut short as a killed process leaves it.
+    journal = tmp_path / "report.clips.jsonl"
+    key, first, second = journal.read_text().splitlines()
+    journal.write_text("\n".join([key, first, second[: len(second) // 2]]))  # no newline after the cut
+    (tmp_path / "resumed.clips.jsonl").write_text(journal.read_text())
+    args = ["explain-report", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(tmp_path / "data"),
+            "--limit", "2", "--steps", "3", "--draws", "2", "--sanity-clips", "1", "--ig-steps", "4",
+            "--occlusion-window", "32", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "resumed.json")]) == 0
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    untimed = lambda d: {k: d[k] for k in ("paired", "completeness", "targets")} | {"rows": {
+        name: {f: v for f, v in row.items() if f != "seconds_per_clip"} for name, row in d["rows"].items()}}
+    assert untimed(resumed) == untimed(doc)
+    lines = (tmp_path / "resumed.clips.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["clip_id"] == "5-1-x.wav"  # the cut clip scored again
+    # another setting is another run: the old journal is set aside, not mixed in
+    assert main(args + ["--out", str(tmp_path / "resumed.json"), "--seed", "1"]) == 0
+    assert (tmp_path / "resumed.clips.jsonl.old").exists()
+
 
 def test_command_refuses_bad_options(tmp_path, capsys):
     assert main(["explain-report", "--checkpoint", str(tmp_path), "--data", str(tmp_path), "--top-percent", "0"]) == 2
