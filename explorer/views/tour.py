@@ -342,7 +342,8 @@ def step_where(tour: Tour) -> Link | None:
     method = state.bound(st.radio, "Doubt it: score", state.METHOD, options=list(METHODS if has_ig else METHODS[:1]),
                          default=METHODS[0], horizontal=True)
     method_id, params = ("gradcam", {"tap": tap}) if method == METHODS[0] else ("integrated-gradients", {})
-    with st.expander(f"Can we trust {method}? Deletion against baselines and the sanity check", expanded=False):
+    # a toggle, not an expander: an expander's body runs (and scores: seconds to minutes) even while it is closed
+    if st.toggle(f"Can we trust {method}? Deletion against baselines and the sanity check", key="tour_doubt"):
         st.caption("Two maps can disagree; neither is the truth. The sanity check replaces the weights by noise: a map "
                    "that barely changes was showing the sound, not what the model learned.")
         ui.scorecard(cached.scorecard(tour.folder, clip.path, method_id, cached.params_key(params), target))

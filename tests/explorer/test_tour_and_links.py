@@ -90,6 +90,10 @@ def test_each_tour_step_draws_its_pages_figure(shortcut, step):
         no_exception(at)
         assert len(at.get("plotly_chart")) == 2  # Grad-CAM and Integrated Gradients
         assert any("of its weight in your box" in m.value for m in at.markdown)
+        assert not any("Deletion AUC" in m.value for m in at.markdown)  # scored only on request
+        at.toggle(key="tour_doubt").set_value(True).run()
+        no_exception(at)
+        assert any("Deletion AUC" in m.value for m in at.markdown) and len(at.get("plotly_chart")) == 2
     drawn = traces(at)
     assert drawn, f"step {step} draws no figure"
     at.button(key=f"tour_open_{step}").click().run()
