@@ -648,8 +648,10 @@ def run(args) -> int:
                                      held_out=open_dataset(args.held_out) if args.held_out else None, tap=args.tap,
                                      progress=lambda f: bar.update(round(100 * f) - bar.n))
     folder = Path(loaded.folder)
-    out = Path(args.out) if args.out else (folder if os.access(folder, os.W_OK) and "huggingface" not in
-                                           str(folder) else cache_novelty_dir(folder))
+    from core.models.hf_ast import in_hub_cache
+
+    out = Path(args.out) if args.out else (folder if os.access(folder, os.W_OK) and not in_hub_cache(folder)
+                                           else cache_novelty_dir(folder))
     where = save_novelty(novelty, out)
     size = sum(p.stat().st_size for p in where.iterdir())
     print(novelty.describe())

@@ -19,6 +19,7 @@ patches: ``n_special = 2``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from core.models.tap import Tap
 from core.models.ast import PatchGrid, patch_grid
 
 __all__ = ["HFASTConfig", "HFAST", "is_hf_ast_folder", "load_hf_ast", "hf_features", "hf_audio_config",
-           "is_hub_id", "resolve_hub_id", "new_head"]
+           "is_hub_id", "in_hub_cache", "resolve_hub_id", "new_head"]
 
 MODEL_TYPE = "audio-spectrogram-transformer"
 
@@ -279,6 +280,18 @@ def is_hub_id(text: str | Path) -> bool:
     """True for ``"org/name"`` that is not an existing local path (e.g. ``MIT/ast-finetuned-audioset-10-10-0.4593``)."""
     text = str(text)
     return bool(_HUB_ID.match(text)) and not Path(text).expanduser().exists()
+
+
+def in_hub_cache(folder: str | Path) -> bool:
+    """Whether ``folder`` lies inside the local Hugging Face hub cache (a snapshot: never ours to write into).
+
+    The cache is ``huggingface_hub``'s (``HF_HUB_CACHE``, else ``HF_HOME/hub``,
+    else ``~/.cache/huggingface/hub``), read from the environment as that
+    library does, so that it need not be installed to answer.
+    """
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
+    return Path(folder).resolve().is_relative_to(Path(hub).resolve())
 
 
 def resolve_hub_id(repo_id: str, *, download: bool = False) -> Path:

@@ -185,3 +185,16 @@ def test_rollout_and_attention_relevance_read_both_special_tokens(model, x):
     assert model_rollout(model, x).shape == (x.shape[0], *x.shape[-2:])
     heat = model_attention_relevance(model, x[:1], target=0)  # needs the attentions in the autograd graph
     assert heat.shape == (1, *x.shape[-2:]) and np.nanmax(heat) == pytest.approx(1.0)
+
+
+def test_a_folder_in_the_hub_cache_is_known_as_such(tmp_path, monkeypatch):
+    from core.models.hf_ast import in_hub_cache
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = tmp_path / "hub" / "models--MIT--ast" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    assert in_hub_cache(snapshot)
+    assert not in_hub_cache(tmp_path / "my-huggingface-models" / "ast")  # the old test: "huggingface" in the path
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert in_hub_cache(tmp_path / "home" / "hub" / "x") and not in_hub_cache(snapshot)
