@@ -182,16 +182,64 @@ def bench_embeddings(data_dir: Path, n_points: list[int]) -> list[dict]:
     return out
 
 
-def bench_explorer(repeats: int, loads: int = 3) -> list[dict]:
-    """Browser page loads against a bare page, warm re-render per page (AppTest, median) and the cold start."""
+def bench_explorer(repeats: int, loads: int = 3, *, first_visits: bool = False) -> list[dict]:
+    """Browser page loads against a bare page, warm re-render per page (AppTest, median) and the cold start;
+    with ``first_visits``, each page's first visit on a fresh server after ``warm-cache`` too."""
     script = REPO_ROOT / "scripts" / "bench_pages.py"
     if not script.exists():
         return [{"name": "explorer", "note": "scripts/bench_pages.py is missing"}]
-    result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats), "--loads", str(loads)],
+    result = subprocess.run([sys.executable, str(script), "--repeats", str(repeats), "--loads", str(loads)]
+                            + (["--first-visits"] if first_visits else []),
                             capture_output=True, text=True, cwd=REPO_ROOT)
     if result.returncode != 0:
         return [{"name": "explorer", "note": "failed: " + result.stderr.strip().splitlines()[-1][:200]}]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# -- setup: a fresh clone's `make explore` ---------------------------------------------------------
+
+
+def bench_fresh_clone(*, timeout_s: float = 1800.0) -> list[dict]:
+    """Seconds from ``make explore`` in a fresh ``git clone`` of this repository to the server answering.
+
+    The clone makes its own ``.venv`` and ``.cache`` (pip's own download cache is
+    whatever this machine has: the row says whether it was warm). The server is
+    stopped once it answers, and the clone deleted.
+    """
+    import shutil
+    import signal
+    import socket
+    import tempfile
+    import urllib.request
+
+    pip_cache = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip"))
+    warm_pip = pip_cache.is_dir() and any(pip_cache.iterdir())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="fresh-clone-"))
+    try:
+        subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(tmp / "repo")], check=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("EXPLORER_CACHE", "NUMBA_CACHE_DIR", "VIRTUAL_ENV")}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(["make", "explore", f"PORT={port}"], cwd=tmp / "repo", env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        served = None
+        try:
+            while served is None and proc.poll() is None and time.perf_counter() - t0 < timeout_s:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                        served = time.perf_counter() - t0 if r.read().strip() == b"ok" else None
+                except OSError:
+                    time.sleep(1)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    row = {"name": "fresh clone: `make explore` until the app answers", "pip_cache": "warm" if warm_pip else "cold"}
+    return [row | ({"s": served} if served is not None else {"note": f"not served within {timeout_s:.0f} s"})]
 
 
 # -- scale: 400, 2,000 and 10,000 clips --------------------------------------------------------
@@ -389,7 +437,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="more repeats and the larger cases")
     parser.add_argument("--data", type=Path, default=None, help="dataset folder (default: the demo set)")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale"])
+                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale", "setup"])
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=None,
                         help=f"dataset sizes of the scale table (default with --full: {' '.join(map(str, SCALE_SIZES))}; "
                              "else 400, and only with --only scale)")
@@ -406,7 +454,8 @@ def run(args: argparse.Namespace) -> int:
         "models": lambda: bench_models(repeats),
         "extraction": lambda: bench_extraction(data, None if args.full else 96),
         "embeddings": lambda: bench_embeddings(data, [2000] if args.full else []),
-        "explorer": lambda: bench_explorer(10, loads=7 if args.full else 3),
+        "explorer": lambda: bench_explorer(10, loads=7 if args.full else 3, first_visits=args.full),
+        "setup": lambda: bench_fresh_clone(),
         "scale": lambda: bench_scale(data, args.scale_sizes or (SCALE_SIZES if args.full else (400,))),
     }
     results = {"machine": machine_info(), "full": bool(args.full)}
@@ -414,8 +463,8 @@ def run(args: argparse.Namespace) -> int:
     for name, fn in sections.items():
         if args.only and name not in args.only:
             continue
-        if name == "scale" and not (args.full or args.only):
-            continue  # minutes: only with --full or --only scale
+        if name in ("scale", "setup") and not (args.full or args.only):
+            continue  # minutes: only with --full or --only scale / setup
         print(f"{name}:", flush=True)
         rows = fn()
         results[name] = rows

@@ -30,6 +30,7 @@ COMMANDS = {
     "novelty-report": ("core.interpret.novelty_report", "how well the novelty scores tell made-up sounds from a test fold"),
     "fit-decoders": ("core.interpret.decoder_fit", "fit NMF-style decoders for every tap of a checkpoint"),
     "decoder-report": ("core.interpret.decoder_report", "score a checkpoint's saved decoders on held-out clips"),
+    "warm-cache": ("core.warm_cache", "compute what the pages read on their first visit of the demo set (once)"),
     "bench": ("core.bench", "measure the speed of the pipeline, the models and the explorer"),
     "cache": ("core.data.cache_command", "the on-disk cache's size; --clear deletes it"),
     "add-model": ("core.models.user_models", "check a model adapter (your own PyTorch model) and register it"),

@@ -37,7 +37,7 @@ def _pages() -> list:
 
 def _demo_root() -> str:
     """The bundled demo set's folder, synthesised with a progress bar the first time."""
-    from core.audio.demo_data import ensure_demo_data
+    from core.audio.demo_data import COMPILING, ensure_demo_data
 
     bar = None
 
@@ -45,7 +45,8 @@ def _demo_root() -> str:
         nonlocal bar
         if bar is None:
             bar = st.sidebar.progress(0.0, text="Synthesising the demo sound set (first run only)…")
-        bar.progress(min(max(fraction, 0.0), 1.0), text=f"Synthesising the demo sound set… {fraction:.0%}")
+        text = f"Synthesising the demo sound set… {fraction:.0%}" if fraction > 0 else f"Demo sound set: {COMPILING}…"
+        bar.progress(min(max(fraction, 0.0), 1.0), text=text)
 
     root = ensure_demo_data(progress=progress)
     if bar is not None:

@@ -31,6 +31,7 @@ from core.audio.features import AudioConfig, feature_steps, fit_duration, load_a
 from core.data.datasets import Dataset, open_dataset
 from core.errors import InputError
 from core.interpret.registry import method
+from core.interpret.stored import CHANNELS
 from core.paths import CHECKPOINTS_DIR
 
 if TYPE_CHECKING:  # torch (seconds to import) waits for the first model: the first page draws its clip before
@@ -45,7 +46,6 @@ __all__ = [
     "augmented_probabilities", "recording_duration_s", "windows", "clip_limits",
 ]
 
-CHANNELS = ("mix", "left", "right")
 ENV_CHECKPOINTS = "EXPLORER_CHECKPOINTS"
 
 
@@ -285,9 +285,9 @@ def clip_limits(path: str, cfg: AudioConfig):
 
 
 def _channel(samples: np.ndarray, channel: str) -> np.ndarray:
-    if channel == "mix" or samples.shape[0] == 1:
-        return samples.mean(axis=0, dtype=np.float32)
-    return samples[{"left": 0, "right": 1}[channel]]
+    from core.interpret.stored import channel_of
+
+    return channel_of(samples, channel)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -476,8 +476,9 @@ def params_key(params: dict) -> tuple:
 
 @st.cache_data(max_entries=64, show_spinner="Computing the map…")
 def method_map(folder: str, path: str, method_id: str, params: tuple, target: int, channel: str = "mix") -> np.ndarray:
-    """A method's map of one clip for class ``target``: :meth:`core.interpret.registry.MethodSpec.explain`
-    of the model's own input (the map the report scores).
+    """A method's map of one clip for class ``target``: :func:`core.interpret.stored.stored_map`, the registry's
+    :meth:`~core.interpret.registry.MethodSpec.explain` of the model's own input (the map the report scores),
+    kept on disk.
 
     ``params`` is :func:`params_key` of the method's parameters (missing ones take their defaults).
 
@@ -485,9 +486,11 @@ def method_map(folder: str, path: str, method_id: str, params: tuple, target: in
     -------
     np.ndarray [shape=(n_mels, n_frames)], in [0, 1], NaN where the method covers no cell
     """
+    from core.interpret.stored import stored_map
+
     loaded = checkpoint(folder)
     with model_lock(folder):
-        return method(method_id).explain(loaded, _x(folder, path, channel), int(target), dict(params))
+        return stored_map(loaded, path, method_id, dict(params), int(target), channel)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -564,21 +567,17 @@ def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix")
 @st.cache_data(max_entries=32, show_spinner="Scoring the map against its baselines (deletion curves, sanity check)…")
 def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int, *, n_steps: int = 10,
               draws: int = 3) -> dict:
-    """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down).
+    """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down), kept on disk
+    (:func:`core.interpret.stored.stored_scorecard`).
 
     Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays
     quick; the report's table is the measurement. ``params`` as in :func:`method_map`.
     """
-    from core.audio.frontend import sound_cells
-    from core.interpret.scorecard import clip_scorecard
+    from core.interpret.stored import stored_scorecard
 
     loaded = checkpoint(folder)
-    explain = method(method_id).bind(loaded, dict(params))
-    x = model_input(path, input_key(folder))
-    sound = sound_cells(clip_limits(path, loaded.audio_cfg), loaded.audio_cfg)
     with model_lock(folder):
-        return clip_scorecard(loaded.model, explain, x, int(target), n_steps=n_steps, draws=draws,
-                              sound=sound if sound.shape == np.shape(x) and not sound.all() else None)
+        return stored_scorecard(loaded, path, method_id, dict(params), int(target), n_steps=n_steps, draws=draws)
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept and the removed cells back into sound…")

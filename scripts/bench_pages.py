@@ -11,8 +11,18 @@ path, so ``core`` never imports ``explorer``); prints one line of JSON rows last
 - Warm re-render: the page's script rerun through Streamlit's AppTest with
   every cache warm (median of ``--repeats``). Cache worth: the same reruns
   with Streamlit's caches cleared before each, as a ratio.
+- First visits: a fresh server of the app after ``python -m core warm-cache``
+  (what ``make explore`` runs before serving) and one of the bare page; each
+  page opened once, in the order of the app's list, each in a new tab (a new
+  session: the first visit of that page since the server started), timed as
+  the page loads above; the bare page's first load is the reference.
 - Cold start: a fresh server and browser, from spawning the server to the
   first page showing its first chart.
+
+"Drawn", for every timing here: no script running, no spinner or stale
+element, and every plotly chart laid out with its traces in (not only its
+empty frame) and every image decoded; the clock stops when that state first
+appeared and then held for 0.5 s.
 """
 
 from __future__ import annotations
@@ -176,7 +186,14 @@ _DRAWN_JS = """() => {
   const charts = [...main.querySelectorAll('[data-testid="stPlotlyChart"]')];
   const images = [...main.querySelectorAll('[data-testid="stImage"] img, [data-testid="stFullScreenFrame"] img')];
   if (charts.length + images.length === 0) return null;
-  if (!charts.every((c) => c.querySelector('.js-plotly-plot .main-svg'))) return null;
+  // drawn: plotly has laid the chart out and put its traces (or its pictures) in, not only its empty frame
+  const drawn = (c) => {
+    const gd = c.querySelector('.js-plotly-plot');
+    if (!gd || !gd._fullLayout || !gd.querySelector('.main-svg') || !gd.getClientRects().length) return false;
+    return !(gd._fullData || []).some((t) => t.visible !== false)
+      || !!gd.querySelector('.plot .trace, .plot image, .layer-below image, .layer-above image, .gl-container canvas');
+  };
+  if (!charts.every(drawn)) return null;
   if (!images.every((i) => i.complete && i.naturalWidth > 0)) return null;
   return charts.length + ':' + images.length + ':' + main.innerText.length;
 }"""
@@ -256,6 +273,33 @@ def browser_loads(loads: int, *, pages=BROWSER_PAGES, timeout_s: float = 300.0) 
     return rows
 
 
+def first_visits(*, pages=BROWSER_PAGES, timeout_s: float = 600.0) -> list[dict]:
+    """Each page's first visit on a fresh server after ``warm-cache``, against the bare page's first load."""
+    if not Path(CHROMIUM).exists():
+        return [{"name": "browser first visits", "note": "chromium not installed"}]
+    from playwright.sync_api import sync_playwright
+
+    warmed = subprocess.run([sys.executable, "-m", "core", "warm-cache"], cwd=REPO, capture_output=True, text=True)
+    if warmed.returncode != 0:
+        return [{"name": "browser first visits", "note": "warm-cache failed: " + warmed.stderr.strip()[-200:]}]
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, _server(APP) as app_url, \
+            _server(_write(Path(tmp) / "bare.py", BARE_PAGE)) as bare_url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+        try:
+            targets = [("bare page (one plotly heatmap)", bare_url + "/")]
+            targets += [(title, f"{app_url}/{name}") for name, title in pages]
+            for name, url in targets:
+                times[name] = _load_s(context, url, timeout_s=timeout_s)
+                print(f"first visit, {name}: {times[name]:.2f} s", file=sys.stderr, flush=True)
+        finally:
+            browser.close()
+    bare = times[targets[0][0]]
+    return [{"name": f"browser first visit after warm-cache: {name}", "ms": s * 1000, "ratio": s / bare}
+            for name, s in times.items()]
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -332,6 +376,8 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=3, help="fresh browser loads per page (0: none)")
     parser.add_argument("--only-browser", action="store_true", help="only the browser page loads")
     parser.add_argument("--pages", nargs="*", default=None, help="page url names to load in the browser")
+    parser.add_argument("--first-visits", action="store_true",
+                        help="also each page's first visit on a fresh server after warm-cache")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     if args.scale_folder is not None:
@@ -339,6 +385,8 @@ def main() -> int:
         return 0
     pages = [p for p in BROWSER_PAGES if args.pages is None or p[0] in args.pages]
     rows = [] if args.no_cold or args.only_browser else [cold_start()]
+    if args.first_visits:
+        rows += first_visits(pages=pages)
     if args.loads > 0:
         rows += browser_loads(args.loads, pages=pages)
     if not args.only_browser:

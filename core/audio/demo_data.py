@@ -48,7 +48,9 @@ import csv
 import os
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -596,7 +598,7 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
     workers : int or None
         Processes to use; ``None`` uses every core.
     progress : callable or None
-        Called with the fraction done, in [0, 1] (the app's progress bar).
+        Called with the fraction done, in [0, 1] (the app's progress bar): 0 at once, then after each clip.
     show_bar : bool
         Show a terminal progress bar.
     render : callable
@@ -619,13 +621,18 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
     jobs = _jobs(seed, clips_per_class, str(audio_dir), render)
     workers = workers or os.cpu_count() or 1
     rows = []
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
-        bar = tqdm(pool.map(_write_one, jobs, chunksize=4), total=len(jobs), desc="demo data",
-                   unit="clip", disable=not show_bar)
-        for done, row in enumerate(bar, start=1):
-            rows.append(row)
-            if progress is not None:
-                progress(done / len(jobs))
+    with tqdm(total=len(jobs), desc=f"demo data: {COMPILING}", unit="clip", disable=not show_bar) as bar:
+        if progress is not None:
+            progress(0.0)
+        with _ticking(bar):  # numba compiles librosa's code once, here, before the workers would each compile it
+            _compile_front_end()
+        bar.set_description("demo data")
+        with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
+            for done, row in enumerate(pool.map(_write_one, jobs, chunksize=1), start=1):
+                rows.append(row)
+                bar.update(1)
+                if progress is not None:
+                    progress(done / len(jobs))
     rows.sort(key=lambda r: r[0])
     _write_csv(meta_dir / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file", "take"],
                [[name, fold, job.given, _NAMES[job.given], "False", f"{job.uid:05d}", "A"]
@@ -640,6 +647,33 @@ def make_demo_data(out: str | Path, *, seed: int = DEFAULT_SEED, clips_per_class
                [[name, job.given, _NAMES[job.given], job.label, _NAMES[job.label]]
                 for name, _, job, _, _ in rows if job.given != job.label])
     return out
+
+
+COMPILING = "numba compiling librosa's code (first run on this machine only, about 30 s)"
+
+
+def _compile_front_end() -> None:
+    """One log-mel in this process: on a machine where numba has not yet compiled librosa's code, it does so now
+    (about 30 s) and caches it, so the synthesis workers load it instead of each compiling it at once."""
+    _peak_level(np.zeros(2048, dtype=np.float32))
+
+
+@contextmanager
+def _ticking(bar, every_s: float = 1.0):
+    """Redraw a tqdm bar every ``every_s`` inside the block, so its clock moves while one long call runs."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:

@@ -116,12 +116,13 @@ def embedding_tap(model) -> str:
 
 
 def clip_vectors(loaded, records: Sequence, taps: Sequence[str], *,
-                 progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
+                 progress: Callable[[float], None] | None = None, cache=None) -> dict[str, np.ndarray]:
     """One vector per clip at each tap (pooled, :func:`core.data.activations.pool_tap`), through the on-disk cache.
 
     :func:`core.data.activations.extract` with ``reduce="vector"``: one pass for
     all taps, ``progress(fraction)`` after each batch, and the same cache
-    entries as the Embeddings and Errors pages and ``evaluate``.
+    entries as the Embeddings and Errors pages and ``evaluate`` (``cache``: an
+    :class:`core.data.cache.ArrayCache`, default :func:`core.data.cache.default_cache`).
 
     Returns
     -------
@@ -134,7 +135,8 @@ def clip_vectors(loaded, records: Sequence, taps: Sequence[str], *,
         if progress is not None:
             progress(done / max(total, 1))
 
-    out = extract(loaded, list(records), list(taps), reduce="vector", batch_size=CHUNK, on_progress=on_progress)
+    out = extract(loaded, list(records), list(taps), reduce="vector", batch_size=CHUNK, on_progress=on_progress,
+                  cache=cache)
     return {t: np.asarray(out[t], dtype=np.float32) for t in taps}
 
 
@@ -229,7 +231,7 @@ def rank_label_issues(labels: np.ndarray, oof_proba: np.ndarray) -> tuple[np.nda
 
 
 def find_label_issues(loaded, data, *, tap: str | None = None,
-                      progress: Callable[[float], None] | None = None) -> LabelIssues:
+                      progress: Callable[[float], None] | None = None, cache=None) -> LabelIssues:
     """Rank every clip of a dataset by how likely its label is wrong (see the module docstring).
 
     Parameters
@@ -244,6 +246,9 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
         The tap whose vectors are classified; default :func:`embedding_tap`.
     progress : callable or None
         ``progress(fraction)`` while vectors are extracted.
+    cache : core.data.cache.ArrayCache or None
+        Where the vectors and the ranking are kept (default :func:`core.data.cache.default_cache`):
+        the second call, from this process or another, reads both from disk.
 
     Returns
     -------
@@ -253,7 +258,7 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
     if not records:
         raise InputError(data.root, "the dataset holds no clips")
     tap = tap or embedding_tap(loaded.model)
-    out = clip_vectors(loaded, records, [tap, logits_tap(loaded.model)], progress=progress)
+    out = clip_vectors(loaded, records, [tap, logits_tap(loaded.model)], progress=progress, cache=cache)
     vectors, logits = out[tap], out[logits_tap(loaded.model)].astype(np.float64)
     model_proba = np.exp(logits - logits.max(axis=1, keepdims=True))
     model_proba /= model_proba.sum(axis=1, keepdims=True)
@@ -264,10 +269,33 @@ def find_label_issues(loaded, data, *, tap: str | None = None,
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[r.category] for r in records], dtype=np.int64)
     folds = np.array([r.fold for r in records])
-    proba = out_of_fold_probabilities(vectors, labels, folds, n_classes=len(classes))
-    order, flagged, quality = rank_label_issues(labels, proba)
+    ranked = _ranking(loaded, records, tap, vectors, labels, folds, classes, cache)
+    proba, order, flagged, quality = (ranked[k] for k in ("oof_proba", "order", "flagged", "quality"))
     return LabelIssues([r.clip_id for r in records], labels, proba, quality, flagged, order, tap, classes=classes,
                        model_proba=None if model_proba is None else model_proba.astype(np.float32), folds=folds)
+
+
+def _ranking(loaded, records, tap: str, vectors: np.ndarray, labels: np.ndarray, folds: np.ndarray,
+             classes: list[str], cache) -> dict[str, np.ndarray]:
+    """:func:`out_of_fold_probabilities` and :func:`rank_label_issues`, stored in the on-disk cache.
+
+    Keyed by the checkpoint, the records (their labels and folds included), the
+    preprocessing, the tap and the classes, so the page and the command share it.
+    """
+    from core.data.cache import checkpoint_fingerprint, dataset_fingerprint, default_cache
+
+    def compute() -> dict[str, np.ndarray]:
+        proba = out_of_fold_probabilities(vectors, labels, folds, n_classes=len(classes))
+        order, flagged, quality = rank_label_issues(labels, proba)
+        return {"oof_proba": proba, "order": order, "flagged": flagged, "quality": quality}
+
+    cache = default_cache() if cache is None else cache
+    return cache.get_or_compute(
+        checkpoint=checkpoint_fingerprint(loaded.folder), dataset=dataset_fingerprint(records),
+        preprocessing=loaded.audio_cfg.to_dict(),
+        extra={"what": "label-issues", "tap": tap, "classes": list(classes), "method": METHOD},
+        compute=compute,
+    )
 
 
 WEAK_ACCURACY = 0.8  # out-of-fold accuracy below which the ranking is called weak

@@ -433,15 +433,24 @@ def nearest_clips(vectors: np.ndarray, query: int, candidates: np.ndarray, *, k:
     return cand[np.argsort(d, kind="stable")[:k]].tolist()
 
 
-def average_input(records: Sequence, cfg) -> np.ndarray | None:
+def average_input(records: Sequence, cfg, *, cache=None) -> np.ndarray | None:
     """The mean of the clips' model inputs (:func:`core.audio.features.log_mel`), or ``None`` for no clips.
+
+    Kept in the on-disk cache (``cache``, default :func:`core.data.cache.default_cache`), keyed by the
+    records and the preprocessing.
 
     Returns
     -------
     np.ndarray [shape=(n_mels, n_frames)] or None
     """
+    from core.data.cache import dataset_fingerprint, default_cache
     from core.data.datasets import load_features
 
     if not records:
         return None
-    return load_features(list(records), cfg, progress=False).mean(axis=0)
+    cache = default_cache() if cache is None else cache
+    return cache.get_or_compute(
+        checkpoint="", dataset=dataset_fingerprint(records), preprocessing=cfg.to_dict(),
+        extra={"what": "average-input"},
+        compute=lambda: {"mean": load_features(list(records), cfg, progress=False).mean(axis=0)},
+    )["mean"]
