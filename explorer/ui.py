@@ -98,9 +98,9 @@ def _windowed(clip: state.ClipRef) -> state.ClipRef:
                          window_s=(window.start_s, window.end_s))
 
 
-def mark_limits(clip: state.ClipRef, cfg, fig=None):
+def mark_limits(clip: state.ClipRef | str, cfg, fig=None):
     """Mark the padded span and the bands above the recording's Nyquist frequency on a map ``fig`` (time in s x
-    mel band) of the clip in a model's input.
+    mel band) of the clip (a :class:`~explorer.state.ClipRef` or its audio file's path) in a model's input.
 
     Returns
     -------
@@ -109,7 +109,7 @@ def mark_limits(clip: state.ClipRef, cfg, fig=None):
     """
     from explorer.figures.limits import mark_limits as mark
 
-    limits = cached.clip_limits(clip.path, cfg)
+    limits = cached.clip_limits(clip if isinstance(clip, str) else clip.path, cfg)
     if fig is not None:
         mark(fig, limits, n_mels=cfg.n_mels, x_end_s=figures.extent_s(cfg))
     return limits

@@ -179,11 +179,15 @@ if taps:
     for col, (what, target) in zip(cols, (("label", label), ("prediction", predicted))):
         with col:
             heat = cached.gradcam(folder, path, tap, target)
-            ui.plot(figures.overlay(X, heat, cfg, boxes=boxes, title=f"Grad-CAM for the {what} "
-                                    f"'{classes[target]}' ({probs[target]:.0%})"),
-                    key=f"review_cam_{what}", stem=f"review_gradcam_{what}_{ui.safe_stem(clip_id)}")
+            fig = figures.overlay(X, heat, cfg, boxes=boxes, title=f"Grad-CAM for the {what} "
+                                  f"'{classes[target]}' ({probs[target]:.0%})")
+            limits = ui.mark_limits(path, cfg, fig)
+            ui.plot(fig, key=f"review_cam_{what}", stem=f"review_gradcam_{what}_{ui.safe_stem(clip_id)}")
             if not np.any(heat > 0):
                 st.caption(ui.EMPTY_MAP)
+    if limits.describe(cfg):
+        st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there is "
+                   "the model reading silence, not the sound.")
     if label == predicted:
         st.caption("The model predicts the label here, so the two maps are the same.")
 else:

@@ -243,3 +243,25 @@ def test_a_recording_is_checked_like_an_upload(env):
     assert not at.exception and not at.error
     assert at.session_state["clip_origin"] == "upload"
     assert at.session_state["upload"]["name"].startswith("recording-")
+
+
+def test_a_short_clips_padding_is_marked_on_the_review_maps(env, tmp_path):
+    """A dataset of 1 s clips of the model's own classes: the Grad-CAMs grey the padded 4 s, and a caption says how
+    much of the input is padding."""
+    import soundfile as sf
+
+    folder = tmp_path / "short"
+    for record in env["data"].records:
+        y, sr = sf.read(record.path, dtype="float32")
+        (folder / record.category).mkdir(parents=True, exist_ok=True)
+        sf.write(folder / record.category / Path(record.path).name, y[:sr], sr)
+    at = start()
+    at.sidebar.radio[0].set_value("folder").run()
+    at.sidebar.text_input[0].set_value(str(folder)).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "80 % of the model's input is padding" in captions and "Grey: padding" in captions
+    shapes = [s for chart in at.get("plotly_chart") if "review_cam" in (chart.proto.id or "")
+              for s in __import__("json").loads(chart.proto.spec)["layout"].get("shapes", [])]
+    assert shapes  # the padded span drawn on the maps
