@@ -194,6 +194,17 @@ def bench_explorer(repeats: int, loads: int = 3) -> list[dict]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def bench_real_size(data_dir: Path) -> list[dict]:
+    """MIT's AudioSet AST size with random weights: predict per clip, its Attention page, peak memory
+    (``scripts/bench_real_size.py``, in its own process)."""
+    script = REPO_ROOT / "scripts" / "bench_real_size.py"
+    result = subprocess.run([sys.executable, str(script), "--data", str(data_dir)], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    if result.returncode != 0:
+        return [{"name": "real-size AST", "note": "failed: " + result.stderr.strip().splitlines()[-1][:200]}]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 # -- scale: 400, 2,000 and 10,000 clips --------------------------------------------------------
 
 SCALE_SIZES = (400, 2000, 10000)
@@ -389,7 +400,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="more repeats and the larger cases")
     parser.add_argument("--data", type=Path, default=None, help="dataset folder (default: the demo set)")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale"])
+                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale",
+                                 "real-size"])
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=None,
                         help=f"dataset sizes of the scale table (default with --full: {' '.join(map(str, SCALE_SIZES))}; "
                              "else 400, and only with --only scale)")
@@ -408,14 +420,15 @@ def run(args: argparse.Namespace) -> int:
         "embeddings": lambda: bench_embeddings(data, [2000] if args.full else []),
         "explorer": lambda: bench_explorer(10, loads=7 if args.full else 3),
         "scale": lambda: bench_scale(data, args.scale_sizes or (SCALE_SIZES if args.full else (400,))),
+        "real-size": lambda: bench_real_size(data),
     }
     results = {"machine": machine_info(), "full": bool(args.full)}
     print(f"machine: {results['machine']}")
     for name, fn in sections.items():
         if args.only and name not in args.only:
             continue
-        if name == "scale" and not (args.full or args.only):
-            continue  # minutes: only with --full or --only scale
+        if name in ("scale", "real-size") and not (args.full or args.only):
+            continue  # minutes: only with --full or --only NAME
         print(f"{name}:", flush=True)
         rows = fn()
         results[name] = rows
