@@ -242,6 +242,17 @@ def bench_fresh_clone(*, timeout_s: float = 1800.0) -> list[dict]:
     return [row | ({"s": served} if served is not None else {"note": f"not served within {timeout_s:.0f} s"})]
 
 
+def bench_real_size(data_dir: Path) -> list[dict]:
+    """MIT's AudioSet AST size with random weights: predict per clip, its Attention page, peak memory
+    (``scripts/bench_real_size.py``, in its own process)."""
+    script = REPO_ROOT / "scripts" / "bench_real_size.py"
+    result = subprocess.run([sys.executable, str(script), "--data", str(data_dir)], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    if result.returncode != 0:
+        return [{"name": "real-size AST", "note": "failed: " + result.stderr.strip().splitlines()[-1][:200]}]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 # -- scale: 400, 2,000 and 10,000 clips --------------------------------------------------------
 
 SCALE_SIZES = (400, 2000, 10000)
@@ -437,7 +448,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="more repeats and the larger cases")
     parser.add_argument("--data", type=Path, default=None, help="dataset folder (default: the demo set)")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale", "setup"])
+                        choices=["preprocessing", "models", "extraction", "embeddings", "explorer", "scale", "setup",
+                                 "real-size"])
     parser.add_argument("--scale-sizes", type=int, nargs="+", default=None,
                         help=f"dataset sizes of the scale table (default with --full: {' '.join(map(str, SCALE_SIZES))}; "
                              "else 400, and only with --only scale)")
@@ -457,14 +469,15 @@ def run(args: argparse.Namespace) -> int:
         "explorer": lambda: bench_explorer(10, loads=7 if args.full else 3, first_visits=args.full),
         "setup": lambda: bench_fresh_clone(),
         "scale": lambda: bench_scale(data, args.scale_sizes or (SCALE_SIZES if args.full else (400,))),
+        "real-size": lambda: bench_real_size(data),
     }
     results = {"machine": machine_info(), "full": bool(args.full)}
     print(f"machine: {results['machine']}")
     for name, fn in sections.items():
         if args.only and name not in args.only:
             continue
-        if name in ("scale", "setup") and not (args.full or args.only):
-            continue  # minutes: only with --full or --only scale / setup
+        if name in ("scale", "setup", "real-size") and not (args.full or args.only):
+            continue  # minutes: only with --full or --only NAME
         print(f"{name}:", flush=True)
         rows = fn()
         results[name] = rows

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,7 @@ __all__ = [
     "CHANNELS", "ENV_CHECKPOINTS", "checkpoint_folders", "checkpoint", "model_lock", "audio_cfg",
     "cfg_key", "input_key", "dataset", "clip_samples", "steps", "model_input", "probabilities", "tap_outputs",
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
-    "params_key", "method_map", "method_note", "gradcam", "scorecard", "listened", "time_attention",
+    "params_key", "method_map", "method_note", "gradcam", "scorecard", "scorecard_done", "listened", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
     "augmented_probabilities", "recording_duration_s", "windows", "clip_limits",
 ]
@@ -432,17 +433,27 @@ def feature_maps(folder: str, path: str, tap: str, channel: str = "mix") -> np.n
 
 
 @st.cache_resource(max_entries=8, show_spinner="Collecting attention…")
-def attentions(folder: str, path: str, channel: str = "mix") -> tuple[torch.Tensor, ...]:
-    """Every layer's attention probabilities for one clip (shared, read-only).
+def attentions(folder: str, path: str, channel: str = "mix"):
+    """Every layer's attention for one clip (shared, read-only).
+
+    For a model that records its attention inputs (our AST, a Hugging Face AST), a
+    :class:`core.interpret.attention.LayerAttentions` holding each layer's input in
+    float16 (MIT's AudioSet AST: 12 x 1214 x 768, 22 MB, where its full matrices
+    take 850 MB in float32), which forms only the rows asked for; else the tuple
+    of ``output_attentions=True``.
 
     Returns
     -------
-    tuple of Tensor [shape=(1, H, 1 + P, 1 + P)], one per layer
+    LayerAttentions or tuple of Tensor [shape=(1, H, S, S)], one per layer
     """
     loaded = checkpoint(folder)
     import torch
 
     with model_lock(folder), torch.no_grad():
+        if hasattr(loaded.model, "attention_input_taps"):
+            from core.interpret.attention import record_attention
+
+            return record_attention(loaded.model, _x(folder, path, channel), dtype=torch.float16)
         _, att = loaded.model(_x(folder, path, channel), output_attentions=True)
     return tuple(a.detach().float() for a in att)
 
@@ -452,12 +463,15 @@ def query_weights(folder: str, path: str, *, layers: tuple[int, ...], heads: tup
     """Attention from a query to each patch: np.ndarray [shape=(len(layers), len(heads), P)].
 
     ``layers`` and ``heads`` count from 1; ``query`` is a patch index or "cls".
-    Cheap (indexing into :func:`attentions`), so not cached itself.
+    Cheap (only the shown rows are formed from :func:`attentions`), so not cached itself.
     """
-    from core.interpret.attention import query_weights as weights_of
+    from core.interpret.attention import LayerAttentions, query_weights as weights_of, shown_weights
 
     att = attentions(folder, path, channel)
     n_special = getattr(checkpoint(folder).model, "n_special", 1)
+    if isinstance(att, LayerAttentions):
+        with model_lock(folder):
+            return shown_weights(att, layers=layers, heads=heads, query=query, n_special=n_special)
     return np.stack([np.stack([weights_of(att, layer=l, head=h, query=query, n_special=n_special)
                                for h in heads]) for l in layers])
 
@@ -564,20 +578,48 @@ def gradcam(folder: str, path: str, tap: str, target: int, channel: str = "mix")
     return method_map(folder, path, "gradcam", params_key({"tap": tap}), int(target), channel)
 
 
-@st.cache_data(max_entries=32, show_spinner="Scoring the map against its baselines (deletion curves, sanity check)…")
-def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int, *, n_steps: int = 10,
-              draws: int = 3) -> dict:
-    """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down), kept on disk
-    (:func:`core.interpret.stored.stored_scorecard`).
+@st.cache_resource
+def _scorecards() -> dict:
+    """Finished scorecards, shared by every session: key -> card, the oldest dropped past :data:`SCORECARDS_KEPT`.
+
+    A store rather than ``st.cache_data``: a scorecard reports progress to a bar the page drew, which a cached
+    function may not touch.
+    """
+    return {}
+
+
+SCORECARDS_KEPT = 32
+
+
+def scorecard_done(folder: str, path: str, method_id: str, params: tuple, target: int) -> bool:
+    """Whether :func:`scorecard` of these arguments has finished (and is kept)."""
+    return (folder, path, method_id, params, int(target)) in _scorecards()
+
+
+def scorecard(folder: str, path: str, method_id: str, params: tuple, target: int, *, progress=None) -> dict:
+    """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down), kept once done:
+    in memory for every session, and on disk (:func:`core.interpret.stored.stored_scorecard`).
 
     Coarser than ``explain-report``'s default (10 deletion steps, not 20; 3 random draws, not 4), so a page stays
-    quick; the report's table is the measurement. ``params`` as in :func:`method_map`.
+    quick; the report's table is the measurement. ``params`` as in :func:`method_map`. ``progress(done, total)``
+    is called after each step; without it a spinner shows. Whatever ``progress`` raises (Streamlit's stop when
+    the page is left) ends the work there, and nothing is kept.
     """
     from core.interpret.stored import stored_scorecard
 
+    key = (folder, path, method_id, params, int(target))
+    done = _scorecards()
+    if key in done:
+        return done[key]
     loaded = checkpoint(folder)
-    with model_lock(folder):
-        return stored_scorecard(loaded, path, method_id, dict(params), int(target), n_steps=n_steps, draws=draws)
+    with st.spinner("Scoring the map against its baselines (deletion curves, sanity check)…",
+                    show_time=True) if progress is None else nullcontext(), model_lock(folder):
+        card = stored_scorecard(loaded, path, method_id, dict(params), int(target), n_steps=10, draws=3,
+                                progress=progress)
+    done[key] = card
+    while len(done) > SCORECARDS_KEPT:
+        done.pop(next(iter(done)))
+    return card
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the kept and the removed cells back into sound…")

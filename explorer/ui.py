@@ -277,6 +277,40 @@ def scorecard(card: dict) -> None:
         (st.success if card["sanity_passed"] else st.warning)(words)
 
 
+def requested_scorecard(loaded, folder: str, path: str, method_id: str, params: tuple, target: int, *,
+                        key: str) -> dict | None:
+    """:func:`explorer.cached.scorecard`, at once for a small model; for one over
+    :data:`core.interpret.scorecard.ON_REQUEST_PARAMETERS`, behind a button, with a progress bar and the time
+    left. ``None`` until it is asked for. Leaving the page stops the work at its next step (Streamlit stops a
+    run at its next element update) and keeps nothing half done.
+    """
+    import time
+
+    from core.interpret.scorecard import starts_on_request
+
+    if not starts_on_request(loaded.model) or cached.scorecard_done(folder, path, method_id, params, target):
+        return cached.scorecard(folder, path, method_id, params, target)
+    n_params = sum(p.numel() for p in loaded.model.parameters())
+    st.caption(f"This model has {n_params / 1e6:.1f} M parameters: the deletion curves and the sanity check run "
+               "it about 60 times, minutes on a small machine, so they start on request.")
+    if not st.button("Score this map (deletion curves, sanity check)", key=key, icon=":material/play_arrow:"):
+        return None
+    bar = st.progress(0.0, text="Scoring: computing the map…")
+    start = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        left_s = (time.monotonic() - start) / done * (total - done)
+        bar.progress(done / total, text=f"Scoring: step {done} of {total}, about {_duration(left_s)} left")
+
+    card = cached.scorecard(folder, path, method_id, params, target, progress=progress)
+    bar.empty()
+    return card
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def method_notes(loaded, page: str) -> list[str]:
     """The page's methods that apply to the model (:func:`core.interpret.registry.applicable`); a caption says why
     the others don't."""

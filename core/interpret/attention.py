@@ -12,6 +12,13 @@ Weights are the attention probabilities exactly as in the forward pass; the
 share a query gives to special tokens is not listed, so weights over patches
 may sum to less than 1.
 
+A real-size transformer's attention is large: MIT's AudioSet AST has 1214
+tokens, so one clip's matrices over its 12 layers x 12 heads hold 212 M
+probabilities (850 MB in float32). :func:`record_attention` keeps instead each
+layer's attention *input* (S x D, 3.7 MB a layer there) from one forward pass
+on the fused path, and :class:`LayerAttentions` forms a layer's probabilities,
+or only some heads and query rows of them, when asked (:func:`shown_weights`).
+
 See Also
 --------
 core.interpret.rollout : attention combined over heads and layers.
@@ -29,6 +36,9 @@ from core.errors import InputError
 
 __all__ = [
     "DEFAULT_LAYERS",
+    "LayerAttentions",
+    "record_attention",
+    "shown_weights",
     "CLASS_TOKEN",
     "AttendedPatch",
     "query_token",
@@ -72,6 +82,104 @@ class AttendedPatch:
     def box(self) -> tuple[float, float, float, float]:
         """``(t0_s, t1_s, f0_hz, f1_hz)``."""
         return (self.t0_s, self.t1_s, self.f0_hz, self.f1_hz)
+
+
+class LayerAttentions(Sequence):
+    """Every layer's attention probabilities of a batch, formed from recorded inputs one layer at a time.
+
+    Reads like the tuple ``model(x, output_attentions=True)`` returns (``len``,
+    ``[k]`` for layer ``k + 1``, iteration), but holds only each layer's
+    attention input; a layer's (B, H, S, S) exists while it is used.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Has ``layer_attention(x, layer, heads=..., rows=...)`` (one-based layer).
+    inputs : sequence of Tensor [shape=(B, S, D)]
+        Each layer's attention input, as :func:`record_attention` records it.
+    """
+
+    def __init__(self, model, inputs: Sequence[torch.Tensor]):
+        self.model = model
+        self.inputs = list(inputs)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        return self.rows(range(len(self))[index] + 1)
+
+    def rows(self, layer: int, *, heads: slice | list[int] = slice(None),
+             rows: slice | list[int] = slice(None)) -> torch.Tensor:
+        """Layer ``layer``'s (from 1) probabilities for zero-based ``heads`` and query ``rows``: (B, h, r, S), float32."""
+        if not 1 <= layer <= len(self):
+            raise InputError("layer", f"{layer} is outside 1..{len(self)} (layers count from 1)")
+        with torch.no_grad():
+            return self.model.layer_attention(self.inputs[layer - 1].float(), layer, heads=heads, rows=rows)
+
+
+def record_attention(model, x: torch.Tensor, *, dtype: torch.dtype = torch.float32) -> LayerAttentions:
+    """One forward pass on the model's fast path, keeping each layer's attention input.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Has ``attention_input_taps()`` and ``layer_attention`` (our AST, a Hugging Face AST).
+    x : Tensor [shape=(B, 1, n_mels, n_frames)]
+    dtype : torch.dtype
+        How the inputs are kept (``torch.float16`` halves them; the
+        probabilities are still formed in float32).
+
+    Returns
+    -------
+    LayerAttentions
+    """
+    from core.models.taps import Recording
+
+    taps = model.attention_input_taps()
+    rec = Recording(model, taps, keep_graph=False)
+    rec.attach()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        rec.release()
+    return LayerAttentions(model, [rec.outputs[t.name].to(dtype) for t in taps])
+
+
+def shown_weights(attentions: LayerAttentions, *, layers: Sequence[int], heads: Sequence[int], query: int | str,
+                  item: int = 0, n_special: int = 1) -> np.ndarray:
+    """Attention from one query to every patch for the grid's layers and heads, forming only those rows.
+
+    Parameters
+    ----------
+    attentions : LayerAttentions
+    layers, heads : sequence of int
+        One-based, as the figure labels them.
+    query : int or "cls"
+        See :func:`query_token`.
+    item : int
+        Which clip of the batch.
+    n_special : int >= 0
+
+    Returns
+    -------
+    np.ndarray [shape=(len(layers), len(heads), P)], float32
+        ``[i, j]`` equals :func:`query_weights` of ``layers[i]``, ``heads[j]``.
+    """
+    B, S, _ = attentions.inputs[0].shape
+    n_heads = getattr(getattr(attentions.model, "config", None), "heads", None)
+    for head in heads:
+        if n_heads is not None and not 1 <= head <= n_heads:
+            raise InputError("head", f"{head} is outside 1..{n_heads} (heads count from 1)")
+    if not 0 <= item < B:
+        raise InputError("item", f"{item} is outside 0..{B - 1}")
+    token = query_token(query, n_patches=S - n_special, n_special=n_special)
+    zero_based = [h - 1 for h in heads]
+    out = [attentions.rows(layer, heads=zero_based, rows=[token])[item, :, 0, n_special:] for layer in layers]
+    return torch.stack(out).numpy().astype(np.float32, copy=False)  # (L, H, P)
 
 
 def query_token(query: int | str, *, n_patches: int, n_special: int = 1) -> int:

@@ -48,6 +48,7 @@ __all__ = [
     "fuse_heads",
     "discard_weakest",
     "rollout",
+    "rollout_rows",
     "class_token_relevance",
     "rollout_map",
     "model_rollout",
@@ -149,6 +150,53 @@ def rollout(
     >>> joint.shape, bool(torch.allclose(joint.sum(-1), torch.ones(1, 217, dtype=joint.dtype)))
     (torch.Size([1, 217, 217]), True)
     """
+    B, S = _check(attentions, head_fusion=head_fusion, discard_ratio=discard_ratio)
+    eye = torch.eye(S, dtype=torch.float64)
+    joint = eye.expand(B, S, S).clone()
+    for layer, attention in enumerate(attentions, start=1):
+        joint = _layer_flow(attention, layer, B, S, head_fusion=head_fusion, discard_ratio=discard_ratio,
+                            n_special=n_special) @ joint
+    return joint
+
+
+def rollout_rows(
+    attentions: Sequence[torch.Tensor],
+    *,
+    rows: Sequence[int],
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    n_special: int = 1,
+) -> torch.Tensor:
+    """Some rows of :func:`rollout`'s joint matrix, multiplied from the last layer down.
+
+    ``joint[:, rows] = E @ A_L @ ... @ A_1`` with ``E`` the identity's ``rows``:
+    vector-matrix products instead of S x S matrix products, and each layer's
+    attention used once, last layer first (so a :class:`core.interpret.attention.LayerAttentions`
+    forms one layer at a time).
+
+    Parameters
+    ----------
+    attentions : sequence of Tensor [shape=(B, H, S, S)]
+    rows : sequence of int
+        Token indices, e.g. ``range(n_special)`` for the special tokens.
+    head_fusion, discard_ratio, n_special
+        As in :func:`rollout`.
+
+    Returns
+    -------
+    Tensor [shape=(B, len(rows), S)], float64
+        Equal to ``rollout(...)[:, rows]``.
+    """
+    B, S = _check(attentions, head_fusion=head_fusion, discard_ratio=discard_ratio)
+    out = torch.eye(S, dtype=torch.float64)[list(rows)].expand(B, -1, -1)  # (B, R, S)
+    for layer in range(len(attentions), 0, -1):
+        out = out @ _layer_flow(attentions[layer - 1], layer, B, S, head_fusion=head_fusion,
+                                discard_ratio=discard_ratio, n_special=n_special)
+    return out
+
+
+def _check(attentions, *, head_fusion: str, discard_ratio: float) -> tuple[int, int]:
+    """Refuse a bad fusion, ratio or first layer; ``(B, S)`` of the first layer."""
     if head_fusion not in HEAD_FUSIONS:
         raise InputError("head_fusion", f"{head_fusion!r} is not one of {', '.join(HEAD_FUSIONS)}")
     if not 0.0 <= discard_ratio < 1.0:
@@ -158,20 +206,20 @@ def rollout(
     first = attentions[0]
     if first.ndim != 4 or first.shape[-1] != first.shape[-2]:
         raise InputError("attentions", f"each layer must be (batch, heads, seq, seq), got {tuple(first.shape)}")
-    B, _, S, _ = first.shape
-    eye = torch.eye(S, dtype=torch.float64)
-    joint = eye.expand(B, S, S).clone()
+    return first.shape[0], first.shape[-1]
+
+
+def _layer_flow(attention: torch.Tensor, layer: int, B: int, S: int, *, head_fusion: str, discard_ratio: float,
+                n_special: int) -> torch.Tensor:
+    """One layer's ``A_l = normalise_rows((fuse(attn_l) + I) / 2)``, weakest links discarded first: (B, S, S), float64."""
+    if attention.ndim != 4 or attention.shape[0] != B or attention.shape[-2:] != (S, S):
+        raise InputError(f"attentions[{layer - 1}]", f"shape {tuple(attention.shape)} differs from layer 1")
     with torch.no_grad():
-        for layer, attention in enumerate(attentions, start=1):
-            if attention.ndim != 4 or attention.shape[0] != B or attention.shape[-2:] != (S, S):
-                raise InputError(f"attentions[{layer - 1}]", f"shape {tuple(attention.shape)} differs from layer 1")
-            fused = fuse_heads(attention.detach().to(torch.float64), head_fusion=head_fusion)  # (B, S, S)
-            if discard_ratio > 0:  # 0 keeps every link
-                fused = discard_weakest(fused, discard_ratio=discard_ratio, n_special=n_special)
-            a = (fused + eye) / 2  # residual path
-            a = a / a.sum(dim=-1, keepdim=True)  # rows sum to 1
-            joint = a @ joint
-    return joint
+        fused = fuse_heads(attention.detach().to(torch.float64), head_fusion=head_fusion)  # (B, S, S)
+        if discard_ratio > 0:  # 0 keeps every link
+            fused = discard_weakest(fused, discard_ratio=discard_ratio, n_special=n_special)
+        a = (fused + torch.eye(S, dtype=torch.float64)) / 2  # residual path
+        return a / a.sum(dim=-1, keepdim=True)  # rows sum to 1
 
 
 def class_token_relevance(joint: torch.Tensor, *, grid: tuple[int, int], n_special: int = 1) -> torch.Tensor:
@@ -179,9 +227,10 @@ def class_token_relevance(joint: torch.Tensor, *, grid: tuple[int, int], n_speci
 
     Parameters
     ----------
-    joint : Tensor [shape=(B, S, S)]
+    joint : Tensor [shape=(B, R, S)], R >= n_special
         Joint attention (or any relevance matrix) over ``n_special`` special
-        tokens followed by the patches.
+        tokens followed by the patches; its first ``n_special`` rows are read
+        (so :func:`rollout_rows` of ``range(n_special)`` will do).
     grid : (int, int)
         ``(n_freq_patches, n_time_patches)``; patch ``p`` sits at
         ``(p // n_time, p % n_time)``.
@@ -235,7 +284,8 @@ def rollout_map(
     -------
     np.ndarray [shape=(B, n_mels, n_frames)], float32 in [0, 1], NaN where no patch reaches
     """
-    joint = rollout(attentions, head_fusion=head_fusion, discard_ratio=discard_ratio, n_special=n_special)
+    joint = rollout_rows(attentions, rows=range(n_special), head_fusion=head_fusion, discard_ratio=discard_ratio,
+                         n_special=n_special)  # (B, n_special, S)
     relevance = class_token_relevance(joint, grid=grid, n_special=n_special)  # (B, nF, nT)
     resized = resize_map(relevance, shape) if geometry is None else resize_patch_map(relevance, shape, geometry=geometry)
     return normalise_map(resized).numpy() if normalise else resized.numpy()
@@ -259,11 +309,21 @@ def model_rollout(model, x: torch.Tensor, *, head_fusion: str = "mean", discard_
     """
     if not hasattr(model, "grid"):
         raise InputError("model", f"rollout needs a transformer; this is {getattr(model, 'kind', '?')!r}")
-    with torch.no_grad():
-        _, attentions = model(x, output_attentions=True)
+    attentions = attention_of(model, x)
     return rollout_map(attentions, grid=model.grid, shape=tuple(x.shape[-2:]), head_fusion=head_fusion,
                        discard_ratio=discard_ratio, n_special=getattr(model, "n_special", 1),
                        geometry=patch_geometry(model), normalise=normalise)
+
+
+def attention_of(model, x: torch.Tensor) -> Sequence[torch.Tensor]:
+    """Every layer's attention of a batch: formed a layer at a time from recorded inputs where the model
+    can (:func:`core.interpret.attention.record_attention`), else the tuple of ``output_attentions=True``."""
+    if hasattr(model, "attention_input_taps"):
+        from core.interpret.attention import record_attention
+
+        return record_attention(model, x)
+    with torch.no_grad():
+        return model(x, output_attentions=True)[1]
 
 
 def waveform_rollout(

@@ -153,6 +153,7 @@ def cascading_randomisation(
     target: int,
     *,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SanityResult:
     """Randomise the layers top down, cumulatively, and follow how the map changes.
 
@@ -166,12 +167,18 @@ def cascading_randomisation(
     x : Tensor [shape=(1, 1, n_mels, n_frames)]
     target : int
     seed : int
+    progress : callable or None
+        ``progress(done, total)`` after each map (``total`` = 1 + the number of
+        layer groups); whatever it raises stops the check there.
 
     Returns
     -------
     SanityResult
     """
+    n_maps = 1 + len(layer_groups(model))
     trained = explain(model, x, target)
+    if progress is not None:
+        progress(1, n_maps)
     trained_vanished = is_vanished(trained)
     copy_ = copy.deepcopy(model).eval()
     groups = dict(layer_groups(copy_))
@@ -184,6 +191,8 @@ def cascading_randomisation(
         gone = trained_vanished or is_vanished(random_map)
         vanished.append(gone)
         correlations.append(np.nan if gone else rank_correlation(trained, random_map))
+        if progress is not None:
+            progress(1 + len(names), n_maps)
     return SanityResult(names, np.array(correlations, dtype=np.float64), np.array(vanished, dtype=bool))
 
 

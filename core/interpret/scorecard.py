@@ -22,9 +22,28 @@ import torch
 
 from core.interpret.baselines import energy_map, random_curves
 from core.interpret.faithfulness import deletion_curve, model_predictor
-from core.interpret.sanity import cascading_randomisation, verdict
+from core.interpret.sanity import cascading_randomisation, layer_groups, verdict
 
-__all__ = ["clip_scorecard", "deletion_sentence", "class_note"]
+__all__ = ["ON_REQUEST_PARAMETERS", "starts_on_request", "clip_scorecard", "scorecard_steps", "deletion_sentence",
+           "class_note"]
+
+ON_REQUEST_PARAMETERS = 20_000_000  # above this, a page runs a scorecard on request, not on opening
+
+
+def starts_on_request(model) -> bool:
+    """Whether a page should wait for a click before scoring this model's maps: over :data:`ON_REQUEST_PARAMETERS`.
+
+    A scorecard runs the model about 60 times (deletion curves of 10 steps for the map, 3 random draws and the
+    energy map, then one map per randomised layer group); at 86.6 M parameters (MIT's AudioSet AST) that is
+    minutes on 2 cores.
+    """
+    return sum(p.numel() for p in model.parameters()) > ON_REQUEST_PARAMETERS
+
+
+def scorecard_steps(model, *, draws: int, sanity: bool = True) -> int:
+    """How many steps :func:`clip_scorecard` reports to its ``progress``: the map, its deletion curve, each
+    random draw, the energy curve, and the sanity check's maps (the trained one, then one per layer group)."""
+    return 3 + draws + ((1 + len(layer_groups(model))) if sanity else 0)
 
 
 def clip_scorecard(
@@ -39,6 +58,7 @@ def clip_scorecard(
     sanity: bool = True,
     sound: np.ndarray | None = None,
     fill: str = "blur",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Score one map of one clip against the smooth random and energy baselines.
 
@@ -58,6 +78,10 @@ def clip_scorecard(
     sound : np.ndarray [shape=(n_mels, n_frames)], bool, or None
         The cells that hold sound (:func:`core.audio.frontend.sound_cells`): the map's, the random maps' and
         the energy map's curves order only them. ``None``: every cell.
+    progress : callable or None
+        ``progress(done, total)`` after each step (:func:`scorecard_steps`);
+        whatever it raises stops the scorecard there (a page that is left
+        raises Streamlit's stop in its progress bar).
 
     Returns
     -------
@@ -72,13 +96,19 @@ def clip_scorecard(
     """
     x = np.asarray(x, dtype=np.float32)
     xt = torch.as_tensor(x)[None, None]
+    total = scorecard_steps(model, draws=draws, sanity=sanity)
+    step = progress if progress is not None else (lambda done, total: None)
     predict = model_predictor(model, batch_size=n_steps + 1)
     heat = np.asarray(explain(model, xt, int(target)), dtype=np.float32)
+    step(1, total)
     curve = deletion_curve(predict, x, heat, target=int(target), n_steps=n_steps, fill=fill, seed=seed, sound=sound)
+    step(2, total)
     rc = random_curves(predict, x, target=int(target), draws=draws, n_steps=n_steps, fill=fill, seed=seed,
                        insertion=False, sound=sound)
+    step(2 + draws, total)
     energy = deletion_curve(predict, x, energy_map(x), target=int(target), n_steps=n_steps, fill=fill, seed=seed,
                             sound=sound)
+    step(3 + draws, total)
     out = {
         "heat": heat, "fractions": curve.fractions, "probabilities": curve.probabilities, "auc": curve.auc,
         "random_probabilities": rc.deletion_mean, "random_auc": rc.deletion_auc, "random_spread": rc.deletion_spread,
@@ -87,7 +117,8 @@ def clip_scorecard(
         "sanity_verdict": None,
     }
     if sanity:
-        result = cascading_randomisation(model, explain, xt, int(target), seed=seed)
+        result = cascading_randomisation(model, explain, xt, int(target), seed=seed,
+                                         progress=lambda done, n: step(3 + draws + done, total))
         found = verdict([result.all_random])
         out.update(sanity_layers=result.layers, sanity_correlations=result.correlations, sanity_passed=found.passed,
                    sanity_outcome=found.outcome, sanity_verdict=found.sentence)

@@ -114,11 +114,12 @@ def stored_map(loaded, path: str | Path, method_id: str, params: dict, target: i
 
 
 def stored_scorecard(loaded, path: str | Path, method_id: str, params: dict, target: int, *, n_steps: int = 10,
-                     draws: int = 3, cache=None) -> dict:
+                     draws: int = 3, cache=None, progress=None) -> dict:
     """:func:`core.interpret.scorecard.clip_scorecard` of a method's map of one clip (the mix-down), stored.
 
     Its curves are scored on the cells that hold sound
-    (:func:`core.audio.frontend.sound_cells`) when some do not.
+    (:func:`core.audio.frontend.sound_cells`) when some do not. ``progress(done, total)`` is passed on to
+    ``clip_scorecard`` (whatever it raises ends the work, and nothing is stored).
 
     Returns
     -------
@@ -145,7 +146,8 @@ def stored_scorecard(loaded, path: str | Path, method_id: str, params: dict, tar
         x = loaded.spectrogram(channel_of(clip.samples, "mix"), cfg.sr)
         sound = sound_cells(clip_limits(clip.samples.shape[1], clip.native_sr, cfg), cfg)
         card = clip_scorecard(loaded.model, spec.bind(loaded, resolved), x, int(target), n_steps=n_steps, draws=draws,
-                              sound=sound if sound.shape == np.shape(x) and not sound.all() else None)
+                              sound=sound if sound.shape == np.shape(x) and not sound.all() else None,
+                              progress=progress)
         arrays = {k: v for k, v in card.items() if isinstance(v, np.ndarray)}
         rest = {k: v for k, v in card.items() if k not in arrays}
         return {**arrays, "_json": np.array(json.dumps(rest, default=_plain))}

@@ -95,6 +95,27 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(B, S, D)  # (B, S, D)
         return self.proj(out), attn
 
+    def probabilities(self, x: torch.Tensor, *, heads: slice | list[int] = slice(None),
+                      rows: slice | list[int] = slice(None)) -> torch.Tensor:
+        """The manual path's ``softmax(q k^T / sqrt(d))`` for some heads and query rows, from this module's input.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(B, S, D)]
+            What ``forward`` was given (the layer's normed tokens).
+        heads, rows : slice or list of int
+            Zero-based heads and query tokens to form.
+
+        Returns
+        -------
+        torch.Tensor [shape=(B, n_heads, n_rows, S)]
+        """
+        B, S, D = x.shape
+        w, b = self.qkv.weight.view(3, self.heads, self.head_dim, D), self.qkv.bias.view(3, self.heads, self.head_dim)
+        q = torch.einsum("bsd,hed->bhse", x[:, rows], w[0, heads]) + b[0, heads][None, :, None]  # (B, h, r, Dh)
+        k = torch.einsum("bsd,hed->bhse", x, w[1, heads]) + b[1, heads][None, :, None]  # (B, h, S, Dh)
+        return ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)  # (B, h, r, S)
+
 
 class Layer(nn.Module):
     """Pre-norm transformer layer: x + attn(norm(x)), then x + mlp(norm(x)). Output (B, S, D)."""
@@ -321,6 +342,18 @@ class AudioTransformer(PatchGrid, nn.Module):
         finally:
             for layer, was in zip(self.layers, before):
                 layer.attn.keep_weights = was
+
+    def attention_input_taps(self) -> list[Tap]:
+        """One tap per layer on its attention's input (the normed tokens, (B, S, D)), for
+        :func:`core.interpret.attention.record_attention`."""
+        return [Tap(f"layer{k}.attn_in", f"layer {k} / attention input", "tokens", f"layers.{k - 1}.attn",
+                    capture="input") for k in range(1, self.config.depth + 1)]
+
+    def layer_attention(self, x: torch.Tensor, layer: int, *, heads: slice | list[int] = slice(None),
+                        rows: slice | list[int] = slice(None)) -> torch.Tensor:
+        """Layer ``layer``'s (from 1) attention probabilities formed from its recorded input:
+        :meth:`Attention.probabilities`, (B, n_heads, n_rows, S)."""
+        return self.layers[layer - 1].attn.probabilities(x, heads=heads, rows=rows)
 
     def taps(self) -> list[Tap]:
         """Named taps, input to output: tokens, per layer attention then tokens, embedding, logits."""

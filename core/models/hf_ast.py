@@ -191,6 +191,41 @@ class HFAST(PatchGrid, nn.Module):
         finally:
             self._keep = before
 
+    def attention_input_taps(self) -> list[Tap]:
+        """One tap per layer on its attention's input (after ``layernorm_before``, (B, S, D)), for
+        :func:`core.interpret.attention.record_attention`: recorded on the fused (SDPA) path."""
+        return [Tap(f"layer{k}.attn_in", f"layer {k} / attention input", "tokens",
+                    f"{self._layers}.{k - 1}.attention", capture="input") for k in range(1, self.config.depth + 1)]
+
+    def layer_attention(self, x: torch.Tensor, layer: int, *, heads: slice | list[int] = slice(None),
+                        rows: slice | list[int] = slice(None)) -> torch.Tensor:
+        """Layer ``layer``'s (from 1) attention probabilities for some heads and query rows, from its input.
+
+        What the eager path forms, ``softmax(q k^T * head_dim ** -0.5)``, with ``q`` only for ``rows``.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(B, S, D)]
+            The layer's recorded attention input (:meth:`attention_input_taps`).
+        layer : int in [1, depth]
+        heads, rows : slice or list of int
+            Zero-based heads and query tokens.
+
+        Returns
+        -------
+        torch.Tensor [shape=(B, n_heads, n_rows, S)]
+        """
+        attention = self.get_submodule(f"{self._layers}.{layer - 1}.attention")
+        H, Dh = self.config.heads, attention.head_dim
+
+        def project(linear, tokens):  # (B, s, D) -> (B, h, s, Dh)
+            w = linear.weight.view(H, Dh, -1)[heads]
+            out = torch.einsum("bsd,hed->bhse", tokens, w)
+            return out if linear.bias is None else out + linear.bias.view(H, Dh)[heads][None, :, None]
+
+        q, k = project(attention.q_proj, x[:, rows]), project(attention.k_proj, x)  # (B, h, r, Dh), (B, h, S, Dh)
+        return ((q @ k.transpose(-2, -1)) * attention.scaling).softmax(dim=-1)  # (B, h, r, S)
+
     def taps(self) -> list[Tap]:
         """Named taps, input to output, as for :class:`core.models.ast.AudioTransformer`."""
         S, D, H = self.n_special + self.n_patches, self.config.dim, self.config.heads

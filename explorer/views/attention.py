@@ -208,7 +208,9 @@ if stereo:
 
 with st.expander("How faithful is this rollout map? (deletion against baselines, sanity check)", expanded=True):
     target = int(np.argmax(cached.probabilities(folder, clip.path)))
-    card = cached.scorecard(folder, clip.path, ROLLOUT.id, cached.params_key(rollout_params), target)
     st.caption(f"Scored for the mix-down and the predicted class, '{loaded.classes[target]}'. Rollout is the same "
                "for every class: it follows attention, not the decision.")
-    ui.scorecard(card)
+    card = ui.requested_scorecard(loaded, folder, clip.path, ROLLOUT.id, cached.params_key(rollout_params), target,
+                                  key="attention_score")
+    if card is not None:
+        ui.scorecard(card)

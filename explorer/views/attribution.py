@@ -93,8 +93,8 @@ with right:
     if "deletion curve" not in offered:
         st.info("No deletion curve for this model: it masks the model's input cell by cell, and this model's "
                 "input is not laid out on the map's (n_mels, n_frames) grid.")
-    else:
-        card = cached.scorecard(folder, clip.path, spec.id, key, target)
+    elif (card := ui.requested_scorecard(loaded, folder, clip.path, spec.id, key, target,
+                                         key="attribution_score")) is not None:
         fig = figures.curve(card["fractions"], card["probabilities"], x_label="share of cells blanked (0-1)",
                             y_label=f"probability of '{loaded.classes[target]}' (0-1)", name=f"{spec.label} order",
                             baseline=(card["fractions"], card["random_probabilities"]),

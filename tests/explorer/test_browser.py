@@ -82,6 +82,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory) -> dict[str, str]:
     """Environment for the app: a small demo set in a fresh cache, and checkpoints of both kinds."""
+    return make_app_env(tmp_path_factory.mktemp("browser"))
+
+
+def make_app_env(root: Path) -> dict[str, str]:
+    """:func:`app_env`'s environment, its cache and checkpoints under ``root``."""
     import torch
 
     from core.audio.features import AudioConfig
@@ -91,7 +96,6 @@ def app_env(tmp_path_factory) -> dict[str, str]:
     from core.models import build_model
     from core.paths import CHECKPOINTS_DIR
 
-    root = tmp_path_factory.mktemp("browser")
     env = dict(os.environ)
     saved = os.environ.get("EXPLORER_CACHE")
     os.environ["EXPLORER_CACHE"] = env["EXPLORER_CACHE"] = str(root / "cache")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.errors import InputError
-from core.interpret.attention import attended_patches, attention_grid, query_token, query_weights, strongest_patch
+from core.interpret.attention import (attended_patches, attention_grid, query_token, query_weights, record_attention,
+                                     shown_weights, strongest_patch)
 from core.interpret.maps import PatchGeometry
 
 
@@ -84,3 +85,33 @@ def test_the_opening_patch_is_the_strongest_on_the_event_even_when_the_event_is_
     event[5, 8:11] = True  # now patch 6 covers three times as much of the event as patch 5: only 6 competes
     assert strongest_patch(heat, grid=(2, 4), geometry=geometry, event_cells=event) == 6
     assert strongest_patch(heat, grid=(2, 4), geometry=geometry, event_cells=np.zeros((8, 16), bool)) == 3
+
+
+def test_recorded_attention_forms_each_layer_as_the_manual_path_does(real_ast):
+    x = torch.randn(2, 1, 32, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        _, full = real_ast(x, output_attentions=True)
+    recorded = record_attention(real_ast, x)
+    assert len(recorded) == len(full)
+    for layer in range(len(full)):
+        torch.testing.assert_close(recorded[layer], full[layer], atol=1e-6, rtol=1e-5)
+    part = recorded.rows(2, heads=[1], rows=[0, 7])  # one head, two query rows of layer 2
+    torch.testing.assert_close(part, full[1][:, [1]][:, :, [0, 7]], atol=1e-6, rtol=1e-5)
+
+
+def test_shown_weights_are_the_full_matrices_query_rows_of_the_shown_layers_and_heads(real_ast):
+    x = torch.randn(1, 1, 32, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _, full = real_ast(x, output_attentions=True)
+    recorded = record_attention(real_ast, x, dtype=torch.float16)
+    for query in ("cls", 5):
+        got = shown_weights(recorded, layers=(2,), heads=(2, 1), query=query)
+        want = np.stack([[query_weights(full, layer=2, head=h, query=query) for h in (2, 1)]])
+        assert got.shape == (1, 2, 32) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=2e-3)  # inputs kept in float16
+        top = [np.argsort(-row, kind="stable")[:3] for row in got[0]]
+        assert [list(t) for t in top] == [list(np.argsort(-row, kind="stable")[:3]) for row in want[0]]
+    with pytest.raises(InputError):
+        shown_weights(recorded, layers=(3,), heads=(1,), query="cls")
+    with pytest.raises(InputError):
+        shown_weights(recorded, layers=(1,), heads=(3,), query="cls")

@@ -10,8 +10,10 @@ from core.errors import InputError
 from core.interpret.rollout import (
     class_token_relevance,
     discard_weakest,
+    model_rollout,
     rollout,
     rollout_map,
+    rollout_rows,
     stereo_rollout,
 )
 
@@ -120,6 +122,28 @@ def test_rollout_on_the_real_ast_equals_the_loop_formula(real_ast):
 
     heat = rollout_map(attentions, grid=real_ast.grid, shape=(32, 64), geometry=patch_geometry(real_ast))
     assert heat.shape == (1, 32, 64) and heat.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("head_fusion,discard_ratio", [("mean", 0.0), ("max", 0.5), ("min", 0.9)])
+def test_rollout_rows_from_the_last_layer_down_are_the_joint_matrix_rows(head_fusion, discard_ratio):
+    g = torch.Generator().manual_seed(3)
+    attentions = [torch.rand(2, 3, 2 + 6, 2 + 6, generator=g).softmax(-1) for _ in range(4)]
+    joint = rollout(attentions, head_fusion=head_fusion, discard_ratio=discard_ratio, n_special=2)
+    rows = rollout_rows(attentions, rows=[0, 1, 5], head_fusion=head_fusion, discard_ratio=discard_ratio, n_special=2)
+    assert rows.shape == (2, 3, 8) and rows.dtype == torch.float64
+    np.testing.assert_allclose(rows.numpy(), joint[:, [0, 1, 5]].numpy(), atol=1e-12)
+
+
+def test_model_rollout_from_recorded_inputs_equals_the_map_of_the_full_attentions(real_ast):
+    from core.interpret.maps import patch_geometry
+
+    x = torch.randn(2, 1, 32, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        _, attentions = real_ast(x, output_attentions=True)
+    full = rollout_map(attentions, grid=real_ast.grid, shape=(32, 64), geometry=patch_geometry(real_ast),
+                       head_fusion="max", discard_ratio=0.5)
+    recorded = model_rollout(real_ast, x, head_fusion="max", discard_ratio=0.5)  # never forms all layers at once
+    np.testing.assert_allclose(recorded, full, atol=1e-5)
 
 
 def _loaded(real_ast, real_audio_cfg):

@@ -198,3 +198,31 @@ def test_a_folder_in_the_hub_cache_is_known_as_such(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_CACHE")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     assert in_hub_cache(tmp_path / "home" / "hub" / "x") and not in_hub_cache(snapshot)
+
+
+def test_attention_formed_from_recorded_inputs_equals_the_eager_path(model, x):
+    from core.interpret.attention import record_attention
+    from core.interpret.rollout import model_rollout, rollout_map
+
+    before = _hooks(model)  # transformers keeps hooks of its own
+    with torch.no_grad():
+        _, full = model(x, output_attentions=True)
+    recorded = record_attention(model, x)
+    for layer in range(len(full)):
+        torch.testing.assert_close(recorded[layer], full[layer], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(recorded.rows(2, heads=[3, 0], rows=[1]), full[1][:, [3, 0]][:, :, [1]],
+                               atol=1e-6, rtol=1e-5)
+    from core.interpret.maps import patch_geometry
+
+    want = rollout_map(full, grid=model.grid, shape=(N_MELS, N_FRAMES), n_special=2, geometry=patch_geometry(model))
+    np.testing.assert_allclose(model_rollout(model, x), want, atol=1e-5)
+    assert _hooks(model) == before
+
+
+def test_the_mit_size_ast_has_its_parameter_count_and_grid():
+    from core.models.fixtures import MIT_AST_PARAMETERS, mit_size_ast
+
+    model = load_hf_ast(mit_size_ast())  # built once per machine under .cache/
+    assert sum(p.numel() for p in model.parameters()) == MIT_AST_PARAMETERS  # 86.6 M
+    assert model.grid == (12, 101) and model.n_classes == 527
+    assert (model.config.dim, model.config.depth, model.config.heads) == (768, 12, 12)
