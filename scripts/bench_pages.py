@@ -146,7 +146,8 @@ def _server(script: str | Path, *, timeout_s: float = 120.0):
     import urllib.request
 
     port = _free_port()
-    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    # no background warm-up (core.warm_background) in the servers timed here: first_visits runs warm-cache itself
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", EXPLORER_WARM_CACHE="0")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
