@@ -123,11 +123,17 @@ WARM_POLL_S = 2.0  # how often the sidebar's bar reads the warm-up's status file
 
 
 def _warm_up_running():
-    """The background warm-up's status while its process runs, else ``None`` (:mod:`core.warm_background`)."""
-    from core.warm_background import read_status
+    """The background warm-up's status while its process runs, else ``None`` (:mod:`core.warm_background`); one
+    this server has just started, before it writes its first status, is "starting"."""
+    from core.warm_background import WarmStatus, read_status
 
     status = read_status()
-    return status if status is not None and status.alive() else None
+    if status is not None and status.alive():
+        return status
+    process = cached.warm_up_started(str(cache_dir()))
+    if process is not None and process.poll() is None:
+        return WarmStatus(state="running", step="starting", pid=process.pid)
+    return None
 
 
 @st.fragment(run_every=WARM_POLL_S)

@@ -43,7 +43,7 @@ __all__ = [
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
     "params_key", "method_map", "method_note", "gradcam", "scorecard", "listened", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
-    "augmented_probabilities", "recording_duration_s", "windows", "clip_limits", "warm_up",
+    "augmented_probabilities", "recording_duration_s", "windows", "clip_limits", "warm_up", "warm_up_started",
 ]
 
 ENV_CHECKPOINTS = "EXPLORER_CHECKPOINTS"
@@ -62,7 +62,16 @@ def warm_up(cache_root: str, demo_root: str):
 
     if not warm_background.enabled() or not warm_background.needed(shipped_checkpoints(), demo_root, cache_root):
         return None
-    return warm_background.start(cache_root)
+    _WARM_UPS[cache_root] = process = warm_background.start(cache_root)
+    return process
+
+
+_WARM_UPS: dict = {}  # cache folder -> the warm-up process this server started
+
+
+def warm_up_started(cache_root: str):
+    """The warm-up process this server started for ``cache_root`` (:func:`warm_up`), running or not, or ``None``."""
+    return _WARM_UPS.get(cache_root)
 
 
 # ---------------------------------------------------------------------------
