@@ -18,11 +18,10 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# Set up, make the demo sound set if missing, compute what the pages read on their first visit of it (once;
-# seconds when done), and open the explorer on localhost (make explore PORT=8502).
+# Set up, make the demo sound set if missing, and open the explorer on localhost (make explore PORT=8502); the app
+# computes what the pages read on their first visit in the background (python -m core warm-cache, once).
 explore: $(RUNTIME_STAMP)
 	$(PY) -m core make-demo-data
-	$(PY) -m core warm-cache
 	$(PY) -m streamlit run explorer/app.py --server.port $(PORT)
 
 # Set up (chromium for the browser test, when we may install it) and run the whole suite.

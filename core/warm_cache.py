@@ -15,7 +15,10 @@ the same core functions the pages call, so the keys agree:
   clip, and that clip's class averages (:func:`core.review.verdicts.average_input`).
 
 One progress bar with the time left. Entries already on disk are read, not
-computed, so a second run takes seconds (``make explore`` runs it every time).
+computed, so a second run takes seconds. Every run holds the warm-up's lock and
+writes its progress to the status file (:mod:`core.warm_background`); the app
+starts it with ``--background`` (no bar; nothing to do when another run holds the
+lock or the last one warmed the same checkpoints, dataset and code).
 """
 
 from __future__ import annotations
@@ -165,8 +168,12 @@ def plan(loaded, data) -> list[Step]:
     ]
 
 
-def warm(folders, root, *, progress: bool = True) -> dict:
+def warm(folders, root, *, progress: bool = True,
+         on_progress: Callable[[float, str], None] | None = None) -> dict:
     """Fill the cache for each checkpoint folder on the dataset at ``root``; one tqdm bar over every step.
+
+    ``on_progress(fraction, step)``, when given, is called with the bar (``fraction`` of the weighted work done,
+    in [0, 1], and the step's label): :class:`core.warm_background.StatusWriter` writes it to the status file.
 
     Returns
     -------
@@ -184,7 +191,8 @@ def warm(folders, root, *, progress: bool = True) -> dict:
     steps = [step for folder in folders for step in plan(load_checkpoint(folder), data)]
     stats = default_cache().stats
     hits, misses = stats.hits, stats.misses
-    with tqdm(total=round(sum(s.weight for s in steps)), desc="warm-cache", disable=not progress,
+    total = sum(s.weight for s in steps)
+    with tqdm(total=round(total), desc="warm-cache", disable=not progress,
               bar_format="{percentage:3.0f}%|{bar}| {elapsed} so far, about {remaining} left: {desc}") as bar:
         done = 0.0
         for step in steps:
@@ -193,6 +201,8 @@ def warm(folders, root, *, progress: bool = True) -> dict:
             def report(fraction: float, step=step, base=done) -> None:
                 bar.n = round(base + step.weight * min(max(fraction, 0.0), 1.0))
                 bar.refresh()
+                if on_progress is not None:
+                    on_progress(min(bar.n / max(total, 1), 1.0), step.label)
 
             step.fn(report)
             done += step.weight
@@ -217,10 +227,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", nargs="+", type=Path, default=None, metavar="FOLDER",
                         help="checkpoint folders (default: the first of each kind under checkpoints/, "
                              "the ones the app opens)")
+    parser.add_argument("--background", action="store_true",
+                        help="as the app starts it: no bar; end at once if a warm-up is running or the last one "
+                             "warmed the same checkpoints, dataset and code")
+
+
+def _warm_holding_the_lock(folders, root, *, background: bool) -> dict | None:
+    """:func:`warm` with its progress in the status file; ``None`` (nothing done) in the background when the last
+    warm-up finished the same work."""
+    from core.warm_background import StatusWriter, read_status, stamp
+
+    wanted, last = stamp(folders, root), read_status()
+    if background and last is not None and last.state == "done" and last.stamp == wanted:
+        return None
+    status = StatusWriter()
+    try:
+        result = warm(folders, root, progress=not background, on_progress=status)
+    except BaseException as error:  # KeyboardInterrupt too: the app then shows that it stopped
+        status.finish(error=f"{type(error).__name__}: {error}")
+        raise
+    status.finish(stamp=wanted)
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
     from core.audio.demo_data import ensure_demo_data
+    from core.warm_background import held, lock_path
 
     folders = args.checkpoints or shipped_checkpoints()
     for folder in folders:
@@ -229,7 +261,19 @@ def run(args: argparse.Namespace) -> int:
     root = args.data if args.data is not None else ensure_demo_data()
     if not Path(root).is_dir():
         raise InputError(root, "is not a folder")
-    result = warm(folders, root)
+    with held() as mine:
+        if mine:
+            result = _warm_holding_the_lock(folders, root, background=args.background)
+    if not mine:
+        if args.background:
+            print(f"warm-cache: another warm-up holds {lock_path()}; nothing to do")
+            return 0
+        print(f"warm-cache: waiting for the warm-up already running ({lock_path()}), then reading what it stored")
+        with held(wait=True):
+            result = _warm_holding_the_lock(folders, root, background=False)
+    if result is None:
+        print("warm-cache: already done for these checkpoints, dataset and code")
+        return 0
     print(f"warm-cache: {result['misses']} entries computed, {result['hits']} read, in {result['seconds']:.1f} s "
           f"({Path(root).name}, {len(folders)} checkpoints)")
     return 0

@@ -18,9 +18,11 @@ if str(_REPO) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from core.data.cache import while_waiting  # noqa: E402
 from core.data.datasets import LAYOUT_NEEDS  # noqa: E402
 from core.errors import InputError  # noqa: E402
 from core.pages import PAGES  # noqa: E402
+from core.paths import cache_dir  # noqa: E402
 from explorer import cached, state, ui  # noqa: E402
 
 # The browser tab's icon: an emoji, drawn by the browser. A page's ":material/...:" icon as the tab's icon would be
@@ -113,7 +115,59 @@ def _dataset_picker() -> None:
         return
     if state.get(state.DATASET_ROOT) is not None and source == "demo":
         _remember_dataset("")
-    st.session_state[state.DATASET_ROOT] = _demo_root()
+    st.session_state[state.DATASET_ROOT] = root = _demo_root()
+    cached.warm_up(str(cache_dir()), root)  # once per server: what the pages read first, in the background
+
+
+WARM_POLL_S = 2.0  # how often the sidebar's bar reads the warm-up's status file
+
+
+def _warm_up_running():
+    """The background warm-up's status while its process runs, else ``None`` (:mod:`core.warm_background`); one
+    this server has just started, before it writes its first status, is "starting"."""
+    from core.warm_background import WarmStatus, read_status
+
+    status = read_status()
+    if status is not None and status.alive():
+        return status
+    process = cached.warm_up_started(str(cache_dir()))
+    if process is not None and process.poll() is None:
+        return WarmStatus(state="running", step="starting", pid=process.pid)
+    return None
+
+
+@st.fragment(run_every=WARM_POLL_S)
+def _warm_up_bar() -> None:
+    """The warm-up's progress, re-read every :data:`WARM_POLL_S`; once it has ended, the app reruns without it."""
+    status = _warm_up_running()
+    if status is None:
+        st.rerun()  # done (or stopped): one full rerun, which draws no bar and so stops this polling
+    st.progress(status.fraction, text=status.progress_text())
+
+
+def _warm_up_progress() -> None:
+    """The sidebar's bar while the warm-up runs; a line if the last one failed (the pages compute what they need)."""
+    from core.warm_background import read_status
+
+    if _warm_up_running() is not None:
+        with st.sidebar:
+            _warm_up_bar()
+        return
+    status = read_status()
+    if status is not None and status.state != "done":
+        st.sidebar.caption("The background warm-up of the demo set stopped"
+                           + (f" ({status.error})" if status.error else "")
+                           + "; pages compute what they need when opened, and the next start tries again.")
+
+
+def _waiting_for(slot) -> None:
+    """While the page waits on an entry another process holds (:func:`core.data.cache.while_waiting`): a bar."""
+    status = _warm_up_running()
+    if status is None:
+        slot.info("Waiting for another process that is computing what this page needs…")
+    else:
+        slot.progress(status.fraction, text="This page waits for the background warm-up, which is computing what "
+                                            "it needs. " + status.progress_text())
 
 
 def _get_esc50_button() -> None:
@@ -323,6 +377,7 @@ def sidebar() -> None:
     """Draw the shared picks."""
     st.sidebar.title("Audio classifier explorer")
     _dataset_picker()
+    _warm_up_progress()
     _clip_picker()
     _model_picker()
     _checkpoint_folder_box()
@@ -358,7 +413,13 @@ def main() -> None:
     sidebar()
     name, slot = page.url_path or "clip", st.sidebar.empty()  # the default page's path is empty
     _link_box(slot.container(), name)  # the picks as this run starts (all of them, if the page stops early)
-    page.run()
+    if _warm_up_running() is None:
+        page.run()
+    else:  # a page that needs an entry the warm-up holds waits on its lock, with a bar
+        waiting = st.empty()
+        with while_waiting(lambda: _waiting_for(waiting)):
+            page.run()
+        waiting.empty()
     _link_box(slot.container(), name)  # and with what the page picked by default (a layer, a class)
     _cache_box()  # after the page, so the size counts what it just stored
 

@@ -44,10 +44,35 @@ __all__ = [
     "feature_maps", "attentions", "query_weights", "patch_boxes", "rollout", "stereo_rollout", "default_query",
     "params_key", "method_map", "method_note", "gradcam", "scorecard", "scorecard_done", "listened", "time_attention",
     "spectrogram_db", "augmented", "model_x", "registered_models", "registry_problem", "kind_label", "augmented_db",
-    "augmented_probabilities", "recording_duration_s", "windows", "clip_limits",
+    "augmented_probabilities", "recording_duration_s", "windows", "clip_limits", "warm_up", "warm_up_started",
 ]
 
 ENV_CHECKPOINTS = "EXPLORER_CHECKPOINTS"
+
+
+# ---------------------------------------------------------------------------
+# the bundled set's warm-up
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up(cache_root: str, demo_root: str):
+    """Once per server and cache folder: ``python -m core warm-cache --background`` started, unless it is switched
+    off (``$EXPLORER_WARM_CACHE=0``) or the last one finished the same work. Returns the process, or ``None``."""
+    from core import warm_background
+    from core.warm_cache import shipped_checkpoints
+
+    if not warm_background.enabled() or not warm_background.needed(shipped_checkpoints(), demo_root, cache_root):
+        return None
+    _WARM_UPS[cache_root] = process = warm_background.start(cache_root)
+    return process
+
+
+_WARM_UPS: dict = {}  # cache folder -> the warm-up process this server started
+
+
+def warm_up_started(cache_root: str):
+    """The warm-up process this server started for ``cache_root`` (:func:`warm_up`), running or not, or ``None``."""
+    return _WARM_UPS.get(cache_root)
 
 
 # ---------------------------------------------------------------------------

@@ -146,7 +146,8 @@ def _server(script: str | Path, *, timeout_s: float = 120.0):
     import urllib.request
 
     port = _free_port()
-    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    # no background warm-up (core.warm_background) in the servers timed here: first_visits runs warm-cache itself
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", EXPLORER_WARM_CACHE="0")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
@@ -186,12 +187,14 @@ _DRAWN_JS = """() => {
   const charts = [...main.querySelectorAll('[data-testid="stPlotlyChart"]')];
   const images = [...main.querySelectorAll('[data-testid="stImage"] img, [data-testid="stFullScreenFrame"] img')];
   if (charts.length + images.length === 0) return null;
-  // drawn: plotly has laid the chart out and put its traces (or its pictures) in, not only its empty frame
+  // drawn: plotly has laid the chart out and put its traces (or its pictures) in, not only its empty frame. The
+  // traces sit in the subplot's group (g.overplot > g.xy > g.scatterlayer > g.trace, g.heatmaplayer > g.hm > image),
+  // layout pictures in .layer-below / .layer-above, WebGL traces in a canvas
   const drawn = (c) => {
     const gd = c.querySelector('.js-plotly-plot');
     if (!gd || !gd._fullLayout || !gd.querySelector('.main-svg') || !gd.getClientRects().length) return false;
     return !(gd._fullData || []).some((t) => t.visible !== false)
-      || !!gd.querySelector('.plot .trace, .plot image, .layer-below image, .layer-above image, .gl-container canvas');
+      || !!gd.querySelector('.main-svg .trace, .main-svg image, .gl-container canvas');
   };
   if (!charts.every(drawn)) return null;
   if (!images.every((i) => i.complete && i.naturalWidth > 0)) return null;

@@ -10,6 +10,9 @@ import pytest
 # numba's compile cache (UMAP, librosa) in the repository's .cache/, shared by every test session and the
 # app, whatever temporary $EXPLORER_CACHE a test uses: set before anything imports numba
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "numba"))
+# the app starts no background warm-up of the bundled set (core.warm_background) in a test, nor in the servers the
+# browser tests start (they inherit this): a test that wants one asks for it
+os.environ["EXPLORER_WARM_CACHE"] = "0"
 
 
 @pytest.fixture(scope="session")

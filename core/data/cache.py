@@ -21,7 +21,8 @@ Every write is a temporary file renamed into place, so a killed process leaves
 either a whole file or none. One writer per entry: :meth:`ArrayCache.lock`
 (a file lock, ``<key>.lock``) is held while an entry is computed, so a second
 process (the app and a command, or two commands) waits and then reads the first
-one's result instead of racing it. Lookups through :meth:`ArrayCache.get_or_compute`
+one's result instead of racing it (:func:`while_waiting` gives the waiter
+something to do meanwhile: the app's progress bar). Lookups through :meth:`ArrayCache.get_or_compute`
 and :meth:`ArrayCache.count` add to ``cache.stats``, so a test can check that a
 second call was served from disk.
 
@@ -46,6 +47,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +62,40 @@ __all__ = [
     "checkpoint_fingerprint",
     "dataset_fingerprint",
     "format_size",
+    "while_waiting",
 ]
+
+WAIT_POLL_S = 0.5  # how often a waiter with a callback (:func:`while_waiting`) tries the lock again
+_ON_WAIT: ContextVar[Callable[[], None] | None] = ContextVar("_ON_WAIT", default=None)
+
+
+@contextmanager
+def while_waiting(callback: Callable[[], None]) -> Iterator[None]:
+    """Within the block (this thread), ``callback()`` is called about every :data:`WAIT_POLL_S` while an entry's
+    lock is held by another process or thread (:meth:`ArrayCache.lock`); without it, the waiter just blocks."""
+    token = _ON_WAIT.set(callback)
+    try:
+        yield
+    finally:
+        _ON_WAIT.reset(token)
+
+
+def _flock(fd: int) -> None:
+    """Take an exclusive lock on ``fd``, calling the :func:`while_waiting` callback, if any, while it is taken."""
+    import fcntl
+    import time
+
+    on_wait = _ON_WAIT.get()
+    if on_wait is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            on_wait()
+            time.sleep(WAIT_POLL_S)
 
 
 @dataclass
@@ -221,7 +256,7 @@ class ArrayCache:
         with contextlib.ExitStack() as stack:
             for key in sorted(set(keys)):
                 f = stack.enter_context(open(self.root / f"{key}.lock", "a"))
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                _flock(f.fileno())
                 stack.callback(fcntl.flock, f.fileno(), fcntl.LOCK_UN)
             yield
 

@@ -153,3 +153,37 @@ def test_two_processes_computing_one_embedding_both_succeed_with_identical_array
     assert np.array_equal(a["block2"], b["block2"]) and np.array_equal(a["points"], b["points"])
     arrays = tmp_path / "cache" / "arrays"
     assert not list(arrays.glob("*.parts")) and not list(arrays.rglob("*.tmp"))  # no shards or temporaries left
+
+
+def test_a_waiter_with_a_callback_polls_until_the_holder_is_done_then_reads_its_entry(tmp_path, monkeypatch):
+    """:func:`core.data.cache.while_waiting`: what the app's page does while the background warm-up holds an entry."""
+    import threading
+
+    from core.data import cache as cache_module
+    from core.data.cache import ArrayCache, while_waiting
+
+    monkeypatch.setattr(cache_module, "WAIT_POLL_S", 0.01)
+    cache = ArrayCache(tmp_path)
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with cache.lock("k"):
+            held.set()
+            release.wait(10)
+            cache.save("k", {"x": np.arange(3)})
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    calls = []
+
+    def on_wait():
+        calls.append(1)
+        if len(calls) == 3:
+            release.set()
+
+    with while_waiting(on_wait):
+        got = cache.get_or_compute(key="k", compute=lambda: {"x": np.zeros(3)})
+    thread.join()
+    assert got["x"].tolist() == [0, 1, 2]  # the holder's, not computed again
+    assert len(calls) >= 3 and cache.stats.misses == 0
