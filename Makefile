@@ -6,7 +6,7 @@ PORT   ?= 8501
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: explore test demo-data bench clean
+.PHONY: explore test test-slow demo-data bench clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ explore: $(RUNTIME_STAMP)
 test: $(DEV_STAMP)
 	bash scripts/ensure-chromium.sh
 	$(PY) -m core make-demo-data
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 -m "not slow" tests
 	$(PY) -m pytest -q -p no:xdist --doctest-modules core
+
+# The slow tests: every page in a browser with a real-size (86.6 M parameter) AST; about 20-30 min on 2 cores.
+test-slow: $(DEV_STAMP)
+	bash scripts/ensure-chromium.sh
+	$(PY) -m core make-demo-data
+	$(PY) -m pytest -q -s -p no:xdist -m slow tests
 
 demo-data: $(RUNTIME_STAMP)
 	$(PY) -m core make-demo-data
