@@ -28,6 +28,7 @@ PAGE_S = 600  # one page's first visit, the fold's extraction included (10 clips
 SCORE_BUTTON = "Score this map"
 NOT_OFFERED = "Not offered for this model"  # a page's methods that do not apply to the model
 TRAIN_DECODERS = "Train the decoders"  # the Decoders page before any decoders are fitted for the model
+KNOWS_NONE = "knows none of the"  # a dataset page's sentence when the model knows none of the dataset's classes
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def test_every_page_works_with_a_real_size_ast(server, screenshot_dir):
                 s = settle(page, timeout_s=PAGE_S, until=lambda s, n=url_name, t=title: s["title"] == t and (
                     s["exceptions"] or s["errors"] or drawn(n, s) or NOT_OFFERED in s["text"]
                     or (n == "decoders" and TRAIN_DECODERS in s["text"])  # none ship for this model
+                    or KNOWS_NONE in s["text"]  # Errors and Review: AudioSet's classes are not the demo set's
                     or (n == "review" and "queue" in s["text"])))
                 if s["exceptions"] or s["errors"]:
                     problems.append(f"{url_name}: {s['exceptions']} {s['errors']}")
