@@ -248,26 +248,17 @@ def browser_loads(loads: int, *, pages=BROWSER_PAGES, timeout_s: float = 300.0) 
     """Median fresh-load time of each page, and its ratio to the bare one-heatmap page (see the module doc)."""
     if not Path(CHROMIUM).exists():
         return [{"name": "browser page loads", "note": "chromium not installed"}]
-    from playwright.sync_api import sync_playwright
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, _server(APP) as app_url, \
-            _server(_write(Path(tmp) / "bare.py", BARE_PAGE)) as bare_url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-        try:
-            targets = [("bare page (one plotly heatmap)", bare_url + "/")]
-            targets += [(title, f"{app_url}/{name}") for name, title in pages]
-            for name, url in targets:  # warm every cache (and the disk cache) first
-                warm = _load_s(context, url, timeout_s=timeout_s)
-                print(f"{name}: {warm:.2f} s (warming)", file=sys.stderr, flush=True)
-            times: dict[str, list[float]] = {name: [] for name, _ in targets}
-            for _ in range(loads):  # interleaved, so that a busy moment on the machine hits every page alike
-                for name, url in targets:
-                    times[name].append(_load_s(context, url, timeout_s=timeout_s))
-                    print(f"{name}: {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
-        finally:
-            browser.close()
+    with _app_and_bare_page(pages) as (context, targets):
+        for name, url in targets:  # warm every cache (and the disk cache) first
+            warm = _load_s(context, url, timeout_s=timeout_s)
+            print(f"{name}: {warm:.2f} s (warming)", file=sys.stderr, flush=True)
+        times: dict[str, list[float]] = {name: [] for name, _ in targets}
+        for _ in range(loads):  # interleaved, so that a busy moment on the machine hits every page alike
+            for name, url in targets:
+                times[name].append(_load_s(context, url, timeout_s=timeout_s))
+                print(f"{name}: {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
     bare = statistics.median(times[targets[0][0]])
     for name, _ in targets:
         ms = statistics.median(times[name]) * 1000
@@ -280,27 +271,35 @@ def first_visits(*, pages=BROWSER_PAGES, timeout_s: float = 600.0) -> list[dict]
     """Each page's first visit on a fresh server after ``warm-cache``, against the bare page's first load."""
     if not Path(CHROMIUM).exists():
         return [{"name": "browser first visits", "note": "chromium not installed"}]
-    from playwright.sync_api import sync_playwright
 
     warmed = subprocess.run([sys.executable, "-m", "core", "warm-cache"], cwd=REPO, capture_output=True, text=True)
     if warmed.returncode != 0:
         return [{"name": "browser first visits", "note": "warm-cache failed: " + warmed.stderr.strip()[-200:]}]
     times: dict[str, float] = {}
+    with _app_and_bare_page(pages) as (context, targets):
+        for name, url in targets:
+            times[name] = _load_s(context, url, timeout_s=timeout_s)
+            print(f"first visit, {name}: {times[name]:.2f} s", file=sys.stderr, flush=True)
+    bare = times[targets[0][0]]
+    return [{"name": f"browser first visit after warm-cache: {name}", "ms": s * 1000, "ratio": s / bare}
+            for name, s in times.items()]
+
+
+@contextmanager
+def _app_and_bare_page(pages):
+    """A server of the app and one of the bare page, and a headless chromium: ``(context, targets)``, the targets
+    ``(name, url)`` the bare page first, then ``pages``."""
+    from playwright.sync_api import sync_playwright
+
     with tempfile.TemporaryDirectory() as tmp, _server(APP) as app_url, \
             _server(_write(Path(tmp) / "bare.py", BARE_PAGE)) as bare_url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
         try:
-            targets = [("bare page (one plotly heatmap)", bare_url + "/")]
-            targets += [(title, f"{app_url}/{name}") for name, title in pages]
-            for name, url in targets:
-                times[name] = _load_s(context, url, timeout_s=timeout_s)
-                print(f"first visit, {name}: {times[name]:.2f} s", file=sys.stderr, flush=True)
+            yield context, [("bare page (one plotly heatmap)", bare_url + "/")] + [
+                (title, f"{app_url}/{name}") for name, title in pages]
         finally:
             browser.close()
-    bare = times[targets[0][0]]
-    return [{"name": f"browser first visit after warm-cache: {name}", "ms": s * 1000, "ratio": s / bare}
-            for name, s in times.items()]
 
 
 def _write(path: Path, text: str) -> Path:
