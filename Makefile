@@ -29,9 +29,10 @@ test: $(DEV_STAMP)
 	bash scripts/ensure-chromium.sh
 	$(PY) -m core make-demo-data
 	$(PY) -m pytest -q -n 2 -m "not slow" tests
+	$(PY) -m pytest -q -p no:xdist -m slow tests
 	$(PY) -m pytest -q -p no:xdist --doctest-modules core
 
-# The slow tests: every page in a browser with a real-size (86.6 M parameter) AST; about 20-30 min on 2 cores.
+# Only the slow tests: every page in a browser with a real-size (86.6 M parameter) AST; a few minutes on 2 cores.
 test-slow: $(DEV_STAMP)
 	bash scripts/ensure-chromium.sh
 	$(PY) -m core make-demo-data

@@ -72,8 +72,12 @@ except InputError as error:
     st.error(str(error))
     st.stop()
 if source is None:
+    from core.interpret.scorecard import starts_on_request
+
+    how_long = ("with a model this large (over 20 M parameters) minutes to an hour on a laptop, since every clip "
+                "goes through it" if starts_on_request(loaded.model) else "about a minute on a laptop")
     st.info(f"No decoders for **{labels[tap]}** of {model_name} yet. Training reads every clip of the dataset "
-            "through the model, then fits the three decoders and the NMF oracle: about a minute on a laptop, "
+            f"through the model, then fits the three decoders and the NMF oracle: {how_long}, "
             "once; they are kept for next time. (`python -m core fit-decoders` does the same for every layer "
             "and saves them beside the checkpoint.)")
     if st.button("Train the decoders", key="decoders_train", type="primary", icon=":material/model_training:"):

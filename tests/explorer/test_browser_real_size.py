@@ -1,4 +1,4 @@
-"""Every page in a real browser with a real-size AST as the user's model (slow: minutes on 2 cores).
+"""Every page in a real browser with a real-size AST as the user's model (slow: 2.5 min on 2 cores, more when loaded).
 
 The model is MIT's AudioSet AST's size (86.6 M parameters, 1214 tokens) with random weights, built once per
 machine under ``.cache/`` (:func:`core.models.fixtures.mit_size_ast`), and opened as a user opens a Hugging Face
