@@ -10,6 +10,7 @@ import streamlit as st
 from core.errors import InputError
 from core.interpret.attention import CLASS_TOKEN, DEFAULT_LAYERS
 from core.interpret.registry import method, usable
+from core.interpret.scorecard import starts_on_request
 from explorer import cached, figures, state, trust, ui
 
 GRID_KEY = "attention_grid_chart"
@@ -192,8 +193,12 @@ with roll_col:
             on_select=partial(on_patch_click, PICKER_KEY), selection_mode="points")
 
 
+STEREO_ON_REQUEST = "Rollout of the left and right channels (two more passes through this large model)"
 if stereo:
     st.subheader("Left, right and mix-down")
+    # a large model's two extra passes (seconds each on a laptop) wait for a click, as its scorecards do
+    stereo = not starts_on_request(loaded.model) or st.toggle(STEREO_ON_REQUEST, key="attention_stereo_on")
+if stereo:
     st.caption("Rollout for each channel fed to the model on its own, with the same fusion and discard. Left and "
                "right keep their loudness difference and share one colour scale, so a sound panned to one side can "
                "light up more in that channel; the mix-down is scaled on its own. Measured on the demo set's fold 5 "

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 server, screenshot_dir = test_browser.server, test_browser.screenshot_dir
 PAGE_S = 600  # one page's first visit, the fold's extraction included (10 clips), on a loaded 2-core machine
 SCORE_BUTTON = "Score this map"
+STEREO = "Rollout of the left and right channels"  # the Attention page's toggle for a large model's stereo clip
 NOT_OFFERED = "Not offered for this model"  # a page's methods that do not apply to the model
 TRAIN_DECODERS = "Train the decoders"  # the Decoders page before any decoders are fitted for the model
 KNOWS_NONE = "knows none of the"  # a dataset page's sentence when the model knows none of the dataset's classes
@@ -83,6 +84,8 @@ def test_every_page_works_with_a_real_size_ast(server, screenshot_dir):
                     problems.append(f"{url_name}: {s['exceptions']} {s['errors']}")
                 if url_name in ("attention", "attribution") and SCORE_BUTTON not in s["text"]:
                     problems.append(f"{url_name}: no '{SCORE_BUTTON}' button: {s['text'][-400:]!r}")
+                if url_name == "attention" and "Left, right and mix-down" in s["text"] and STEREO not in s["text"]:
+                    problems.append("attention: a stereo clip's left and right rollouts are not on request")
                 shoot(page, screenshot_dir, f"real-size-{number}-{url_name}")
             except Exception as error:  # a timeout: note it, go on to the next page
                 problems.append(f"{url_name}: {type(error).__name__}: {str(error)[:600]}")
