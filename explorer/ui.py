@@ -115,6 +115,13 @@ def mark_limits(clip: state.ClipRef | str, cfg, fig=None):
     return limits
 
 
+def limits_caption(limits, cfg) -> None:
+    """Under a map marked by :func:`mark_limits`: the padding share and the empty bands, and what weight there means."""
+    if limits.describe(cfg):
+        st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there is the "
+                   "model reading silence, not the sound.")
+
+
 def clip_boxes(clip: state.ClipRef) -> list:
     """Ground-truth event boxes of a dataset clip (empty for uploads and datasets without boxes)."""
     if clip.dataset_root is None:

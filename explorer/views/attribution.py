@@ -84,9 +84,7 @@ with left:
         st.warning(note)
     if not spec.class_specific:
         st.caption(f"{spec.label} is the same for every class: it does not follow the decision.")
-    if limits.describe(cfg):
-        st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there "
-                   "is the model reading silence, not the sound.")
+    ui.limits_caption(limits, cfg)
     trust.clip_novelty(model_name, folder, clip.path, explanation=True)
 
 with right:

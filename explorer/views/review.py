@@ -185,9 +185,7 @@ if taps:
             ui.plot(fig, key=f"review_cam_{what}", stem=f"review_gradcam_{what}_{ui.safe_stem(clip_id)}")
             if not np.any(heat > 0):
                 st.caption(ui.EMPTY_MAP)
-    if limits.describe(cfg):
-        st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there is "
-                   "the model reading silence, not the sound.")
+    ui.limits_caption(limits, cfg)
     if label == predicted:
         st.caption("The model predicts the label here, so the two maps are the same.")
 else:
