@@ -18,11 +18,13 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# Set up, make the demo sound set if missing, and open the explorer on localhost (make explore PORT=8502); the app
-# computes what the pages read on their first visit in the background (python -m core warm-cache, once).
+# Set up, make the demo sound set if missing (its difficulty card is left to `make demo-data`: no page reads it),
+# and open the explorer on localhost (make explore PORT=8502); the server imports and loads the default models as it
+# starts, and computes what the pages read on their first visit in the background (python -m core warm-cache,
+# once): see explorer/serve.py.
 explore: $(RUNTIME_STAMP)
-	$(PY) -m core make-demo-data
-	$(PY) -m streamlit run explorer/app.py --server.port $(PORT)
+	$(PY) -m core make-demo-data --no-card
+	$(PY) -m streamlit run explorer/serve.py --server.port $(PORT)
 
 # Set up (chromium for the browser test, when we may install it) and run the whole suite.
 test: $(DEV_STAMP)

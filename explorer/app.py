@@ -238,26 +238,6 @@ def _clip_picker() -> None:
             st.rerun()
 
 
-def _default_models(found: dict[str, str]) -> list[str]:
-    """One checkpoint of each kind (SE-CNN first), at most two; the user's own (opened in the sidebar) first."""
-    from core.data.settings import load_settings
-
-    own = [str(Path(f)) for f in load_settings()[0]["checkpoint_folders"]]
-
-    def is_own(folder: str) -> bool:
-        return any(folder == f or folder.startswith(f + "/") for f in own)
-
-    picks, kinds = [], set()
-    for name, folder in sorted(found.items(), key=lambda item: not is_own(item[1])):
-        kind = _kind_of(folder)
-        if kind not in kinds:
-            picks.append(name)
-            kinds.add(kind)
-    order = {"secnn": 0, "ast": 1, "hf-ast": 2}
-    picks.sort(key=lambda n: order.get(_kind_of(found[n]), 9))
-    return picks[:2]
-
-
 def _kind_of(folder: str) -> str:
     return cached.kind_label(folder)
 
@@ -283,9 +263,9 @@ def _model_picker() -> None:
             st.session_state[state.MODELS] = [n for n in state.get(state.MODELS) if n in names] or None
         state.url_settled(state.MODELS)
     if state.get(state.MODELS) is None:
-        st.session_state[state.MODELS] = _default_models(found)
+        st.session_state[state.MODELS] = cached.default_models(found)
     state.bound(sb.multiselect, "Models (one, or two side by side)", state.MODELS, options=names,
-                default=_default_models(found), max_selections=2,
+                default=cached.default_models(found), max_selections=2,
                 valid=lambda v: isinstance(v, list) and all(n in names for n in v),
                 format_func=lambda n: f"{n} ({_kind_of(found[n])})")
 

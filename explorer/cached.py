@@ -113,6 +113,27 @@ def checkpoint_folders() -> dict[str, str]:
     return found
 
 
+def default_models(found: dict[str, str]) -> list[str]:
+    """The sidebar's default models, by name: one checkpoint of each kind (SE-CNN first), at most two; the user's
+    own (opened in the sidebar) first. ``found`` is :func:`checkpoint_folders`."""
+    from core.data.settings import load_settings
+
+    own = [str(Path(f)) for f in load_settings()[0]["checkpoint_folders"]]
+
+    def is_own(folder: str) -> bool:
+        return any(folder == f or folder.startswith(f + "/") for f in own)
+
+    picks, kinds = [], set()
+    for name, folder in sorted(found.items(), key=lambda item: not is_own(item[1])):
+        kind = kind_label(folder)
+        if kind not in kinds:
+            picks.append(name)
+            kinds.add(kind)
+    order = {"secnn": 0, "ast": 1, "hf-ast": 2}
+    picks.sort(key=lambda n: order.get(kind_label(found[n]), 9))
+    return picks[:2]
+
+
 def registered_models() -> dict[str, dict]:
     """Models registered with ``python -m core add-model`` (an unreadable registry lists none:
     :func:`registry_problem` says why)."""

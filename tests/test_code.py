@@ -188,4 +188,4 @@ def test_make_explore_takes_a_port():
         pytest.skip("make is not installed")
     out = subprocess.run(["make", "-n", "-W", "requirements.txt", "explore", "PORT=8599"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
-    assert "streamlit run explorer/app.py --server.port 8599" in out
+    assert "streamlit run explorer/serve.py --server.port 8599" in out

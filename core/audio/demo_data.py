@@ -701,6 +701,12 @@ def default_demo_dir(seed: int = DEFAULT_SEED) -> Path:
     return cache_dir() / f"demo-v{VERSION}-seed{seed}"
 
 
+def demo_ready(seed: int = DEFAULT_SEED) -> str | None:
+    """The bundled demo set's folder when it is complete, else ``None`` (nothing is made)."""
+    target = default_demo_dir(seed)
+    return str(target) if (target / "meta" / "label_truth.csv").is_file() else None
+
+
 def ensure_demo_data(*, seed: int = DEFAULT_SEED, progress: Callable[[float], None] | None = None) -> Path:
     """The bundled demo set's folder, synthesised first if it is missing (about 20 s on 2 cores).
 
@@ -708,7 +714,7 @@ def ensure_demo_data(*, seed: int = DEFAULT_SEED, progress: Callable[[float], No
     interrupted run never leaves a half-written set behind.
     """
     target = default_demo_dir(seed)
-    if (target / "meta" / "label_truth.csv").is_file():
+    if demo_ready(seed) is not None:
         return target
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:

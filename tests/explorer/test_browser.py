@@ -1,6 +1,7 @@
 """The explorer in a real browser: every page renders, and its clicks and sliders work.
 
-Starts ``streamlit run explorer/app.py`` on a free localhost port and drives
+Starts ``streamlit run explorer/serve.py`` (what ``make explore`` runs: the app, with its start-up work in a
+thread) on a free localhost port and drives
 Debian's chromium (``/usr/bin/chromium``) through Playwright. The test skips
 when chromium or Playwright is missing (``scripts/ensure-chromium.sh`` installs
 chromium).
@@ -48,7 +49,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "explorer" / "app.py"
+APP = REPO / "explorer" / "serve.py"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -122,7 +123,7 @@ def make_app_env(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(app_env):
-    """``streamlit run explorer/app.py`` on a free port; yields its URL and the path of its log."""
+    """``streamlit run explorer/serve.py`` on a free port; yields its URL and the path of its log."""
     port = _free_port()
     log_path = Path(app_env["EXPLORER_CACHE"]).parent / "streamlit.log"
     log = open(log_path, "w+")
@@ -496,6 +497,10 @@ def test_every_page_renders_and_responds_in_a_real_browser(browser_page, server,
     elsewhere = sorted({u for u in requests if u.split("://")[0] in ("http", "https") and not u.startswith(server["url"])})
     if elsewhere:  # the app runs offline: fonts, icons and scripts all come from the local server
         problems.append(f"requests to other hosts: {elsewhere[:5]}")
+    with urllib.request.urlopen(server["url"] + "/_explorer/ready", timeout=5) as r:
+        preload = json.loads(r.read())  # explorer.serve's start-up work: done by now, and without an error
+    if not preload["ready"] or preload["error"]:
+        problems.append(f"the server's start-up work: {preload}")
     print("\nbrowser test, seconds per page: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
           + f"; total {total:.1f}; screenshots in {screenshot_dir}")
     if problems:
