@@ -74,9 +74,11 @@ def _predicted(loaded, path: str) -> int:
 
 
 def _clip_views(loaded, path: str) -> Callable:
-    """The first clip's maps and scorecards: Grad-CAM (or the first method) and, where it applies, the rollout."""
+    """The first clip's maps and scorecards: Grad-CAM (or the first method) and, where it applies, the rollout; and
+    its read-back through the checkpoint's own decoders of the Decoders page's default layer."""
+    from core.interpret.decoder_fit import saved_taps
     from core.interpret.registry import map_methods
-    from core.interpret.stored import stored_map, stored_scorecard
+    from core.interpret.stored import stored_map, stored_reconstructions, stored_scorecard
 
     def fn(report):
         ids = [m.id for m in map_methods(loaded)]
@@ -89,6 +91,10 @@ def _clip_views(loaded, path: str) -> Callable:
         if "rollout" in ids:
             stored_map(loaded, path, "rollout", {}, 0)  # the rollout map is class-free: the page asks for class 0
             stored_scorecard(loaded, path, "rollout", {}, target)
+        report(0.9)
+        names = [t.name for t in loaded.cam_taps()]
+        if names and names[len(names) // 2] in saved_taps(loaded.folder):  # the page opens on the middle layer
+            stored_reconstructions(loaded, path, loaded.folder, names[len(names) // 2])
     return fn
 
 

@@ -30,7 +30,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 import streamlit as st
-import torch
 
 from core.data.datasets import checkpoint_test_fold
 from core.errors import InputError
@@ -377,7 +376,8 @@ def decoders(source: str, tap: str) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner="Reconstructing the clip…")
 def reconstructions(folder: str, source: str, tap: str, path: str) -> dict:
-    """One clip read back through each decoder of a set.
+    """One clip read back through each decoder of a set: :func:`core.interpret.stored.stored_reconstructions`
+    (on disk, so what ``python -m core warm-cache`` stored is read back).
 
     Returns
     -------
@@ -390,40 +390,10 @@ def reconstructions(folder: str, source: str, tap: str, path: str) -> dict:
         (scaled) activation over time; ``"errors"``: flavour -> relative error
         on this clip.
     """
-    from core.interpret import nmf
+    from core.interpret.stored import stored_reconstructions
 
-    sets = decoders(source, tap)
-    loaded = cached.checkpoint(folder)
-    cfg, model = loaded.audio_cfg, loaded.model
-    key = cached.cfg_key(cfg)
-    value = cached.tap_outputs(folder, path, (tap,))[tap]  # (C, F, T) or (S, D)
-    H = nmf.activation_matrix(nmf.time_activations(value[None], grid=getattr(model, "grid", None),
-                                                   n_special=getattr(model, "n_special", 1)),
-                              n_frames=cfg.n_frames)  # (1, K, n_frames)
-    X = nmf.nonnegative_target(cached.model_input(path, cached.input_key(folder))[None])  # (1, n_mels, n_frames)
-    S_db = cached.spectrogram_db(path, key)
-    out = {"target": X[0], "floor_db": float(S_db.min()), "peak_db": float(S_db.max()), "recon": {},
-           "activity": {}, "errors": {}}
-    for flavour, item in sets.items():
-        if flavour == "report":
-            continue
-        if item["decoder"] is not None:
-            decoder = item["decoder"]
-            if decoder.n_components != H.shape[1] or decoder.n_mels != X.shape[1]:
-                raise InputError(f"{tap}-{flavour}", f"was fitted for {decoder.n_components} channels and "
-                                                     f"{decoder.n_mels} bands, not {H.shape[1]} and {X.shape[1]}")
-            with torch.no_grad():
-                X_hat = decoder(torch.from_numpy(H))[0].numpy()
-                activity = (torch.from_numpy(H[0]) / decoder.h_scale[:, None]).numpy()
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                activity = nmf.spectrogram_nmf_activations(X, item["basis"])[0]
-            X_hat = item["basis"] @ activity
-        out["recon"][flavour] = X_hat.astype(np.float32)
-        out["activity"][flavour] = activity.astype(np.float32)
-        out["errors"][flavour] = float(np.linalg.norm(X[0] - X_hat) / max(np.linalg.norm(X[0]), 1e-12))
-    return out
+    with cached.model_lock(folder):
+        return stored_reconstructions(cached.checkpoint(folder), path, source, tap)
 
 
 @st.cache_data(max_entries=16, show_spinner="Turning the pattern into sound…")

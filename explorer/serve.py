@@ -29,10 +29,11 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 # What the first run of the app imports, heaviest first (measured with python -X importtime: torch 2.1 s,
-# scipy.signal 1.6 s, librosa's lazily loaded feature and core modules 1.6 s plus numba's cache 1 s).
+# scipy.signal 1.6 s, librosa's lazily loaded feature and core modules 1.6 s plus numba's cache 1 s; the Decoders
+# page's sklearn.decomposition 1 s).
 MODULES = ("torch", "scipy.signal", "librosa.core.audio", "librosa.feature.spectral", "librosa.filters",
            "streamlit.emojis", "plotly.graph_objects", "explorer.cached", "explorer.trust", "explorer.ui",
-           "explorer.figures", "core.training.evaluate", "core.models.taps")
+           "explorer.figures", "core.training.evaluate", "core.models.taps", "sklearn.decomposition")
 
 # The thread calls the app's cached functions outside a page's run, which Streamlit notes once per call.
 logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)

@@ -42,7 +42,7 @@ from core.kinds import MAP_TAP_KINDS
 __all__ = [
     "REPORT_FILE", "decoder_taps", "split_records", "tap_data",
     "fit_tap", "fit_oracle", "score_tap", "class_bands", "class_band_check", "fit_decoders",
-    "saved_taps", "load_tap", "format_table", "configure", "run",
+    "saved_taps", "load_tap", "read_back", "format_table", "configure", "run",
 ]
 
 REPORT_FILE = "report.json"
@@ -380,6 +380,53 @@ def load_tap(folder: str | Path, tap: str) -> dict:
         basis, meta = nmf.load_nmf_basis(folder, name=name)
         out[nmf.ORACLE] = {"decoder": None, "basis": basis, "meta": meta}
     out["report"] = _read_report(folder).get("taps", {}).get(tap)
+    return out
+
+
+def read_back(sets: dict, tap: str, H: np.ndarray, X: np.ndarray) -> dict:
+    """One clip read back through each decoder of a set (:func:`load_tap`).
+
+    Parameters
+    ----------
+    sets : dict
+        As :func:`load_tap` gives it.
+    H : np.ndarray [shape=(1, K, n_frames)]
+        The tap's activity over time (:func:`core.interpret.nmf.activation_matrix`).
+    X : np.ndarray [shape=(1, n_mels, n_frames)]
+        The clip on the decoders' [0, 1] scale (:func:`core.interpret.nmf.nonnegative_target`).
+
+    Returns
+    -------
+    dict
+        ``"recon"``: flavour -> [shape=(n_mels, n_frames)]; ``"activity"``: flavour -> [shape=(K, n_frames)],
+        each filter's (scaled) activation; ``"errors"``: flavour -> relative error ||X - X_hat|| / ||X||.
+        The oracle's activations are fitted to this clip.
+
+    Raises
+    ------
+    InputError
+        When a decoder was fitted for another number of channels or bands.
+    """
+    out = {"recon": {}, "activity": {}, "errors": {}}
+    for flavour, item in sets.items():
+        if flavour == "report":
+            continue
+        if item["decoder"] is not None:
+            decoder = item["decoder"]
+            if decoder.n_components != H.shape[1] or decoder.n_mels != X.shape[1]:
+                raise InputError(f"{tap}-{flavour}", f"was fitted for {decoder.n_components} channels and "
+                                                     f"{decoder.n_mels} bands, not {H.shape[1]} and {X.shape[1]}")
+            with torch.no_grad():
+                X_hat = decoder(torch.from_numpy(H))[0].numpy()
+                activity = (torch.from_numpy(H[0]) / decoder.h_scale[:, None]).numpy()
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                activity = nmf.spectrogram_nmf_activations(X, item["basis"])[0]
+            X_hat = item["basis"] @ activity
+        out["recon"][flavour] = X_hat.astype(np.float32)
+        out["activity"][flavour] = activity.astype(np.float32)
+        out["errors"][flavour] = float(np.linalg.norm(X[0] - X_hat) / max(np.linalg.norm(X[0]), 1e-12))
     return out
 
 

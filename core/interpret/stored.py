@@ -1,7 +1,7 @@
-"""One clip's map and scorecard, kept in the on-disk cache, so a restarted app reads them.
+"""One clip's map, scorecard and decoder read-back, kept in the on-disk cache, so a restarted app reads them.
 
 The explorer's cached functions (``explorer/cached.py``: ``method_map``,
-``scorecard``) and ``python -m core warm-cache`` call these, so what the
+``scorecard``, and ``cached_dataset.reconstructions``) and ``python -m core warm-cache`` call these, so what the
 warm-up stores is what a page reads. An entry is keyed like every other one
 (:mod:`core.data.cache`): the checkpoint, the clip's file (:func:`clip_fingerprint`:
 its path, size and modification time), the preprocessing, and what was computed
@@ -24,7 +24,7 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["CHANNELS", "clip_fingerprint", "channel_of", "clip_samples", "clip_input", "clip_spectrogram",
-           "stored_map", "stored_scorecard"]
+           "stored_map", "stored_scorecard", "stored_reconstructions"]
 
 CHANNELS = ("mix", "left", "right")  # "mix" is what the models see
 
@@ -156,6 +156,58 @@ def stored_scorecard(loaded, path: str | Path, method_id: str, params: dict, tar
     card = {k: v for k, v in stored.items() if k != "_json"}
     card.update(json.loads(str(stored["_json"])))
     return card
+
+
+def stored_reconstructions(loaded, path: str | Path, source: str | Path, tap: str, *, cache=None) -> dict:
+    """One clip (the mix-down) read back through the decoders of ``tap`` saved under ``source``, stored.
+
+    ``source`` is the folder whose ``decoders/`` holds them (:func:`core.interpret.decoder_fit.load_tap`): the
+    checkpoint's own, or one the Decoders page trained; the key holds every file there (name, size, time), so
+    decoders fitted again are another entry.
+
+    Returns
+    -------
+    dict
+        ``"target"``: np.ndarray [shape=(n_mels, n_frames)], the clip on the decoders' [0, 1] scale;
+        ``"floor_db"``, ``"peak_db"``: the clip's dB range (0 on the scale is ``floor_db``, 1 is ``peak_db``);
+        and :func:`core.interpret.decoder_fit.read_back`'s ``"recon"``, ``"activity"`` and ``"errors"``.
+    """
+    from core.audio.features import feature_steps, fit_duration
+    from core.data.cache import default_cache
+    from core.interpret import nmf
+    from core.interpret.decoder_fit import load_tap, read_back
+    from core.models.taps import extract
+
+    files = sorted(Path(source, nmf.DECODER_FOLDER).glob("*"))
+    cache = default_cache() if cache is None else cache
+    key = _key(cache, loaded, path, {"what": "reconstructions", "tap": tap, "decoders": [
+        [f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]})
+    parts = ("recon", "activity", "errors")
+
+    def compute() -> dict[str, np.ndarray]:
+        import torch
+
+        cfg, model = loaded.audio_cfg, loaded.model
+        mix = channel_of(clip_samples(path, cfg.sr), "mix")
+        with torch.no_grad():
+            value = extract(model, torch.from_numpy(loaded.input(mix, cfg.sr))[None], [tap])[tap][0].float().numpy()
+        H = nmf.activation_matrix(nmf.time_activations(value[None], grid=getattr(model, "grid", None),
+                                                       n_special=getattr(model, "n_special", 1)),
+                                  n_frames=cfg.n_frames)  # (1, K, n_frames)
+        X = nmf.nonnegative_target(loaded.spectrogram(mix, cfg.sr)[None])  # (1, n_mels, n_frames)
+        S_db = feature_steps(fit_duration(mix, cfg.n_samples), cfg)["db"][:, : cfg.n_frames]
+        back = read_back(load_tap(source, tap), tap, H, X)
+        return {"target": X[0], "floor_db": np.float64(S_db.min()), "peak_db": np.float64(S_db.max()),
+                **{f"{part}.{flavour}": value for part in parts for flavour, value in back[part].items()}}
+
+    stored = cache.get_or_compute(key=key, compute=compute)
+    out = {"target": stored["target"], "floor_db": float(stored["floor_db"]), "peak_db": float(stored["peak_db"]),
+           **{part: {} for part in parts}}
+    for name, value in stored.items():
+        part, _, flavour = name.partition(".")
+        if part in parts:
+            out[part][flavour] = float(value) if part == "errors" else value
+    return out
 
 
 def _plain(value):

@@ -119,3 +119,32 @@ def test_the_commands_exit_2_on_bad_input(tmp_path, capsys):
     assert main(["decoder-report", "--checkpoint", str(tmp_path / "nothing"), "--data", str(tmp_path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("error:") for line in lines)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_clip_read_back_is_stored_and_decoders_fitted_again_are_another_entry(tiny_setup, tmp_path):
+    """stored_reconstructions: each flavour's error is ||X - X_hat|| / ||X|| of what it returns; a second call reads
+    the disk; refitting the decoders is a new entry, not the old read-back."""
+    from core.data.cache import ArrayCache
+    from core.interpret import nmf
+    from core.interpret.decoder_fit import fit_decoders
+    from core.interpret.stored import stored_reconstructions
+
+    loaded, data = tiny_setup
+    cache = ArrayCache(tmp_path / "cache")
+    fit_decoders(loaded, data, taps=["block3"], progress=False, cache=cache, max_steps=20, warmup=5)
+    path = str(data.records[0].path)
+    misses = cache.stats.misses
+    rec = stored_reconstructions(loaded, path, loaded.folder, "block3", cache=cache)
+    assert set(rec["recon"]) == set(rec["activity"]) == set(rec["errors"]) == {*nmf.FLAVOURS, nmf.ORACLE}
+    X = rec["target"]
+    assert X.shape == rec["recon"]["nonneg-linear"].shape and 0 <= X.min() and X.max() <= 1
+    assert rec["floor_db"] < rec["peak_db"]
+    for flavour, X_hat in rec["recon"].items():
+        assert rec["errors"][flavour] == pytest.approx(np.linalg.norm(X - X_hat) / np.linalg.norm(X), rel=1e-5)
+    assert cache.stats.misses == misses + 1
+    again = stored_reconstructions(loaded, path, loaded.folder, "block3", cache=cache)
+    assert cache.stats.misses == misses + 1 and again["errors"] == rec["errors"]
+    fit_decoders(loaded, data, taps=["block3"], progress=False, cache=cache, max_steps=5, warmup=2)
+    stored_reconstructions(loaded, path, loaded.folder, "block3", cache=cache)
+    assert cache.stats.misses == misses + 2
