@@ -1,11 +1,11 @@
 """The explorer with its start-up work done before the first click: ``streamlit run explorer/serve.py``.
 
 ``make explore`` runs this. It serves the same app as ``streamlit run explorer/app.py``, and, the moment the
-server starts, a thread does what a page's first visit would otherwise wait for (see :func:`preload`): the
+server starts, and before it takes a connection, a thread does what a page's first visit would otherwise wait for (see :func:`preload`): the
 imports (torch, scipy.signal, librosa's lazily loaded parts, the pages' modules), the sidebar's default
 models loaded into the app's shared cache with one forward pass each, and the background warm-up of the demo set
-(:mod:`core.warm_background`). The server answers at once; a page opened before the thread is done waits for
-what it needs (an import in progress, a checkpoint's load) and does none of it twice.
+(:mod:`core.warm_background`, which goes on in its own process). The server answers once that is done (about
+6 s on 2 cores): a page's script running beside it could see a module half-imported by the thread.
 
 ``GET /_explorer/ready`` answers ``{"ready": true, "s": <seconds it took>}`` once the thread is done (the
 bench waits for it before it times a first visit, as a teacher starts the app before the class).
@@ -13,9 +13,9 @@ bench waits for it before it times a first visit, as a teacher starts the app be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,7 +91,9 @@ def _run() -> None:
 
 @asynccontextmanager
 async def _lifespan(app):
-    threading.Thread(target=_run, name="explorer-preload", daemon=True).start()
+    # Done before the server takes a connection: a page's script importing the same modules while this thread
+    # is half-way through them can see a half-initialised module (plotly found pandas without pd.Series in CI).
+    await asyncio.to_thread(_run)
     yield
 
 
