@@ -19,8 +19,8 @@ path, so ``core`` never imports ``explorer``); prints one line of JSON rows last
   session: the first visit of that page since the server started), timed as
   the page loads above; the bare page's first load is the reference.
 - Cold start: a fresh server and browser, from spawning the server to the
-  first page showing its first chart (nothing waited for: the start-up work
-  runs while the browser opens).
+  first page showing its first chart (the server's start-up work included:
+  it answers once that is done).
 
 "Drawn", for every timing here: no script running, no spinner or stale
 element, and every plotly chart laid out with its traces in (not only its
