@@ -293,9 +293,22 @@ def _add_hub_model() -> None:
                                                 f"{'multi-label' if entry['multi_label'] else 'single-label'}).")
 
 
+def _sidebar_box(label: str, *, key: str, icon: str | None = None):
+    """A sidebar expander whose content is drawn only while it is open: the expander, or ``None`` when closed.
+
+    Every element drawn costs each new browser tab its time, on every page; these boxes are opened now and then.
+    Opening one reruns the script (cached: a fraction of a second).
+    """
+    box = st.sidebar.expander(label, icon=icon, key=key, on_change="rerun")
+    return box if box.open else None
+
+
 def _hub_box() -> None:
     """A Hugging Face AST by hub id: from the local Hugging Face cache, or downloaded once when the box is ticked."""
-    with st.sidebar.expander("Add a Hugging Face AST by id"):
+    box = _sidebar_box("Add a Hugging Face AST by id", key="_hub_open")
+    if box is None:
+        return
+    with box:
         with st.form("_hub_form", border=False):
             st.text_input("Hub id", key=HUB_ID, placeholder="MIT/ast-finetuned-audioset-10-10-0.4593",
                           help="An ASTForAudioClassification on the Hugging Face hub, as org/name.")
@@ -311,7 +324,10 @@ def _checkpoint_folder_box() -> None:
     """Open any checkpoint folder (or a folder of them): listed with the others, remembered across restarts."""
     from core.data.settings import add_checkpoint_folder, load_settings, remove_checkpoint_folder
 
-    with st.sidebar.expander("Checkpoint folders"):
+    box = _sidebar_box("Checkpoint folders", key="_checkpoint_folders_open")
+    if box is None:
+        return
+    with box:
         st.text_input("Open a checkpoint folder", key=CKPT_FOLDER, placeholder="/path/to/my-checkpoint",
                       help="A folder written by `python -m core train` (checkpoint.json), a Hugging Face AST "
                            "folder, or a folder holding several; remembered in .cache/explorer-settings.json.")
@@ -343,7 +359,10 @@ def _cache_box() -> None:
     """The on-disk cache's size, and a button that clears it (the work is redone when next asked for)."""
     from core.data.cache import default_cache, format_size
 
-    with st.sidebar.expander("Cache on disk"):
+    box = _sidebar_box("Cache on disk", key="_cache_open")
+    if box is None:
+        return
+    with box:
         cache = default_cache()
         st.caption(f"{format_size(cache.size_bytes())} of extracted activations and projections in `{cache.root}`.")
         if st.button("Clear the cache", key="_clear_cache",
@@ -367,14 +386,29 @@ def sidebar() -> None:
                      "the Tour shows one step per screen.")
 
 
-def _link_box(slot, page: str) -> None:
-    """Write the picks into the URL, and show that URL, with a copy button (st.code's), in ``slot``."""
+LINK_OPEN = "_link_open"
+
+
+def _link_box():
+    """The sidebar's "Link to this view" box: the slot for its link while it is open, else ``None``.
+
+    Drawn only while open (:func:`_sidebar_box`): a code block alone costs each new browser tab about 0.4 s
+    (loading its highlighter).
+    """
+    box = _sidebar_box("Link to this view", icon=":material/link:", key=LINK_OPEN)
+    return None if box is None else box.empty()
+
+
+def _link(slot, page: str) -> None:
+    """Write the picks into the URL, and show that URL, with a copy button (st.code's), in ``slot`` (if any)."""
     from urllib.parse import urlencode
 
     params = state.write_url(page)
+    if slot is None:
+        return
     # no browser (AppTest): ours; the default page (Clip) is at the root
     base = (st.context.url or "").split("?")[0] or f"http://localhost:8501/{'' if page == 'clip' else page}"
-    with slot.expander("Link to this view", icon=":material/link:"):
+    with slot.container():
         st.code(base + ("?" + urlencode(params) if params else ""), language=None, wrap_lines=True)
         st.caption("Opens this page with the same dataset, clip, models and picks (copy button at the right). "
                    "An uploaded clip stays on this computer: its link opens the dataset clip.")
@@ -391,8 +425,8 @@ def main() -> None:
     for problem in problems:
         st.warning(problem)
     sidebar()
-    name, slot = page.url_path or "clip", st.sidebar.empty()  # the default page's path is empty
-    _link_box(slot.container(), name)  # the picks as this run starts (all of them, if the page stops early)
+    name, slot = page.url_path or "clip", _link_box()  # the default page's path is empty
+    _link(slot, name)  # the picks as this run starts (all of them, if the page stops early)
     if _warm_up_running() is None:
         page.run()
     else:  # a page that needs an entry the warm-up holds waits on its lock, with a bar
@@ -400,7 +434,7 @@ def main() -> None:
         with while_waiting(lambda: _waiting_for(waiting)):
             page.run()
         waiting.empty()
-    _link_box(slot.container(), name)  # and with what the page picked by default (a layer, a class)
+    _link(slot, name)  # and with what the page picked by default (a layer, a class)
     _cache_box()  # after the page, so the size counts what it just stored
 
 

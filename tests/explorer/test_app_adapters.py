@@ -241,6 +241,9 @@ def test_a_multi_label_hf_ast_shows_sigmoid_probabilities_and_average_precision(
 def test_the_sidebar_adds_a_hub_id_and_picks_it(offline_hub, env):
     """The sidebar's hub box: an id not cached is a message and changes nothing; a cached one is listed and picked."""
     at = start(["tiny-secnn"])
+    assert not [t for t in at.sidebar.text_input if t.key == "_hub_id"], "drawn only while its box is open"
+    at.session_state["_hub_open"] = True
+    at.run()
     add = lambda: next(b for b in at.sidebar.button if b.label == "Add")  # the hub form's button  # noqa: E731
     at.sidebar.text_input(key="_hub_id").input("someone/not-there")
     add().click().run()

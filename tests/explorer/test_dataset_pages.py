@@ -446,6 +446,9 @@ def test_the_sidebar_shows_the_cache_size_and_clears_it(env):
     at = start("views/errors.py")  # fills the cache with the fold's activations
     no_exception(at)
     assert default_cache().size_bytes() > 0
+    assert not any("of extracted activations" in c.value for c in at.sidebar.caption), "drawn only while open"
+    at.session_state["_cache_open"] = True  # the box opened
+    at.run()
     assert any(c.value.endswith(f"of extracted activations and projections in `{default_cache().root}`.")
                and not c.value.startswith("0 B") for c in at.sidebar.caption)
     before = {p: p.stat().st_mtime_ns for p in default_cache().root.glob("*.np?")}

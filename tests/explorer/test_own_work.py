@@ -66,6 +66,7 @@ def test_a_csv_folder_and_a_checkpoint_folder_open_and_are_remembered(env, tmp_p
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     at.session_state["dataset_source"] = "folder"
     at.session_state["dataset_folder"] = str(digits)
+    at.session_state["_checkpoint_folders_open"] = True  # the sidebar's box opened
     at.run()
     no_exception(at)
     at.sidebar.text_input(key="_checkpoint_folder").set_value(str(tmp_path / "nowhere")).run()

@@ -174,7 +174,7 @@ def test_a_link_opens_every_page_with_its_picks(env, page):
     clip = _clip_ids(env)[7]
     query = {"data": "demo", "clip": clip, "models": models, **extra}
     warnings = []
-    at = start(query=query, page=f"views/{page}.py", warnings=warnings)
+    at = start(query=query, state={"_link_open": True}, page=f"views/{page}.py", warnings=warnings)
     no_exception(at)
     # the link's own problems all say "The link's ..."; a page's verdicts (a one-clip sanity check, a weak
     # label-issue ranking on the tiny models) are not about the link
@@ -197,7 +197,7 @@ def test_a_link_opens_every_page_with_its_picks(env, page):
 
 
 def test_the_url_follows_the_picks(env):
-    at = start(state={"models": list(MODELS)}, page="views/layers.py")
+    at = start(state={"models": list(MODELS), "_link_open": True}, page="views/layers.py")
     chosen = _clip_ids(env)[3]
     at.sidebar.selectbox(key="_w_clip_id").set_value(chosen).run()
     assert at.query_params["clip"] == chosen
@@ -207,6 +207,14 @@ def test_the_url_follows_the_picks(env):
     assert f"clip={chosen}" in link and "layer=block4" in link and "models=tiny-secnn%2Ctiny-ast" in link
     at.sidebar.toggle(key="_w_presenter").set_value(True).run()
     assert at.query_params["presenter"] == "1"
+
+
+def test_the_link_box_draws_its_link_only_while_open(env):
+    at = start(state={"models": list(MODELS)}, page="views/layers.py")
+    assert not at.sidebar.code and at.query_params["layer"], "closed: no code block, but the URL keeps the picks"
+    at.session_state["_link_open"] = True
+    at.run()
+    assert len(at.sidebar.code) == 1 and "layer=" in at.sidebar.code[0].value
 
 
 BAD = [
