@@ -115,11 +115,20 @@ def mark_limits(clip: state.ClipRef | str, cfg, fig=None):
     return limits
 
 
-def limits_caption(limits, cfg) -> None:
-    """Under a map marked by :func:`mark_limits`: the padding share and the empty bands, and what weight there means."""
-    if limits.describe(cfg):
+def limits_caption(limits, cfg, *, bands_marked: bool = True) -> None:
+    """Under a map marked by :func:`mark_limits`: the padding share and the empty bands, and what weight there means.
+
+    ``bands_marked=False`` for figures that shade only the padding (grids of panels: the channel grid, the
+    attention grid, the decoders' reconstructions).
+    """
+    if not limits.describe(cfg):
+        return
+    if bands_marked:
         st.caption(limits.describe(cfg) + " Grey: padding; white dotted: the empty bands. A map's weight there is the "
                    "model reading silence, not the sound.")
+    else:
+        st.caption(limits.describe(cfg) + (" Grey: padding. What the model makes of it is its reading of silence, "
+                                           "not of the sound." if limits.padded_from_s is not None else ""))
 
 
 def clip_boxes(clip: state.ClipRef) -> list:

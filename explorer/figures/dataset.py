@@ -24,6 +24,7 @@ from core.audio.features import AudioConfig, mel_frequencies_hz
 from core.errors import InputError
 from explorer.figures import _common as common
 from explorer.figures._common import BLUES, HZ_TICKS, MAGMA, VIRIDIS, hz_ticks
+from explorer.figures.limits import shade_padding
 from explorer.figures.maps import shrink
 
 __all__ = [
@@ -311,7 +312,7 @@ def to_db(X01: np.ndarray, *, floor_db: float, peak_db: float) -> np.ndarray:
 
 def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], cfg: AudioConfig = AudioConfig(), *,
                     errors: Mapping[str, float] | None = None, title: str | None = None,
-                    max_cols: int = 432) -> go.Figure:
+                    max_cols: int = 432, padded_from_s: float | None = None) -> go.Figure:
     """The clip's spectrogram and each decoder's reconstruction, one row each: time (s) x frequency (Hz).
 
     Each panel is one PNG picture on its axes, coloured on one shared dB scale
@@ -328,6 +329,8 @@ def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], 
         Flavour -> relative error on this clip, shown in the panel title.
     max_cols : int
         Columns kept for drawing (block-averaged).
+    padded_from_s : float or None
+        Where the clip's padding starts in the model's input: shaded grey in every panel from there.
 
     Returns
     -------
@@ -361,6 +364,8 @@ def reconstructions(target_db: np.ndarray, recons_db: Mapping[str, np.ndarray], 
                              opacity=0.0, hoverinfo="skip", showscale=True,
                              colorbar=dict(title=dict(text="dB"), thickness=12)), row=1, col=1)
     fig.update_xaxes(title_text="time (s)", row=n, col=1)
+    shade_padding(fig, padded_from_s, x_end_s=duration_s,
+                  panels=[(f"x{'' if r == 1 else r}", f"y{'' if r == 1 else r}", 0.0, None) for r in range(1, n + 1)])
     return common.layout(fig, title=title, height=60 + 190 * n)
 
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from core.audio.frontend import ClipLimits
 from plotly.colors import qualitative
 
-__all__ = ["mark_limits", "window_timeline", "PADDING_COLOUR"]
+__all__ = ["mark_limits", "shade_padding", "window_timeline", "PADDING_COLOUR"]
 
 PADDING_COLOUR = "rgba(128, 128, 128, 0.55)"
 
@@ -30,16 +30,40 @@ def mark_limits(fig: go.Figure, limits: ClipLimits, *, n_mels: int, x_end_s: flo
     x_end_s : float
         Right end of the map's time axis.
     """
-    if limits.padded_from_s is not None:
-        fig.add_vrect(x0=limits.padded_from_s, x1=x_end_s, fillcolor=PADDING_COLOUR, line_width=0, layer="above",
-                      annotation_text="padding", annotation_position="top left",
-                      annotation_font=dict(color="white", size=11))
+    shade_padding(fig, limits.padded_from_s, x_end_s=x_end_s)
     if limits.empty_from_band is not None:
         fig.add_shape(type="rect", x0=0, x1=x_end_s, y0=limits.empty_from_band - 0.5, y1=n_mels - 0.5,
                       fillcolor="rgba(255, 255, 255, 0.35)", line=dict(color="white", width=1, dash="dot"),
                       layer="above")
         fig.add_annotation(x=0, y=n_mels - 1, xanchor="left", yanchor="top", showarrow=False,
                            text=f"empty: above {limits.native_sr / 2:g} Hz", font=dict(color="white", size=11))
+    return fig
+
+
+def shade_padding(fig: go.Figure, padded_from_s: float | None, *, x_end_s: float,
+                  panels: Sequence[tuple] = (("x", "y", 0.0, None),)) -> go.Figure:
+    """Grey over the padded span of every panel of a map: each panel's time axis (s) from ``padded_from_s`` to
+    ``x_end_s``, labelled "padding" on the first panel.
+
+    Parameters
+    ----------
+    padded_from_s : float or None
+        Where the padding starts (:class:`core.audio.frontend.ClipLimits`); ``None`` draws nothing.
+    panels : sequence of (x axis, y axis, time offset in s, (y0, y1) or None)
+        Where each panel's time axis starts, and its extent on its y axis (``None``: the axis' whole height):
+        ``("x2", "y2", 0.0, None)`` for a subplot, ``("x", "y", 5.3, (-0.5, 127.5))`` for a cell drawn offset on
+        shared axes.
+    """
+    if padded_from_s is None:
+        return fig
+    for i, (xref, yref, offset, span) in enumerate(panels):
+        y0, y1 = span if span is not None else (0, 1)
+        yref = yref if span is not None else f"{yref} domain"
+        fig.add_shape(type="rect", xref=xref, yref=yref, x0=offset + padded_from_s, x1=offset + x_end_s,
+                      y0=y0, y1=y1, fillcolor=PADDING_COLOUR, line_width=0, layer="above")
+        if i == 0:
+            fig.add_annotation(xref=xref, yref=yref, x=offset + padded_from_s, y=y1, xanchor="left",
+                               yanchor="top", showarrow=False, text="padding", font=dict(color="white", size=11))
     return fig
 
 

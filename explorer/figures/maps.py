@@ -25,6 +25,7 @@ from core.audio.features import AudioConfig
 from core.errors import InputError
 from explorer.figures import _common as common
 from explorer.figures._common import HZ_TICKS, MAGMA, hz_ticks, hz_to_band
+from explorer.figures.limits import shade_padding
 
 __all__ = [
     "HZ_TICKS",
@@ -366,7 +367,8 @@ def strongest_channels(maps: np.ndarray, *, n: int, order: str = "mean") -> np.n
 
 
 def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = AudioConfig(), *,
-                 n_cols: int = 4, title: str | None = None, unit: str = "activation") -> go.Figure:
+                 n_cols: int = 4, title: str | None = None, unit: str = "activation",
+                 padded_from_s: float | None = None) -> go.Figure:
     """Feature maps of chosen channels in a grid, each on the clip's time (s) x frequency (Hz) axes.
 
     The panels share one x axis per column and a single y axis on which each
@@ -381,6 +383,8 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = A
     channels : sequence of int
         Which channels to draw, in order.
     n_cols : int > 0
+    padded_from_s : float or None
+        Where the clip's padding starts in the model's input: shaded grey in every column from there.
 
     Returns
     -------
@@ -426,6 +430,10 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], cfg: AudioConfig = A
                                           y=row_offset(row) + cfg.n_mels - 0.5, yref="y", xanchor="center",
                                           yanchor="bottom", showarrow=False, font=dict(size=11)))
     fig = common.figure(data, layout)
+    shade_padding(fig, padded_from_s, x_end_s=duration_s,  # the panels drawn, each on its own rows
+                  panels=[(f"x{_axis_suffix(i % n_cols + 1)}", "y", 0.0,
+                           (row_offset(i // n_cols) - 0.5, row_offset(i // n_cols) + cfg.n_mels - 0.5))
+                          for i in range(len(channels))])
     return common.layout(fig, title=title, height=70 + 150 * n_rows)
 
 
@@ -545,7 +553,7 @@ def _patch_centres(patch_boxes: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarra
 
 def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, layers: Sequence[int],
                    heads: Sequence[int], patch_boxes: np.ndarray, query: int | None, top_k: int = 5,
-                   title: str | None = None) -> go.Figure:
+                   title: str | None = None, padded_from_s: float | None = None) -> go.Figure:
     """Layers x heads grid: the spectrogram in each cell, the query patch boxed, arcs to its top-k patches.
 
     One pair of axes, each cell offset from the last, over one picture of the
@@ -570,6 +578,8 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
         place on the spectrogram: its top-k patches are filled instead of linked.
     top_k : int > 0
         Arcs per cell; width and opacity grow with the weight.
+    padded_from_s : float or None
+        Where the clip's padding starts in the model's input: shaded grey in every cell from there.
 
     Returns
     -------
@@ -589,6 +599,9 @@ def attention_grid(S: np.ndarray, cfg: AudioConfig, *, weights: np.ndarray, laye
                        top_k=top_k, dx=dx, dy=dy, x_span=duration_s, y_span=cfg.n_mels)
     data.append(_hover_layer(tx, ty, weights, layers, heads, dx=dx, dy=dy))
     fig = common.figure(data, _attention_grid_layout(tile, cfg, layers, heads, dx=dx, dy=dy))
+    shade_padding(fig, padded_from_s, x_end_s=duration_s,  # the top row first: "padding" is written there
+                  panels=[("x", "y", c * dx, (r * dy - 0.5, r * dy + cfg.n_mels - 0.5))
+                          for r in reversed(range(n_rows)) for c in range(n_cols)])
     common.layout(fig, title=title, height=80 + 125 * n_rows)
     return fig.update_layout(margin=dict(l=48, r=30, t=60 if title else 30, b=50))
 

@@ -66,9 +66,11 @@ def attention_over_time(loaded, folder: str, clip, model_name: str) -> None:
     with right:
         X = cached.model_input(clip.path, cached.input_key(folder))
         heat = figures_sequence.query_heat(weights, edges, query, cfg)
-        ui.plot(figures.overlay(X, heat, cfg, boxes=events, title=f"Where the step at {edges[query]:.2f} s looks",
-                                unit=f"weight (1 = {figures_sequence.FULL_AT:g}× uniform)"),
-                key="attention_time_overlay", stem=f"attention_time_query_{ui.safe_stem(clip.name)}")
+        fig = figures.overlay(X, heat, cfg, boxes=events, title=f"Where the step at {edges[query]:.2f} s looks",
+                              unit=f"weight (1 = {figures_sequence.FULL_AT:g}× uniform)")
+        limits = ui.mark_limits(clip, cfg, fig)
+        ui.plot(fig, key="attention_time_overlay", stem=f"attention_time_query_{ui.safe_stem(clip.name)}")
+        ui.limits_caption(limits, cfg)
     if events:
         on_event = event_tokens(edges, [(b.t0_s, b.t1_s) for b in events])
         result = event_share(weights, on_event)
@@ -152,14 +154,17 @@ if query != CLASS_TOKEN and not (isinstance(query, int) and 0 <= query < n_patch
 state.url_settled(state.QUERY)
 
 X = cached.model_input(clip.path, key, channel)
+limits = ui.mark_limits(clip, cfg)
 if not layers:
     st.info("Pick at least one layer.")
 else:
     layers = tuple(sorted(layers))
     weights = cached.query_weights(folder, clip.path, layers=layers, heads=heads, query=query, channel=channel)
     fig = figures.attention_grid(X, cfg, weights=weights, layers=layers, heads=heads, patch_boxes=boxes,
-                                 query=None if query == CLASS_TOKEN else query, top_k=top_k)
+                                 query=None if query == CLASS_TOKEN else query, top_k=top_k,
+                                 padded_from_s=limits.padded_from_s)
     ui.plot(fig, key=GRID_KEY, stem=f"attention_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}")
+    ui.limits_caption(limits, cfg, bands_marked=False)
 
 roll_col, control_col = st.columns([3, 2], gap="medium")
 with control_col:
@@ -189,6 +194,7 @@ with roll_col:
     picker = figures.patch_picker(X, cfg, patch_boxes=boxes, query=None if query == CLASS_TOKEN else query,
                                   heat=heat, boxes=events,
                                   title="Attention rollout: what reaches the class token")
+    ui.mark_limits(clip, cfg, picker)
     ui.plot(picker, key=PICKER_KEY, stem=f"rollout_{ui.safe_stem(model_name)}_{ui.safe_stem(clip.name)}",
             on_select=partial(on_patch_click, PICKER_KEY), selection_mode="points")
 
@@ -208,8 +214,9 @@ if stereo:
     for col, ch in zip(cols, ("left", "right", "mix")):
         with col:
             h = cached.rollout(folder, clip.path, head_fusion=fusion, discard_ratio=float(discard), channel=ch)
-            st.plotly_chart(figures.overlay(cached.model_input(clip.path, key, ch), h, cfg, title=ch, height=260),
-                            key=f"attention_stereo_{ch}")
+            fig = figures.overlay(cached.model_input(clip.path, key, ch), h, cfg, title=ch, height=260)
+            ui.mark_limits(clip, cfg, fig)
+            st.plotly_chart(fig, key=f"attention_stereo_{ch}")
 
 with st.expander("How faithful is this rollout map? (deletion against baselines, sanity check)", expanded=True):
     target = int(np.argmax(cached.probabilities(folder, clip.path)))

@@ -169,8 +169,10 @@ target_db = fd.to_db(rec["target"], floor_db=floor_db, peak_db=peak_db)
 recons_db = {f: fd.to_db(np.clip(rec["recon"][f], 0.0, 1.0), floor_db=floor_db, peak_db=peak_db) for f in FLAVOURS}
 r1, r2 = st.columns([3, 2], gap="medium")
 with r1:
-    ui.plot(fd.reconstructions(target_db, recons_db, cfg, errors=rec["errors"]), key="decoders_recon",
-            stem=f"{stem}_{ui.safe_stem(clip.name)}_reconstruction")
+    limits = ui.mark_limits(clip, cfg)
+    ui.plot(fd.reconstructions(target_db, recons_db, cfg, errors=rec["errors"], padded_from_s=limits.padded_from_s),
+            key="decoders_recon", stem=f"{stem}_{ui.safe_stem(clip.name)}_reconstruction")
+    ui.limits_caption(limits, cfg, bands_marked=False)
 with r2:
     ui.plot(fd.error_bars({"this clip": rec["errors"]}, title="Reconstruction error, this clip"),
             key="decoders_errors", stem=f"{stem}_errors")

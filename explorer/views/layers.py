@@ -96,7 +96,9 @@ for i, (column, (tap_name, label, panel_clip)) in enumerate(zip(columns, panels)
         else:
             chosen = figures.strongest_channels(value, n=n_channels, order=order)
             n_cols = 4 if len(panels) == 1 else 3
-            ui.plot(figures.channel_grid(value, chosen, cfg, n_cols=n_cols,
+            limits = ui.mark_limits(panel_clip, cfg)
+            ui.plot(figures.channel_grid(value, chosen, cfg, n_cols=n_cols, padded_from_s=limits.padded_from_s,
                                          title=f"{len(chosen)} strongest of {value.shape[0]} channels by {order} "
                                                f"({value.shape[1]} x {value.shape[2]} cells)"),
                     key=f"layers_grid_{i}", stem=f"maps_{stem}")
+            ui.limits_caption(limits, cfg, bands_marked=False)

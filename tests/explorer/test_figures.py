@@ -333,3 +333,53 @@ def test_reconstructions_are_pictures_on_the_clip_s_shared_db_scale():
     assert (_png(fig.layout.images[2].source) == top).all()
     assert "relative error 0.25" in [a.text for a in fig.layout.annotations][1]
     assert list(fig.layout.yaxis3.range) == [-0.5, CFG.n_mels - 0.5]
+
+
+def _padding(fig: go.Figure) -> list[tuple]:
+    """The grey padding rectangles: (x axis, y axis, x0, x1, y0, y1); a y axis' whole height is "y domain", 0, 1."""
+    from explorer.figures.limits import PADDING_COLOUR
+
+    return [(s.xref, s.yref, s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes if s.fillcolor == PADDING_COLOUR]
+
+
+def test_grids_shade_the_padding_in_every_panel_and_nothing_without_it():
+    from core.audio.frontend import ClipLimits
+    from explorer.figures import dataset as fd
+    from explorer.figures.limits import mark_limits
+
+    rng = np.random.default_rng(5)
+    end = figures.extent_s(CFG)
+    maps = rng.random((6, 16, 53)).astype(np.float32)
+    raw = figures.channel_grid(maps, [0, 1, 2, 3, 4], CFG, n_cols=3, padded_from_s=1.25)
+    grid = validated(raw)
+    # one rectangle per panel drawn, on that panel's column axis and over its own rows only (not the gaps)
+    rows = {t.xaxis + str(i // 3): (min(t.y), max(t.y)) for i, t in enumerate(raw.data)}
+    shaded = _padding(grid)
+    assert [(x, y, x0, x1) for x, y, x0, x1, _, _ in shaded] == [(f"x{c}", "y", 1.25, end)
+                                                                  for c in ("", "2", "3", "", "2")]
+    for i, (x, _, _, _, y0, y1) in enumerate(shaded):
+        low, high = rows[x + str(i // 3)]
+        assert y0 < low < high < y1 and y1 - y0 == pytest.approx(CFG.n_mels)
+    assert [a.text for a in grid.layout.annotations].count("padding") == 1
+    assert not _padding(validated(figures.channel_grid(maps, [0, 1], CFG, n_cols=2)))
+
+    boxes = _patch_boxes()
+    S = rng.standard_normal((CFG.n_mels, CFG.n_frames)).astype(np.float32)
+    att = validated(figures.attention_grid(S, CFG, weights=rng.random((2, 3, len(boxes))), layers=[1, 2],
+                                           heads=[1, 2, 3], patch_boxes=boxes, query=0, padded_from_s=2.0))
+    dx, dy = figures.grid_offsets(CFG)
+    cells = sorted((round(x0 - 2.0, 6), round(y0 + 0.5, 6)) for _, _, x0, _, y0, _ in _padding(att))
+    assert cells == sorted((round(c * dx, 6), round(r * dy, 6)) for r in range(2) for c in range(3))
+    assert all(x1 - x0 == pytest.approx(end - 2.0) and y1 - y0 == pytest.approx(CFG.n_mels) for _, _, x0, x1, y0, y1 in _padding(att))
+
+    target = rng.uniform(-80, 0, (CFG.n_mels, 100)).astype(np.float32)
+    rec = validated(fd.reconstructions(target, {"nonneg-linear": target}, CFG, padded_from_s=0.5))
+    duration = 100 * CFG.hop_length / CFG.sr
+    assert _padding(rec) == [("x", "y domain", 0.5, pytest.approx(duration), 0, 1),
+                             ("x2", "y2 domain", 0.5, pytest.approx(duration), 0, 1)]
+
+    # the single maps (overlay, rollout picker) keep theirs, from the same function
+    overlay = figures.overlay(S, np.zeros_like(S), CFG)
+    mark_limits(overlay, ClipLimits(duration_s=1.0, padding_share=0.8, padded_from_s=1.0, empty_from_band=None,
+                                    native_sr=CFG.sr), n_mels=CFG.n_mels, x_end_s=end)
+    assert _padding(validated(overlay)) == [("x", "y domain", 1.0, end, 0, 1)]

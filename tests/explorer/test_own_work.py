@@ -89,6 +89,12 @@ def test_a_csv_folder_and_a_checkpoint_folder_open_and_are_remembered(env, tmp_p
     assert not default_demo_dir().exists()
     # the 0.5 s clip in the 1 s window: its padding share is stated
     assert any("49 % of the model's input is padding" in c.value for c in at.caption)
+    # ... and the Layers page shades it in every column of its grid, and says so
+    at.switch_page("views/layers.py").run()
+    no_exception(at)
+    assert any("49 % of the model's input is padding" in c.value and "Grey: padding." in c.value for c in at.caption)
+    grey = [s for s in charts(at)[0]["layout"]["shapes"] if s.get("fillcolor", "").startswith("rgba(128, 128, 128")]
+    assert len(grey) == 4 and all(0.5 <= s["x0"] <= 0.52 for s in grey), grey
 
     at.switch_page("views/embeddings.py").run()
     no_exception(at)
