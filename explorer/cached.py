@@ -553,6 +553,17 @@ def method_map(folder: str, path: str, method_id: str, params: tuple, target: in
         return stored_map(loaded, path, method_id, dict(params), int(target), channel)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def map_zero(folder: str, path: str, method_id: str, params: tuple, target: int, channel: str = "mix") -> float:
+    """Where the method's 0 lies on :func:`method_map`'s [0, 1] scale (0.0 unless the method is signed), read from
+    the same stored entry (computed with it when missing)."""
+    from core.interpret.stored import stored_map
+
+    loaded = checkpoint(folder)
+    with model_lock(folder):
+        return stored_map(loaded, path, method_id, dict(params), int(target), channel, zero=True)[1]
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def method_note(folder: str, path: str, method_id: str, params: tuple, target: int) -> str | None:
     """:meth:`core.interpret.registry.MethodSpec.note`: the method's own warning about this map of this clip."""

@@ -31,6 +31,7 @@ __all__ = [
     "resize_map",
     "resize_patch_map",
     "normalise_map",
+    "zero_level",
     "check_heatmap",
     "tokens_to_grid",
 ]
@@ -172,6 +173,22 @@ def normalise_map(maps: torch.Tensor | np.ndarray) -> torch.Tensor:
     safe = torch.where(ok, span, torch.ones_like(span))
     scaled = torch.where(ok, (maps - torch.where(ok, low, torch.zeros_like(low))) / safe, torch.zeros_like(maps))
     return torch.where(nan, torch.nan, scaled)
+
+
+def zero_level(maps: torch.Tensor | np.ndarray) -> float:
+    """Where 0 lands when a signed map is scaled by :func:`normalise_map`: 0 for a map with no negative cell, 1 for
+    one with no positive cell, 0 for a constant map (scaled to all zeros). NaN cells are ignored.
+
+    >>> zero_level(np.array([[-1.0, 0.0, 3.0]]))
+    0.25
+    >>> zero_level(np.array([[2.0, 5.0]])), zero_level(np.array([[-4.0, -1.0]]))
+    (0.0, 1.0)
+    """
+    values = np.asarray(maps, dtype=np.float32)  # as normalise_map scales it
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return 0.0
+    return float(np.clip((0.0 - low) / (high - low), 0.0, 1.0))
 
 
 def check_heatmap(heatmap: np.ndarray, shape: tuple[int, int], *, what: str = "heatmap",

@@ -131,7 +131,7 @@ class MethodSpec:
         Keys of :data:`NEEDS`, or alternatives joined by ``|`` (``"map|tokens"``).
     map : callable
         ``map(loaded, x, target, **params) -> np.ndarray [shape=(n_mels, n_frames)]``
-        in [0, 1], NaN where not covered; ``x`` is the model's own input with a
+        in [0, 1] (any values for a :attr:`signed` method), NaN where not covered; ``x`` is the model's own input with a
         batch axis of 1 (``(1, 1, n_mels, n_frames)`` for a spectrogram model).
     params : tuple of Param
     reference : str
@@ -151,6 +151,12 @@ class MethodSpec:
         ``check(loaded, x, target, **params) -> str or None``: a warning about
         this map of this clip for the page (Integrated Gradients' completeness
         gap above 5 %); ``None`` has none.
+    signed : bool
+        ``map`` returns signed values (above 0: for the class, below: against
+        it), which :meth:`explain` and :meth:`bind` scale to [0, 1]
+        (:func:`core.interpret.maps.normalise_map`; the order of the cells, all
+        the scores read, is the signed map's); :meth:`explain_signed` also says
+        where 0 landed, so that a page draws only the part for the class.
     """
 
     id: str
@@ -165,6 +171,7 @@ class MethodSpec:
     row: Callable[[dict], str] | None = None
     settings: Callable[[Any], list[dict]] | None = None
     check: Callable[..., str | None] | None = None
+    signed: bool = False
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -212,9 +219,37 @@ class MethodSpec:
         """
         return self.bind(loaded, params)(loaded.model, x, target)
 
+    def explain_signed(self, loaded, x, target: int, params: dict | None = None) -> tuple[np.ndarray, float]:
+        """:meth:`explain`'s map, and where the method's 0 lies on its [0, 1] scale (0.0 for a map that is not
+        :attr:`signed`: every value above 0 is for the class).
+
+        Returns
+        -------
+        tuple of (np.ndarray [shape=(n_mels, n_frames)], float in [0, 1])
+        """
+        raw = self._bind_raw(loaded, params)(loaded.model, x, target)
+        if not self.signed:
+            return raw, 0.0
+        from core.interpret.maps import normalise_map, zero_level
+
+        return normalise_map(raw).numpy(), zero_level(raw)
+
     def bind(self, loaded, params: dict | None = None) -> Callable:
         """``explain(model, x, target) -> map`` with the parameters fixed, for any model of the same
         architecture (the sanity check passes randomised copies)."""
+        raw = self._bind_raw(loaded, params)
+        if not self.signed:
+            return raw
+
+        def explain(model, x, target):
+            from core.interpret.maps import normalise_map
+
+            return normalise_map(raw(model, x, target)).numpy()
+
+        return explain
+
+    def _bind_raw(self, loaded, params: dict | None = None) -> Callable:
+        """:attr:`map` with the parameters fixed, as it comes (signed for a :attr:`signed` method)."""
         import torch
 
         values = self.resolve(loaded, params)
@@ -297,9 +332,9 @@ def _last_attention(loaded, x, target):
 
 
 def _integrated_gradients(loaded, x, target, *, n_steps):
-    from core.interpret.integrated_gradients import integrated_gradients_map
+    from core.interpret.integrated_gradients import integrated_gradients
 
-    return integrated_gradients_map(loaded.model, x, target=target, n_steps=n_steps)
+    return integrated_gradients(loaded.model, x, target=target, n_steps=n_steps)  # signed
 
 
 def _integrated_gradients_check(loaded, x, target, *, n_steps):
@@ -311,9 +346,9 @@ def _integrated_gradients_check(loaded, x, target, *, n_steps):
 
 def _occlusion(loaded, x, target, *, window):
     from core.interpret.faithfulness import model_predictor
-    from core.interpret.occlusion import occlusion_map
+    from core.interpret.occlusion import occlusion
 
-    return occlusion_map(model_predictor(loaded.model), x[0, 0].detach().numpy(), target=target, window=window)
+    return occlusion(model_predictor(loaded.model), x[0, 0].detach().numpy(), target=target, window=window)  # signed
 
 
 def _energy(loaded, x, target):
@@ -343,10 +378,10 @@ METHODS: tuple[MethodSpec, ...] = (
                settings=_gradcam_settings),
     MethodSpec("integrated-gradients", "integrated gradients", ("gradients", "spectrogram input"),
                _integrated_gradients, (Param("n_steps", "Integration steps", 32, low=2, high=256, step=1),),
-               reference="Sundararajan, Taly & Yan, 2017", costly=True, check=_integrated_gradients_check),
+               reference="Sundararajan, Taly & Yan, 2017", costly=True, check=_integrated_gradients_check, signed=True),
     MethodSpec("occlusion", "occlusion", ("spectrogram input",), _occlusion,
                (Param("window", "Block size (bands and frames)", 16, low=1, high=128, step=1),),
-               reference="Zeiler & Fergus, 2014", costly=True),
+               reference="Zeiler & Fergus, 2014", costly=True, signed=True),
     MethodSpec("smoothgrad", "SmoothGrad", ("gradients", "spectrogram input"), smoothgrad.explain,
                (Param("n_samples", "Noisy copies", 16, low=1, high=64, step=1),
                 Param("noise", "Noise (share of the input's range)", 0.15, low=0.0, high=0.5, step=0.05)),

@@ -74,7 +74,7 @@ def _key(cache, loaded, path, extra: dict) -> str:
 
 
 def stored_map(loaded, path: str | Path, method_id: str, params: dict, target: int, channel: str = "mix", *,
-               cache=None) -> np.ndarray:
+               cache=None, zero: bool = False):
     """A method's map of one clip for class ``target`` (:meth:`core.interpret.registry.MethodSpec.explain`), stored.
 
     Parameters
@@ -90,10 +90,14 @@ def stored_map(loaded, path: str | Path, method_id: str, params: dict, target: i
     channel : {"mix", "left", "right"}
     cache : core.data.cache.ArrayCache or None
         ``None``: :func:`core.data.cache.default_cache`.
+    zero : bool
+        Also return where the method's 0 lies on the map's [0, 1] scale
+        (:meth:`~core.interpret.registry.MethodSpec.explain_signed`; stored with the map).
 
     Returns
     -------
-    np.ndarray [shape=(n_mels, n_frames)], float32 in [0, 1], NaN where the method covers no cell
+    np.ndarray [shape=(n_mels, n_frames)], float32 in [0, 1], NaN where the method covers no cell; with ``zero``,
+    the tuple (map, float)
     """
     import torch
 
@@ -104,13 +108,17 @@ def stored_map(loaded, path: str | Path, method_id: str, params: dict, target: i
     resolved = spec.resolve(loaded, params)
     cache = default_cache() if cache is None else cache
     key = _key(cache, loaded, path, {"what": "map", "method": method_id, "params": resolved, "target": int(target),
-                                     "channel": channel})
+                                     "channel": channel, **({"signed": True} if spec.signed else {})})
 
     def compute() -> dict[str, np.ndarray]:
         x = torch.from_numpy(clip_input(loaded, path, channel))[None]  # (1, ...): e.g. (1, 1, n_mels, n_frames)
-        return {"heat": spec.explain(loaded, x, int(target), resolved)}
+        heat, zero_at = spec.explain_signed(loaded, x, int(target), resolved)
+        return {"heat": heat, "zero": np.float32(zero_at)}
 
-    return cache.get_or_compute(key=key, compute=compute)["heat"]
+    entry = cache.get_or_compute(key=key, compute=compute)
+    if not zero:
+        return entry["heat"]
+    return entry["heat"], float(entry["zero"]) if "zero" in entry else 0.0  # stored before: a map that is unsigned
 
 
 def stored_scorecard(loaded, path: str | Path, method_id: str, params: dict, target: int, *, n_steps: int = 10,

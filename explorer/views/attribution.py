@@ -71,10 +71,11 @@ except InputError as error:
     st.stop()
 with left:
     boxes = ui.clip_boxes(clip)
-    empty = not np.any(heat > 0)
+    zero = cached.map_zero(folder, clip.path, spec.id, key, target) if spec.signed else None
+    empty = not np.any(heat > (zero or 0.0))
     title = f"{spec.label} for '{loaded.classes[target]}'{where}" + (
         ": empty map" if empty else " (dashed white: true event)" if boxes else "")
-    fig = figures.overlay(X, heat, cfg, title=title, boxes=boxes)
+    fig = figures.overlay(X, heat, cfg, title=title, boxes=boxes, zero=zero)
     limits = ui.mark_limits(clip, cfg, fig)
     ui.plot(fig, key="attribution_overlay", stem=stem)
     if empty:
@@ -82,6 +83,10 @@ with left:
     note = cached.method_note(folder, clip.path, spec.id, key, target)
     if note:
         st.warning(note)
+    if spec.signed and not empty:
+        st.caption(f"{spec.label} is signed: only the cells that push the model towards '{loaded.classes[target]}' "
+                   f"are coloured (above {zero:.2f} on the map's 0-1 scale, where its 0 lies), full colour from the 99th "
+                   "percentile of those cells; those that push it away are left as clear as those that do nothing. The scores below rank every cell of the map.")
     if not spec.class_specific:
         st.caption(f"{spec.label} is the same for every class: it does not follow the decision.")
     ui.limits_caption(limits, cfg)

@@ -326,9 +326,11 @@ def step_where(tour: Tour) -> Link | None:
                                    height=FIGURE_HEIGHT[tour.presenter]), key="tour_cam", stem="tour_gradcam")
     if has_ig:
         ig = cached.method_map(tour.folder, clip.path, "integrated-gradients", (), target)
+        zero = cached.map_zero(tour.folder, clip.path, "integrated-gradients", (), target)
         with right:
-            show(tour, figures.overlay(X, ig, cfg, boxes=[guess], title="Integrated Gradients",
-                                       height=FIGURE_HEIGHT[tour.presenter]), key="tour_ig", stem="tour_ig")
+            show(tour, figures.overlay(X, ig, cfg, boxes=[guess], title="Integrated Gradients (cells for the class)",
+                                       height=FIGURE_HEIGHT[tour.presenter], zero=zero), key="tour_ig", stem="tour_ig")
+        ig = np.clip(ig - zero, 0.0, None)  # signed: its weight for the class is what lies above its 0
     shares = []
     for label, m in (("Grad-CAM", heat),) + ((("Integrated Gradients", ig),) if has_ig else ()):
         try:

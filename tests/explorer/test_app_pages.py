@@ -284,6 +284,17 @@ def test_attribution_page(env):
     at.slider(key="attribution_integrated-gradients_n_steps").set_value(2).run()
     no_exception(at)
     assert any("misses the completeness axiom" in w.value for w in at.warning)
+    # signed: the overlay's colour starts at the map's 0 (the stored one), not at its minimum, and the page says so
+    overlay = next(c for c in charts(at) if c.key == "attribution_overlay")
+    (heat,) = [t for t in json.loads(overlay.proto.spec)["data"] if t["type"] == "heatmap"]
+    from core.interpret.stored import stored_map
+    from core.models.checkpoint import load_checkpoint
+
+    record = next(r for r in env["data"].records if r.clip_id == at.session_state["clip_id"])
+    _, zero = stored_map(load_checkpoint(env["root"] / "checkpoints" / "tiny-secnn"), str(record.path),
+                         "integrated-gradients", {"n_steps": 2}, 3, zero=True)
+    assert 0.0 < zero < 1.0 and heat["zmin"] == pytest.approx(zero) and zero < heat["zmax"] <= 1.0
+    assert any("is signed: only the cells that push the model towards" in c.value for c in at.caption)
     at.selectbox(key="attribution_method").set_value("gradcam").run()
     # an AST opens on its second-to-last layer: the last one's map is always empty
     at.radio(key="attribution_model").set_value("tiny-ast").run()

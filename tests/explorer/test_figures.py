@@ -383,3 +383,15 @@ def test_grids_shade_the_padding_in_every_panel_and_nothing_without_it():
     mark_limits(overlay, ClipLimits(duration_s=1.0, padding_share=0.8, padded_from_s=1.0, empty_from_band=None,
                                     native_sr=CFG.sr), n_mels=CFG.n_mels, x_end_s=end)
     assert _padding(validated(overlay)) == [("x", "y domain", 1.0, end, 0, 1)]
+
+
+def test_a_signed_overlay_colours_only_what_lies_above_its_zero_and_saturates_at_their_99th_percentile():
+    S = np.zeros((CFG.n_mels, CFG.n_frames), dtype=np.float32)
+    heat = np.full((64, 200), 0.2, dtype=np.float32)  # against the class: below the map's 0 at 0.5
+    heat[:5, :] = 0.6  # 1,000 cells a little for the class ...
+    heat[10, :3] = 1.0  # ... and three far out
+    (trace,) = [t for t in figures.overlay(S, heat, CFG, zero=0.5).data if t.type == "heatmap"]
+    # the colour starts at the 0, and is full at the 99th percentile of the cells above it: 0.6, not 1.0
+    assert trace.zmin == pytest.approx(0.5) and trace.zmax == pytest.approx(0.6)
+    (plain,) = [t for t in figures.overlay(S, heat, CFG).data if t.type == "heatmap"]
+    assert (plain.zmin, plain.zmax) == (0.0, 1.0)  # an unsigned map: 0 to 1, as before

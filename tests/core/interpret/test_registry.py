@@ -118,3 +118,39 @@ def test_integrated_gradients_warns_when_its_integral_has_not_converged(real_sec
     assert f"{gaps[2]:.0%}" in ig.note(loaded, x, 1, {"n_steps": 2})
     assert ig.note(loaded, x, 1, {"n_steps": 256}) is None
     assert method("gradcam").note(loaded, x, 1) is None  # a method without a check has nothing to say
+
+
+class _Linear(torch.nn.Module):
+    """logit_k = sum(W_k * x): Integrated Gradients from a constant baseline b is exactly (x - b) * W_k."""
+
+    def __init__(self, weights: torch.Tensor):
+        super().__init__()
+        self.weights = weights  # (n_classes, n_mels, n_frames)
+
+    def forward(self, x):
+        return (x[:, 0, None] * self.weights).sum(dim=(-2, -1))
+
+
+def test_a_signed_map_is_scored_as_before_and_says_where_its_zero_lies():
+    """Planted truth: a linear model's IG is (x - x.min()) * W, with cells for and against the class."""
+    pytest.importorskip("captum")
+    from core.interpret.maps import normalise_map
+
+    gen = torch.Generator().manual_seed(3)
+    weights = torch.randn(2, 8, 12, generator=gen, dtype=torch.float32)
+    x = torch.randn(1, 1, 8, 12, generator=gen)
+    loaded = as_loaded(_Linear(weights), CFG)
+    truth = ((x[0, 0] - x.min()) * weights[1]).numpy()
+    assert (truth > 1e-3).any() and (truth < -1e-3).any()
+    spec = method("integrated-gradients")
+    assert spec.signed and method("occlusion").signed and not method("gradcam").signed
+    heat, zero = spec.explain_signed(loaded, x, 1, {"n_steps": 8})
+    # the scored map is the signed map scaled from its minimum, as explain (and the report) give it
+    np.testing.assert_allclose(heat, spec.explain(loaded, x, 1, {"n_steps": 8}))
+    np.testing.assert_allclose(heat, normalise_map(truth).numpy(), atol=1e-5)
+    assert zero == pytest.approx(-truth.min() / (truth.max() - truth.min()), abs=1e-5)
+    clear = np.abs(truth) > 1e-3 * np.abs(truth).max()  # cells whose sign the float error cannot flip
+    assert np.array_equal((heat > zero)[clear], (truth > 0)[clear])  # above its 0: the cells for the class
+    # a map that is not signed starts at 0
+    cnn_heat, cnn_zero = method("energy").explain_signed(loaded, x, 1)
+    assert cnn_zero == 0.0 and np.nanmin(cnn_heat) >= 0
