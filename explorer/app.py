@@ -16,14 +16,18 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-import streamlit as st  # noqa: E402
+from explorer.startup import GATE  # noqa: E402
 
-from core.data.cache import while_waiting  # noqa: E402
-from core.data.datasets import LAYOUT_NEEDS  # noqa: E402
-from core.errors import InputError  # noqa: E402
-from core.pages import PAGES  # noqa: E402
-from core.paths import cache_dir  # noqa: E402
-from explorer import cached, state, ui  # noqa: E402
+# Imports and runs never beside explorer/serve.py's start-up steps (explorer.startup explains why).
+with GATE.page_run():
+    import streamlit as st
+
+    from core.data.cache import while_waiting
+    from core.data.datasets import LAYOUT_NEEDS
+    from core.errors import InputError
+    from core.pages import PAGES
+    from core.paths import cache_dir
+    from explorer import cached, state, ui
 
 # The browser tab's icon: an emoji, drawn by the browser. A page's ":material/...:" icon as the tab's icon would be
 # fetched from an internet font host (fonts.gstatic.com), which fails offline; the sidebar's material icons use
@@ -438,4 +442,5 @@ def main() -> None:
     _cache_box()  # after the page, so the size counts what it just stored
 
 
-main()
+with GATE.page_run():
+    main()

@@ -1,11 +1,13 @@
 """The explorer with its start-up work done before the first click: ``streamlit run explorer/serve.py``.
 
 ``make explore`` runs this. It serves the same app as ``streamlit run explorer/app.py``, and, the moment the
-server starts, and before it takes a connection, a thread does what a page's first visit would otherwise wait for (see :func:`preload`): the
+server starts, a thread does what a page's first visit would otherwise wait for (see :func:`preload`): the
 imports (torch, scipy.signal, librosa's lazily loaded parts, the pages' modules), the sidebar's default
 models loaded into the app's shared cache with one forward pass each, and the background warm-up of the demo set
-(:mod:`core.warm_background`, which goes on in its own process). The server answers once that is done (about
-6 s on 2 cores): a page's script running beside it could see a module half-imported by the thread.
+(:mod:`core.warm_background`, which goes on in its own process); about 5 s on 2 cores. The server answers at
+once: the work is cut into steps that never run beside a page's run (:data:`explorer.startup.GATE`), so a page
+opened meanwhile waits at most for the step under way (torch's import, 2 s, is the longest) and then does what
+it needs itself; the thread carries on between runs.
 
 ``GET /_explorer/ready`` answers ``{"ready": true, "s": <seconds it took>}`` once the thread is done (the
 bench waits for it before it times a first visit, as a teacher starts the app before the class).
@@ -13,9 +15,9 @@ bench waits for it before it times a first visit, as a teacher starts the app be
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +29,8 @@ if str(_REPO) not in sys.path:
 import streamlit as st  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
+
+from explorer.startup import GATE  # noqa: E402
 
 # What the first run of the app imports, heaviest first (measured with python -X importtime: torch 2.1 s,
 # scipy.signal 1.6 s, librosa's lazily loaded feature and core modules 1.6 s plus numba's cache 1 s; the Decoders
@@ -41,35 +45,41 @@ logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").set
 _READY = {"done": False, "s": None, "error": None}
 
 
-def preload() -> dict:
+def preload(gate=GATE) -> dict:
     """Import :data:`MODULES`, load each of the sidebar's default models through :func:`explorer.cached.checkpoint` and run it
     once on a second of silence, and start the demo set's warm-up when the set exists. Returns what it did.
 
+    Each import, each model and the warm-up's start is one ``gate.step()``: never beside a page's run.
     Nothing here is required: a failure (a checkpoint that does not load) is left for the page to show.
     """
     import importlib
 
     t0 = time.perf_counter()
     for name in MODULES:
-        importlib.import_module(name)
-    import numpy as np
+        with gate.step():
+            importlib.import_module(name)
+    with gate.step():
+        import numpy as np
 
-    from core.audio.features import log_mel
-    from core.paths import cache_dir
-    from explorer import cached
+        from core.audio.features import log_mel
+        from core.paths import cache_dir
+        from explorer import cached
 
-    log_mel(np.zeros(16000, dtype=np.float32))  # librosa's mel filterbank and numba's cached code, once
-    found, loaded = cached.checkpoint_folders(), []
+        log_mel(np.zeros(16000, dtype=np.float32))  # librosa's mel filterbank and numba's cached code, once
+        found, loaded = cached.checkpoint_folders(), []
     for name in cached.default_models(found):  # the sidebar's first picks
-        try:
-            ckpt = cached.checkpoint(found[name])
-            cached._probabilities(found[name], ckpt.input(np.zeros(ckpt.n_samples, np.float32), ckpt.audio_cfg.sr))
-            loaded.append(name)
-        except Exception as error:  # noqa: BLE001 - the page shows a checkpoint's problem; here it stays unloaded
-            print(f"preload: {found[name]}: {error}", file=sys.stderr)
-    demo = _demo_root()
-    if demo is not None:
-        cached.warm_up(str(cache_dir()), demo)
+        with gate.step():
+            try:
+                ckpt = cached.checkpoint(found[name])
+                cached._probabilities(found[name], ckpt.input(np.zeros(ckpt.n_samples, np.float32),
+                                                              ckpt.audio_cfg.sr))
+                loaded.append(name)
+            except Exception as error:  # noqa: BLE001 - the page shows a checkpoint's problem; here it stays unloaded
+                print(f"preload: {found[name]}: {error}", file=sys.stderr)
+    with gate.step():
+        demo = _demo_root()
+        if demo is not None:
+            cached.warm_up(str(cache_dir()), demo)
     return {"checkpoints": loaded, "s": time.perf_counter() - t0}
 
 
@@ -91,9 +101,7 @@ def _run() -> None:
 
 @asynccontextmanager
 async def _lifespan(app):
-    # Done before the server takes a connection: a page's script importing the same modules while this thread
-    # is half-way through them can see a half-initialised module (plotly found pandas without pd.Series in CI).
-    await asyncio.to_thread(_run)
+    threading.Thread(target=_run, name="explorer-preload", daemon=True).start()  # beside the server, gated
     yield
 
 
