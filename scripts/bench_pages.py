@@ -19,8 +19,9 @@ path, so ``core`` never imports ``explorer``); prints one line of JSON rows last
   session: the first visit of that page since the server started), timed as
   the page loads above; the bare page's first load is the reference.
 - Cold start: a fresh server and browser, from spawning the server to the
-  first page showing its first chart (the server's start-up work included:
-  it answers once that is done).
+  first page showing its first chart (the server answers at once; its
+  start-up work goes on in steps between the page's runs, which wait at most
+  for the step under way: :mod:`explorer.startup`).
 
 "Drawn", for every timing here: no script running, no spinner or stale
 element, and every plotly chart laid out with its traces in (not only its
