@@ -535,33 +535,35 @@ def params_key(params: dict) -> tuple:
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing the map…")
-def method_map(folder: str, path: str, method_id: str, params: tuple, target: int, channel: str = "mix") -> np.ndarray:
-    """A method's map of one clip for class ``target``: :func:`core.interpret.stored.stored_map`, the registry's
-    :meth:`~core.interpret.registry.MethodSpec.explain` of the model's own input (the map the report scores),
-    kept on disk.
+def signed_map(folder: str, path: str, method_id: str, params: tuple, target: int,
+               channel: str = "mix") -> tuple[np.ndarray, float]:
+    """A method's map of one clip for class ``target`` and where the method's 0 lies on its [0, 1] scale (0.0
+    unless the method is signed): :func:`core.interpret.stored.stored_map`, the registry's
+    :meth:`~core.interpret.registry.MethodSpec.explain_signed` of the model's own input (the map the report
+    scores), kept on disk; one read of the stored entry for both.
 
     ``params`` is :func:`params_key` of the method's parameters (missing ones take their defaults).
 
     Returns
     -------
-    np.ndarray [shape=(n_mels, n_frames)], in [0, 1], NaN where the method covers no cell
+    tuple of (np.ndarray [shape=(n_mels, n_frames)] in [0, 1], NaN where the method covers no cell; float)
     """
     from core.interpret.stored import stored_map
 
     loaded = checkpoint(folder)
     with model_lock(folder):
-        return stored_map(loaded, path, method_id, dict(params), int(target), channel)
+        return stored_map(loaded, path, method_id, dict(params), int(target), channel, zero=True)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+def method_map(folder: str, path: str, method_id: str, params: tuple, target: int, channel: str = "mix") -> np.ndarray:
+    """:func:`signed_map`'s map: np.ndarray [shape=(n_mels, n_frames)], in [0, 1], NaN where the method covers no
+    cell."""
+    return signed_map(folder, path, method_id, params, target, channel)[0]
+
+
 def map_zero(folder: str, path: str, method_id: str, params: tuple, target: int, channel: str = "mix") -> float:
-    """Where the method's 0 lies on :func:`method_map`'s [0, 1] scale (0.0 unless the method is signed), read from
-    the same stored entry (computed with it when missing)."""
-    from core.interpret.stored import stored_map
-
-    loaded = checkpoint(folder)
-    with model_lock(folder):
-        return stored_map(loaded, path, method_id, dict(params), int(target), channel, zero=True)[1]
+    """:func:`signed_map`'s 0: where the method's 0 lies on :func:`method_map`'s [0, 1] scale."""
+    return signed_map(folder, path, method_id, params, target, channel)[1]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -305,7 +305,7 @@ def overlay(S: np.ndarray, heat: np.ndarray, cfg: AudioConfig = AudioConfig(), *
         # Pinned at 0 (or the signed map's 0), so that an all-zero map stays transparent (autorange would centre
         # it, tinting everything).
         zmin=0.0 if zero is None else min(float(zero), 0.999),
-        zmax=max(1.0, float(np.nanmax(H)) if np.isfinite(H).any() else 1.0) if zero is None else _signed_top(H, zero),
+        zmax=max(1.0, float(H.max())) if zero is None else _signed_top(H, zero),
         opacity=opacity, colorbar=dict(title=dict(text=unit), thickness=12),
         hovertemplate="%{x:.2f} s<br>band %{y:.0f}<br>%{z:.3f}<extra></extra>",
     ))
