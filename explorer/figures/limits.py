@@ -43,7 +43,7 @@ def mark_limits(fig: go.Figure, limits: ClipLimits, *, n_mels: int, x_end_s: flo
 def shade_padding(fig: go.Figure, padded_from_s: float | None, *, x_end_s: float,
                   panels: Sequence[tuple] = (("x", "y", 0.0, None),)) -> go.Figure:
     """Grey over the padded span of every panel of a map: each panel's time axis (s) from ``padded_from_s`` to
-    ``x_end_s``, labelled "padding" on the first panel.
+    ``x_end_s``, labelled "padding" at the bottom of the first panel.
 
     Parameters
     ----------
@@ -62,8 +62,9 @@ def shade_padding(fig: go.Figure, padded_from_s: float | None, *, x_end_s: float
         fig.add_shape(type="rect", xref=xref, yref=yref, x0=offset + padded_from_s, x1=offset + x_end_s,
                       y0=y0, y1=y1, fillcolor=PADDING_COLOUR, line_width=0, layer="above")
         if i == 0:
-            fig.add_annotation(xref=xref, yref=yref, x=offset + padded_from_s, y=y1, xanchor="left",
-                               yanchor="top", showarrow=False, text="padding", font=dict(color="white", size=11))
+            # at the bottom: the top-left corner holds the empty bands' label (mark_limits)
+            fig.add_annotation(xref=xref, yref=yref, x=offset + padded_from_s, y=y0, xanchor="left",
+                               yanchor="bottom", showarrow=False, text="padding", font=dict(color="white", size=11))
     return fig
 
 
