@@ -318,7 +318,8 @@ def _app_and_bare_page(pages):
         context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
         try:
             yield context, [("bare page (one plotly heatmap)", bare_url + "/")] + [
-                (title, f"{app_url}/{name}") for name, title in pages], app_url
+                # the Clip page is the app's default, at the root: /clip would open it under a "Page not found"
+                (title, f"{app_url}/{'' if name == 'clip' else name}") for name, title in pages], app_url
         finally:
             browser.close()
 
